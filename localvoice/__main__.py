@@ -1,0 +1,105 @@
+"""``python -m localvoice``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from localvoice.config import ServerConfig
+
+
+def _voice(value: str) -> tuple[str, Path]:
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        msg = "expected NAME=/path/to/voice.onnx"
+        raise argparse.ArgumentTypeError(msg)
+    return name, Path(path)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    """Turn command-line flags into a :class:`ServerConfig`."""
+    parser = argparse.ArgumentParser(
+        prog="localvoice",
+        description="Offline Azure AI Voice Live compatible server (VAD, STT, LLM, TTS).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
+    parser.add_argument("--api-key", help="require this key in the api-key header")
+    parser.add_argument(
+        "--accept-bearer", action="store_true", help="also accept any Authorization: Bearer token"
+    )
+    parser.add_argument("--echo", action="store_true", help="no models: echo audio back")
+    parser.add_argument(
+        "--enable-faults", action="store_true", help="honour localvoice.fault events (tests only)"
+    )
+    parser.add_argument(
+        "--max-session-seconds", type=float, default=0, help="session limit (0 = none)"
+    )
+    parser.add_argument("--voice-map", type=Path, help="JSON: voice name -> local voice name")
+    parser.add_argument("--llm-model", type=Path, help="a chat GGUF instead of SmolLM2-135M")
+    parser.add_argument("--llm-url", help="OpenAI-compatible chat endpoint on this machine")
+    parser.add_argument(
+        "--piper-voice",
+        type=_voice,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="add a Piper voice (.onnx with its .onnx.json beside it); repeatable",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per model")
+    parser.add_argument(
+        "--llm-threads", type=int, default=1, help="llama.cpp threads (default 1: see docs)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        accept_bearer=args.accept_bearer,
+        echo=args.echo,
+        enable_faults=args.enable_faults,
+        max_session_seconds=args.max_session_seconds,
+        voice_map=args.voice_map,
+        llm_model=args.llm_model,
+        llm_url=args.llm_url,
+        piper_voices=dict(args.piper_voice),
+        threads=args.threads,
+        llm_threads=args.llm_threads,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Load the models (unless ``--echo``) and serve until interrupted."""
+    config = parse_args(argv)
+    logger = logging.getLogger("localvoice")
+    pipeline = None
+    if not config.echo:
+        from localvoice.pipeline.loader import ModelOptions, load_pipeline
+
+        started = time.perf_counter()
+        pipeline = load_pipeline(
+            ModelOptions(
+                llm_model=config.llm_model,
+                llm_url=config.llm_url,
+                piper_voices=config.piper_voices,
+                threads=config.threads,
+                llm_threads=config.llm_threads,
+            )
+        )
+        logger.info("models ready in %.2f s", time.perf_counter() - started)
+    from localvoice.server import serve
+
+    asyncio.run(serve(config, pipeline))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Server settings, filled from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the server needs to know at startup.
+
+    Attributes:
+        host: bind address (127.0.0.1 unless told otherwise).
+        port: TCP port (0 picks a free one).
+        api_key: when set, the ``api-key`` header must equal it.
+        accept_bearer: also accept any ``Authorization: Bearer`` token.
+        echo: no models; echo appended audio back as audio deltas.
+        enable_faults: honour ``localvoice.fault`` client events (tests only).
+        max_session_seconds: close sessions after this long (0: no limit).
+        voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
+        llm_model: a chat GGUF instead of the bundled SmolLM2.
+        llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
+        piper_voices: extra Piper voices, name -> ``.onnx`` file.
+        threads: CPU threads per model.
+        llm_threads: llama.cpp threads (default: ``threads``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key: str | None = None
+    accept_bearer: bool = False
+    echo: bool = False
+    enable_faults: bool = False
+    max_session_seconds: float = 0
+    voice_map: Path | None = None
+    llm_model: Path | None = None
+    llm_url: str | None = None
+    piper_voices: dict[str, Path] = field(default_factory=dict)
+    threads: int = 2
+    llm_threads: int | None = 1

@@ -1,0 +1,95 @@
+"""Load and warm up the real models once per process (the heavy imports live here)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from localvoice.pipeline.base import ChatModel, ChatStats, Pipeline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """Which models to load.
+
+    Attributes:
+        llm_model: a chat GGUF (default: the bundled SmolLM2-135M-Instruct).
+        llm_url: an OpenAI-compatible endpoint on this machine, used instead of llama.cpp.
+        piper_voices: extra Piper voices, name -> ``.onnx`` path.
+        threads: CPU threads per model.
+        llm_threads: llama.cpp threads (default: ``threads``).
+    """
+
+    llm_model: Path | None = None
+    llm_url: str | None = None
+    piper_voices: dict[str, Path] = field(default_factory=dict)
+    threads: int = 2
+    llm_threads: int | None = None
+
+
+def _timed(label: str, seconds: dict[str, float], started: float) -> None:
+    seconds[label] = round(time.perf_counter() - started, 3)
+    logger.info("loaded %s in %.2f s", label, seconds[label])
+
+
+async def _warm_llm(llm: ChatModel) -> None:
+    messages = [
+        {"role": "system", "content": "You are a friendly voice assistant."},
+        {"role": "user", "content": "Hello"},
+    ]
+    async for _ in llm.stream(
+        messages, temperature=0.2, max_tokens=4, cancel=threading.Event(), stats=ChatStats()
+    ):
+        pass
+
+
+def load_pipeline(options: ModelOptions) -> Pipeline:
+    """Import, load and warm up VAD, STT, LLM and TTS.
+
+    Args:
+        options: model choices.
+
+    Returns:
+        The ready pipeline.
+    """
+    from localvoice.pipeline.llm import LlamaChat, OpenAICompatibleChat, bundled_gguf
+    from localvoice.pipeline.stt import WhisperStt
+    from localvoice.pipeline.tts import PiperTts
+    from localvoice.pipeline.vad import SileroVadModel
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    vad = SileroVadModel()
+    _timed("vad", seconds, started)
+
+    started = time.perf_counter()
+    stt = WhisperStt(cpu_threads=options.threads)
+    stt.transcribe(np.zeros(16000, dtype=np.float32))
+    _timed("stt", seconds, started)
+
+    started = time.perf_counter()
+    llm: ChatModel
+    if options.llm_url:
+        llm = OpenAICompatibleChat(options.llm_url)
+    else:
+        llm = LlamaChat(
+            options.llm_model or bundled_gguf(),
+            n_threads=options.llm_threads or options.threads,
+            n_threads_batch=options.threads,
+        )
+        asyncio.run(_warm_llm(llm))
+    _timed("llm", seconds, started)
+
+    started = time.perf_counter()
+    tts = PiperTts(options.piper_voices, threads=options.threads)
+    tts.synthesize("Hello there.", voice=tts.default_voice, length_scale=None)
+    _timed("tts", seconds, started)
+    return Pipeline(vad=vad, stt=stt, llm=llm, tts=tts, load_seconds=seconds)

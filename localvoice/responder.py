@@ -1,0 +1,347 @@
+"""One response: LLM tokens -> speakable chunks -> TTS -> streamed ``response.audio.delta``.
+
+The LLM streams in its own thread while the previous chunk is synthesised, so speech starts after
+the first sentence (or first long clause) rather than after the whole reply. Cancelling stops the
+token loop at the next token and sends nothing more after ``response.done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soxr
+
+from localvoice import events
+from localvoice.conversation import Conversation, Item, message_item
+from localvoice.events import Event
+from localvoice.pipeline.base import ChatStats, Pipeline
+from localvoice.text import SentenceChunker, clean_reply
+from localvoice.voices import VoiceChoice
+
+logger = logging.getLogger(__name__)
+
+DELTA_MS = 50  # audio per response.audio.delta
+MAX_REPLY_TOKENS = 60
+MAX_TEMPERATURE = 0.2  # SmolLM2 drifts into other languages above this
+# SmolLM2-135M answers "Paris" questions in French unless told otherwise.
+BREVITY = " Always reply in English, in one or two short spoken sentences, without lists."
+FEW_SHOT = [
+    {"role": "user", "content": "What is the weather like in Rome?"},
+    {"role": "assistant", "content": "I can't check the live weather, but Rome is usually sunny."},
+]
+
+
+@dataclass(slots=True)
+class ResponseSpec:
+    """What one response should do: the session merged with ``response.create`` overrides."""
+
+    instructions: str
+    modalities: list[str]
+    voice: VoiceChoice
+    voice_value: Any
+    output_rate: int
+    output_format: str
+    temperature: float
+    max_tokens: int
+    input_audio_ms: int = 0
+    pre_generated: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ResponseRun:
+    """A running response of one session.
+
+    Args:
+        spec: what to generate.
+        pipeline: the models.
+        conversation: the session's conversation (the reply is added to it).
+        send: sends one server event.
+        wait_inputs: awaited before prompting, so pending transcriptions are in the history.
+    """
+
+    def __init__(
+        self,
+        spec: ResponseSpec,
+        pipeline: Pipeline | None,
+        conversation: Conversation,
+        send: Callable[[Event], Awaitable[None]],
+        wait_inputs: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.spec = spec
+        self.id = events.new_id("resp")
+        self._pipeline = pipeline
+        self._conversation = conversation
+        self._send = send
+        # A held response is generated speculatively during the VAD hang-over: its events are
+        # buffered until release() (the turn really ended) or dropped by discard().
+        self._held = False
+        self._discarded = False
+        self._buffer: list[Event] = []
+        self.extra_user_text: str | None = None
+        self.conversation_version = conversation.version
+        self._wait_inputs = wait_inputs
+        self._cancel = threading.Event()
+        self.cancel_reason: str | None = None
+        self.item: Item = message_item("assistant", [], status="in_progress")
+        self._initial_item = copy.deepcopy(self.item.data)  # a held run may finish before release
+        self.audio = "audio" in spec.modalities
+        self._spoken: list[str] = []
+        self._audio_ms = 0.0
+        self._stats = ChatStats()
+        self._created = time.perf_counter()
+        self._timings: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.started_after: float | None = None  # perf_counter of the turn's endpoint, if any
+        self._finishing = False
+        self._sep = " " if self.audio else ""
+
+    @property
+    def item_id(self) -> str:
+        """The assistant item's id."""
+        return self.item.id
+
+    def _response(self, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+        response: dict[str, Any] = {
+            "id": self.id,
+            "object": "realtime.response",
+            "status": status,
+            "status_details": details,
+            "output": [self.item.data] if status != "in_progress" else [],
+            "conversation_id": None,
+            "modalities": self.spec.modalities,
+            "voice": self.spec.voice_value,
+            "output_audio_format": self.spec.output_format,
+            "temperature": self.spec.temperature,
+            "max_output_tokens": self.spec.max_tokens,
+        }
+        if status != "in_progress":
+            response["usage"] = events.usage(
+                input_text_tokens=self._stats.prompt_tokens,
+                input_audio_tokens=self.spec.input_audio_ms // 100,
+                output_text_tokens=self._stats.completion_tokens,
+                output_audio_tokens=int(self._audio_ms) // 50,
+            )
+            response["metadata"] = {**self.spec.metadata, **self._metadata()}
+        return response
+
+    def _metadata(self) -> dict[str, str]:
+        """Stage timings in ms, as strings (``metadata`` is a str -> str map)."""
+        out = {f"localvoice_{k}_ms": f"{v:.0f}" for k, v in self._timings.items()}
+        if self._stats.first_token_ms is not None:
+            out["localvoice_llm_first_token_ms"] = f"{self._stats.first_token_ms:.0f}"
+        return out
+
+    def _mark(self, name: str, since: float | None = None) -> None:
+        if name not in self._timings:
+            self._timings[name] = (time.perf_counter() - (since or self._created)) * 1000
+
+    def cancel(self, reason: str) -> None:
+        """Stop generating and synthesising now; ``run`` then finishes as cancelled."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self._cancel.set()
+        if self.task is not None and not self._finishing:
+            self.task.cancel()
+
+    def hold(self, user_text: str) -> None:
+        """Generate for a user turn that is not committed yet, buffering every event."""
+        self._held = True
+        self.extra_user_text = user_text
+
+    @property
+    def held(self) -> bool:
+        """True until a speculative response is released."""
+        return self._held
+
+    def discard(self) -> None:
+        """Drop a held response: stop generating, send nothing."""
+        self._discarded = True
+        self._cancel.set()
+        if self.task is not None:
+            self.task.cancel()
+
+    async def release(self, started_after: float | None = None) -> None:
+        """The turn ended as guessed: send the buffered events, then stream directly."""
+        self.started_after = started_after
+        self.extra_user_text = None
+        for event in self._preamble():
+            await self._deliver(event)
+        while self._buffer:
+            await self._deliver(self._buffer.pop(0))
+        self._held = False  # no await since the buffer emptied, so nothing is lost
+
+    def _preamble(self) -> list[Event]:
+        part_type = "audio" if self.audio else "text"
+        previous = self._conversation.add(self.item)
+        return [
+            events.response_created(self._response("in_progress")),
+            events.output_item_added(self.id, copy.deepcopy(self._initial_item)),
+            events.item_created(copy.deepcopy(self._initial_item), previous),
+            events.content_part_added(self.id, self.item_id, self._part(part_type)),
+        ]
+
+    async def _emit(self, event: Event) -> None:
+        if self._discarded:
+            return
+        if self._held:
+            self._buffer.append(event)
+            return
+        await self._deliver(event)
+
+    async def _deliver(self, event: Event) -> None:
+        if event["type"] == "response.audio.delta" and "first_audio" not in self._timings:
+            self._mark("first_audio")
+            if self.started_after is not None:
+                self._mark("endpoint_to_first_audio", self.started_after)
+        elif event["type"] == "response.done":
+            # Timings of a held run are only complete once it has been released.
+            event["response"]["metadata"] = {**self.spec.metadata, **self._metadata()}
+        await self._send(event)
+
+    async def run(self) -> None:
+        """Send the whole response, from ``response.created`` to ``response.done``."""
+        part_type = "audio" if self.audio else "text"
+        details: dict[str, Any] | None
+        if not self._held:
+            for event in self._preamble():
+                await self._send(event)
+        try:
+            await self._wait_inputs()
+            await self._generate()
+            status, details = "completed", None
+        except asyncio.CancelledError:
+            status = "cancelled"
+            details = {"type": "cancelled", "reason": self.cancel_reason or "client_cancelled"}
+        except Exception as exc:
+            logger.exception("response %s failed", self.id)
+            status = "failed"
+            details = {
+                "type": "failed",
+                "error": {"type": "server_error", "code": "server_error", "message": str(exc)},
+            }
+        finally:
+            self._cancel.set()
+            self._finishing = True
+        await self._finish(part_type, status, details)
+
+    def _part(self, part_type: str) -> dict[str, Any]:
+        text = self._sep.join(self._spoken).strip()
+        return (
+            {"type": "audio", "transcript": text}
+            if part_type == "audio"
+            else {
+                "type": "text",
+                "text": text,
+            }
+        )
+
+    async def _finish(self, part_type: str, status: str, details: dict[str, Any] | None) -> None:
+        text = self._sep.join(self._spoken).strip()
+        part = self._part(part_type)
+        self.item.data["content"] = [part]
+        self.item.data["status"] = "completed" if status == "completed" else "incomplete"
+        self.item.audio_ms = int(self._audio_ms)
+        if self.audio:
+            await self._emit(events.audio_done(self.id, self.item_id))
+            await self._emit(events.audio_transcript_done(self.id, self.item_id, text))
+        else:
+            await self._emit(events.text_done(self.id, self.item_id, text))
+        await self._emit(events.content_part_done(self.id, self.item_id, part))
+        await self._emit(events.output_item_done(self.id, self.item.data))
+        await self._emit(events.response_done(self._response(status, details)))
+
+    async def _tokens(self) -> Any:
+        if self.spec.pre_generated is not None:
+            yield self.spec.pre_generated
+            return
+        assert self._pipeline is not None
+        messages = self._conversation.chat_messages(self.spec.instructions + BREVITY)
+        if self.extra_user_text is not None:  # speculative: the user item is not added yet
+            messages.append({"role": "user", "content": self.extra_user_text})
+        if "SmolLM2" in self._pipeline.llm.name:
+            # One English example exchange keeps SmolLM2-135M from answering "Paris" in French.
+            messages[1:1] = FEW_SHOT
+        # The reply item is already in the conversation, but empty, so it is not in `messages`.
+        async for piece in self._pipeline.llm.stream(
+            messages,
+            temperature=min(self.spec.temperature, MAX_TEMPERATURE),
+            max_tokens=self.spec.max_tokens,
+            cancel=self._cancel,
+            stats=self._stats,
+        ):
+            yield piece
+
+    async def _generate(self) -> None:
+        if not self.audio:
+            async for piece in self._tokens():
+                self._spoken.append(piece)
+                await self._emit(events.text_delta(self.id, self.item_id, piece))
+            return
+        chunks: asyncio.Queue[str | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(chunks))
+        try:
+            resampler: soxr.ResampleStream | None = None
+            while (chunk := await chunks.get()) is not None:
+                if resampler is None:
+                    assert self._pipeline is not None
+                    native = self._pipeline.tts.sample_rate(self.spec.voice.local_name)
+                    resampler = soxr.ResampleStream(native, self.spec.output_rate, 1, "int16")
+                await self._speak(chunk, resampler)
+            await producer  # re-raises an LLM failure
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await producer
+
+    async def _produce(self, chunks: asyncio.Queue[str | None]) -> None:
+        chunker = SentenceChunker()
+        try:
+            async for piece in self._tokens():
+                for chunk in chunker.feed(clean_reply(piece)):
+                    self._mark("llm_first_chunk")
+                    await chunks.put(chunk)
+            rest = chunker.flush()
+            # A reply cut off by the token cap ends mid-sentence: drop the fragment if we spoke.
+            capped = self._stats.completion_tokens >= self.spec.max_tokens
+            if rest and not (capped and self._spoken_or_queued(chunks)):
+                self._mark("llm_first_chunk")
+                await chunks.put(rest)
+        finally:
+            await chunks.put(None)
+
+    def _spoken_or_queued(self, chunks: asyncio.Queue[str | None]) -> bool:
+        return bool(self._spoken) or not chunks.empty()
+
+    async def _speak(self, text: str, resampler: soxr.ResampleStream) -> None:
+        assert self._pipeline is not None
+        pipeline = self._pipeline
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+
+        def synth() -> bytes:
+            pcm = pipeline.tts.synthesize(
+                text, voice=self.spec.voice.local_name, length_scale=self.spec.voice.length_scale
+            )
+            return np.asarray(resampler.resample_chunk(pcm), dtype="<i2").tobytes()
+
+        pcm = await loop.run_in_executor(pipeline.tts_pool, synth)
+        self._mark("tts_first_chunk", started)
+        self._spoken.append(text)
+        await self._emit(events.audio_transcript_delta(self.id, self.item_id, text + " "))
+        step = self.spec.output_rate * 2 * DELTA_MS // 1000
+        for offset in range(0, len(pcm), step):
+            piece = pcm[offset : offset + step]
+            await self._emit(
+                events.audio_delta(self.id, self.item_id, base64.b64encode(piece).decode("ascii"))
+            )
+            self._audio_ms += len(piece) / 2 / self.spec.output_rate * 1000

@@ -1,0 +1,56 @@
+"""Cut a stream of LLM tokens into speakable chunks for TTS."""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = re.compile(r"[.!?;:](?:[\"')\]]*)\s")
+_COMMA = re.compile(r",\s")
+# The first chunk is cut early at a comma so the first audio arrives sooner.
+FIRST_CHUNK_COMMA_CHARS = 24
+MIN_CHUNK_CHARS = 12
+
+
+class SentenceChunker:
+    """Accumulate streamed text and release it at sentence boundaries.
+
+    The first chunk may also end at a comma once it is longer than ``FIRST_CHUNK_COMMA_CHARS``.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._emitted = 0
+
+    def feed(self, text: str) -> list[str]:
+        """Add streamed text; return the chunks that are complete."""
+        self._buffer += text
+        chunks: list[str] = []
+        while True:
+            cut = self._find_cut()
+            if cut is None:
+                return chunks
+            chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if chunk:
+                chunks.append(chunk)
+                self._emitted += 1
+
+    def _find_cut(self) -> int | None:
+        for match in _SENTENCE_END.finditer(self._buffer):
+            if match.end() >= MIN_CHUNK_CHARS:
+                return match.end()
+        if self._emitted == 0 and len(self._buffer) > FIRST_CHUNK_COMMA_CHARS:
+            for match in _COMMA.finditer(self._buffer):
+                if match.end() >= MIN_CHUNK_CHARS:
+                    return match.end()
+        return None
+
+    def flush(self) -> str:
+        """The remaining text, once the stream has ended."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return rest
+
+
+def clean_reply(text: str) -> str:
+    """Strip markup a TTS voice would read out literally (markdown bullets, asterisks)."""
+    text = re.sub(r"[*_#`]+", "", text)
+    return re.sub(r"\s+", " ", text)
