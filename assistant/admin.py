@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from assistant import registry, services
+from assistant.models import CURATED_VOICES, AssistantProfile, LiveSession
+
+
+class DatalistTextInput(forms.TextInput):
+    """A text box with suggestions: curated values to pick, free text still allowed."""
+
+    def __init__(self, suggestions: tuple[str, ...], attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.suggestions = suggestions
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:  # noqa: E501
+        list_id = f"{name}-suggestions"
+        attrs = {**(attrs or {}), "list": list_id}
+        box = super().render(name, value, attrs, renderer)
+        options = format_html(
+            "".join('<option value="{}">' for _ in self.suggestions), *self.suggestions
+        )
+        return format_html('{}<datalist id="{}">{}</datalist>', box, list_id, options)
+
+
+class AssistantProfileForm(forms.ModelForm):
+    class Meta:
+        model = AssistantProfile
+        fields = "__all__"  # noqa: DJ007 - every field is edited, in the fieldsets below
+        widgets = {
+            "voice": DatalistTextInput(CURATED_VOICES, attrs={"size": 40}),
+            "instructions": forms.Textarea(attrs={"rows": 8, "cols": 80}),
+        }
+
+
+@admin.register(AssistantProfile)
+class AssistantProfileAdmin(admin.ModelAdmin):
+    form = AssistantProfileForm
+    list_display = ("name", "voice", "turn_detection", "is_default", "is_enabled", "updated_at")
+    list_filter = ("is_enabled", "is_default", "turn_detection", "input_transcription_model")
+    search_fields = ("name", "instructions", "voice", "users__username", "groups__name")
+    filter_horizontal = ("users", "groups")
+    readonly_fields = ("updated_at",)
+    fieldsets = (
+        (None, {"fields": ("name", "instructions", "is_enabled", "is_default")}),
+        (
+            _("Voice and model"),
+            {"fields": ("voice", "model", "temperature", "max_response_output_tokens")},
+        ),
+        (
+            _("Turn-taking"),
+            {
+                "fields": (
+                    "turn_detection",
+                    "vad_threshold",
+                    "vad_prefix_padding_ms",
+                    "vad_silence_duration_ms",
+                    "interrupt_response",
+                    "remove_filler_words",
+                ),
+                "description": _(
+                    "When the assistant decides the user has finished, and whether users may "
+                    "interrupt it. Changes apply to live sessions from their next turn."
+                ),
+            },
+        ),
+        (
+            _("Audio input"),
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "input_transcription_model",
+                    "input_transcription_language",
+                    "noise_suppression",
+                    "echo_cancellation",
+                ),
+            },
+        ),
+        (
+            _("Who may use it"),
+            {
+                "fields": ("users", "groups"),
+                "description": _(
+                    "Users see the profiles assigned to them or their groups; users without any "
+                    "assignment get the site default."
+                ),
+            },
+        ),
+        (_("History"), {"classes": ("collapse",), "fields": ("updated_at",)}),
+    )
+
+    def save_model(
+        self, request: HttpRequest, obj: AssistantProfile, form: Any, change: bool
+    ) -> None:  # noqa: E501
+        """Save through the service: one site default, and live sessions get the change."""
+        services.profile_save(profile=obj)
+
+
+@admin.register(LiveSession)
+class LiveSessionAdmin(admin.ModelAdmin):
+    """The live-sessions console: every worker's sessions, refreshed live, with Terminate."""
+
+    list_display = (
+        "user",
+        "profile",
+        "worker",
+        "started_at",
+        "state",
+        "audio_in",
+        "audio_out",
+        "last_seen",
+        "controls",
+    )
+    list_filter = ("worker", "state", "profile")
+    search_fields = ("user__username", "worker")
+    actions = ("terminate_selected",)
+    list_select_related = ("user", "profile")
+
+    class Media:
+        js = ("assistant/admin-live-sessions.js",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LiveSession]:
+        """Only sessions whose worker is still heartbeating."""
+        return super().get_queryset(request).filter(last_seen__gte=registry.stale_before())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("audio in"))
+    def audio_in(self, obj: LiveSession) -> str:
+        return f"{obj.audio_in_seconds:.1f} s"
+
+    @admin.display(description=_("audio out"))
+    def audio_out(self, obj: LiveSession) -> str:
+        return f"{obj.audio_out_seconds:.1f} s"
+
+    @admin.display(description=_("controls"))
+    def controls(self, obj: LiveSession) -> str:
+        terminate = reverse("admin:assistant_livesession_terminate", args=[obj.pk])
+        monitor = reverse("assistant:monitor", args=[obj.pk])
+        return format_html(
+            '<a class="button" href="{}" target="_blank" rel="noopener">{}</a> '
+            '<button type="submit" class="button" formaction="{}" formmethod="post" '
+            'name="terminate" value="{}">{}</button>',
+            monitor,
+            _("Monitor"),
+            terminate,
+            obj.pk,
+            _("Terminate"),
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path(
+                "<uuid:session_id>/terminate/",
+                self.admin_site.admin_view(require_POST(self.terminate_view)),
+                name="assistant_livesession_terminate",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def _check_terminate(self, request: HttpRequest) -> None:
+        if not request.user.has_perm("assistant.terminate_livesession"):
+            raise PermissionDenied
+
+    def terminate_view(self, request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
+        """End one session on whichever worker holds it."""
+        self._check_terminate(request)
+        if registry.session_end_request(session_id=session_id, reason="terminated"):
+            self.message_user(request, _("Session terminated."), messages.SUCCESS)
+        else:
+            self.message_user(request, _("That session had already ended."), messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:assistant_livesession_changelist"))
+
+    @admin.action(description=_("Terminate selected sessions"))
+    def terminate_selected(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
+        self._check_terminate(request)
+        ended = sum(
+            registry.session_end_request(session_id=row.pk, reason="terminated") for row in queryset
+        )
+        self.message_user(
+            request, _("%(n)d session(s) terminated.") % {"n": ended}, messages.SUCCESS
+        )

@@ -1,0 +1,43 @@
+"""Plain configuration objects shared by the Django side and the Voice Live side (no Django)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantConfig:
+    """Everything a voice session needs from an assistant profile, detached from the ORM."""
+
+    profile_id: int
+    profile_name: str
+    instructions: str
+    model: str
+    voice: str
+    temperature: float
+    max_response_output_tokens: int | None
+    turn_detection: str
+    vad_threshold: float
+    vad_prefix_padding_ms: int
+    vad_silence_duration_ms: int
+    interrupt_response: bool
+    remove_filler_words: bool
+    input_transcription_model: str
+    input_transcription_language: str
+    noise_suppression: bool
+    echo_cancellation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """Where and how to reach Voice Live (Azure, or the local engine)."""
+
+    endpoint: str
+    api_key: str
+    api_version: str
+    connect_timeout: float = 5.0
+    # Replace the upstream connection after this long, between responses, before the service's
+    # own session limit ends it.
+    rollover_seconds: float = 1680.0
+    # Keep at most this much context when re-seeding a rolled-over connection.
+    history_items: int = 20

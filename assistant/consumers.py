@@ -1,0 +1,432 @@
+"""``/ws/voice/``: the browser's websocket. Transport only: frames in, frames out.
+
+Audio goes straight between this socket and the session's Voice Live connection. The channel
+layer only carries control (end requests, profile changes, monitors), through a supervised
+subscription of its own, so a Redis outage never ends a conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from typing import Any, ClassVar, cast
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from assistant import metrics, protocol, registry, services
+from assistant.admission import (
+    admission_refusal,
+    login_still_valid,
+    requested_profile_id,
+    upstream_settings,
+)
+from assistant.config import AssistantConfig
+from assistant.control import ControlSubscription
+from assistant.limits import TokenBucket
+from assistant.monitor import (
+    ASSISTANT_AUDIO,
+    MONITOR_ATTACH,
+    MONITOR_DETACH,
+    USER_AUDIO,
+    MonitorFanout,
+)
+from assistant.protocol import ClientError, CloseCode, ErrorCode, State
+from assistant.upstream import VoiceLiveUnavailable
+from assistant.voicelive import VoiceLiveSession
+from assistant.worker import worker
+
+logger = logging.getLogger(__name__)
+
+AUDIO_IN_FRAMES = metrics.AUDIO_FRAMES.labels(direction="in")
+AUDIO_IN_BYTES = metrics.AUDIO_BYTES.labels(direction="in")
+AUDIO_OUT_FRAMES = metrics.AUDIO_FRAMES.labels(direction="out")
+AUDIO_OUT_BYTES = metrics.AUDIO_BYTES.labels(direction="out")
+# Persistent abuse (this many refused control messages) ends the session.
+MAX_VIOLATIONS = 50
+# Audio over the rate limit: each dropped frame spends a token; the budget refills slowly, so
+# an occasional burst is forgiven but audio sent far faster than real time ends the session.
+AUDIO_VIOLATION_BURST = 100
+AUDIO_VIOLATION_REFILL_PER_SECOND = 2.0
+END_REASONS: dict[str, tuple[ErrorCode, CloseCode]] = {
+    "replaced": (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
+    "terminated": (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    "logout": (ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED),
+    "gone": (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+}
+
+
+class VoiceConsumer(AsyncWebsocketConsumer):
+    """One browser conversation: one websocket, one Voice Live connection."""
+
+    #: Builds the Voice Live session; tests replace it with a fake.
+    session_factory: ClassVar[Any] = VoiceLiveSession
+
+    voice: VoiceLiveSession | None = None
+    session_id: uuid.UUID | None = None
+    control: ControlSubscription | None = None
+    fanout: MonitorFanout | None = None
+    state: State = State.CONNECTING
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve the socket; the channel layer is read by a supervised task, not this loop.
+
+        Channels' own loop would end this consumer on the first layer receive error.
+        """
+        self.scope = scope
+        # Channels itself allows no layer at all; its stubs say otherwise.
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)  # type: ignore[assignment]
+        self.channel_name = (
+            await self.channel_layer.new_channel()
+            if self.channel_layer is not None
+            else f"local.{uuid.uuid4().hex}"
+        )
+        self.base_send = send
+        # One source only, so no per-message task + asyncio.wait (Channels' await_many_dispatch).
+        dispatch = self.dispatch
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await dispatch(await receive())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Route a message; audio frames skip Channels' per-message DB-connection check."""
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(cast(Any, message))
+        else:
+            await super().dispatch(message)
+
+    # ------------------------------------------------------------------ open
+
+    async def connect(self) -> None:
+        """Admit the user, claim a live-session slot, then start the upstream in the background."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            metrics.SESSIONS_REFUSED.labels(reason="unauthenticated").inc()
+            # Refused at the handshake: no websocket, no upstream. (A plain int: autobahn
+            # refuses IntEnum close codes.)
+            await self.close(code=int(CloseCode.UNAUTHENTICATED))
+            return
+        worker.install_drain_handler()
+        client = self.scope.get("client") or ("unknown", 0)
+        refusal = await admission_refusal(user_id=user.pk, client_ip=str(client[0]))
+        if refusal is not None:
+            await self._refuse(*refusal)
+            return
+        # Admitted: this handshake holds one of worker.pending until it is added or refused.
+        self.holding_slot = True
+        try:
+            await self._open(user)
+        finally:
+            if self.holding_slot:
+                worker.pending -= 1
+
+    async def _open(self, user: Any) -> None:
+        try:
+            config = await services.aprofile_config_get(
+                user=user, profile_id=requested_profile_id(self.scope.get("query_string", b""))
+            )
+        except ClientError as exc:
+            await self._refuse(exc.code, CloseCode.FORBIDDEN)
+            return
+        claim = await registry.asession_claim(
+            user_id=user.pk, profile_id=config.profile_id, channel_name=self.channel_name
+        )
+        if claim.refused:
+            await self._refuse(ErrorCode.TOO_MANY_SESSIONS, CloseCode.TOO_MANY_SESSIONS)
+            return
+        for _, channel in claim.replaced:
+            await registry.asession_end_send(channel_name=channel, reason="replaced")
+        self.session_id = claim.session_id
+        self.started_at = self.last_activity = time.monotonic()
+        self.control_bucket = TokenBucket(
+            rate=settings.VOICE_CONTROL_MESSAGES_PER_MINUTE / 60,
+            burst=max(10, settings.VOICE_CONTROL_MESSAGES_PER_MINUTE / 4),
+        )
+        audio_rate = protocol.BYTES_PER_SECOND * settings.VOICE_AUDIO_RATE_LIMIT
+        self.audio_bucket = TokenBucket(rate=audio_rate, burst=audio_rate * 2)
+        self.violations = 0
+        self.audio_violations = TokenBucket(
+            rate=AUDIO_VIOLATION_REFILL_PER_SECOND, burst=AUDIO_VIOLATION_BURST
+        )
+        self.ended = False
+        await self.accept()
+        self.holding_slot = False
+        worker.pending -= 1  # the held slot becomes the session
+        worker.add(self)
+        metrics.SESSIONS_STARTED.inc()
+        logger.info("voice session %s started for user %s", self.session_id, user.pk)
+        await self.set_state(State.CONNECTING)
+        self.control = ControlSubscription(self.channel_layer, self.channel_name, self.on_control)
+        await self.control.start(
+            [registry.user_group(user.pk), services.profile_group(config.profile_id)]
+        )
+        self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
+        self.start_task = asyncio.create_task(self._start_voice(config))
+        self.heartbeat_task = asyncio.create_task(self._heartbeat())
+
+    async def _refuse(self, code: ErrorCode, close_code: CloseCode) -> None:
+        """Accept only to say why, then close: the browser can show the reason."""
+        metrics.SESSIONS_REFUSED.labels(reason=code.value).inc()
+        await self.accept()
+        await self.send(text_data=protocol.encode_error(code))
+        await self.close(code=int(close_code))
+
+    async def _start_voice(self, config: AssistantConfig) -> None:
+        assert self.voice is not None
+        try:
+            await self.voice.start()
+        except VoiceLiveUnavailable:
+            await self.end_session(ErrorCode.UPSTREAM_UNAVAILABLE, CloseCode.UPSTREAM_UNAVAILABLE)
+            return
+        await self.send_message(
+            "session.ready",
+            {
+                "session_id": str(self.session_id),
+                "profile": {"id": config.profile_id, "name": config.profile_name},
+            },
+        )
+
+    # ------------------------------------------------------------------ browser -> server
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """A frame from the browser: audio (binary) or a control message (text)."""
+        if self.ended:
+            return
+        if bytes_data is not None:
+            await self._receive_audio(bytes_data)
+        elif text_data is not None:
+            await self._receive_control(text_data)
+
+    async def _receive_audio(self, pcm: bytes) -> None:
+        try:
+            protocol.validate_audio_frame(pcm, max_bytes=settings.VOICE_MAX_AUDIO_FRAME_BYTES)
+        except ClientError as exc:
+            await self._client_error(exc.code)
+            return
+        self.last_activity = time.monotonic()
+        if not self.audio_bucket.take(len(pcm)):
+            metrics.AUDIO_DROPPED.labels(reason="over_rate").inc()
+            if self.audio_violations.take():
+                await self._client_error(ErrorCode.AUDIO_TOO_FAST)
+            else:
+                await self.end_session(ErrorCode.AUDIO_TOO_FAST, CloseCode.PROTOCOL_VIOLATION)
+            return
+        if self.voice is None or self.state in (State.CONNECTING, State.ERROR, State.STOPPED):
+            metrics.AUDIO_DROPPED.labels(reason="not_ready").inc()
+            return
+        self.voice.append_audio(pcm)
+        AUDIO_IN_FRAMES.inc()
+        AUDIO_IN_BYTES.inc(len(pcm))
+        if self.fanout is not None:
+            self.fanout.publish_audio(USER_AUDIO, pcm)
+
+    async def _receive_control(self, text: str) -> None:
+        if not self.control_bucket.take():
+            self.violations += 1
+            if self.violations > MAX_VIOLATIONS:
+                await self.end_session(ErrorCode.RATE_LIMITED, CloseCode.PROTOCOL_VIOLATION)
+            else:
+                await self._client_error(ErrorCode.RATE_LIMITED)
+            return
+        try:
+            message = protocol.parse_browser_message(
+                text, max_chars=settings.VOICE_MAX_CONTROL_BYTES
+            )
+        except ClientError as exc:
+            await self._client_error(exc.code)
+            return
+        self.last_activity = time.monotonic()
+        if isinstance(message, protocol.Ping):
+            await self.send(text_data=protocol.encode("pong"))
+        elif isinstance(message, protocol.SessionStop):
+            await self.end_session(None, CloseCode.NORMAL)
+        elif self.voice is None or self.state in (State.CONNECTING, State.ERROR):
+            await self._client_error(ErrorCode.NOT_READY)
+        elif isinstance(message, protocol.PlaybackInterrupted):
+            await self.voice.truncate(item_id=message.item_id, played_ms=message.played_ms)
+        elif isinstance(message, protocol.ResponseCancel):
+            await self.send_message("playback.clear", {})
+            await self.voice.cancel_response()
+        elif isinstance(message, protocol.TextSend):
+            await self.voice.send_text(message.text)
+
+    async def _client_error(self, code: ErrorCode) -> None:
+        metrics.CLIENT_ERRORS.labels(code=code.value).inc()
+        await self.send(text_data=protocol.encode_error(code))
+
+    # ------------------------------------------------------------------ SessionSink
+
+    async def send_message(self, kind: str, fields: dict[str, Any]) -> None:
+        """Send a control message to the browser (and copy it to monitors)."""
+        if self.ended and kind != "error":
+            return
+        text = protocol.encode(kind, **fields)
+        await self.send(text_data=text)
+        if self.fanout is not None:
+            self.fanout.publish_text(text)
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Send assistant audio to the browser (and copy it to monitors that listen)."""
+        if self.ended:
+            return
+        await self.send(bytes_data=pcm)
+        AUDIO_OUT_FRAMES.inc()
+        AUDIO_OUT_BYTES.inc(len(pcm))
+        if self.fanout is not None:
+            self.fanout.publish_audio(ASSISTANT_AUDIO, pcm)
+
+    async def set_state(self, state: State) -> None:
+        """Show a state change in the browser."""
+        self.state = state
+        await self.send_message("state", {"state": state.value})
+
+    async def upstream_lost(self, code: ErrorCode) -> None:
+        """Voice Live ended under us: say so, and close."""
+        await self.end_session(code, CloseCode.UPSTREAM_UNAVAILABLE)
+
+    # ------------------------------------------------------------------ control (layer)
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        """A control message from another worker or the admin, via the channel layer."""
+        kind = message.get("type")
+        if kind == registry.SESSION_END:
+            code, close_code = END_REASONS.get(message.get("reason", ""), END_REASONS["gone"])
+            await self.end_session(code, close_code)
+        elif kind == services.PROFILE_CHANGED:
+            await self._apply_profile_change()
+        elif kind == MONITOR_ATTACH and self.channel_layer is not None:
+            if self.fanout is None:
+                self.fanout = MonitorFanout(self.channel_layer)
+            self.fanout.attach(message["reply_channel"], audio=bool(message.get("audio")))
+            user = self.scope["user"]
+            assert user is not None
+            profile = self.voice.config.profile_name if self.voice else ""
+            self.fanout.publish_text(
+                protocol.encode(
+                    "monitor.attached",
+                    session_id=str(self.session_id),
+                    username=user.get_username(),
+                    profile=profile,
+                    state=self.state.value,
+                )
+            )
+        elif kind == MONITOR_DETACH and self.fanout is not None:
+            self.fanout.detach(message["reply_channel"])
+
+    async def _apply_profile_change(self) -> None:
+        if self.voice is None:
+            return
+        config = await services.aprofile_config_reload(profile_id=self.voice.config.profile_id)
+        if config is None:
+            await self.end_session(ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN)
+            return
+        await self.voice.update_config(config)
+        await self.send_message(
+            "profile.updated", {"profile": {"id": config.profile_id, "name": config.profile_name}}
+        )
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def _heartbeat(self) -> None:
+        """Refresh the registry row and enforce timeouts, without the channel layer."""
+        period = settings.VOICE_HEARTBEAT_SECONDS
+        last_validated = time.monotonic()
+        # Sessions started together (a reconnect storm after a deploy) would beat together: a
+        # random first beat spreads the database writes that otherwise spike every period.
+        first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
+        while not self.ended:
+            await asyncio.sleep(first if first else period)
+            first = 0.0
+            now = time.monotonic()
+            if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
+                await self.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
+                return
+            if now - self.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
+                await self.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
+                return
+            if self.voice is not None and self.voice.rollover_due():
+                self.voice.begin_rollover()
+            reason = await self._heartbeat_row()
+            if reason is not None:
+                code, close_code = END_REASONS.get(reason, END_REASONS["gone"])
+                await self.end_session(code, close_code)
+                return
+            if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
+                last_validated = now
+                user = self.scope["user"]
+                if not await login_still_valid(
+                    session=self.scope.get("session"), user_id=user.pk if user else None
+                ):
+                    await self.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
+                    return
+
+    async def _heartbeat_row(self) -> str | None:
+        assert self.session_id is not None
+        voice = self.voice
+        try:
+            return await registry.asession_heartbeat(
+                session_id=self.session_id,
+                state=self.state.value,
+                audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+                audio_out_seconds=(voice.audio_out_bytes if voice else 0)
+                / protocol.BYTES_PER_SECOND,
+            )
+        except Exception:
+            # A database hiccup must not end the call; the next beat tries again.
+            logger.warning("heartbeat failed for session %s", self.session_id, exc_info=True)
+            return None
+
+    # ------------------------------------------------------------------ close
+
+    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
+        """Tell the browser why (if it is an error), and close the socket."""
+        if self.ended:
+            return
+        self.ended = True
+        metrics.SESSIONS_ENDED.labels(reason=code.value if code else "normal").inc()
+        with contextlib.suppress(Exception):
+            if code is not None:
+                await self.send(text_data=protocol.encode_error(code))
+                await self.send(text_data=protocol.encode_state(State.ERROR))
+            else:
+                await self.send(text_data=protocol.encode_state(State.STOPPED))
+            await self.close(code=int(close_code))
+        # Release now rather than when the browser acknowledges the close.
+        await self._release(close_code)
+
+    async def disconnect(self, code: int) -> None:
+        """Called when the browser's socket closed: release everything, within bounded time."""
+        self.ended = True
+        await self._release(code)
+
+    async def _release(self, code: int) -> None:
+        """Stop the tasks, close the upstream, leave the registry (once; bounded in time)."""
+        if self.session_id is None or getattr(self, "released", False):
+            return
+        self.released = True
+        current = asyncio.current_task()
+        tasks = [
+            t
+            for t in (getattr(self, "start_task", None), getattr(self, "heartbeat_task", None))
+            if t is not None and t is not current and not t.done()
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        if self.voice is not None:
+            await self.voice.aclose()
+        if self.fanout is not None:
+            await self.fanout.aclose(reason="ended")
+        if self.control is not None:
+            await self.control.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(registry.asession_release(session_id=self.session_id), 2.0)
+        worker.discard(self)
+        logger.info("voice session %s ended (close code %s)", self.session_id, code)

@@ -1,0 +1,46 @@
+"""Prometheus metrics of one worker process (each Daphne worker exposes its own /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ACTIVE_SESSIONS = Gauge("voice_active_sessions", "Live voice sessions held by this worker.")
+SESSIONS_STARTED = Counter("voice_sessions_started_total", "Voice sessions accepted.")
+SESSIONS_REFUSED = Counter(
+    "voice_sessions_refused_total", "Voice sessions refused at start.", ["reason"]
+)
+SESSIONS_ENDED = Counter("voice_sessions_ended_total", "Voice sessions ended.", ["reason"])
+AUDIO_FRAMES = Counter(
+    "voice_audio_frames_total", "Audio frames relayed.", ["direction"]
+)  # direction: in (browser -> upstream) or out (upstream -> browser)
+AUDIO_BYTES = Counter("voice_audio_bytes_total", "Audio bytes relayed.", ["direction"])
+AUDIO_DROPPED = Counter(
+    "voice_audio_frames_dropped_total", "Audio frames dropped.", ["reason"]
+)  # reason: not_ready, over_rate, upstream_backlog
+UPSTREAM_CONNECT_SECONDS = Histogram(
+    "voice_upstream_connect_seconds",
+    "Time to open the Voice Live connection and configure the session.",
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+UPSTREAM_ERRORS = Counter(
+    "voice_upstream_errors_total", "Upstream failures and error events.", ["kind"]
+)
+UPSTREAM_ROLLOVERS = Counter(
+    "voice_upstream_rollovers_total", "Upstream connections replaced before the session limit."
+)
+BARGE_INS = Counter("voice_barge_ins_total", "Times a user interrupted the assistant.")
+TURN_LATENCY = Histogram(
+    "voice_turn_latency_seconds",
+    "End of user speech to the first assistant audio relayed to the browser.",
+    buckets=(0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)
+CLIENT_ERRORS = Counter("voice_client_errors_total", "Invalid browser messages.", ["code"])
+LAYER_SEND_FAILURES = Counter(
+    "voice_channel_layer_send_failures_total", "Channel-layer sends that failed.", ["kind"]
+)
+LAYER_RECEIVE_FAILURES = Counter(
+    "voice_channel_layer_receive_failures_total", "Channel-layer receive errors (e.g. Redis down)."
+)
+MONITOR_DROPS = Counter(
+    "voice_monitor_messages_dropped_total", "Messages for live monitors dropped (slow observers)."
+)

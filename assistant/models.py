@@ -1,0 +1,317 @@
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+#: OpenAI voices Voice Live accepts by plain name.
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
+
+#: A curated list for the admin's suggestions; any valid Azure voice name is accepted too.
+CURATED_VOICES = (
+    "en-US-Ava:DragonHDLatestNeural",
+    "en-US-Andrew:DragonHDLatestNeural",
+    "en-US-Emma:DragonHDLatestNeural",
+    "en-US-Brian:DragonHDLatestNeural",
+    "en-US-AvaMultilingualNeural",
+    "en-US-AndrewMultilingualNeural",
+    "en-US-JennyNeural",
+    "en-GB-SoniaNeural",
+    "de-DE-SeraphinaMultilingualNeural",
+    "fr-FR-DeniseNeural",
+    *OPENAI_VOICES,
+)
+
+# Azure standard and HD voices: locale, name, optional ":<model>" suffix, e.g.
+# "en-US-AvaNeural", "en-US-Ava:DragonHDLatestNeural", "zh-CN-XiaoxiaoMultilingualNeural".
+AZURE_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2,4}(-[A-Za-z]+)?-[A-Za-z0-9]+(:[A-Za-z0-9]+)?$")
+
+
+def voice_kind(name: str) -> str | None:
+    """Classify a voice name: ``"openai"``, ``"azure-standard"`` or None when it is not valid."""
+    if name in OPENAI_VOICES:
+        return "openai"
+    if AZURE_VOICE_RE.fullmatch(name):
+        return "azure-standard"
+    return None
+
+
+def validate_voice_name(value: str) -> None:
+    """Accept OpenAI voice names and well-formed Azure voice names."""
+    if voice_kind(value) is None:
+        raise ValidationError(
+            _(
+                "“%(value)s” is not a voice name Voice Live accepts. Use an OpenAI voice "
+                "(e.g. alloy) or an Azure voice such as en-US-Ava:DragonHDLatestNeural."
+            ),
+            code="invalid_voice",
+            params={"value": value},
+        )
+
+
+class TurnDetection(models.TextChoices):
+    SERVER_VAD = "server_vad", _("Server VAD (silence based)")
+    AZURE_SEMANTIC_VAD = "azure_semantic_vad", _("Azure semantic VAD")
+    AZURE_SEMANTIC_VAD_EN = "azure_semantic_vad_en", _("Azure semantic VAD (English)")
+    AZURE_SEMANTIC_VAD_MULTILINGUAL = (
+        "azure_semantic_vad_multilingual",
+        _("Azure semantic VAD (multilingual)"),
+    )
+
+
+class TranscriptionModel(models.TextChoices):
+    AZURE_SPEECH = "azure-speech", "azure-speech"
+    WHISPER_1 = "whisper-1", "whisper-1"
+    GPT_4O_TRANSCRIBE = "gpt-4o-transcribe", "gpt-4o-transcribe"
+    GPT_4O_MINI_TRANSCRIBE = "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe"
+    MAI_TRANSCRIBE_1 = "mai-transcribe-1", "mai-transcribe-1"
+
+
+class AssistantProfile(models.Model):
+    """How the assistant behaves for the users it is assigned to: prompt, voice, turn-taking."""
+
+    name = models.CharField(
+        _("name"),
+        max_length=80,
+        unique=True,
+        help_text=_("Shown to users in the profile picker on the talk page."),
+    )
+    instructions = models.TextField(
+        _("instructions"),
+        blank=True,
+        help_text=_(
+            "The system prompt: who the assistant is and how it should answer. Keep spoken "
+            "answers short; users hear every word."
+        ),
+    )
+    model = models.CharField(
+        _("model"),
+        max_length=80,
+        blank=True,
+        help_text=_(
+            "The Voice Live model, e.g. gpt-realtime. Leave empty to use the server's default "
+            "(AZURE_VOICELIVE_MODEL). Takes effect for sessions started after the change."
+        ),
+    )
+    voice = models.CharField(
+        _("voice"),
+        max_length=100,
+        default="en-US-Ava:DragonHDLatestNeural",
+        validators=[validate_voice_name],
+        help_text=_(
+            "An Azure standard or HD voice (e.g. en-US-Ava:DragonHDLatestNeural) or an OpenAI "
+            "voice (alloy, ash, ballad, coral, echo, sage, shimmer, verse, marin, cedar)."
+        ),
+    )
+    temperature = models.FloatField(
+        _("temperature"),
+        default=0.8,
+        validators=[MinValueValidator(0.6), MaxValueValidator(1.2)],
+        help_text=_("Sampling temperature between 0.6 and 1.2; lower is more predictable."),
+    )
+    max_response_output_tokens = models.PositiveIntegerField(
+        _("max response tokens"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(4096)],
+        help_text=_("Upper bound on one reply's length (1-4096). Empty means no limit."),
+    )
+    turn_detection = models.CharField(
+        _("turn detection"),
+        max_length=40,
+        choices=TurnDetection.choices,
+        default=TurnDetection.SERVER_VAD,
+        help_text=_(
+            "How the service decides the user has finished speaking. Semantic VAD listens to "
+            "what is said, not only to silence."
+        ),
+    )
+    vad_threshold = models.FloatField(
+        _("VAD threshold"),
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("Speech detection sensitivity, 0.0-1.0. Raise it in noisy rooms."),
+    )
+    vad_prefix_padding_ms = models.PositiveIntegerField(
+        _("prefix padding (ms)"),
+        default=300,
+        validators=[MaxValueValidator(2000)],
+        help_text=_("Audio kept from before speech was detected, 0-2000 ms."),
+    )
+    vad_silence_duration_ms = models.PositiveIntegerField(
+        _("silence duration (ms)"),
+        default=500,
+        validators=[MinValueValidator(100), MaxValueValidator(5000)],
+        help_text=_(
+            "Silence that ends the user's turn, 100-5000 ms. Shorter answers faster but may cut "
+            "people off mid-thought."
+        ),
+    )
+    interrupt_response = models.BooleanField(
+        _("allow barge-in"),
+        default=True,
+        help_text=_("Let users interrupt the assistant by speaking over it."),
+    )
+    remove_filler_words = models.BooleanField(
+        _("remove filler words"),
+        default=False,
+        help_text=_("Semantic VAD only: ignore “um” and “uh” when deciding the turn is over."),
+    )
+    input_transcription_model = models.CharField(
+        _("transcription model"),
+        max_length=40,
+        choices=TranscriptionModel.choices,
+        blank=True,
+        default=TranscriptionModel.AZURE_SPEECH,
+        help_text=_("Transcribes what the user says for the live transcript. Empty turns it off."),
+    )
+    input_transcription_language = models.CharField(
+        _("transcription language"),
+        max_length=40,
+        blank=True,
+        help_text=_("Optional locale hint, e.g. en-US, or several: en,de."),
+    )
+    noise_suppression = models.BooleanField(
+        _("noise suppression"),
+        default=True,
+        help_text=_("Azure deep noise suppression on the user's microphone audio."),
+    )
+    echo_cancellation = models.BooleanField(
+        _("echo cancellation"),
+        default=True,
+        help_text=_("Server-side echo cancellation, so the assistant does not hear itself."),
+    )
+    is_enabled = models.BooleanField(
+        _("enabled"),
+        default=True,
+        help_text=_("Disabled profiles are hidden from users and cannot start sessions."),
+    )
+    is_default = models.BooleanField(
+        _("site default"),
+        default=False,
+        help_text=_(
+            "Used by everyone without an assigned profile. Exactly one profile should be the "
+            "default; marking this one unmarks the previous default."
+        ),
+    )
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="assistant_profiles",
+        verbose_name=_("users"),
+        help_text=_("Users who may use this profile (in addition to the groups below)."),
+    )
+    groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="assistant_profiles",
+        verbose_name=_("groups"),
+        help_text=_("Every member of these groups may use this profile."),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("assistant profile")
+        verbose_name_plural = _("assistant profiles")
+        ordering: ClassVar = ["name"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="assistant_single_default_profile",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        """Skip the single-default constraint: ``profile_save`` moves the flag atomically."""
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
+    def clean(self) -> None:
+        """Cross-field checks the single-field validators cannot make."""
+        errors: dict[str, ValidationError] = {}
+        if self.is_default and not self.is_enabled:
+            errors["is_enabled"] = ValidationError(
+                _("The site default profile must stay enabled."), code="default_disabled"
+            )
+        semantic = self.turn_detection != TurnDetection.SERVER_VAD
+        if self.remove_filler_words and not semantic:
+            errors["remove_filler_words"] = ValidationError(
+                _("Removing filler words needs one of the semantic VAD modes."),
+                code="filler_words_need_semantic_vad",
+            )
+        if self.input_transcription_language and not re.fullmatch(
+            r"[a-z]{2,3}(-[A-Z]{2})?(,[a-z]{2,3}(-[A-Z]{2})?)*", self.input_transcription_language
+        ):
+            errors["input_transcription_language"] = ValidationError(
+                _("Use locale codes such as en-US, or a comma-separated list like en,de."),
+                code="invalid_language",
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class LiveSession(models.Model):
+    """One live voice session, registered by the worker that holds its websocket.
+
+    The row is the cross-worker registry: it survives a worker crash, and rows whose heartbeat
+    stopped are treated as gone (and swept) after a few heartbeat periods.
+    """
+
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="live_sessions",
+        verbose_name=_("user"),
+    )
+    profile = models.ForeignKey(
+        AssistantProfile,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="live_sessions",
+        verbose_name=_("profile"),
+    )
+    worker = models.CharField(_("worker"), max_length=120)
+    channel_name = models.CharField(_("channel"), max_length=200)
+    state = models.CharField(_("state"), max_length=30, default="connecting")
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    last_seen = models.DateTimeField(_("last heartbeat"), db_index=True)
+    audio_in_seconds = models.FloatField(_("audio in (s)"), default=0.0)
+    audio_out_seconds = models.FloatField(_("audio out (s)"), default=0.0)
+    # Set by terminate / takeover / logout; the holding worker reads it on its next heartbeat, so
+    # an end request still lands when the channel-layer message was lost.
+    end_reason = models.CharField(_("end requested"), max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = _("live session")
+        verbose_name_plural = _("live sessions")
+        ordering: ClassVar = ["-started_at"]
+        permissions: ClassVar = [
+            ("terminate_livesession", _("Can terminate live sessions")),
+            ("monitor_livesession", _("Can monitor live sessions")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.worker}"

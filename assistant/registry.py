@@ -1,0 +1,196 @@
+"""The cross-worker registry of live voice sessions (rows in the database).
+
+A worker claims a row when a session starts, refreshes it on every heartbeat and deletes it
+at the end. Rows whose heartbeat stopped (a crashed worker) are swept after a few periods.
+End requests (terminate, takeover, logout) are written to the row as well as sent over the
+channel layer, so they land even when a layer message is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from assistant import metrics
+from assistant.models import LiveSession
+
+logger = logging.getLogger(__name__)
+
+SESSION_END = "session.end"
+STALE_AFTER_HEARTBEATS = 3
+
+
+def worker_name() -> str:
+    """This worker's label in the sessions console (``VOICE_WORKER_NAME`` or host:pid)."""
+    return settings.VOICE_WORKER_NAME or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def user_group(user_id: int) -> str:
+    """The channel-layer group of every live session of one user."""
+    return f"user.{user_id}"
+
+
+def stale_before() -> datetime:
+    """Rows last seen before this moment belong to dead workers."""
+    window = settings.VOICE_HEARTBEAT_SECONDS * STALE_AFTER_HEARTBEATS
+    return timezone.now() - timedelta(seconds=window)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming a live-session slot for a user."""
+
+    session_id: uuid.UUID | None
+    replaced: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        """True when the user is at the limit and the policy is to refuse."""
+        return self.session_id is None
+
+
+def session_claim(*, user_id: int, profile_id: int, channel_name: str) -> Claim:
+    """Register a new live session, enforcing the per-user limit across workers.
+
+    With the ``takeover`` policy the oldest sessions beyond the limit are marked replaced
+    (their workers close them); with ``refuse`` the new session is refused.
+    """
+    limit = max(1, settings.VOICE_SESSIONS_PER_USER)
+    with transaction.atomic():
+        # Lock the user row so two workers claiming at once serialise here.
+        get_user_model().objects.select_for_update().filter(pk=user_id).first()
+        LiveSession.objects.filter(user_id=user_id, last_seen__lt=stale_before()).delete()
+        live = list(
+            LiveSession.objects.filter(user_id=user_id, end_reason="").order_by("started_at")
+        )
+        replaced: list[tuple[uuid.UUID, str]] = []
+        if len(live) >= limit:
+            if settings.VOICE_SESSION_POLICY != "takeover":
+                return Claim(session_id=None)
+            victims = live[: len(live) - limit + 1]
+            LiveSession.objects.filter(pk__in=[v.pk for v in victims]).update(end_reason="replaced")
+            replaced = [(v.pk, v.channel_name) for v in victims]
+        row = LiveSession.objects.create(
+            user_id=user_id,
+            profile_id=profile_id,
+            worker=worker_name(),
+            channel_name=channel_name,
+            last_seen=timezone.now(),
+        )
+    return Claim(session_id=row.pk, replaced=replaced)
+
+
+asession_claim = database_sync_to_async(session_claim)
+
+
+def session_heartbeat(
+    *, session_id: uuid.UUID, state: str, audio_in_seconds: float, audio_out_seconds: float
+) -> str | None:
+    """Refresh a session's row.
+
+    Returns:
+        None while the session may go on; otherwise why it must end (``terminated``,
+        ``replaced``, ``logout``, or ``gone`` when the row was swept).
+    """
+    updated = LiveSession.objects.filter(pk=session_id).update(
+        last_seen=timezone.now(),
+        state=state,
+        audio_in_seconds=audio_in_seconds,
+        audio_out_seconds=audio_out_seconds,
+    )
+    if not updated:
+        return "gone"
+    reason = LiveSession.objects.filter(pk=session_id).values_list("end_reason", flat=True).first()
+    return reason or None
+
+
+asession_heartbeat = database_sync_to_async(session_heartbeat)
+
+
+def session_release(*, session_id: uuid.UUID) -> None:
+    """Remove a finished session's row."""
+    LiveSession.objects.filter(pk=session_id).delete()
+
+
+asession_release = database_sync_to_async(session_release)
+
+
+def sessions_sweep_stale() -> int:
+    """Delete rows of sessions whose worker stopped heartbeating; returns how many."""
+    deleted, _ = LiveSession.objects.filter(last_seen__lt=stale_before()).delete()
+    return deleted
+
+
+def sessions_live() -> list[LiveSession]:
+    """Live sessions across all workers, newest first (stale rows swept first)."""
+    sessions_sweep_stale()
+    return list(LiveSession.objects.select_related("user", "profile").order_by("-started_at"))
+
+
+def session_end_request(*, session_id: uuid.UUID, reason: str) -> bool:
+    """Ask the worker holding a session to end it (terminate from the admin).
+
+    Returns:
+        False when the session no longer exists.
+    """
+    row = LiveSession.objects.filter(pk=session_id).first()
+    if row is None:
+        return False
+    LiveSession.objects.filter(pk=session_id).update(end_reason=reason)
+    session_end_send(channel_name=row.channel_name, reason=reason)
+    return True
+
+
+def session_end_send(*, channel_name: str, reason: str) -> bool:
+    """Send an end request over the channel layer (fast path; the row is the slow path)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.send)(channel_name, {"type": SESSION_END, "reason": reason})
+    except Exception:
+        metrics.LAYER_SEND_FAILURES.labels(kind=SESSION_END).inc()
+        logger.warning("could not send %s to a live session", reason, exc_info=True)
+        return False
+    return True
+
+
+async def asession_end_send(*, channel_name: str, reason: str) -> bool:
+    """Async twin of :func:`session_end_send`, for consumers."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        await layer.send(channel_name, {"type": SESSION_END, "reason": reason})
+    except Exception:
+        metrics.LAYER_SEND_FAILURES.labels(kind=SESSION_END).inc()
+        logger.warning("could not send %s to a live session", reason)
+        return False
+    return True
+
+
+def user_sessions_end(*, user_id: int, reason: str) -> int:
+    """End every live session of a user (logout); returns how many were marked."""
+    count = LiveSession.objects.filter(user_id=user_id).update(end_reason=reason)
+    layer = get_channel_layer()
+    if layer is not None:
+        try:
+            async_to_sync(layer.group_send)(
+                user_group(user_id), {"type": SESSION_END, "reason": reason}
+            )
+        except Exception:
+            metrics.LAYER_SEND_FAILURES.labels(kind=SESSION_END).inc()
+            logger.warning("could not notify live sessions of user %s", user_id)
+    return count

@@ -1,0 +1,157 @@
+"""Assistant profiles: who may use which, what a session is configured with, change notices."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.db.models import QuerySet
+
+from assistant import metrics
+from assistant.config import AssistantConfig
+from assistant.models import AssistantProfile
+from assistant.protocol import ClientError, ErrorCode
+
+logger = logging.getLogger(__name__)
+
+PROFILE_CHANGED = "profile.changed"
+
+
+def profile_group(profile_id: int) -> str:
+    """The channel-layer group of every live session using a profile."""
+    return f"profile.{profile_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChoice:
+    """A profile as the profile picker shows it."""
+
+    id: int
+    name: str
+
+
+def _config_from_profile(profile: AssistantProfile) -> AssistantConfig:
+    return AssistantConfig(
+        profile_id=profile.pk,
+        profile_name=profile.name,
+        instructions=profile.instructions,
+        model=profile.model or settings.AZURE_VOICELIVE_MODEL,
+        voice=profile.voice,
+        temperature=profile.temperature,
+        max_response_output_tokens=profile.max_response_output_tokens,
+        turn_detection=profile.turn_detection,
+        vad_threshold=profile.vad_threshold,
+        vad_prefix_padding_ms=profile.vad_prefix_padding_ms,
+        vad_silence_duration_ms=profile.vad_silence_duration_ms,
+        interrupt_response=profile.interrupt_response,
+        remove_filler_words=profile.remove_filler_words,
+        input_transcription_model=profile.input_transcription_model,
+        input_transcription_language=profile.input_transcription_language,
+        noise_suppression=profile.noise_suppression,
+        echo_cancellation=profile.echo_cancellation,
+    )
+
+
+def profiles_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[AssistantProfile]:
+    """The enabled profiles a user may pick, best match first.
+
+    Profiles assigned to the user come first, then those assigned through groups; a user with
+    no assignment gets the site default.
+    """
+    if not user.is_authenticated:
+        return []
+    enabled: QuerySet[AssistantProfile] = AssistantProfile.objects.filter(is_enabled=True)
+    direct = list(enabled.filter(users=user.pk).order_by("name"))
+    seen = {profile.pk for profile in direct}
+    via_groups = [
+        profile
+        for profile in enabled.filter(groups__user=user.pk).distinct().order_by("name")
+        if profile.pk not in seen
+    ]
+    assigned = direct + via_groups
+    if assigned:
+        return assigned
+    return list(enabled.filter(is_default=True))
+
+
+def profile_choices_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[ProfileChoice]:
+    """The profile picker's entries for a user."""
+    return [ProfileChoice(id=p.pk, name=p.name) for p in profiles_for_user(user=user)]
+
+
+def profile_config_get(
+    *, user: AbstractBaseUser | AnonymousUser, profile_id: int | None
+) -> AssistantConfig:
+    """The configuration for a new session of ``user``.
+
+    Args:
+        user: the logged-in user.
+        profile_id: the profile picked on the talk page, or None for the user's first choice.
+
+    Returns:
+        The detached configuration.
+
+    Raises:
+        ClientError: ``profile_forbidden`` when the profile is not assigned to the user (or
+            disabled), ``profile_unavailable`` when the user has no profile at all.
+    """
+    allowed = profiles_for_user(user=user)
+    if profile_id is None:
+        if not allowed:
+            raise ClientError(ErrorCode.PROFILE_UNAVAILABLE)
+        return _config_from_profile(allowed[0])
+    for profile in allowed:
+        if profile.pk == profile_id:
+            return _config_from_profile(profile)
+    raise ClientError(ErrorCode.PROFILE_FORBIDDEN)
+
+
+aprofile_config_get = database_sync_to_async(profile_config_get)
+
+
+def profile_config_reload(*, profile_id: int) -> AssistantConfig | None:
+    """Reload a profile after an admin changed it; None when it is gone or disabled."""
+    profile = AssistantProfile.objects.filter(pk=profile_id, is_enabled=True).first()
+    return _config_from_profile(profile) if profile else None
+
+
+aprofile_config_reload = database_sync_to_async(profile_config_reload)
+
+
+def profile_save(*, profile: AssistantProfile) -> None:
+    """Save a profile, keeping a single site default, then tell live sessions about it."""
+    with transaction.atomic():
+        if profile.is_default:
+            AssistantProfile.objects.filter(is_default=True).exclude(pk=profile.pk).update(
+                is_default=False
+            )
+        profile.save()
+    profile_id = profile.pk
+    transaction.on_commit(lambda: profile_changed_notify(profile_id=profile_id))
+
+
+def profile_changed_notify(*, profile_id: int) -> bool:
+    """Tell every live session using the profile, on every worker, to reload it.
+
+    Returns:
+        False when the channel layer could not take the message (counted and logged); the
+        sessions then pick the change up at their next start.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.group_send)(
+            profile_group(profile_id), {"type": PROFILE_CHANGED, "profile_id": profile_id}
+        )
+    except Exception:
+        metrics.LAYER_SEND_FAILURES.labels(kind=PROFILE_CHANGED).inc()
+        logger.warning("could not notify live sessions of profile %s", profile_id, exc_info=True)
+        return False
+    return True

@@ -1,0 +1,75 @@
+"""Pages: the talk page, the live monitor, and the ops endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from http import HTTPStatus
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from assistant import health, services
+from assistant.models import LiveSession
+
+
+@login_required
+@never_cache
+def talk(request: HttpRequest) -> HttpResponse:
+    """The talk page: Start/Stop, state, transcripts, profile picker."""
+    profiles = services.profile_choices_for_user(user=request.user)
+    requested = request.GET.get("profile", "")
+    selected = next((p.id for p in profiles if str(p.id) == requested), None)
+    if selected is None and profiles:
+        selected = profiles[0].id
+    return render(
+        request,
+        "assistant/talk.html",
+        {"profiles": profiles, "selected_profile_id": selected},
+    )
+
+
+@staff_member_required
+@permission_required("assistant.monitor_livesession", raise_exception=True)
+@never_cache
+def monitor(request: HttpRequest, session_id: str) -> HttpResponse:
+    """Follow a live session held by any worker."""
+    try:
+        key = uuid.UUID(session_id)
+    except ValueError as exc:
+        raise Http404 from exc
+    if not LiveSession.objects.filter(pk=key).exists():
+        raise Http404
+    return render(
+        request,
+        "assistant/monitor.html",
+        {"session_id": str(key), "monitor_audio": settings.VOICE_MONITOR_AUDIO},
+    )
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. Touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+async def readyz(request: HttpRequest) -> HttpResponse:
+    """Readiness: database, Redis (when configured) and the upstream answer, and not draining."""
+    checks = await health.readiness()
+    ready = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+    )
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this worker process."""
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,319 @@
+"""One Voice Live connection per browser session, through the real ``azure-ai-voicelive`` SDK.
+
+``VoiceLiveSession`` owns the SDK connection, its single receive task and an audio sender task,
+maps server events onto a small sink interface, and rolls the connection over before the
+service's session limit. It imports no Django, so it is testable on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from base64 import b64decode, b64encode
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
+from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
+from azure.ai.voicelive.models import ServerEvent
+
+from assistant import metrics
+from assistant.config import AssistantConfig, UpstreamSettings
+from assistant.protocol import BYTES_PER_SECOND, ErrorCode, State
+from assistant.session_request import session_request_build
+from assistant.upstream import (
+    CLOSE_TIMEOUT,
+    Credential,
+    VoiceLiveUnavailable,
+    close_credential,
+    close_quietly,
+    credential_build,
+    message_item,
+    open_connection,
+)
+from assistant.voicelive_events import ServerEventHandlers
+
+logger = logging.getLogger(__name__)
+
+# Browser frames waiting for the upstream socket: about 2 s of audio at 40 ms frames. Beyond
+# that the oldest is dropped, so a slow upstream costs audio, never unbounded memory.
+AUDIO_QUEUE_FRAMES = 50
+# Frames already queued are merged into one append of at most this much audio.
+MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
+
+
+class SessionSink(Protocol):
+    """Where a session's output goes: the browser socket (and anything observing it)."""
+
+    async def send_message(self, kind: str, fields: dict[str, Any]) -> None:
+        """Send a control message to the browser."""
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Send assistant audio (PCM16, 24 kHz) to the browser."""
+
+    async def set_state(self, state: State) -> None:
+        """The session's state changed."""
+
+    async def upstream_lost(self, code: ErrorCode) -> None:
+        """The upstream ended for good; the session is over."""
+
+
+class VoiceLiveSession(ServerEventHandlers):
+    """A browser session's conversation with Voice Live.
+
+    Args:
+        config: the assistant profile to configure the session with.
+        upstream: where Voice Live is and how to authenticate.
+        sink: receives browser messages, audio and state changes.
+        credential_factory: builds a credential per connection (tests replace it).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: AssistantConfig,
+        upstream: UpstreamSettings,
+        sink: SessionSink,
+        credential_factory: Callable[[str], Credential] = credential_build,
+    ) -> None:
+        self.config = config
+        self._upstream = upstream
+        self._sink = sink
+        self._credential_factory = credential_factory
+        self._conn: VoiceLiveConnection | None = None
+        self._credential: Credential | None = None
+        self._receive_task: asyncio.Task[None] | None = None
+        self._sender_task: asyncio.Task[None] | None = None
+        self._rollover_task: asyncio.Task[None] | None = None
+        self._reply_owed = False
+        self._retired: tuple[VoiceLiveConnection, Credential | None] | None = None
+        self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=AUDIO_QUEUE_FRAMES)
+        self._closing = False
+        self._rolling_over = False
+        self._connected_at = 0.0
+        self.upstream_session_id = ""
+        self.state = State.CONNECTING
+        self._response_id: str | None = None
+        self._audio_item_id: str | None = None
+        self._speech_stopped_at: float | None = None
+        self._history: deque[tuple[str, str]] = deque(maxlen=upstream.history_items)
+        self.audio_in_bytes = 0
+        self.audio_out_bytes = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Connect, configure the session from the profile and start relaying.
+
+        Raises:
+            VoiceLiveUnavailable: the upstream refused, failed or timed out.
+        """
+        started = time.monotonic()
+        self._conn = await self._open_connection()
+        metrics.UPSTREAM_CONNECT_SECONDS.observe(time.monotonic() - started)
+        self._receive_task = asyncio.create_task(self._receive_loop(self._conn))
+        self._sender_task = asyncio.create_task(self._send_audio_loop())
+        await self._set_state(State.READY)
+
+    async def _open_connection(self) -> VoiceLiveConnection:
+        opened = await open_connection(
+            config=self.config,
+            upstream=self._upstream,
+            credential_factory=self._credential_factory,
+        )
+        if self._conn is not None:
+            # A rollover: the old connection is closed by the caller after the swap.
+            self._retired = (self._conn, self._credential)
+        self._credential = opened.credential
+        self.upstream_session_id = opened.session_id
+        self._connected_at = time.monotonic()
+        return opened.conn
+
+    async def aclose(self) -> None:
+        """Stop relaying and close the upstream connection, within a bounded time."""
+        self._closing = True
+        current = asyncio.current_task()
+        tasks = [
+            task
+            for task in (self._receive_task, self._sender_task, self._rollover_task)
+            if task is not None and task is not current and not task.done()
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        if self._conn is not None:
+            await close_quietly(self._conn)
+            self._conn = None
+        await close_credential(self._credential)
+        self._credential = None
+
+    # ------------------------------------------------------------------ browser -> upstream
+
+    def append_audio(self, pcm: bytes) -> None:
+        """Queue microphone audio for the upstream; never waits (drops the oldest when full)."""
+        if self._audio.full():
+            self._audio.get_nowait()
+            metrics.AUDIO_DROPPED.labels(reason="upstream_backlog").inc()
+        self._audio.put_nowait(pcm)
+
+    async def _send_audio_loop(self) -> None:
+        while True:
+            chunk = await self._audio.get()
+            while not self._audio.empty() and len(chunk) < MAX_APPEND_BYTES:
+                chunk += self._audio.get_nowait()
+            conn = self._conn
+            if conn is None:
+                continue
+            try:
+                # A plain mapping: the typed model would cost a construct + as_dict per append.
+                await conn.send(
+                    {"type": "input_audio_buffer.append", "audio": b64encode(chunk).decode()}
+                )
+            except VoiceLiveConnectionError:
+                if self._rolling_over:
+                    continue
+                # Send errors are fatal: recovering mid-stream costs more than a restart.
+                metrics.UPSTREAM_ERRORS.labels(kind="send").inc()
+                await self._lost(ErrorCode.UPSTREAM_LOST)
+                return
+            self.audio_in_bytes += len(chunk)
+
+    async def cancel_response(self) -> None:
+        """Stop the assistant's current reply, if there is one."""
+        if self._conn is not None and self._response_id is not None:
+            await self._send_safely(self._conn.response.cancel())
+
+    async def truncate(self, *, item_id: str, played_ms: int) -> None:
+        """Cut an assistant item upstream to what the user actually heard."""
+        if self._conn is not None:
+            await self._send_safely(
+                self._conn.conversation.item.truncate(
+                    item_id=item_id, audio_end_ms=played_ms, content_index=0
+                )
+            )
+
+    async def send_text(self, text: str) -> None:
+        """Add a typed user message and ask for a reply."""
+        if self._conn is None:
+            return
+        if self._response_id is not None:
+            # Typing over the assistant interrupts it, like speaking over it does.
+            await self._sink.send_message("playback.clear", {})
+            await self._send_safely(self._conn.response.cancel())
+        await self._send_safely(self._conn.send(message_item("user", text)))
+        await self._send_safely(self._conn.response.create())
+        self._history.append(("user", text))
+
+    async def update_config(self, config: AssistantConfig) -> None:
+        """Apply a changed profile to the live connection (``session.update``, no reconnect)."""
+        self.config = config
+        if self._conn is not None:
+            await self._send_safely(
+                self._conn.session.update(session=session_request_build(config))
+            )
+
+    async def _send_safely(self, sending: Any) -> None:
+        try:
+            await sending
+        except VoiceLiveConnectionError:
+            metrics.UPSTREAM_ERRORS.labels(kind="send").inc()
+            logger.warning("voice live send failed; the receive loop reports the loss")
+
+    # ------------------------------------------------------------------ rollover
+
+    def rollover_due(self) -> bool:
+        """True when the connection is old enough to replace and no reply is running."""
+        age = time.monotonic() - self._connected_at
+        return (
+            self._conn is not None
+            and not self._rolling_over
+            and age >= self._upstream.rollover_seconds
+            and self._response_id is None
+            and self.state in (State.READY, State.CONNECTING)
+        )
+
+    def begin_rollover(self) -> None:
+        """Start replacing the upstream connection in the background."""
+        if self._rolling_over or self._closing:
+            return
+        self._rolling_over = True
+        self._rollover_task = asyncio.create_task(self._rollover())
+
+    async def _rollover(self) -> None:
+        """Open a fresh connection, carry the conversation over, then retire the old one."""
+        self._retired = None
+        try:
+            conn = await self._open_connection()
+            for role, text in list(self._history):
+                await conn.send(message_item(role, text))
+        except (VoiceLiveUnavailable, VoiceLiveConnectionError):
+            self._rolling_over = False
+            await self._lost(ErrorCode.UPSTREAM_LOST)
+            return
+        old_task = self._receive_task
+        self._conn = conn
+        self._response_id = None
+        self._receive_task = asyncio.create_task(self._receive_loop(conn))
+        self._rolling_over = False
+        metrics.UPSTREAM_ROLLOVERS.inc()
+        logger.info("voice live connection rolled over with %d context items", len(self._history))
+        if old_task is not None and not old_task.done():
+            old_task.cancel()
+            await asyncio.wait([old_task], timeout=CLOSE_TIMEOUT)
+        if self._retired is not None:
+            old_conn, old_credential = self._retired
+            await close_quietly(old_conn)
+            await close_credential(old_credential)
+
+    # ------------------------------------------------------------------ upstream -> browser
+
+    async def _receive_loop(self, conn: VoiceLiveConnection) -> None:
+        """The single reader of one upstream connection.
+
+        Audio deltas (most of the traffic) are handled straight from the JSON: the SDK's typed
+        ``ServerEvent`` model would cost more than the rest of the relay's work on the frame.
+        """
+        while True:
+            try:
+                raw = await conn.recv_bytes()
+            except (ConnectionClosed, VoiceLiveConnectionError):
+                break
+            if not raw:
+                break  # what ``conn.recv()`` reports as a closed connection
+            try:
+                payload = json.loads(raw)
+                if payload.get("type") == "response.audio.delta":
+                    delta = payload.get("delta")
+                    pcm = b64decode(delta) if isinstance(delta, str) else b""
+                    event: Any = None
+                else:
+                    event = ServerEvent._deserialize(payload, [])  # what conn.recv() does
+            except (ValueError, TypeError, AttributeError):
+                # One malformed frame: count it and keep the session.
+                metrics.UPSTREAM_ERRORS.labels(kind="malformed").inc()
+                logger.warning("voice live sent a malformed frame; ignored")
+                continue
+            try:
+                if event is None:
+                    await self._on_audio(pcm, payload.get("item_id"), payload.get("response_id"))
+                else:
+                    await self._handle(event)
+            except Exception:
+                # A bug in handling one event must surface, not stall the session silently.
+                logger.exception("failed to handle voice live event %s", payload.get("type"))
+                metrics.UPSTREAM_ERRORS.labels(kind="handler").inc()
+                await self._lost(ErrorCode.INTERNAL)
+                return
+        if conn is self._conn and not self._rolling_over:
+            metrics.UPSTREAM_ERRORS.labels(kind="dropped").inc()
+            await self._lost(ErrorCode.UPSTREAM_LOST)
+
+    async def _lost(self, code: ErrorCode) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        await self._sink.upstream_lost(code)

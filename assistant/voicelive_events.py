@@ -1,0 +1,173 @@
+"""How a voice session turns Voice Live server events into browser messages and state.
+
+A mixin of :class:`assistant.voicelive.VoiceLiveSession`, kept apart so the event table reads
+on its own: the session owns the connection, this owns what each event means for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from azure.ai.voicelive.models import ServerEventType
+
+from assistant import metrics
+from assistant.protocol import ERROR_MESSAGES, ErrorCode, State
+
+if TYPE_CHECKING:
+    from azure.ai.voicelive.aio import VoiceLiveConnection
+
+    from assistant.voicelive import SessionSink
+
+logger = logging.getLogger(__name__)
+
+#: Upstream error codes that are expected and never shown to the user.
+BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
+SESSION_EXPIRED = "session_expired"
+RESPONSE_ALREADY_ACTIVE = "conversation_already_has_active_response"
+#: Every server event type the SDK knows; anything else is counted as ``unknown_event``.
+KNOWN_SERVER_EVENTS = frozenset(str(t.value) for t in ServerEventType) | {
+    "rate_limits.updated"  # sent by the service, not modelled by SDK 1.3.1
+}
+
+
+class ServerEventHandlers:
+    """Maps server events onto the sink; the state it reads and writes lives on the session."""
+
+    _sink: SessionSink
+    _conn: VoiceLiveConnection | None
+    state: State
+    _response_id: str | None
+    _audio_item_id: str | None
+    _speech_stopped_at: float | None
+    _history: deque[tuple[str, str]]
+    _reply_owed: bool
+    audio_out_bytes: int
+
+    async def _set_state(self, state: State) -> None:
+        if state != self.state:
+            self.state = state
+            await self._sink.set_state(state)
+
+    async def _send_safely(self, sending: Any) -> None:
+        raise NotImplementedError
+
+    def begin_rollover(self) -> None:
+        """Replace the upstream connection (implemented by the session)."""
+        raise NotImplementedError
+
+    async def _handle(self, event: Any) -> None:  # noqa: C901 - a flat event table reads best
+        kind = event.type
+        send = self._sink.send_message
+        # response.audio.delta never gets here: the receive loop handles it from the raw JSON.
+        if kind == "input_audio_buffer.speech_started":
+            await self._on_speech_started(event)
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._speech_stopped_at = time.monotonic()
+            await send("speech.stopped", {"item_id": event.get("item_id")})
+            await self._set_state(State.PROCESSING)
+        elif kind == "conversation.item.input_audio_transcription.delta":
+            await send("transcript.user.delta", {"item_id": event.item_id, "delta": event.delta})
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            transcript = event.transcript or ""
+            if transcript.strip():
+                self._history.append(("user", transcript.strip()))
+            await send("transcript.user.done", {"item_id": event.item_id, "transcript": transcript})
+        elif kind == "response.created":
+            self._response_id = event.response.id
+        elif kind in ("response.audio_transcript.delta", "response.text.delta"):
+            await send(
+                "transcript.assistant.delta",
+                {"item_id": event.item_id, "response_id": event.response_id, "delta": event.delta},
+            )
+        elif kind in ("response.audio_transcript.done", "response.text.done"):
+            transcript = event.get("transcript") if kind.startswith("response.audio") else None
+            transcript = transcript if transcript is not None else event.get("text", "")
+            if transcript.strip():
+                self._history.append(("assistant", transcript.strip()))
+            await send(
+                "transcript.assistant.done",
+                {
+                    "item_id": event.item_id,
+                    "response_id": event.response_id,
+                    "transcript": transcript,
+                },
+            )
+        elif kind == "response.audio.done":
+            await send("audio.done", {"item_id": event.item_id})
+        elif kind == "response.done":
+            await self._on_response_done(event)
+        elif kind == "error":
+            await self._on_error(event)
+        elif kind == "session.updated":
+            logger.debug("voice live session updated")
+        elif kind not in KNOWN_SERVER_EVENTS:
+            # Not part of the protocol this SDK knows: count it, ignore it, keep the session.
+            metrics.UPSTREAM_ERRORS.labels(kind="unknown_event").inc()
+            logger.warning("voice live sent an unknown event type %r; ignored", str(kind)[:64])
+
+    async def _on_audio(self, pcm: Any, item_id: str | None, response_id: str | None) -> None:
+        if not isinstance(pcm, bytes) or not pcm:
+            metrics.UPSTREAM_ERRORS.labels(kind="bad_audio").inc()
+            return
+        if item_id != self._audio_item_id:
+            self._audio_item_id = item_id
+            await self._sink.send_message(
+                "audio.start", {"item_id": item_id, "response_id": response_id}
+            )
+        if self._speech_stopped_at is not None:
+            metrics.TURN_LATENCY.observe(time.monotonic() - self._speech_stopped_at)
+            self._speech_stopped_at = None
+        await self._set_state(State.ASSISTANT_SPEAKING)
+        self.audio_out_bytes += len(pcm)
+        await self._sink.send_audio(pcm)
+
+    async def _on_speech_started(self, event: Any) -> None:
+        # The browser may still be playing audio of a reply that is already complete upstream,
+        # so playback is cleared on every speech start; the player reports what was heard.
+        await self._sink.send_message("playback.clear", {})
+        if self._response_id is not None or self.state == State.ASSISTANT_SPEAKING:
+            metrics.BARGE_INS.inc()
+        if self._response_id is not None and self._conn is not None:
+            await self._send_safely(self._conn.response.cancel())
+        self._audio_item_id = None
+        await self._sink.send_message("speech.started", {"item_id": event.get("item_id")})
+        await self._set_state(State.LISTENING)
+
+    async def _on_response_done(self, event: Any) -> None:
+        response = event.get("response") or {}
+        status = response.get("status", "completed")
+        await self._sink.send_message(
+            "response.done", {"response_id": response.get("id"), "status": status}
+        )
+        self._response_id = None
+        self._audio_item_id = None
+        if self._reply_owed and self._conn is not None:
+            # A reply was refused because another was running (a turn detected at the same
+            # moment as a typed message): ask again now that it is over.
+            self._reply_owed = False
+            await self._send_safely(self._conn.response.create())
+        if self.state != State.LISTENING:
+            await self._set_state(State.READY)
+
+    async def _on_error(self, event: Any) -> None:
+        error = event.get("error") or {}
+        code = str(error.get("code") or "")
+        if code in BENIGN_ERROR_CODES:
+            logger.debug("ignored benign voice live error %s", code)
+            return
+        metrics.UPSTREAM_ERRORS.labels(kind="event").inc()
+        if code == SESSION_EXPIRED:
+            # The service's session limit: carry on over a fresh connection.
+            self.begin_rollover()
+            return
+        if code == RESPONSE_ALREADY_ACTIVE:
+            self._reply_owed = True
+            return
+        logger.warning("voice live error event: type=%s code=%s", error.get("type"), code)
+        code_out = ErrorCode.UPSTREAM_ERROR
+        await self._sink.send_message(
+            "error", {"code": code_out.value, "message": ERROR_MESSAGES[code_out]}
+        )

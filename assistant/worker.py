@@ -1,0 +1,124 @@
+"""Process-wide state of one Daphne worker: its live sessions, admission control and drain.
+
+On SIGTERM Daphne would cancel every consumer at once, dropping calls without a word. We take
+over the signal: stop admitting sessions, close the live ones with a retryable code so browsers
+reconnect to another worker, wait for them to finish, then let Daphne shut down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any, Protocol, cast
+
+from django.conf import settings
+
+from assistant import metrics
+from assistant.protocol import CloseCode, ErrorCode
+
+logger = logging.getLogger(__name__)
+
+#: After SIGTERM the worker keeps listening at least this long (never beyond
+#: ``VOICE_DRAIN_SECONDS``), refusing new sockets with the retryable 4001, even when its sessions
+#: closed at once. Browsers reconnecting in that window (the first retry comes after 0.5 s) and
+#: handshakes already on their way get "retry elsewhere" instead of a reset connection (1006),
+#: which they would not retry.
+DRAIN_REFUSE_SECONDS = 1.0
+
+
+class Drainable(Protocol):
+    """A live session the worker can end."""
+
+    async def end_session(self, code: ErrorCode, close_code: CloseCode) -> None:
+        """Tell the browser why, close its socket and release the upstream."""
+
+
+class Worker:
+    """Live sessions of this process."""
+
+    def __init__(self) -> None:
+        self.sessions: set[Drainable] = set()
+        #: Handshakes that passed the capacity check and are not yet added or refused: without
+        #: them, every handshake in flight passes the same check across its awaits (overshoot).
+        self.pending = 0
+        self.draining = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self._signal_installed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def at_capacity(self) -> bool:
+        """True when admitting another session would overload this process."""
+        return len(self.sessions) + self.pending >= settings.VOICE_MAX_SESSIONS_PER_WORKER
+
+    def add(self, session: Drainable) -> None:
+        """Count a session that was admitted."""
+        self.sessions.add(session)
+        self._idle.clear()
+        metrics.ACTIVE_SESSIONS.set(len(self.sessions))
+
+    def discard(self, session: Drainable) -> None:
+        """Forget a session that ended."""
+        self.sessions.discard(session)
+        if not self.sessions:
+            self._idle.set()
+        metrics.ACTIVE_SESSIONS.set(len(self.sessions))
+
+    def install_drain_handler(self) -> None:
+        """Take over SIGTERM once, from inside the running server (after Daphne set its own)."""
+        if self._signal_installed or "twisted.internet.reactor" not in sys.modules:
+            return
+        from twisted.internet import reactor
+
+        if not cast(Any, reactor).running:  # imported (e.g. under pytest) but not serving
+            return
+        self._signal_installed = True
+        loop = asyncio.get_running_loop()
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            loop.call_soon_threadsafe(self.begin_drain)
+
+        with contextlib.suppress(ValueError):  # not the main thread: leave Daphne's handler
+            signal.signal(signal.SIGTERM, on_sigterm)
+
+    def begin_drain(self) -> None:
+        """Start draining (idempotent)."""
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self.drain())
+
+    async def drain(self, *, stop_server: bool = True) -> None:
+        """End every live session with a retryable close, then stop the server.
+
+        New sockets are refused (4001) from the start; the server stops once the sessions are
+        gone and :data:`DRAIN_REFUSE_SECONDS` have passed, or after ``VOICE_DRAIN_SECONDS``.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        budget = settings.VOICE_DRAIN_SECONDS
+        self.draining = True
+        live = list(self.sessions)
+        logger.info("draining: closing %d live sessions", len(live))
+        await asyncio.gather(
+            *(s.end_session(ErrorCode.SERVER_DRAINING, CloseCode.SERVER_DRAINING) for s in live),
+            return_exceptions=True,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._idle.wait(), timeout=max(0.0, budget - (loop.time() - started))
+            )
+        refusing = min(budget, DRAIN_REFUSE_SECONDS) - (loop.time() - started)
+        if stop_server and refusing > 0:
+            await asyncio.sleep(refusing)
+        logger.info("drained in %.1fs; stopping the server", loop.time() - started)
+        if stop_server and "twisted.internet.reactor" in sys.modules:
+            from twisted.internet import reactor
+
+            twisted_reactor = cast(Any, reactor)  # the module is replaced by the reactor instance
+            if twisted_reactor.running:
+                twisted_reactor.stop()
+
+
+worker = Worker()
