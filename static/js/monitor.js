@@ -1,0 +1,159 @@
+// The monitor page: follow someone's live session (state, transcripts and, if enabled, audio).
+import { PcmPlayerNode } from './pcm-player-node.js';
+import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
+import { MONITOR_PATH, closeMessage, CloseCode, socketUrl } from './protocol.js';
+import { SessionView, sessionElements } from './session-view.js';
+import { VoiceSocket } from './voice-socket.js';
+
+const USER_AUDIO = 0x01;
+const ASSISTANT_AUDIO = 0x02;
+const END_REASONS = {
+  ended: 'The session ended.',
+  not_found: 'That session is not live (it may have ended already).',
+  unreachable: 'The worker holding that session could not be reached.',
+};
+
+const $ = (id) => document.getElementById(id);
+const root = $('monitor');
+const sessionId = root.dataset.sessionId;
+const audioEnabled = root.dataset.monitorAudio === 'true';
+const ui = {
+  user: $('monitor-user'),
+  profile: $('monitor-profile'),
+  listen: $('listen'),
+  muteUser: $('mute-user'),
+  muteAssistant: $('mute-assistant'),
+};
+const view = new SessionView(sessionElements($), { roleLabels: { user: 'User' } });
+
+let audio = null; // {context, user, assistant, gains} once Listen was pressed
+let ended = false;
+
+// ------------------------------------------------------------------ audio (optional)
+
+async function listen() {
+  if (audio !== null) return;
+  if (!audioWorkletSupported()) {
+    view.notice(UNSUPPORTED_AUDIO_MESSAGE, 'error');
+    return;
+  }
+  const context = new AudioContext({ latencyHint: 'playback' }); // in the click handler
+  const resumed = context.resume();
+  ui.listen.disabled = true;
+  try {
+    await resumed;
+    await PcmPlayerNode.register(context, root.dataset.playerWorklet);
+  } catch (error) {
+    view.notice(`The audio engine could not start (${error?.message ?? error}).`, 'error');
+    context.close().catch(() => {});
+    ui.listen.disabled = false;
+    return;
+  }
+  const gain = (button) => {
+    const node = context.createGain();
+    node.gain.value = button.getAttribute('aria-pressed') === 'true' ? 0 : 1;
+    node.connect(context.destination);
+    return node;
+  };
+  const gains = { user: gain(ui.muteUser), assistant: gain(ui.muteAssistant) };
+  const onError = () => view.notice('The audio engine stopped working; reload to listen again.', 'error');
+  audio = {
+    context,
+    gains,
+    // The same player as the talk page; the user's side simply never has item ids.
+    user: new AssistantPlayback(context, gains.user, { onError }),
+    assistant: new AssistantPlayback(context, gains.assistant, {
+      onActive: (active) => view.setPlaybackActive(active),
+      onError,
+    }),
+  };
+  ui.listen.textContent = 'Listening';
+  ui.muteUser.disabled = false;
+  ui.muteAssistant.disabled = false;
+}
+
+function toggleMute(button, side) {
+  const muted = button.getAttribute('aria-pressed') !== 'true';
+  button.setAttribute('aria-pressed', String(muted));
+  button.textContent = `${muted ? 'Unmute' : 'Mute'} ${side}`;
+  if (audio) audio.gains[side].gain.setTargetAtTime(muted ? 0 : 1, audio.context.currentTime, 0.01);
+}
+
+function onAudio(buffer) {
+  if (audio === null || buffer.byteLength < 3) return;
+  const side = new Uint8Array(buffer, 0, 1)[0];
+  // Copy past the side byte: an Int16Array view needs an even byte offset.
+  const pcm = buffer.slice(1);
+  if (side === USER_AUDIO) audio.user.audio(pcm);
+  else if (side === ASSISTANT_AUDIO) audio.assistant.audio(pcm);
+}
+
+// ------------------------------------------------------------------ socket
+
+function onMessage(message) {
+  view.log('in', message);
+  switch (message.type) {
+    case 'monitor.attached':
+      ui.user.textContent = message.username ?? '—';
+      ui.profile.textContent = message.profile || '—';
+      if (message.state) view.setState(message.state);
+      view.clearNotice();
+      break;
+    case 'monitor.ended':
+      ended = true;
+      view.notice(END_REASONS[message.reason] ?? `The session ended (${message.reason}).`, 'info');
+      view.addNote('Session ended.');
+      view.setState('stopped');
+      break;
+    case 'state':
+      view.setState(message.state);
+      break;
+    case 'profile.updated':
+      ui.profile.textContent = message.profile?.name ?? '—';
+      break;
+    case 'error':
+      view.notice(`The session reported: ${message.message ?? message.code}`, 'warn');
+      break;
+    default:
+      break;
+  }
+  view.handleConversation(message);
+  if (audio !== null) audio.assistant.handle(message); // read-only: nothing is sent back
+}
+
+function onClose(detail) {
+  view.log('local', `websocket closed (${detail.code})`);
+  if (audio !== null) audio.assistant.interrupt();
+  if (detail.willRetry) {
+    view.setState('connecting');
+    view.notice(`${closeMessage(detail.code)} Trying again in ${(detail.delayMs / 1000).toFixed(1)} s.`, 'warn');
+    return;
+  }
+  if (ended || detail.code === CloseCode.NORMAL) {
+    view.setState('stopped');
+    return;
+  }
+  const message =
+    detail.code === CloseCode.FORBIDDEN
+      ? 'You do not have permission to monitor sessions.'
+      : !detail.opened && detail.code === CloseCode.ABNORMAL
+        ? 'Could not connect to the server (reload the page to log in again).'
+        : closeMessage(detail.code);
+  view.notice(message, 'error');
+  view.setState('error');
+}
+
+const socket = new VoiceSocket(() => socketUrl(`${MONITOR_PATH}${encodeURIComponent(sessionId)}/`));
+socket.addEventListener('message', (event) => onMessage(event.detail));
+socket.addEventListener('audio', (event) => onAudio(event.detail));
+socket.addEventListener('open', () => view.log('local', 'websocket open'));
+socket.addEventListener('close', (event) => onClose(event.detail));
+
+if (audioEnabled && ui.listen) {
+  ui.listen.addEventListener('click', listen);
+  ui.muteUser.addEventListener('click', () => toggleMute(ui.muteUser, 'user'));
+  ui.muteAssistant.addEventListener('click', () => toggleMute(ui.muteAssistant, 'assistant'));
+}
+view.setState('connecting');
+socket.connect();
+window.addEventListener('pagehide', () => socket.stop());

@@ -1,0 +1,33 @@
+// Main-thread wrapper of worklets/pcm-capture-processor.js.
+export const PROCESSOR_NAME = 'pcm-capture-processor';
+
+export class PcmCaptureNode extends AudioWorkletNode {
+  // moduleUrl comes from the template ({% static %}), never a Blob.
+  static async register(context, moduleUrl) {
+    await context.audioWorklet.addModule(moduleUrl);
+  }
+
+  // onChunk(pcm: Int16Array, rms: number, peak: number) receives ~40 ms of 24 kHz mono audio.
+  constructor(context, { onChunk, onError } = {}) {
+    super(context, PROCESSOR_NAME, {
+      numberOfInputs: 1,
+      // One (silent) output, connected to the destination, so every browser keeps pulling it.
+      numberOfOutputs: 1,
+      outputChannelCount: [1],
+      channelCount: 1,
+      channelCountMode: 'explicit',
+      channelInterpretation: 'speakers',
+    });
+    this.port.onmessage = (event) => {
+      const data = event.data;
+      if (data.type === 'chunk' && onChunk) onChunk(data.pcm, data.rms, data.peak);
+    };
+    this.onprocessorerror = (event) => {
+      if (onError) onError(event);
+    };
+  }
+
+  setMuted(muted) {
+    this.port.postMessage({ type: 'mute', muted });
+  }
+}

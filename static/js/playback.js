@@ -1,0 +1,67 @@
+// Assistant playback driven by the server's control messages; shared by talk.js and monitor.js.
+import { PcmPlayerNode } from './pcm-player-node.js';
+
+export function audioWorkletSupported() {
+  return (
+    typeof window.AudioContext === 'function' &&
+    typeof window.AudioWorkletNode === 'function' &&
+    'audioWorklet' in AudioContext.prototype
+  );
+}
+
+export const UNSUPPORTED_AUDIO_MESSAGE =
+  'This browser cannot run the audio engine (it lacks AudioWorklet). Use a current Chrome, Edge, Firefox or Safari.';
+
+export class AssistantPlayback {
+  // onActive(active: boolean): the player started or finished sounding audio.
+  // destination: where the player connects (a gain node for muting, or context.destination).
+  constructor(context, destination, { onActive, onError } = {}) {
+    this.onActive = onActive ?? (() => {});
+    this.node = new PcmPlayerNode(context, {
+      onStarted: () => this.onActive(true),
+      onDrained: () => this.onActive(this.node.active),
+      onError: (event) => {
+        this.onActive(false);
+        if (onError) onError(event);
+      },
+    });
+    this.node.connect(destination);
+  }
+
+  get active() {
+    return this.node.active;
+  }
+
+  audio(buffer) {
+    if (this.node.enqueue(buffer)) this.onActive(true);
+  }
+
+  // Handles audio.start, audio.done, playback.clear and speech.started. Resolves to
+  // {item_id, played_ms} when playback was cut off (barge-in), null otherwise.
+  async handle(message) {
+    switch (message.type) {
+      case 'audio.start':
+        this.node.startItem(message.item_id);
+        return null;
+      case 'audio.done':
+        this.node.endItem(message.item_id);
+        return null;
+      case 'playback.clear':
+      case 'speech.started':
+        return this.interrupt();
+      default:
+        return null;
+    }
+  }
+
+  async interrupt() {
+    const heard = await this.node.clear();
+    this.onActive(false);
+    return heard;
+  }
+
+  disconnect() {
+    this.node.port.onmessage = null;
+    this.node.disconnect();
+  }
+}

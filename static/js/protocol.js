@@ -1,0 +1,104 @@
+// The browser side of docs/protocol.md (assistant/protocol.py is the Python source).
+// Every other module imports close codes, states and messages from here: one place only.
+
+export const SAMPLE_RATE = 24000;
+
+export const VOICE_PATH = '/ws/voice/';
+export const MONITOR_PATH = '/ws/monitor/';
+
+export const STATES = Object.freeze([
+  'idle',
+  'connecting',
+  'ready',
+  'listening',
+  'processing',
+  'assistant_speaking',
+  'stopped',
+  'error',
+]);
+
+export const STATE_LABELS = Object.freeze({
+  idle: 'Idle — press Start',
+  connecting: 'Connecting…',
+  ready: 'Ready — speak any time',
+  listening: 'Listening…',
+  processing: 'Thinking…',
+  assistant_speaking: 'Assistant speaking',
+  stopped: 'Stopped',
+  error: 'Error',
+});
+
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  ABNORMAL: 1006,
+  MESSAGE_TOO_BIG: 1009,
+  SERVER_DRAINING: 4001,
+  PROTOCOL_VIOLATION: 4400,
+  UNAUTHENTICATED: 4401,
+  FORBIDDEN: 4403,
+  IDLE_TIMEOUT: 4408,
+  SESSION_REPLACED: 4409,
+  TERMINATED: 4410,
+  TOO_MANY_SESSIONS: 4429,
+  UPSTREAM_UNAVAILABLE: 4502,
+  SERVER_BUSY: 4503,
+});
+
+// The browser reconnects by itself, with backoff, only after these.
+export const RETRYABLE_CLOSE_CODES = Object.freeze(
+  new Set([CloseCode.SERVER_DRAINING, CloseCode.SERVER_BUSY]),
+);
+
+export const CLOSE_MESSAGES = Object.freeze({
+  [CloseCode.NORMAL]: 'The session ended.',
+  [CloseCode.ABNORMAL]: 'The connection to the server was lost.',
+  [CloseCode.MESSAGE_TOO_BIG]: 'A message was too large for the server; the session was closed.',
+  [CloseCode.SERVER_DRAINING]: 'The server is restarting. Reconnecting…',
+  [CloseCode.PROTOCOL_VIOLATION]: 'The session was closed: too many invalid or rapid messages.',
+  [CloseCode.UNAUTHENTICATED]: 'You are not logged in (or your login expired). Log in again.',
+  [CloseCode.FORBIDDEN]: 'That assistant profile is not available to you.',
+  [CloseCode.IDLE_TIMEOUT]: 'The session was closed after being idle for too long.',
+  [CloseCode.SESSION_REPLACED]: 'This session was replaced by a newer one in another tab or device.',
+  [CloseCode.TERMINATED]: 'The session was ended by an administrator or reached its maximum length.',
+  [CloseCode.TOO_MANY_SESSIONS]: 'You have too many sessions open (or connected too often). Try again later.',
+  [CloseCode.UPSTREAM_UNAVAILABLE]: 'The voice service is unavailable right now. Try again in a moment.',
+  [CloseCode.SERVER_BUSY]: 'The server is busy. Reconnecting…',
+});
+
+export function closeMessage(code) {
+  return CLOSE_MESSAGES[code] ?? `The connection closed unexpectedly (code ${code}).`;
+}
+
+// Error codes that mean the session carries on: shown as a notice, not as a failure.
+export const NON_FATAL_ERRORS = Object.freeze(
+  new Set([
+    'bad_json',
+    'bad_message',
+    'unknown_type',
+    'message_too_large',
+    'bad_audio',
+    'rate_limited',
+    'audio_too_fast',
+    'not_ready',
+    'upstream_error',
+  ]),
+);
+
+// Sent just before a retryable close: the socket reconnects by itself, so not a failure.
+export const TRANSIENT_ERRORS = Object.freeze(new Set(['server_busy', 'server_draining']));
+
+export const RECONNECT = Object.freeze({
+  FIRST_DELAY_MS: 500,
+  MAX_DELAY_MS: 8000,
+  MAX_TRIES: 5,
+});
+
+// ws: or wss: following the page, on this host.
+export function socketUrl(path, query = {}) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const url = new URL(`${scheme}://${location.host}${path}`);
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== null && value !== undefined && value !== '') url.searchParams.set(key, String(value));
+  }
+  return url.toString();
+}

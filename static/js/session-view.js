@@ -1,0 +1,221 @@
+// What talk.js and monitor.js both show: the state indicator, the live conversation and the
+// event log. Page modules own the DOM; this view only touches the elements it is handed.
+import { STATE_LABELS } from './protocol.js';
+
+const LOG_LIMIT = 200;
+const SCROLL_SLACK_PX = 48;
+const ROLE_LABELS = { user: 'You', assistant: 'Assistant' };
+
+function clock() {
+  const d = new Date();
+  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+// The element ids both pages use for the state, conversation, event log and notices.
+export function sessionElements(byId) {
+  return {
+    state: byId('state'),
+    stateLabel: byId('state-label'),
+    conversation: byId('conversation'),
+    log: byId('log-list'),
+    logCount: byId('log-count'),
+    notice: byId('notice'),
+  };
+}
+
+export class SessionView {
+  // elements: {state, stateLabel?, conversation, log?, logCount?, notice?}; roleLabels overrides
+  // "You"/"Assistant" (the monitor shows the username).
+  constructor(elements, { roleLabels = {} } = {}) {
+    this.el = elements;
+    this.roleLabels = { ...ROLE_LABELS, ...roleLabels };
+    this.entries = new Map();
+    this.serverState = 'idle';
+    this.playbackActive = false;
+    this.shown = null;
+    this.logCount = 0;
+    this.setState('idle');
+  }
+
+  // ---------------------------------------------------------------- state
+
+  // The page's own states (idle, connecting, stopped, error) and the server's.
+  setState(state) {
+    this.serverState = state;
+    this._render();
+  }
+
+  // While the player is still sounding a reply the server considers done, keep showing it.
+  setPlaybackActive(active) {
+    this.playbackActive = active;
+    this._render();
+  }
+
+  get state() {
+    return this.shown;
+  }
+
+  _render() {
+    const state =
+      this.playbackActive && this.serverState === 'ready' ? 'assistant_speaking' : this.serverState;
+    if (state === this.shown) return;
+    this.shown = state;
+    this.el.state.dataset.state = state;
+    const label = this.el.stateLabel ?? this.el.state;
+    label.textContent = STATE_LABELS[state] ?? state;
+  }
+
+  // ---------------------------------------------------------------- notices
+
+  notice(text, kind = 'info') {
+    const box = this.el.notice;
+    if (!box) return;
+    box.textContent = text;
+    box.dataset.kind = kind;
+    box.hidden = !text;
+  }
+
+  clearNotice() {
+    this.notice('');
+  }
+
+  // ---------------------------------------------------------------- conversation
+
+  // Apply one server message to the conversation; returns true if it was a conversation message.
+  handleConversation(message) {
+    switch (message.type) {
+      case 'speech.started':
+        if (message.item_id) this._entry('user', message.item_id, { placeholder: true });
+        return true;
+      case 'transcript.user.delta':
+        this._append('user', message.item_id, message.delta);
+        return true;
+      case 'transcript.user.done':
+        this._finish('user', message.item_id, message.transcript);
+        return true;
+      case 'transcript.assistant.delta':
+        this._append('assistant', message.item_id, message.delta);
+        return true;
+      case 'transcript.assistant.done':
+        this._finish('assistant', message.item_id, message.transcript);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // A message typed on this page (the server does not echo it back).
+  addTyped(text) {
+    const li = this._entry('user', `typed-${Date.now()}-${this.entries.size}`);
+    li.classList.add('typed');
+    li.classList.remove('partial');
+    this._text(li).textContent = text;
+    this._scroll();
+  }
+
+  // Something said in the page's own voice: "— session ended —" and the like.
+  addNote(text) {
+    const li = document.createElement('li');
+    li.className = 'entry note';
+    li.textContent = text;
+    this._add(li);
+  }
+
+  _entry(role, itemId, { placeholder = false } = {}) {
+    const key = `${role}:${itemId}`;
+    let li = this.entries.get(key);
+    if (li) return li;
+    li = document.createElement('li');
+    li.className = `entry ${role} partial`;
+    li.dataset.itemId = itemId;
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = this.roleLabels[role];
+    const text = document.createElement('p');
+    text.className = 'text';
+    if (placeholder) text.dataset.placeholder = 'true';
+    text.textContent = placeholder ? '…' : '';
+    li.append(who, text);
+    this.entries.set(key, li);
+    this._add(li);
+    return li;
+  }
+
+  _text(li) {
+    return li.querySelector('.text');
+  }
+
+  _append(role, itemId, delta) {
+    if (!itemId || typeof delta !== 'string') return;
+    const li = this._entry(role, itemId);
+    const text = this._text(li);
+    if (text.dataset.placeholder) {
+      delete text.dataset.placeholder;
+      text.textContent = '';
+    }
+    text.textContent += delta;
+    this._scroll();
+  }
+
+  _finish(role, itemId, transcript) {
+    if (!itemId) return;
+    const li = this._entry(role, itemId);
+    const text = this._text(li);
+    delete text.dataset.placeholder;
+    li.classList.remove('partial');
+    const clean = (transcript ?? '').trim();
+    if (clean) {
+      text.textContent = clean;
+    } else if (!text.textContent.trim() || text.textContent === '…') {
+      if (role === 'assistant') {
+        // A reply cut off before its first word: nothing worth a bubble.
+        li.remove();
+        this.entries.delete(`${role}:${itemId}`);
+        return;
+      }
+      li.classList.add('empty');
+      text.textContent = '(nothing recognised)';
+    }
+    this._scroll();
+  }
+
+  _add(li) {
+    const list = this.el.conversation;
+    const stick = list.scrollHeight - list.scrollTop - list.clientHeight < SCROLL_SLACK_PX;
+    list.append(li);
+    if (stick) list.scrollTop = list.scrollHeight;
+  }
+
+  _scroll() {
+    const list = this.el.conversation;
+    if (list.scrollHeight - list.scrollTop - list.clientHeight < SCROLL_SLACK_PX * 4) {
+      list.scrollTop = list.scrollHeight;
+    }
+  }
+
+  // ---------------------------------------------------------------- event log
+
+  // direction: 'in' (from the server), 'out' (to the server) or 'local' (the page itself).
+  log(direction, message) {
+    const list = this.el.log;
+    if (!list) return;
+    const li = document.createElement('li');
+    li.className = `log-${direction}`;
+    const time = document.createElement('time');
+    time.textContent = clock();
+    const arrow = document.createElement('span');
+    arrow.className = 'dir';
+    arrow.textContent = direction === 'in' ? '←' : direction === 'out' ? '→' : '•';
+    arrow.title = direction === 'in' ? 'from the server' : direction === 'out' ? 'to the server' : 'page';
+    const body = document.createElement('code');
+    body.textContent = typeof message === 'string' ? message : JSON.stringify(message);
+    li.append(time, ' ', arrow, ' ', body);
+    list.append(li);
+    while (list.childElementCount > LOG_LIMIT) list.firstElementChild.remove();
+    this.logCount += 1;
+    if (this.el.logCount) this.el.logCount.textContent = String(this.logCount);
+    const box = list.parentElement;
+    if (box) box.scrollTop = box.scrollHeight;
+  }
+}

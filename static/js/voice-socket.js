@@ -1,0 +1,114 @@
+// One websocket with JSON control frames and binary PCM16 audio frames, reconnecting with
+// exponential backoff only after the close codes the protocol marks retryable.
+import { RECONNECT, RETRYABLE_CLOSE_CODES, CloseCode } from './protocol.js';
+
+// A message of one of these types means the session is up: the retry budget starts again.
+const HEALTHY_TYPES = new Set(['session.ready', 'monitor.attached']);
+const STOP_GRACE_MS = 1500;
+
+export class VoiceSocket extends EventTarget {
+  // url: a function returning the URL (so a retry can pick up current page choices) or a string.
+  constructor(url, { retry = true } = {}) {
+    super();
+    this._url = typeof url === 'function' ? url : () => url;
+    this._retry = retry;
+    this._ws = null;
+    this._attempt = 0;
+    this._timer = null;
+    this._stopping = false;
+  }
+
+  get isOpen() {
+    return this._ws !== null && this._ws.readyState === WebSocket.OPEN;
+  }
+
+  connect() {
+    this._stopping = false;
+    this._open();
+  }
+
+  _open() {
+    clearTimeout(this._timer);
+    this._timer = null;
+    const ws = new WebSocket(this._url());
+    ws.binaryType = 'arraybuffer';
+    this._ws = ws;
+    let opened = false;
+    ws.addEventListener('open', () => {
+      opened = true;
+      this._emit('open', { attempt: this._attempt });
+    });
+    ws.addEventListener('message', (event) => {
+      if (typeof event.data !== 'string') {
+        this._emit('audio', event.data);
+        return;
+      }
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return; // the server only sends JSON text; ignore anything else
+      }
+      if (HEALTHY_TYPES.has(message.type)) this._attempt = 0;
+      this._emit('message', message);
+    });
+    ws.addEventListener('close', (event) => {
+      if (this._ws !== ws) return;
+      this._ws = null;
+      const code = event.code;
+      const retryable = this._retry && !this._stopping && RETRYABLE_CLOSE_CODES.has(code);
+      const willRetry = retryable && this._attempt < RECONNECT.MAX_TRIES;
+      let delayMs = 0;
+      if (willRetry) {
+        delayMs = Math.min(RECONNECT.FIRST_DELAY_MS * 2 ** this._attempt, RECONNECT.MAX_DELAY_MS);
+        this._attempt += 1;
+        this._timer = setTimeout(() => this._open(), delayMs);
+      }
+      this._emit('close', {
+        code,
+        reason: event.reason,
+        opened,
+        stopping: this._stopping,
+        willRetry,
+        retriesExhausted: retryable && !willRetry,
+        delayMs,
+        attempt: this._attempt,
+        maxTries: RECONNECT.MAX_TRIES,
+      });
+    });
+  }
+
+  sendJson(message) {
+    if (!this.isOpen) return false;
+    this._ws.send(JSON.stringify(message));
+    this._emit('sent', message);
+    return true;
+  }
+
+  sendAudio(buffer) {
+    if (!this.isOpen) return false;
+    this._ws.send(buffer);
+    return true;
+  }
+
+  // Ask the server to end the session (it closes with 1000); close ourselves if it does not.
+  stop() {
+    this._stopping = true;
+    clearTimeout(this._timer);
+    this._timer = null;
+    const ws = this._ws;
+    if (ws === null) return;
+    if (ws.readyState === WebSocket.OPEN) {
+      this.sendJson({ type: 'session.stop' });
+      setTimeout(() => {
+        if (ws.readyState !== WebSocket.CLOSED) ws.close(CloseCode.NORMAL);
+      }, STOP_GRACE_MS);
+    } else {
+      ws.close(CloseCode.NORMAL);
+    }
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
