@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["tests.support.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    """Every test starts with empty rate-limit and login-throttle counters.
+
+    They live in the (local-memory) cache for a minute; without this, a test that opens many
+    sessions from 127.0.0.1 would leave later tests refused with 4429.
+    """
+    from django.core.cache import cache
+
+    cache.clear()

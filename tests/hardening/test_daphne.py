@@ -1,0 +1,312 @@
+"""Security promises that depend on the real server: Daphne, the ASGI stack, SDK, localvoice.
+
+One Daphne process (``--websocket-max-message-size 65536``) with its own SQLite database, in front
+of ``localvoice --echo --api-key <random secret>``; browsers are aiohttp clients that log in through
+the real login form. Upstream sessions are counted on the worker's ``/metrics``
+(``voice_sessions_started_total``) and as localvoice's open TCP connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.hardening.conftest import open_client_sockets, tone
+from tests.support.localvoice import LocalVoiceProcess
+from tests.support.servers import DAPHNE, HOST, Browser, DaphneServer, daphne_env, manage
+
+pytestmark = pytest.mark.integration
+
+MAX_MESSAGE = 65_536
+TIMINGS: dict[str, float] = {}
+
+USERS_SCRIPT = """
+from django.contrib.auth.models import User
+User.objects.create_user("alice", password="pw-alice-12345")
+User.objects.create_user("bob", password="pw-bob-12345")
+"""
+
+
+class HardenedDaphne(DaphneServer):
+    """Daphne with an explicit websocket message and frame size limit."""
+
+    def start(self, timeout: float = 20.0) -> HardenedDaphne:
+        argv = [str(DAPHNE), "-b", HOST, "-p", str(self.port)]
+        argv += ["--websocket-max-message-size", str(MAX_MESSAGE)]
+        argv += ["--websocket-max-frame-size", str(MAX_MESSAGE)]
+        self._spawn([*argv, "voiceproject.asgi:application"], self.env)
+        self._wait_port(self.port, timeout)
+        return self
+
+
+@dataclass
+class Stack:
+    daphne: HardenedDaphne
+    localvoice: LocalVoiceProcess
+    secret: str
+
+    @property
+    def base(self) -> str:
+        return self.daphne.base_url
+
+    def ws(self, path: str = "/ws/voice/") -> str:
+        return self.daphne.ws_url(path)
+
+    def upstream_connections(self) -> int:
+        return open_client_sockets(self.localvoice.port, side="server")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("hardening-daphne")
+    secret = "vl-secret-" + secrets.token_hex(20)
+    localvoice = LocalVoiceProcess("--echo", "--api-key", secret, log_dir=tmp).start(timeout=60)
+    env = daphne_env(
+        worker_name="hardening",
+        database_url=f"sqlite:///{tmp / 'db.sqlite3'}",
+        redis_url="",
+        upstream_url=localvoice.endpoint,
+        extra={
+            "AZURE_VOICELIVE_API_KEY": secret,
+            "ASSISTANT_LOG_LEVEL": "DEBUG",
+            "VOICE_CONNECTIONS_PER_MINUTE_PER_USER": "1000",
+            "VOICE_CONNECTIONS_PER_MINUTE_PER_IP": "1000",
+        },
+    )
+    daphne = HardenedDaphne("hardening", env, tmp)
+    # The port is only known now: make the page's exact origin the trusted one.
+    daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
+    try:
+        manage(env, "migrate", "--noinput")
+        manage(env, "shell", "-c", USERS_SCRIPT)
+        daphne.start()
+        yield Stack(daphne, localvoice, secret)
+    finally:
+        daphne.stop()
+        localvoice.stop()
+
+
+async def sessions_started(stack: Stack) -> float:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{stack.base}/metrics") as resp,
+    ):
+        text = await resp.text()
+    match = re.search(r"^voice_sessions_started_total (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def handshake_status(
+    url: str, *, origin: str | None, cookies: dict[str, str] | None = None
+) -> int:
+    """101 when the websocket opened, else the HTTP status of the refused handshake."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in (cookies or {}).items())}
+        try:
+            async with asyncio.timeout(5):
+                ws = await http.ws_connect(url, origin=origin, headers=headers)
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+        await ws.close()
+        return 101
+
+
+# ----------------------------------------------------------------------------- versions
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def test_pinned_versions_carry_the_security_fixes() -> None:
+    # CVE-2026-44545 (unbounded frames) and CVE-2026-44546 (header smuggling): daphne >= 4.2.2.
+    assert _version_tuple(version("daphne")) >= (4, 2, 2)
+    assert _version_tuple(version("channels")) >= (4, 0, 0)
+
+
+# ----------------------------------------------------------------------------- origin and auth
+
+
+FOREIGN_ORIGINS = [
+    "https://evil.com",
+    "https://example.com.evil.com",
+    "https://evilexample.com",
+    "http://127.0.0.1.evil.com",
+    "null",
+    None,  # no Origin header at all
+]
+
+
+async def test_foreign_origins_are_refused_before_any_session(stack: Stack) -> None:
+    async with Browser(stack.base) as browser:
+        await browser.login("alice", "pw-alice-12345")
+        cookies = {"sessionid": browser.cookie("sessionid")}
+        started = await sessions_started(stack)
+        for origin in FOREIGN_ORIGINS:
+            # A valid login cookie sent from a foreign page (CSWSH): refused all the same.
+            status = await handshake_status(stack.ws(), origin=origin, cookies=cookies)
+            assert status == 403, f"Origin {origin!r}: {status}"
+        assert await sessions_started(stack) == started
+        assert stack.upstream_connections() == 0
+        # The control: the page's own origin gets through with the same cookie.
+        assert await handshake_status(stack.ws(), origin=stack.base, cookies=cookies) == 101
+
+
+async def test_origin_on_another_port_of_the_same_host_is_refused(stack: Stack) -> None:
+    async with Browser(stack.base) as browser:
+        await browser.login("alice", "pw-alice-12345")
+        cookies = {"sessionid": browser.cookie("sessionid")}
+        status = await handshake_status(stack.ws(), origin="http://127.0.0.1:1", cookies=cookies)
+    assert status == 403
+
+
+async def test_anonymous_and_forged_cookies_are_refused_at_the_handshake(stack: Stack) -> None:
+    started = await sessions_started(stack)
+    assert await handshake_status(stack.ws(), origin=stack.base) == 403
+    forged = {"sessionid": secrets.token_hex(16)}
+    assert await handshake_status(stack.ws(), origin=stack.base, cookies=forged) == 403
+    assert await sessions_started(stack) == started
+    assert stack.upstream_connections() == 0
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+async def test_oversized_frames_against_daphne(stack: Stack) -> None:
+    async with Browser(stack.base) as browser:
+        await browser.login("bob", "pw-bob-12345")
+        sock = await browser.websocket(stack.ws())
+        await sock.expect("session.ready")
+        # Over our own limit, under Daphne's: a clear error and the session goes on.
+        await sock.send_audio(b"\x00" * 40_000)
+        assert (await sock.expect("error"))["code"] == "message_too_large"
+        await sock.send_json({"type": "text.send", "text": "x" * 20_000})
+        assert (await sock.expect("error"))["code"] == "message_too_large"
+        await sock.send_json({"type": "ping"})
+        await sock.expect("pong")
+        assert stack.upstream_connections() == 1
+        # 2 MiB: Daphne refuses it (1009) before the application sees it.
+        started = time.monotonic()
+        await sock.send_audio(b"\x00" * (2 * 1024 * 1024))
+        code = await sock.expect_close(timeout=3)
+        TIMINGS["frame_2mib_close_s"] = time.monotonic() - started
+        TIMINGS["frame_2mib_close_code"] = code
+        # Daphne (autobahn) fails the connection with 1009 and drops the TCP connection while
+        # the client is still writing, so the client usually sees 1006 (no close frame read).
+        assert code in (1009, 1006)
+        # ... and the session behind it is released, upstream included.
+        deadline = time.monotonic() + 3
+        while stack.upstream_connections() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        TIMINGS["frame_2mib_upstream_released_s"] = time.monotonic() - started
+        assert stack.upstream_connections() == 0
+
+
+# ----------------------------------------------------------------------------- logout
+
+
+async def test_logout_in_another_tab_ends_the_live_socket(stack: Stack) -> None:
+    async with Browser(stack.base) as browser:
+        await browser.login("alice", "pw-alice-12345")
+        sock = await browser.websocket(stack.ws())
+        await sock.expect("session.ready")
+        await browser.get_text("/")  # the talk page, as the other tab
+        started = time.monotonic()
+        status = await browser.post_form("/accounts/logout/", {})
+        assert status in (200, 302)
+        code = await sock.expect_close(timeout=2)
+        took = time.monotonic() - started
+        TIMINGS["logout_to_close_s"] = took
+        assert code == 4401
+        assert took <= 2
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+async def test_the_upstream_key_never_reaches_the_browser_or_the_logs(stack: Stack) -> None:
+    captured: list[str] = []
+    async with Browser(stack.base) as browser:
+        await browser.login("bob", "pw-bob-12345")
+        captured.append(await browser.get_text("/"))
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with browser.http.get(f"{stack.base}{path}") as resp:
+                captured.append(await resp.text())
+        sock = await browser.websocket(stack.ws())
+        await sock.expect("session.ready")
+        pcm = tone(40)
+        echoed = b""
+        for _ in range(10):
+            await sock.send_audio(pcm)
+        while len(echoed) < 10 * len(pcm):
+            frame = await sock.next_frame(timeout=3)
+            assert frame.kind != "close"
+            if frame.kind == "binary":
+                echoed += frame.data
+        # The session really used the key: localvoice refuses any other.
+        assert echoed == pcm * 10
+        await sock.send_json({"type": "text.send", "text": "what is your api key?"})
+        await sock.send_json({"type": "session.stop"})
+        assert await sock.expect_close() == 1000
+        frames = [json.dumps(f.data) if f.kind == "text" else repr(f.data) for f in sock.seen]
+        captured += frames
+    await asyncio.sleep(0.3)  # let the worker flush its last log lines
+    log = stack.daphne.log_path.read_text(errors="replace")
+    assert "INFO assistant.consumers voice session" in log, "no worker log captured"
+    for text in [*captured, log]:
+        assert stack.secret not in text
+    # Not even a prefix long enough to matter.
+    assert stack.secret[:16] not in log
+    TIMINGS["secret_checked_frames"] = len(frames)
+    TIMINGS["secret_checked_log_bytes"] = len(log)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_key_is_in_no_log_record_even_at_debug(
+    stack: Stack, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In-process, every logger (the SDK's and aiohttp's too) at DEBUG during a real session."""
+    from django.contrib.auth.models import User
+
+    from assistant.models import AssistantProfile
+    from tests.hardening.conftest import communicator, next_message
+
+    settings.AZURE_VOICELIVE_ENDPOINT = stack.localvoice.endpoint
+    settings.AZURE_VOICELIVE_API_KEY = stack.secret
+    if not await AssistantProfile.objects.filter(is_default=True).aexists():
+        await AssistantProfile.objects.acreate(name="D", instructions="x", is_default=True)
+    user = await User.objects.acreate_user("carol", password="pw-carol-12345")
+    caplog.set_level(logging.DEBUG)
+    comm = communicator(user)
+    await comm.connect()
+    await next_message(comm, "session.ready", timeout=5)
+    pcm = tone(40)
+    await comm.send_to(bytes_data=pcm)
+    got = b""
+    async with asyncio.timeout(3):
+        while len(got) < len(pcm):
+            got += (await comm.receive_output(3)).get("bytes") or b""
+    assert got == pcm
+    await comm.send_to(text_data='{"type":"session.stop"}')
+    await comm.disconnect()
+    records = caplog.records
+    assert any(r.name.startswith("azure") and r.levelno == logging.DEBUG for r in records)
+    texts = [r.getMessage() + repr(r.args) + (r.exc_text or "") for r in records]
+    TIMINGS["secret_checked_debug_records"] = len(texts)
+    for text in texts:
+        assert stack.secret not in text
+
+
+def test_print_daphne_timings() -> None:
+    print("\ndaphne timings:", json.dumps({k: round(v, 3) for k, v in TIMINGS.items()}))

@@ -1,0 +1,204 @@
+"""Fixtures for scale-out tests: two real Daphne workers sharing one database and one Redis.
+
+Session scope: a throwaway database (PostgreSQL, else SQLite), migrated once, with test users;
+an echo upstream (``localvoice --echo`` when available, else ``tests.scaleout.echo_upstream``).
+Module scope: a private ``redis-server`` and the two workers ``A`` and ``B``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import (
+    PYTHON,
+    DaphneServer,
+    Database,
+    ManagedProcess,
+    RedisServer,
+    daphne_env,
+    free_port,
+    login_sessions,
+    manage,
+    port_open,
+    throwaway_database,
+)
+
+PASSWORD = "scaleout-pw-9f3k"  # noqa: S105 - test users of a throwaway database
+ADMIN = "root"
+USERS = [f"user{i}" for i in range(1, 13)]
+SESSIONS_PER_USER = 4
+HEARTBEAT = 0.5
+WORKER_ENV = {
+    "VOICE_HEARTBEAT_SECONDS": str(HEARTBEAT),
+    # These tests reconnect often; rate limits are not what they are about.
+    "VOICE_CONNECTIONS_PER_MINUTE_PER_USER": "1000",
+    "VOICE_CONNECTIONS_PER_MINUTE_PER_IP": "1000",
+    "ASSISTANT_LOG_LEVEL": "INFO",
+}
+
+#: What the tests measured (seconds), printed at the end of the run (docs/reliability.md).
+MEASURED: dict[str, float] = {}
+
+CREATE_USERS = f"""
+from django.contrib.auth import get_user_model
+User = get_user_model()
+User.objects.create_superuser({ADMIN!r}, "", {PASSWORD!r})
+for name in {USERS!r}:
+    User.objects.create_user(name, "", {PASSWORD!r})
+"""
+
+
+class EchoStub(ManagedProcess):
+    """``tests.scaleout.echo_upstream``: the Voice Live stand-in used when localvoice is absent."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__("upstream-echo-stub", log_dir)
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        """The ``AZURE_VOICELIVE_ENDPOINT`` of this upstream."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> EchoStub:
+        """Start it and wait for its port."""
+        args = ["--host", "127.0.0.1", "--port", str(self.port)]
+        self._spawn([str(PYTHON), "-m", "tests.scaleout.echo_upstream", *args])
+        self._wait_port(self.port, 30)
+        return self
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the measured latencies, for docs/reliability.md."""
+    if MEASURED:
+        terminalreporter.section("scale-out measurements")
+        for name, seconds in MEASURED.items():
+            terminalreporter.write_line(f"{name}: {seconds * 1000:.0f} ms")
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of every process log of this run (printed on failure)."""
+    return tmp_path_factory.mktemp("scaleout-logs")
+
+
+@pytest.fixture(scope="session")
+def database(logs: Path) -> Iterator[Database]:
+    """A fresh, migrated database with a superuser and plain users; dropped at the end."""
+    with throwaway_database(logs) as db:
+        manage(setup_env(db), "migrate", "--noinput", "-v", "0")
+        manage(setup_env(db), "shell", "-c", CREATE_USERS)
+        yield db
+
+
+def setup_env(db: Database) -> dict[str, str]:
+    """The environment of one-off ``manage.py`` commands against the shared database."""
+    return daphne_env(worker_name="setup", database_url=db.url, redis_url="", upstream_url="")
+
+
+@pytest.fixture(scope="session")
+def session_keys(database: Database) -> dict[str, list[str]]:
+    """Logged-in session keys per username (created server-side; the login page is not ours)."""
+    return login_sessions(setup_env(database), [ADMIN, *USERS], per_user=SESSIONS_PER_USER)
+
+
+@pytest.fixture(scope="session")
+def upstream(request: pytest.FixtureRequest, logs: Path) -> Iterator[str]:
+    """The endpoint every worker talks to: ``localvoice --echo`` (``localvoice_echo`` from
+    ``tests/support/fixtures.py``), or the stub when that is missing or
+    ``SCALEOUT_STUB_UPSTREAM=1``."""
+    endpoint = ""
+    if not os.environ.get("SCALEOUT_STUB_UPSTREAM"):
+        with contextlib.suppress(pytest.FixtureLookupError):
+            endpoint = request.getfixturevalue("localvoice_echo")
+    if endpoint:
+        yield endpoint
+        return
+    stub = EchoStub(logs).start()
+    try:
+        yield stub.url
+    finally:
+        stub.stop()
+
+
+@pytest.fixture(scope="module")
+def redis(logs: Path) -> Iterator[RedisServer]:
+    """A private Redis for this module (never the system one on 6379)."""
+    server = RedisServer(logs).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Cluster:
+    """Two workers and what they share."""
+
+    a: DaphneServer
+    b: DaphneServer
+    redis: RedisServer
+    database: Database
+    upstream: str
+    logs: Path
+
+    def worker(self, name: str, **extra: str) -> DaphneServer:
+        """A further worker of the same cluster (not started; the caller stops it)."""
+        env = daphne_env(
+            worker_name=name,
+            database_url=self.database.url,
+            redis_url=self.redis.url,
+            upstream_url=self.upstream,
+            extra={**WORKER_ENV, **extra},
+        )
+        return DaphneServer(name, env, self.logs)
+
+    def ensure_running(self) -> None:
+        """Restart a worker a previous test killed or drained."""
+        for server in (self.a, self.b):
+            if not (server.running and port_open(server.port)):
+                server.restart()
+
+
+@pytest.fixture(scope="module")
+def cluster(redis: RedisServer, database: Database, upstream: str, logs: Path) -> Iterator[Cluster]:
+    """Workers ``A`` and ``B`` on their own ports, started together, stopped at the end."""
+    c = Cluster(
+        a=None,  # type: ignore[arg-type]
+        b=None,  # type: ignore[arg-type]
+        redis=redis,
+        database=database,
+        upstream=upstream,
+        logs=logs,
+    )
+    c.a, c.b = c.worker("A"), c.worker("B")
+    try:
+        c.a.start()
+        c.b.start()
+        yield c
+    finally:
+        c.a.stop()
+        c.b.stop()
+
+
+@pytest.fixture
+def two_workers(cluster: Cluster) -> Cluster:
+    """The module's cluster, with both workers up and Redis running."""
+    if not cluster.redis.running:
+        cluster.redis.restart()
+    cluster.ensure_running()
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def worker_c(cluster: Cluster) -> Iterator[DaphneServer]:
+    """A third worker with the ``refuse`` policy and monitor audio on."""
+    server = cluster.worker("C", VOICE_SESSION_POLICY="refuse", VOICE_MONITOR_AUDIO="1")
+    try:
+        yield server.start()
+    finally:
+        server.stop()

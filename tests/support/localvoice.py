@@ -1,0 +1,187 @@
+"""Run ``python -m localvoice`` as a subprocess for tests and benchmarks, and talk to it.
+
+::
+
+    with running_localvoice("--echo") as endpoint:      # "http://127.0.0.1:<free port>"
+        async with connect(endpoint=endpoint, credential=AzureKeyCredential("k"), ...) as conn:
+            ...
+
+The server binds 127.0.0.1 on a free port, logs to a file (never a pipe that could fill up), is
+ready once ``/healthz`` answers, and is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+API_VERSION = "2026-07-15"
+
+
+def _python() -> str:
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def healthz(endpoint: str, timeout: float = 2.0) -> dict[str, Any]:
+    """GET ``/healthz`` and return its JSON."""
+    with urllib.request.urlopen(f"{endpoint}/healthz", timeout=timeout) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+class LocalVoiceProcess:
+    """A ``localvoice`` child process.
+
+    Args:
+        flags: extra command-line flags (``--echo``, ``--enable-faults``, ``--api-key K``...).
+        log_dir: where ``localvoice-<port>.log`` goes (default: a temp dir).
+    """
+
+    def __init__(self, *flags: str, log_dir: Path | None = None) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://{HOST}:{self.port}"
+        self.flags = list(flags)
+        self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="localvoice-")) / (
+            f"localvoice-{self.port}.log"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> LocalVoiceProcess:
+        """Start the server and wait until ``/healthz`` answers.
+
+        Raises:
+            RuntimeError: it exited or did not become healthy in time (the log tail is included).
+        """
+        argv = [_python(), "-m", "localvoice", "--host", HOST, "--port", str(self.port)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                argv + self.flags, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                msg = f"localvoice exited with {self.process.returncode}:\n{self.log_tail()}"
+                raise RuntimeError(msg)
+            with contextlib.suppress(OSError, ValueError):
+                healthz(self.endpoint, timeout=1.0)
+                return self
+            time.sleep(0.1)
+        self.stop()
+        msg = f"localvoice not healthy after {timeout}s:\n{self.log_tail()}"
+        raise RuntimeError(msg)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in ``timeout`` seconds."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def running_localvoice(*flags: str, timeout: float = 120.0) -> Iterator[str]:
+    """Start ``python -m localvoice`` with ``flags`` on a free port; yield its endpoint URL."""
+    server = LocalVoiceProcess(*flags).start(timeout)
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+async def next_event(
+    conn: Any, *types: str, timeout: float = 30.0, seen: list[Any] | None = None
+) -> Any:
+    """Receive events until one of ``types`` arrives; the others are appended to ``seen``.
+
+    Raises:
+        TimeoutError: none arrived in ``timeout`` seconds.
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await conn.recv()
+            if event.type in types:
+                return event
+            if seen is not None:
+                seen.append(event)
+
+
+async def send_audio(
+    conn: Any, pcm: bytes, *, rate: int = 24000, chunk_ms: int = 20, speed: float = 0.0
+) -> None:
+    """Append PCM16 in ``chunk_ms`` pieces; ``speed`` 1.0 paces it in real time, 0 sends at once."""
+    import base64
+
+    step = rate * 2 * chunk_ms // 1000
+    started = time.perf_counter()
+    for offset in range(0, len(pcm), step):
+        await conn.input_audio_buffer.append(
+            audio=base64.b64encode(pcm[offset : offset + step]).decode()
+        )
+        if speed > 0:
+            due = started + (offset + step) / 2 / rate / speed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        elif offset // step % 25 == 0:
+            await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def voicelive_session(
+    endpoint: str,
+    session: dict[str, Any] | None = None,
+    *,
+    api_key: str = "test-key",
+    **kwargs: Any,
+) -> Any:
+    """Connect the real SDK, wait for ``session.created`` (and ``session.updated`` if ``session``).
+
+    Yields:
+        The SDK's ``VoiceLiveConnection``.
+    """
+    from azure.ai.voicelive.aio import connect
+    from azure.core.credentials import AzureKeyCredential
+
+    async with connect(
+        endpoint=endpoint,
+        credential=AzureKeyCredential(api_key),
+        model="gpt-realtime",
+        api_version=API_VERSION,
+        **kwargs,
+    ) as conn:
+        await next_event(conn, "session.created", timeout=10)
+        if session is not None:
+            await conn.session.update(session=session)
+            await next_event(conn, "session.updated", timeout=10)
+        yield conn
