@@ -1,0 +1,228 @@
+// The web container app (Daphne, websockets through the HTTPS ingress on port 8000) and the
+// manual `migrate` job running the same image. Secrets (Django key, DATABASE_URL with the
+// PostgreSQL password, REDIS_URL with the Redis key) are Container Apps secrets; Azure AI Voice
+// Live is reached with the managed identity (AZURE_CLIENT_ID), so no AI key exists anywhere.
+param name string
+param migrateJobName string
+param deployWebApp bool = true
+param location string
+param tags object = {}
+param image string
+param environmentName string
+param identityName string
+param registryServer string
+param redisName string
+param postgresHost string
+param postgresDatabase string
+param postgresAdminLogin string
+@secure()
+param postgresAdminPassword string
+@secure()
+param djangoSecretKey string
+param voiceLiveEndpoint string
+param voiceLiveModel string
+param voiceLiveApiVersion string
+param minReplicas int = 2
+param maxReplicas int = 10
+param concurrentSessionsPerReplica int = 40
+param maxSessionsPerWorker int = 130
+
+resource environment 'Microsoft.App/managedEnvironments@2024-03-01' existing = {
+  name: environmentName
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: identityName
+}
+
+resource redis 'Microsoft.Cache/redis@2024-03-01' existing = {
+  name: redisName
+}
+
+var fqdn = '${name}.${environment.properties.defaultDomain}'
+var databaseUrl = 'postgres://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgresHost}:5432/${postgresDatabase}?sslmode=require'
+var redisUrl = 'rediss://:${uriComponent(redis.listKeys().primaryKey)}@${redis.properties.hostName}:${redis.properties.sslPort}/0'
+
+var secrets = [
+  { name: 'django-secret-key', value: djangoSecretKey }
+  { name: 'database-url', value: databaseUrl }
+  { name: 'redis-url', value: redisUrl }
+]
+
+var env = [
+  { name: 'DJANGO_SETTINGS_MODULE', value: 'voiceproject.settings.base' }
+  { name: 'DJANGO_SECRET_KEY', secretRef: 'django-secret-key' }
+  { name: 'DJANGO_DEBUG', value: '0' }
+  { name: 'DJANGO_ALLOWED_HOSTS', value: fqdn }
+  { name: 'DJANGO_CSRF_TRUSTED_ORIGINS', value: 'https://${fqdn}' }
+  // TLS ends at the Container Apps edge, which sets X-Forwarded-Proto.
+  { name: 'DJANGO_SECURE', value: '1' }
+  { name: 'DATABASE_URL', secretRef: 'database-url' }
+  { name: 'DJANGO_CONN_MAX_AGE', value: '60' }
+  { name: 'REDIS_URL', secretRef: 'redis-url' }
+  { name: 'AZURE_VOICELIVE_ENDPOINT', value: voiceLiveEndpoint }
+  // No AZURE_VOICELIVE_API_KEY: DefaultAzureCredential uses the managed identity below.
+  { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
+  { name: 'AZURE_VOICELIVE_MODEL', value: voiceLiveModel }
+  { name: 'AZURE_VOICELIVE_API_VERSION', value: voiceLiveApiVersion }
+  { name: 'VOICE_MAX_SESSIONS_PER_WORKER', value: string(maxSessionsPerWorker) }
+]
+
+// Probes reach the replica directly: send the Host the app allows and the scheme the edge would.
+var probeHeaders = [
+  { name: 'Host', value: fqdn }
+  { name: 'X-Forwarded-Proto', value: 'https' }
+]
+
+var registries = [
+  {
+    server: registryServer
+    identity: identity.id
+  }
+]
+
+resource web 'Microsoft.App/containerApps@2024-03-01' = if (deployWebApp) {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': 'web' })
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    environmentId: environment.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      activeRevisionsMode: 'Single'
+      ingress: {
+        external: true
+        targetPort: 8000
+        // HTTP/1.1 upstream: websockets are upgraded through the ingress.
+        transport: 'http'
+        allowInsecure: false
+        traffic: [
+          {
+            latestRevision: true
+            weight: 100
+          }
+        ]
+      }
+      registries: registries
+      secrets: secrets
+    }
+    template: {
+      // SIGTERM starts the drain (VOICE_DRAIN_SECONDS) plus Daphne's 10 s application close.
+      terminationGracePeriodSeconds: 30
+      containers: [
+        {
+          name: 'web'
+          image: image
+          env: env
+          resources: {
+            // One Daphne process per replica, one core each.
+            cpu: json('1.0')
+            memory: '2Gi'
+          }
+          probes: [
+            {
+              type: 'Startup'
+              httpGet: {
+                path: '/healthz'
+                port: 8000
+                httpHeaders: probeHeaders
+              }
+              initialDelaySeconds: 3
+              periodSeconds: 5
+              timeoutSeconds: 3
+              failureThreshold: 24
+            }
+            {
+              type: 'Liveness'
+              httpGet: {
+                path: '/healthz'
+                port: 8000
+                httpHeaders: probeHeaders
+              }
+              periodSeconds: 15
+              timeoutSeconds: 3
+              failureThreshold: 3
+            }
+            {
+              type: 'Readiness'
+              httpGet: {
+                path: '/readyz'
+                port: 8000
+                httpHeaders: probeHeaders
+              }
+              periodSeconds: 10
+              timeoutSeconds: 5
+              failureThreshold: 3
+              successThreshold: 1
+            }
+          ]
+        }
+      ]
+      scale: {
+        minReplicas: minReplicas
+        maxReplicas: maxReplicas
+        rules: [
+          {
+            // Open websockets count as concurrent requests.
+            name: 'concurrent-sessions'
+            http: {
+              metadata: {
+                concurrentRequests: string(concurrentSessionsPerReplica)
+              }
+            }
+          }
+        ]
+      }
+    }
+  }
+}
+
+resource migrate 'Microsoft.App/jobs@2024-03-01' = {
+  name: migrateJobName
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    environmentId: environment.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      triggerType: 'Manual'
+      replicaTimeout: 600
+      replicaRetryLimit: 1
+      manualTriggerConfig: {
+        parallelism: 1
+        replicaCompletionCount: 1
+      }
+      registries: registries
+      secrets: secrets
+    }
+    template: {
+      containers: [
+        {
+          name: 'migrate'
+          image: image
+          command: ['python', 'manage.py', 'migrate', '--noinput']
+          env: env
+          resources: {
+            cpu: json('0.5')
+            memory: '1Gi'
+          }
+        }
+      ]
+    }
+  }
+}
+
+output fqdn string = fqdn
+output migrateJobName string = migrate.name
