@@ -1,0 +1,177 @@
+"""End-of-user-speech -> first assistant audio byte, over the real SDK against localvoice.
+
+Each turn streams espeak-ng speech in real time (20 ms appends) into a server-VAD session, then
+measures from the moment the last speech sample was sent to the first ``response.audio.delta``.
+That span includes the VAD hang-over (``silence_duration_ms``), which is the biggest single item.
+Stage times come from ``response.done.response.metadata`` (``localvoice_*_ms``).
+
+    .venv/bin/python bench/turn_latency.py --turns 12 --silence-ms 400
+    .venv/bin/python bench/turn_latency.py --endpoint http://127.0.0.1:8765
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.audio import duration_ms, silence, speak, trim_silence  # noqa: E402
+from tests.support.localvoice import LocalVoiceProcess, send_audio, voicelive_session  # noqa: E402
+
+SENTENCES = [
+    "What is the weather like in Paris today",
+    "Can you recommend a good book about history",
+    "Please set a timer for ten minutes",
+    "How many people live in London",
+    "Tell me a joke about computers",
+    "What is the capital of France",
+    "How do I make a cup of tea",
+    "What time does the sun set tonight",
+]
+LEAD_MS = 300
+TRAIL_MS = 1500
+
+
+@dataclass
+class Turn:
+    """One measured turn."""
+
+    sentence: str
+    latency_ms: float
+    heard: str
+    reply: str
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def run_session(endpoint: str, sentences: list[str], silence_ms: int) -> list[Turn]:
+    """Speak ``sentences`` one turn at a time in one session; returns the measured turns."""
+    vad = {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": silence_ms,
+    }
+    turns: list[Turn] = []
+    async with voicelive_session(endpoint, {"turn_detection": vad}) as conn:
+        for sentence in sentences:
+            speech = trim_silence(speak(sentence))  # so its end is the end of speech
+            audio = silence(LEAD_MS) + speech + silence(TRAIL_MS)
+            started = time.perf_counter()
+            speech_end = started + (LEAD_MS + duration_ms(speech)) / 1000
+            sender = asyncio.create_task(send_audio(conn, audio, speed=1.0))
+            first_audio: float | None = None
+            heard = ""
+            done: Any = None
+            async with asyncio.timeout(60):
+                while done is None:
+                    event = await conn.recv()
+                    if event.type == "response.audio.delta" and first_audio is None:
+                        first_audio = time.perf_counter()
+                    elif event.type == "conversation.item.input_audio_transcription.completed":
+                        heard = event.transcript
+                    elif event.type == "response.done":
+                        done = event
+            await sender
+            metadata = dict(done.response.get("metadata") or {})
+            stages = {
+                k.removeprefix("localvoice_").removesuffix("_ms"): float(v)
+                for k, v in metadata.items()
+                if k.startswith("localvoice_")
+            }
+            reply = " ".join(
+                str(part.get("transcript") or part.get("text") or "")
+                for item in done.response.output
+                for part in item.get("content") or []
+            )
+            latency = ((first_audio or time.perf_counter()) - speech_end) * 1000
+            turns.append(Turn(sentence, latency, heard, reply, stages))
+    return turns
+
+
+def summarise(turns: list[Turn]) -> dict[str, Any]:
+    """p50/p95 of the latency and the mean of each stage time."""
+    latencies = [t.latency_ms for t in turns]
+    stage_names = sorted({k for t in turns for k in t.stages})
+    return {
+        "turns": len(turns),
+        "p50_ms": round(percentile(latencies, 50)),
+        "p95_ms": round(percentile(latencies, 95)),
+        "min_ms": round(min(latencies)),
+        "max_ms": round(max(latencies)),
+        "stages_mean_ms": {
+            name: round(statistics.mean(t.stages[name] for t in turns if name in t.stages))
+            for name in stage_names
+        },
+    }
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of a process, in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def machine_load() -> dict[str, str]:
+    """Load average and CPU pressure (PSI) right now: other work on the box skews latency."""
+    out = {"loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
+    psi = Path("/proc/pressure/cpu")
+    if psi.exists():
+        out["cpu_pressure"] = psi.read_text().splitlines()[0]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=12)
+    parser.add_argument("--silence-ms", type=int, default=400, help="VAD silence_duration_ms")
+    parser.add_argument("--endpoint", help="use this localvoice instead of starting one")
+    parser.add_argument("--threads", type=int, default=2, help="--threads for the server")
+    parser.add_argument("--server-flags", default="", help="more localvoice flags, one string")
+    parser.add_argument("--json", action="store_true", help="print the raw turns as JSON too")
+    args = parser.parse_args()
+    sentences = [SENTENCES[i % len(SENTENCES)] for i in range(args.turns)]
+    flags = ["--threads", str(args.threads), *args.server_flags.split()]
+    server = None if args.endpoint else LocalVoiceProcess(*flags).start(timeout=180)
+    endpoint = args.endpoint or (server.endpoint if server else "")
+    try:
+        turns = asyncio.run(run_session(endpoint, sentences, args.silence_ms))
+        rss = peak_rss_mb(server.process.pid) if server and server.process else None
+    finally:
+        if server:
+            server.stop()
+    for turn in turns:
+        stages = " ".join(f"{k}={v:.0f}" for k, v in sorted(turn.stages.items()))
+        print(f"{turn.latency_ms:7.0f} ms  heard={turn.heard!r:48} {stages}")
+        print(f"            reply={turn.reply[:90]!r}")
+    summary = summarise(turns)
+    summary["silence_duration_ms"] = args.silence_ms
+    summary["server_peak_rss_mb"] = round(rss) if rss else None
+    summary["machine_load_after"] = machine_load()
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        print(json.dumps([asdict(t) for t in turns], indent=2))
+
+
+if __name__ == "__main__":
+    main()
