@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PASSWORD, STAFF_USERNAME, USERNAME
+from tests.support.localvoice import LocalVoiceProcess
 from tests.support.servers import REPO, DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -72,6 +73,12 @@ class Pages:
         for name, page, console in self.opened:
             print(f"---- browser console: {name} ----\n" + "\n".join(console))
             with contextlib.suppress(Exception):
+                print(f"---- states: {name} ----\n{page.evaluate('window.__stateLog')}")
+                entries = page.evaluate(
+                    "() => [...document.querySelectorAll('#log-list li')].map(li => li.textContent)"
+                )
+                print(f"---- event log: {name} (last 40) ----\n" + "\n".join(entries[-40:]))
+            with contextlib.suppress(Exception):
                 shot = log_dir / f"failure-{name}.png"
                 page.screenshot(path=str(shot), full_page=True)
                 print(f"failure screenshot: {shot}")
@@ -83,8 +90,13 @@ class Pages:
 
 
 @pytest.fixture
-def pages(request: pytest.FixtureRequest, chromium: Any, daphne: DaphneServer) -> Iterator[Pages]:
-    """Browser pages on the live server; console output and server logs printed on failure."""
+def pages(
+    request: pytest.FixtureRequest,
+    chromium: Any,
+    daphne: DaphneServer,
+    localvoice_models_process: LocalVoiceProcess,
+) -> Iterator[Pages]:
+    """Browser pages on the live server; console, page logs and server logs printed on failure."""
     opened = Pages(chromium, daphne.base_url)
     try:
         yield opened
@@ -93,6 +105,7 @@ def pages(request: pytest.FixtureRequest, chromium: Any, daphne: DaphneServer) -
         if report is None or report.failed:
             opened.report(Path(daphne.log_path).parent)
             print("---- daphne log ----\n" + daphne.log_tail(60))
+            print("---- localvoice log ----\n" + localvoice_models_process.log_tail(60))
         opened.close()
 
 

@@ -14,13 +14,19 @@ from tests.support.localvoice import LocalVoiceProcess
 
 
 @pytest.fixture(scope="session")
-def localvoice_models() -> Iterator[str]:
-    """Endpoint URL of a localvoice with the real models and ``--enable-faults``."""
+def localvoice_models_process() -> Iterator[LocalVoiceProcess]:
+    """A localvoice with the real models and ``--enable-faults`` (its log tail helps on failure)."""
     server = LocalVoiceProcess("--enable-faults").start(timeout=180)
     try:
-        yield server.endpoint
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def localvoice_models(localvoice_models_process: LocalVoiceProcess) -> str:
+    """Endpoint URL of the shared localvoice with the real models."""
+    return localvoice_models_process.endpoint
 
 
 @pytest.fixture(scope="session")
