@@ -70,6 +70,7 @@ def upstream_settings() -> UpstreamSettings:
         api_version=settings.AZURE_VOICELIVE_API_VERSION,
         connect_timeout=settings.VOICE_CONNECT_TIMEOUT,
         rollover_seconds=settings.VOICE_UPSTREAM_ROLLOVER_SECONDS,
+        reply_stall_seconds=settings.VOICE_REPLY_STALL_SECONDS,
     )
 
 

@@ -41,3 +41,6 @@ class UpstreamSettings:
     rollover_seconds: float = 1680.0
     # Keep at most this much context when re-seeding a rolled-over connection.
     history_items: int = 20
+    # A reply that was asked for or is running, with no upstream event for this long, means the
+    # upstream went silent (the SDK's own heartbeat only notices a dead socket after ~30 s).
+    reply_stall_seconds: float = 15.0

@@ -89,6 +89,12 @@ class VoiceLiveSession(ServerEventHandlers):
         self._sender_task: asyncio.Task[None] | None = None
         self._rollover_task: asyncio.Task[None] | None = None
         self._reply_owed = False
+        self._create_retries = 0  # response.create re-sent after a stale "already active"
+        # The reply watchdog: armed while a reply is asked for or running (see _expect_reply).
+        self._reply_expected = False
+        self._last_event_at = 0.0
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._stall_task: asyncio.Task[None] | None = None
         self._retired: tuple[VoiceLiveConnection, Credential | None] | None = None
         self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=AUDIO_QUEUE_FRAMES)
         self._closing = False
@@ -136,9 +142,15 @@ class VoiceLiveSession(ServerEventHandlers):
         """Stop relaying and close the upstream connection, within a bounded time."""
         self._closing = True
         current = asyncio.current_task()
+        self._reply_settled()
         tasks = [
             task
-            for task in (self._receive_task, self._sender_task, self._rollover_task)
+            for task in (
+                self._receive_task,
+                self._sender_task,
+                self._rollover_task,
+                self._stall_task,
+            )
             if task is not None and task is not current and not task.done()
         ]
         for task in tasks:
@@ -206,6 +218,7 @@ class VoiceLiveSession(ServerEventHandlers):
             await self._send_safely(self._conn.response.cancel())
         await self._send_safely(self._conn.send(message_item("user", text)))
         await self._send_safely(self._conn.response.create())
+        self._expect_reply()
         self._history.append(("user", text))
 
     async def update_config(self, config: AssistantConfig) -> None:
@@ -257,6 +270,7 @@ class VoiceLiveSession(ServerEventHandlers):
         old_task = self._receive_task
         self._conn = conn
         self._response_id = None
+        self._reply_settled()
         self._receive_task = asyncio.create_task(self._receive_loop(conn))
         self._rolling_over = False
         metrics.UPSTREAM_ROLLOVERS.inc()
@@ -284,6 +298,7 @@ class VoiceLiveSession(ServerEventHandlers):
                 break
             if not raw:
                 break  # what ``conn.recv()`` reports as a closed connection
+            self._last_event_at = time.monotonic()
             try:
                 payload = json.loads(raw)
                 if payload.get("type") == "response.audio.delta":
@@ -311,6 +326,45 @@ class VoiceLiveSession(ServerEventHandlers):
         if conn is self._conn and not self._rolling_over:
             metrics.UPSTREAM_ERRORS.labels(kind="dropped").inc()
             await self._lost(ErrorCode.UPSTREAM_LOST)
+
+    # ------------------------------------------------------------------ reply watchdog
+
+    def _expect_reply(self) -> None:
+        """A reply was asked for or has started: the upstream must keep talking until it ends.
+
+        One timer per session, moved only when it fires: every upstream frame just stores its
+        arrival time, so the watchdog costs the audio path nothing.
+        """
+        now = time.monotonic()
+        if not self._reply_expected:
+            self._reply_expected = True
+            self._last_event_at = now
+        if self._stall_timer is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._stall_timer = loop.call_at(
+                loop.time() + self._upstream.reply_stall_seconds, self._check_stall
+            )
+
+    def _reply_settled(self) -> None:
+        """No reply is owed any more (it ended, failed, or the connection was replaced)."""
+        self._reply_expected = False
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _check_stall(self) -> None:
+        self._stall_timer = None
+        if not self._reply_expected or self._closing:
+            return
+        limit = self._upstream.reply_stall_seconds
+        silent = time.monotonic() - self._last_event_at
+        loop = asyncio.get_running_loop()
+        if silent < limit:
+            self._stall_timer = loop.call_at(loop.time() + limit - silent, self._check_stall)
+            return
+        metrics.UPSTREAM_ERRORS.labels(kind="stalled").inc()
+        logger.warning("voice live sent nothing for %.1f s during a reply; giving up", silent)
+        self._stall_task = asyncio.create_task(self._lost(ErrorCode.UPSTREAM_LOST))
 
     async def _lost(self, code: ErrorCode) -> None:
         if self._closing:

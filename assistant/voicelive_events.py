@@ -44,6 +44,7 @@ class ServerEventHandlers:
     _speech_stopped_at: float | None
     _history: deque[tuple[str, str]]
     _reply_owed: bool
+    _create_retries: int
     audio_out_bytes: int
 
     async def _set_state(self, state: State) -> None:
@@ -56,6 +57,14 @@ class ServerEventHandlers:
 
     def begin_rollover(self) -> None:
         """Replace the upstream connection (implemented by the session)."""
+        raise NotImplementedError
+
+    def _expect_reply(self) -> None:
+        """Arm the reply watchdog (implemented by the session)."""
+        raise NotImplementedError
+
+    def _reply_settled(self) -> None:
+        """Disarm the reply watchdog (implemented by the session)."""
         raise NotImplementedError
 
     async def _handle(self, event: Any) -> None:  # noqa: C901 - a flat event table reads best
@@ -77,6 +86,8 @@ class ServerEventHandlers:
             await send("transcript.user.done", {"item_id": event.item_id, "transcript": transcript})
         elif kind == "response.created":
             self._response_id = event.response.id
+            self._create_retries = 0
+            self._expect_reply()
         elif kind in ("response.audio_transcript.delta", "response.text.delta"):
             await send(
                 "transcript.assistant.delta",
@@ -144,11 +155,13 @@ class ServerEventHandlers:
         )
         self._response_id = None
         self._audio_item_id = None
+        self._reply_settled()
         if self._reply_owed and self._conn is not None:
             # A reply was refused because another was running (a turn detected at the same
             # moment as a typed message): ask again now that it is over.
             self._reply_owed = False
             await self._send_safely(self._conn.response.create())
+            self._expect_reply()
         if self.state != State.LISTENING:
             await self._set_state(State.READY)
 
@@ -164,8 +177,16 @@ class ServerEventHandlers:
             self.begin_rollover()
             return
         if code == RESPONSE_ALREADY_ACTIVE:
+            if self._response_id is None and self._conn is not None and self._create_retries < 3:
+                # The running response's done came before this refusal (events are in order,
+                # so its created came first): it has ended, and nothing would ask again.
+                self._create_retries += 1
+                await self._send_safely(self._conn.response.create())
+                return
             self._reply_owed = True
             return
+        if self._response_id is None and not self._reply_owed:
+            self._reply_settled()  # a refused response.create: no reply is coming
         logger.warning("voice live error event: type=%s code=%s", error.get("type"), code)
         code_out = ErrorCode.UPSTREAM_ERROR
         await self._sink.send_message(

@@ -357,7 +357,7 @@ class RealtimeSession:
         if additional is not None and not isinstance(additional, str):
             msg = "additional_instructions must be a string"
             raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "additional_instructions")
-        if self._active is not None:
+        if self._active is not None and not self._active.done_sent:
             msg = f"Conversation already has an active response in progress: {self._active.id}."
             raise ProtocolError(ErrorCode.RESPONSE_ACTIVE, msg)
         self._start(self._spec(params, additional))
@@ -365,7 +365,7 @@ class RealtimeSession:
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         wanted = event.get("response_id")
         active = self._active
-        if active is None or (wanted is not None and wanted != active.id):
+        if active is None or active.done_sent or (wanted is not None and wanted != active.id):
             msg = "Cancellation failed: no active response found."
             raise ProtocolError(ErrorCode.CANCEL_NOT_ACTIVE, msg)
         active.cancel("client_cancelled")

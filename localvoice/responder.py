@@ -103,6 +103,9 @@ class ResponseRun:
         self.task: asyncio.Task[None] | None = None
         self.started_after: float | None = None  # perf_counter of the turn's endpoint, if any
         self._finishing = False
+        # True once response.done is out: the client may create the next response right away,
+        # even while this run's task is still unwinding.
+        self.done_sent = False
         self._sep = " " if self.audio else ""
 
     @property
@@ -206,6 +209,7 @@ class ResponseRun:
         elif event["type"] == "response.done":
             # Timings of a held run are only complete once it has been released.
             event["response"]["metadata"] = {**self.spec.metadata, **self._metadata()}
+            self.done_sent = True
         await self._send(event)
 
     async def run(self) -> None:

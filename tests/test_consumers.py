@@ -456,3 +456,33 @@ async def test_typing_over_the_assistant_interrupts_and_a_refused_reply_is_asked
         rest.append(await comm.receive_output())
     assert not [f for f in rest if '"type":"error"' in (f.get("text") or "")]
     await comm.disconnect()
+
+
+async def test_a_refusal_that_arrives_after_the_running_reply_ended_is_retried(
+    user: User, fake_connect: FakeConnect
+) -> None:
+    """An "already active" refusal after that reply's done: nothing else would ask again."""
+    comm = await start(user, fake_connect)
+    conn = fake_connect.last
+    conn.push({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
+    conn.push({"type": "response.done", "response": {"id": "r1", "status": "completed"}})
+    await next_message(comm, "response.done")
+    await comm.send_json_to({"type": "text.send", "text": "And another thing."})
+    await conn.wait_for("response.create")
+    already_active = {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "conversation_already_has_active_response",
+        },
+    }
+    conn.push(already_active)
+    await conn.wait_for("response.create", count=2)
+    # Bounded: an upstream that keeps refusing without ever starting a reply is not retried
+    # forever (three retries, then the reply waits for the next response.done).
+    for _ in range(5):
+        conn.push(already_active)
+    await asyncio.sleep(0.2)
+    assert len(conn.sent_of("response.create")) == 4
+    assert await comm.receive_nothing(0.1)
+    await comm.disconnect()

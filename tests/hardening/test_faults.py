@@ -181,6 +181,53 @@ async def test_upstream_lost_mid_reply_ends_cleanly_and_user_can_start_again(
     await wait_client_sockets(port_of(real_upstream), 0)
 
 
+async def test_upstream_silent_during_a_reply_ends_the_session(
+    user: User, settings: Any, real_upstream: str, captured_sessions: list[VoiceLiveSession]
+) -> None:
+    """An upstream that keeps its socket open but stops talking while a reply is owed.
+
+    localvoice's ``stall`` fault holds its send side for 10 s; the typed message's reply never
+    starts. Without the reply watchdog only the SDK's 30 s heartbeat would ever notice.
+    """
+    settings.VOICE_REPLY_STALL_SECONDS = 1.0
+    await wait_client_sockets(port_of(real_upstream), 0)
+    baseline = asyncio.all_tasks()
+    before = metric(metrics.UPSTREAM_ERRORS, kind="stalled")
+    comm = await start_session(user)
+    await inject_fault(captured_sessions[-1], "stall")
+    await comm.send_to(text_data=json.dumps({"type": "text.send", "text": "Hello?"}))
+    started = time.monotonic()
+    code, seen = await close_code(comm, timeout=4)
+    took = time.monotonic() - started
+    TIMINGS["silent_reply_to_error_close_s"] = took
+    assert code == 4502
+    assert any(m.get("code") == "upstream_lost" for m in seen), seen
+    assert {"type": "state", "state": "error"} in seen
+    assert settings.VOICE_REPLY_STALL_SECONDS <= took < settings.VOICE_REPLY_STALL_SECONDS + 1.5
+    assert metric(metrics.UPSTREAM_ERRORS, kind="stalled") == before + 1
+    await comm.disconnect()
+    assert not await leaked_tasks(baseline)
+    await wait_client_sockets(port_of(real_upstream), 0)
+
+
+async def test_quiet_upstream_between_replies_is_not_a_stall(
+    user: User, settings: Any, real_upstream: str
+) -> None:
+    """The watchdog only runs while a reply is owed: idle listening and ended replies are fine."""
+    settings.VOICE_REPLY_STALL_SECONDS = 0.5
+    before = metric(metrics.UPSTREAM_ERRORS, kind="stalled")
+    comm = await start_session(user)
+    try:
+        await comm.send_to(text_data=json.dumps({"type": "text.send", "text": "Hello?"}))
+        await next_message(comm, "response.done", timeout=3)
+        assert await echo_roundtrip(comm, tone(40)) == tone(40)  # audio alone owes no reply
+        await asyncio.sleep(3 * settings.VOICE_REPLY_STALL_SECONDS)
+        await ping(comm)
+        assert metric(metrics.UPSTREAM_ERRORS, kind="stalled") == before
+    finally:
+        await comm.disconnect()
+
+
 @pytest.mark.parametrize(
     ("fault", "kind"),
     [("error_event", "event"), ("malformed", "malformed"), ("unknown_event", "unknown_event")],

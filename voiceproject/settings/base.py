@@ -185,6 +185,12 @@ VOICE_MAX_SESSION_SECONDS = env("VOICE_MAX_SESSION_SECONDS", cast=float, default
 VOICE_IDLE_TIMEOUT_SECONDS = env("VOICE_IDLE_TIMEOUT_SECONDS", cast=float, default=300.0)
 # Voice Live sessions end after a maximum duration; roll over to a fresh connection before that.
 VOICE_UPSTREAM_ROLLOVER_SECONDS = env("VOICE_UPSTREAM_ROLLOVER_SECONDS", cast=float, default=1680.0)
+# A reply asked for or running with no upstream event for this long ends the session (4502).
+VOICE_REPLY_STALL_SECONDS = env("VOICE_REPLY_STALL_SECONDS", cast=float, default=15.0)
+# Assistant audio in flight to a browser, unacknowledged (10 s at 24 kHz PCM16), and held back
+# beyond that (30 s); a browser further behind is closed with 4413 (docs/protocol.md).
+VOICE_AUDIO_SEND_WINDOW_BYTES = env("VOICE_AUDIO_SEND_WINDOW_BYTES", cast=int, default=480_000)
+VOICE_AUDIO_SEND_BACKLOG_BYTES = env("VOICE_AUDIO_SEND_BACKLOG_BYTES", cast=int, default=1_440_000)
 VOICE_MAX_AUDIO_FRAME_BYTES = env("VOICE_MAX_AUDIO_FRAME_BYTES", cast=int, default=32768)
 VOICE_MAX_CONTROL_BYTES = env("VOICE_MAX_CONTROL_BYTES", cast=int, default=16384)
 VOICE_CONTROL_MESSAGES_PER_MINUTE = env("VOICE_CONTROL_MESSAGES_PER_MINUTE", cast=int, default=120)
