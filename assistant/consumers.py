@@ -37,6 +37,7 @@ from assistant.monitor import (
     USER_AUDIO,
     MonitorFanout,
 )
+from assistant.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
 from assistant.protocol import ClientError, CloseCode, ErrorCode, State
 from assistant.upstream import VoiceLiveUnavailable
 from assistant.voicelive import VoiceLiveSession
@@ -73,6 +74,7 @@ class VoiceConsumer(AsyncWebsocketConsumer):
     control: ControlSubscription | None = None
     fanout: MonitorFanout | None = None
     state: State = State.CONNECTING
+    ended: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve the socket; the channel layer is read by a supervised task, not this loop.
@@ -154,6 +156,10 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         self.audio_violations = TokenBucket(
             rate=AUDIO_VIOLATION_REFILL_PER_SECOND, burst=AUDIO_VIOLATION_BURST
         )
+        self.outbound = AudioSendWindow(
+            window_bytes=settings.VOICE_AUDIO_SEND_WINDOW_BYTES,
+            backlog_bytes=settings.VOICE_AUDIO_SEND_BACKLOG_BYTES,
+        )
         self.ended = False
         await self.accept()
         self.holding_slot = False
@@ -227,6 +233,20 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             self.fanout.publish_audio(USER_AUDIO, pcm)
 
     async def _receive_control(self, text: str) -> None:
+        message: protocol.BrowserMessage | None = None
+        error: ErrorCode | None = None
+        try:
+            message = protocol.parse_browser_message(
+                text, max_chars=settings.VOICE_MAX_CONTROL_BYTES
+            )
+        except ClientError as exc:
+            error = exc.code
+        if isinstance(message, protocol.AudioAck):
+            # Flow control, outside the control budget: a valid ack must advance (outbound.py),
+            # so acks are bounded by the audio sent; an invalid one is charged below.
+            if await self._audio_acked(message.received):
+                return
+            message, error = None, ErrorCode.BAD_MESSAGE
         if not self.control_bucket.take():
             self.violations += 1
             if self.violations > MAX_VIOLATIONS:
@@ -234,12 +254,8 @@ class VoiceConsumer(AsyncWebsocketConsumer):
             else:
                 await self._client_error(ErrorCode.RATE_LIMITED)
             return
-        try:
-            message = protocol.parse_browser_message(
-                text, max_chars=settings.VOICE_MAX_CONTROL_BYTES
-            )
-        except ClientError as exc:
-            await self._client_error(exc.code)
+        if message is None:
+            await self._client_error(error or ErrorCode.BAD_MESSAGE)
             return
         self.last_activity = time.monotonic()
         if isinstance(message, protocol.Ping):
@@ -256,6 +272,16 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         elif isinstance(message, protocol.TextSend):
             await self.voice.send_text(message.text)
 
+    async def _audio_acked(self, received: int) -> bool:
+        """Apply the browser's ack: send the held audio that now fits. False if invalid."""
+        try:
+            released = self.outbound.ack(received)
+        except AckOutOfRange:
+            return False
+        for pcm in released:
+            await self._send_audio_now(pcm)
+        return True
+
     async def _client_error(self, code: ErrorCode) -> None:
         metrics.CLIENT_ERRORS.labels(code=code.value).inc()
         await self.send(text_data=protocol.encode_error(code))
@@ -266,6 +292,10 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         """Send a control message to the browser (and copy it to monitors)."""
         if self.ended and kind != "error":
             return
+        if kind == "playback.clear":
+            # The browser drops what it has not played; what it has not even received yet is
+            # dropped here.
+            self.outbound.clear()
         text = protocol.encode(kind, **fields)
         await self.send(text_data=text)
         if self.fanout is not None:
@@ -275,6 +305,17 @@ class VoiceConsumer(AsyncWebsocketConsumer):
         """Send assistant audio to the browser (and copy it to monitors that listen)."""
         if self.ended:
             return
+        try:
+            if not self.outbound.offer(pcm):
+                return  # held until the browser acknowledges what it has
+        except BacklogFull:
+            metrics.AUDIO_DROPPED.labels(reason="client_backlog").inc()
+            logger.warning("voice session %s: the browser fell too far behind", self.session_id)
+            await self.end_session(ErrorCode.CLIENT_TOO_SLOW, CloseCode.CLIENT_TOO_SLOW)
+            return
+        await self._send_audio_now(pcm)
+
+    async def _send_audio_now(self, pcm: bytes) -> None:
         await self.send(bytes_data=pcm)
         AUDIO_OUT_FRAMES.inc()
         AUDIO_OUT_BYTES.inc(len(pcm))

@@ -30,6 +30,7 @@ class CloseCode(IntEnum):
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403
     IDLE_TIMEOUT = 4408
+    CLIENT_TOO_SLOW = 4413  # the browser fell too far behind on the assistant's audio
     SESSION_REPLACED = 4409
     TERMINATED = 4410  # ended by an admin, by logout or by the maximum session duration
     TOO_MANY_SESSIONS = 4429
@@ -78,6 +79,7 @@ class ErrorCode(StrEnum):
     SESSION_EXPIRED = "session_expired"
     SERVER_BUSY = "server_busy"
     SERVER_DRAINING = "server_draining"
+    CLIENT_TOO_SLOW = "client_too_slow"
     INTERNAL = "internal_error"
 
 
@@ -102,6 +104,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.SESSION_EXPIRED: "The session reached its maximum duration.",
     ErrorCode.SERVER_BUSY: "The server is busy. Reconnecting shortly.",
     ErrorCode.SERVER_DRAINING: "The server is restarting. Reconnecting.",
+    ErrorCode.CLIENT_TOO_SLOW: "Your connection cannot keep up with the assistant's audio.",
     ErrorCode.INTERNAL: "Something went wrong on the server.",
 }
 
@@ -145,15 +148,24 @@ class TextSend:
 
 
 @dataclass(frozen=True, slots=True)
+class AudioAck:
+    """How many bytes of assistant audio the browser has received on this socket, in all."""
+
+    received: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionStop:
     """The user pressed Stop; the server closes the session cleanly."""
 
 
-BrowserMessage = Ping | PlaybackInterrupted | ResponseCancel | TextSend | SessionStop
+BrowserMessage = Ping | PlaybackInterrupted | ResponseCancel | TextSend | AudioAck | SessionStop
 
 ALLOWED_BROWSER_TYPES = frozenset(
-    {"ping", "playback.interrupted", "response.cancel", "text.send", "session.stop"}
+    {"ping", "playback.interrupted", "response.cancel", "text.send", "audio.ack", "session.stop"}
 )
+# Largest exact integer a browser's JSON numbers carry.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def _require_str(data: dict[str, Any], key: str, *, max_len: int) -> str:
@@ -245,6 +257,8 @@ def parse_browser_message(text: str, *, max_chars: int) -> BrowserMessage:
         return ResponseCancel()
     if kind == "text.send":
         return TextSend(text=_require_str(data, "text", max_len=MAX_TEXT_MESSAGE_CHARS).strip())
+    if kind == "audio.ack":
+        return AudioAck(received=_require_int(data, "bytes", low=0, high=MAX_SAFE_INTEGER))
     return SessionStop()
 
 

@@ -89,7 +89,13 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[k]
 
 
-async def _read(stream: Stream, *, direct: bool, frame_bytes: int, window: list[int]) -> None:
+# Acknowledge received audio like the talk page does (static/js/protocol.js AUDIO_ACK_BYTES).
+AUDIO_ACK_BYTES = 96_000
+
+
+async def _read(
+    stream: Stream, *, direct: bool, ack: bool, frame_bytes: int, window: list[int]
+) -> None:
     """Read until the socket closes; record each returned frame's round trip (ms)."""
     ws = stream.ws
     assert ws is not None
@@ -97,11 +103,16 @@ async def _read(stream: Stream, *, direct: bool, frame_bytes: int, window: list[
     unpack = HEADER.unpack_from
     received = stream.received
     latencies = stream.latencies
+    got = acked = 0
     while True:
         msg = await ws.receive()
         now = monotonic()
         if msg.type == aiohttp.WSMsgType.BINARY:
             data: bytes = msg.data
+            got += len(data)
+            if ack and got - acked >= AUDIO_ACK_BYTES:
+                acked = got
+                await ws.send_str(f'{{"type":"audio.ack","bytes":{got}}}')
         elif msg.type == aiohttp.WSMsgType.TEXT:
             text: str = msg.data
             if direct:
@@ -151,7 +162,13 @@ async def _connect(
             stream.ready.set()
             return
         stream.reader = asyncio.create_task(
-            _read(stream, direct=target.path == "direct", frame_bytes=frame_bytes, window=window)
+            _read(
+                stream,
+                direct=target.path == "direct",
+                ack=target.path == "relay",
+                frame_bytes=frame_bytes,
+                window=window,
+            )
         )
         if target.wait_ready:
             with contextlib.suppress(TimeoutError):

@@ -21,6 +21,7 @@ def test_known_messages_parse_to_typed_values() -> None:
     assert parse('{"type": "session.stop"}') == protocol.SessionStop()
     assert parse('{"type": "response.cancel"}') == protocol.ResponseCancel()
     assert parse('{"type": "text.send", "text": " hi "}') == protocol.TextSend(text="hi")
+    assert parse('{"type": "audio.ack", "bytes": 96000}') == protocol.AudioAck(received=96000)
     assert parse(
         '{"type": "playback.interrupted", "item_id": "item_1", "played_ms": 1500.7}'
     ) == protocol.PlaybackInterrupted(item_id="item_1", played_ms=1500)
@@ -37,6 +38,10 @@ def test_known_messages_parse_to_typed_values() -> None:
         ('{"type": 1}', ErrorCode.BAD_MESSAGE),
         ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', ErrorCode.UNKNOWN_TYPE),
         ('{"type": "text.send", "text": "   "}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "audio.ack"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "audio.ack", "bytes": -1}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "audio.ack", "bytes": "10"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "audio.ack", "bytes": 9007199254740992}', ErrorCode.BAD_MESSAGE),
         ('{"type": "text.send", "text": "' + "a" * 2001 + '"}', ErrorCode.BAD_MESSAGE),
         (
             '{"type": "playback.interrupted", "item_id": "x", "played_ms": -1}',

@@ -37,6 +37,7 @@ export const CloseCode = Object.freeze({
   UNAUTHENTICATED: 4401,
   FORBIDDEN: 4403,
   IDLE_TIMEOUT: 4408,
+  CLIENT_TOO_SLOW: 4413,
   SESSION_REPLACED: 4409,
   TERMINATED: 4410,
   TOO_MANY_SESSIONS: 4429,
@@ -58,6 +59,7 @@ export const CLOSE_MESSAGES = Object.freeze({
   [CloseCode.UNAUTHENTICATED]: 'You are not logged in (or your login expired). Log in again.',
   [CloseCode.FORBIDDEN]: 'That assistant profile is not available to you.',
   [CloseCode.IDLE_TIMEOUT]: 'The session was closed after being idle for too long.',
+  [CloseCode.CLIENT_TOO_SLOW]: 'Your connection could not keep up with the assistant\'s audio; the session was closed.',
   [CloseCode.SESSION_REPLACED]: 'This session was replaced by a newer one in another tab or device.',
   [CloseCode.TERMINATED]: 'The session was ended by an administrator or reached its maximum length.',
   [CloseCode.TOO_MANY_SESSIONS]: 'You have too many sessions open (or connected too often). Try again later.',
@@ -86,6 +88,10 @@ export const NON_FATAL_ERRORS = Object.freeze(
 
 // Sent just before a retryable close: the socket reconnects by itself, so not a failure.
 export const TRANSIENT_ERRORS = Object.freeze(new Set(['server_busy', 'server_draining']));
+
+// The browser acknowledges the assistant audio it has received about every this many bytes
+// (2 s of 24 kHz PCM16); the server keeps a bounded window unacknowledged (docs/protocol.md).
+export const AUDIO_ACK_BYTES = 96000;
 
 export const RECONNECT = Object.freeze({
   FIRST_DELAY_MS: 500,

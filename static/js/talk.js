@@ -143,7 +143,7 @@ async function start() {
   s.capture.setMuted(ui.mute.getAttribute('aria-pressed') === 'true');
 
   const profileId = ui.profile ? ui.profile.value : '';
-  s.socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: profileId }));
+  s.socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: profileId }), { ackAudio: true });
   s.socket.addEventListener('message', (event) => onMessage(s, event.detail));
   s.socket.addEventListener('sent', (event) => view.log('out', event.detail));
   s.socket.addEventListener('audio', (event) => {

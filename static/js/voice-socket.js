@@ -1,6 +1,6 @@
 // One websocket with JSON control frames and binary PCM16 audio frames, reconnecting with
 // exponential backoff only after the close codes the protocol marks retryable.
-import { RECONNECT, RETRYABLE_CLOSE_CODES, CloseCode } from './protocol.js';
+import { AUDIO_ACK_BYTES, RECONNECT, RETRYABLE_CLOSE_CODES, CloseCode } from './protocol.js';
 
 // A message of one of these types means the session is up: the retry budget starts again.
 const HEALTHY_TYPES = new Set(['session.ready', 'monitor.attached']);
@@ -8,10 +8,12 @@ const STOP_GRACE_MS = 1500;
 
 export class VoiceSocket extends EventTarget {
   // url: a function returning the URL (so a retry can pick up current page choices) or a string.
-  constructor(url, { retry = true } = {}) {
+  // ackAudio: acknowledge received audio (the voice socket's flow control; see docs/protocol.md).
+  constructor(url, { retry = true, ackAudio = false } = {}) {
     super();
     this._url = typeof url === 'function' ? url : () => url;
     this._retry = retry;
+    this._ackAudio = ackAudio;
     this._ws = null;
     this._attempt = 0;
     this._timer = null;
@@ -34,12 +36,20 @@ export class VoiceSocket extends EventTarget {
     ws.binaryType = 'arraybuffer';
     this._ws = ws;
     let opened = false;
+    let received = 0; // audio bytes received on this socket
+    let acked = 0;
     ws.addEventListener('open', () => {
       opened = true;
       this._emit('open', { attempt: this._attempt });
     });
     ws.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') {
+        received += event.data.byteLength;
+        if (this._ackAudio && received - acked >= AUDIO_ACK_BYTES && ws.readyState === WebSocket.OPEN) {
+          // Not through sendJson: acks are flow control, not worth an event log line each.
+          ws.send(JSON.stringify({ type: 'audio.ack', bytes: received }));
+          acked = received;
+        }
         this._emit('audio', event.data);
         return;
       }

@@ -64,6 +64,7 @@ type_names = st.sampled_from(
         "playback.interrupted",
         "response.cancel",
         "text.send",
+        "audio.ack",
         # Upstream event names a browser must never be able to forward.
         "session.update",
         "input_audio_buffer.append",
@@ -83,6 +84,7 @@ near_valid = st.fixed_dictionaries(
         | st.floats(allow_nan=True)
         | json_values,
         "text": st.text(min_size=0, max_size=2100) | json_values,
+        "bytes": st.integers(min_value=-(2**60), max_value=2**60) | json_values,
         "extra": json_values,
     },
 )
@@ -272,6 +274,10 @@ async def _fuzz_one_session(
             truncates.append((message.item_id, message.played_ms))
         elif isinstance(message, protocol.TextSend):
             texts.append(message.text)
+        elif isinstance(message, protocol.AudioAck):
+            # The fake upstream sends no audio, so nothing can be acknowledged: every ack
+            # (even a well-formed one) is refused by the consumer.
+            expected_errors.append(ErrorCode.BAD_MESSAGE.value)
         await comm.send_input({"type": "websocket.receive", "text": payload})
         COUNTS["consumer"] += 1
 
