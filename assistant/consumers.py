@@ -443,6 +443,10 @@ class VoiceConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Called when the browser's socket closed: release everything, within bounded time."""
+        if self.session_id is not None and not self.ended:
+            # Closed by the browser, or lost (1006: e.g. dropped by Daphne's keepalive ping).
+            reason = "connection_lost" if code == 1006 else "browser_closed"
+            metrics.SESSIONS_ENDED.labels(reason=reason).inc()
         self.ended = True
         await self._release(code)
 
