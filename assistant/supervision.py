@@ -1,0 +1,146 @@
+"""What keeps a live voice session in line besides its own frames.
+
+Control messages from other workers and admins (via the channel layer: end, profile changed,
+monitors), and the heartbeat (registry row, maximum duration, idle timeout, rollover, login
+re-validation). A mixin of ``VoiceConsumer``: the state it reads lives on the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+
+from assistant import protocol, registry, services
+from assistant.admission import login_still_valid
+from assistant.monitor import MONITOR_ATTACH, MONITOR_DETACH, MonitorFanout
+from assistant.protocol import CloseCode, ErrorCode, State
+from assistant.voicelive import VoiceLiveSession
+
+logger = logging.getLogger("assistant.consumers")
+
+END_REASONS: dict[str, tuple[ErrorCode, CloseCode]] = {
+    "replaced": (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
+    "terminated": (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    "logout": (ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED),
+    "gone": (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+}
+
+
+class SessionSupervision:
+    """Control messages and the heartbeat of one voice session (mixed into the consumer)."""
+
+    scope: Any
+    channel_layer: Any
+    voice: VoiceLiveSession | None
+    session_id: uuid.UUID | None
+    fanout: MonitorFanout | None
+    state: State
+    ended: bool
+    started_at: float
+    last_activity: float
+
+    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
+        """Implemented by the consumer."""
+        raise NotImplementedError
+
+    async def send_message(self, kind: str, fields: dict[str, Any]) -> None:
+        """Implemented by the consumer."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ control (layer)
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        """A control message from another worker or the admin, via the channel layer."""
+        kind = message.get("type")
+        if kind == registry.SESSION_END:
+            code, close_code = END_REASONS.get(message.get("reason", ""), END_REASONS["gone"])
+            await self.end_session(code, close_code)
+        elif kind == services.PROFILE_CHANGED:
+            await self._apply_profile_change()
+        elif kind == MONITOR_ATTACH and self.channel_layer is not None:
+            if self.fanout is None:
+                self.fanout = MonitorFanout(self.channel_layer)
+            self.fanout.attach(message["reply_channel"], audio=bool(message.get("audio")))
+            user = self.scope["user"]
+            assert user is not None
+            profile = self.voice.config.profile_name if self.voice else ""
+            self.fanout.publish_text(
+                protocol.encode(
+                    "monitor.attached",
+                    session_id=str(self.session_id),
+                    username=user.get_username(),
+                    profile=profile,
+                    state=self.state.value,
+                )
+            )
+        elif kind == MONITOR_DETACH and self.fanout is not None:
+            self.fanout.detach(message["reply_channel"])
+
+    async def _apply_profile_change(self) -> None:
+        if self.voice is None:
+            return
+        config = await services.aprofile_config_reload(profile_id=self.voice.config.profile_id)
+        if config is None:
+            await self.end_session(ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN)
+            return
+        await self.voice.update_config(config)
+        await self.send_message(
+            "profile.updated", {"profile": {"id": config.profile_id, "name": config.profile_name}}
+        )
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def _heartbeat(self) -> None:
+        """Refresh the registry row and enforce timeouts, without the channel layer."""
+        period = settings.VOICE_HEARTBEAT_SECONDS
+        last_validated = time.monotonic()
+        # Sessions started together (a reconnect storm after a deploy) would beat together: a
+        # random first beat spreads the database writes that otherwise spike every period.
+        first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
+        while not self.ended:
+            await asyncio.sleep(first if first else period)
+            first = 0.0
+            now = time.monotonic()
+            if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
+                await self.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
+                return
+            if now - self.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
+                await self.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
+                return
+            if self.voice is not None and self.voice.rollover_due():
+                self.voice.begin_rollover()
+            reason = await self._heartbeat_row()
+            if reason is not None:
+                code, close_code = END_REASONS.get(reason, END_REASONS["gone"])
+                await self.end_session(code, close_code)
+                return
+            if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
+                last_validated = now
+                user = self.scope["user"]
+                if not await login_still_valid(
+                    session=self.scope.get("session"), user_id=user.pk if user else None
+                ):
+                    await self.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
+                    return
+
+    async def _heartbeat_row(self) -> str | None:
+        assert self.session_id is not None
+        voice = self.voice
+        try:
+            return await registry.asession_heartbeat(
+                session_id=self.session_id,
+                state=self.state.value,
+                audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+                audio_out_seconds=(voice.audio_out_bytes if voice else 0)
+                / protocol.BYTES_PER_SECOND,
+            )
+        except Exception:
+            # A database hiccup must not end the call; the next beat tries again.
+            logger.warning("heartbeat failed for session %s", self.session_id, exc_info=True)
+            return None
