@@ -7,12 +7,17 @@ Stage times come from ``response.done.response.metadata`` (``localvoice_*_ms``).
 
     .venv/bin/python bench/turn_latency.py --turns 12 --silence-ms 400
     .venv/bin/python bench/turn_latency.py --endpoint http://127.0.0.1:8765
+    .venv/bin/python bench/turn_latency.py --frame-ms 40,100 --rounds 3   # frame size, interleaved
+
+``--frame-ms`` sends like a microphone does: each frame when its last sample has been "recorded",
+so larger frames arrive later, as they would from the talk page.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import statistics
 import sys
@@ -59,7 +64,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-async def run_session(endpoint: str, sentences: list[str], silence_ms: int) -> list[Turn]:
+async def send_like_a_microphone(conn: Any, pcm: bytes, frame_ms: int) -> None:
+    """Append each ``frame_ms`` frame once all of it has been captured (real time)."""
+    step = 48 * frame_ms  # bytes: 24 kHz PCM16
+    started = time.perf_counter()
+    for index, offset in enumerate(range(0, len(pcm), step)):
+        due = started + (index + 1) * frame_ms / 1000
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        await conn.input_audio_buffer.append(
+            audio=base64.b64encode(pcm[offset : offset + step]).decode()
+        )
+
+
+async def run_session(
+    endpoint: str, sentences: list[str], silence_ms: int, frame_ms: int | None = None
+) -> list[Turn]:
     """Speak ``sentences`` one turn at a time in one session; returns the measured turns."""
     vad = {
         "type": "server_vad",
@@ -74,7 +93,11 @@ async def run_session(endpoint: str, sentences: list[str], silence_ms: int) -> l
             audio = silence(LEAD_MS) + speech + silence(TRAIL_MS)
             started = time.perf_counter()
             speech_end = started + (LEAD_MS + duration_ms(speech)) / 1000
-            sender = asyncio.create_task(send_audio(conn, audio, speed=1.0))
+            sender = asyncio.create_task(
+                send_audio(conn, audio, speed=1.0)
+                if frame_ms is None
+                else send_like_a_microphone(conn, audio, frame_ms)
+            )
             first_audio: float | None = None
             heard = ""
             done: Any = None
@@ -141,6 +164,31 @@ def machine_load() -> dict[str, str]:
     return out
 
 
+def compare_frames(args: argparse.Namespace) -> None:
+    """Frame sizes interleaved on one server, ``--turns`` per size per round."""
+    sizes = [int(v) for v in args.frame_ms.split(",")]
+    sentences = [SENTENCES[i % len(SENTENCES)] for i in range(args.turns)]
+    flags = ["--threads", str(args.threads), *args.server_flags.split()]
+    server = None if args.endpoint else LocalVoiceProcess(*flags).start(timeout=180)
+    endpoint = args.endpoint or (server.endpoint if server else "")
+    results: dict[int, list[Turn]] = {size: [] for size in sizes}
+    try:
+        for _ in range(args.rounds):
+            for size in sizes:
+                turns = asyncio.run(run_session(endpoint, sentences, args.silence_ms, size))
+                results[size] += turns
+    finally:
+        if server:
+            server.stop()
+    for size, turns in results.items():
+        summary = summarise(turns)
+        print(
+            f"frame {size} ms: "
+            + json.dumps({k: v for k, v in summary.items() if k != "stages_mean_ms"})
+        )
+    print(json.dumps({"machine_load_after": machine_load()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=12)
@@ -149,7 +197,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="--threads for the server")
     parser.add_argument("--server-flags", default="", help="more localvoice flags, one string")
     parser.add_argument("--json", action="store_true", help="print the raw turns as JSON too")
+    parser.add_argument(
+        "--frame-ms", help="microphone frame sizes to compare, e.g. 40,100 (default: 20 ms appends)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --frame-ms: interleaved rounds")
     args = parser.parse_args()
+    if args.frame_ms:
+        compare_frames(args)
+        return
     sentences = [SENTENCES[i % len(SENTENCES)] for i in range(args.turns)]
     flags = ["--threads", str(args.threads), *args.server_flags.split()]
     server = None if args.endpoint else LocalVoiceProcess(*flags).start(timeout=180)

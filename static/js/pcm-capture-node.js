@@ -7,7 +7,7 @@ export class PcmCaptureNode extends AudioWorkletNode {
     await context.audioWorklet.addModule(moduleUrl);
   }
 
-  // onChunk(pcm: Int16Array, rms: number, peak: number) receives ~40 ms of 24 kHz mono audio.
+  // onChunk(pcm: Int16Array, rms: number, peak: number) receives 100 ms of 24 kHz mono audio.
   constructor(context, { onChunk, onError } = {}) {
     super(context, PROCESSOR_NAME, {
       numberOfInputs: 1,

@@ -1,4 +1,4 @@
-// Microphone capture: the context's native rate in, 24 kHz mono PCM16 out, in ~40 ms chunks.
+// Microphone capture: the context's native rate in, 24 kHz mono PCM16 out, in 100 ms chunks.
 //
 // Downsampling is a low-pass FIR (Blackman-windowed sinc, cutoff 10 kHz, at the input rate)
 // followed by linear interpolation at fractional positions carried across blocks. The filter
@@ -9,7 +9,10 @@
 import { FirLowPass } from './fir-low-pass.js';
 
 const TARGET_SAMPLE_RATE = 24000;
-const CHUNK_SAMPLES = 960; // 40 ms at 24 kHz
+// 100 ms at 24 kHz. A worker's cost is per websocket message, so 100 ms frames carry 2.5x the
+// sessions of 40 ms ones for at most 60 ms (on average 30 ms) more capture delay; see
+// docs/benchmarks.md, "Frame size".
+const CHUNK_SAMPLES = 2400;
 
 class PcmCaptureProcessor extends AudioWorkletProcessor {
   constructor() {
@@ -38,7 +41,7 @@ class PcmCaptureProcessor extends AudioWorkletProcessor {
     if (this.filled === CHUNK_SAMPLES) {
       const pcm = this.chunk;
       const rms = Math.sqrt(this.sumSquares / CHUNK_SAMPLES);
-      // The buffer is transferred, so a fresh one is needed: one allocation per 40 ms chunk.
+      // The buffer is transferred, so a fresh one is needed: one allocation per chunk.
       this.port.postMessage({ type: 'chunk', pcm, rms, peak: this.peak }, [pcm.buffer]);
       this.chunk = new Int16Array(CHUNK_SAMPLES);
       this.filled = 0;
