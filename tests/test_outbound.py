@@ -120,16 +120,20 @@ async def binary_frames(comm: Any, quiet: float = 0.2) -> list[bytes]:
             frames.append(frame["bytes"])
 
 
+async def start_a_reply(fake_connect: FakeConnect, comm: Any, chunks: int) -> list[bytes]:
+    """The upstream sends ``chunks`` audio chunks (first bytes 1, 2, ...); returns what arrives."""
+    for i in range(chunks):
+        fake_connect.last.push(audio_delta("item_a", bytes([i + 1]) * len(CHUNK)))
+    await next_message(comm, "audio.start")
+    return await binary_frames(comm)
+
+
 @needs_db
 async def test_consumer_holds_audio_past_the_window_until_acked(
     user: User, fake_connect: FakeConnect, small_window: None
 ) -> None:
     comm = await start(user)
-    conn = fake_connect.last
-    for i in range(4):
-        conn.push(audio_delta("item_a", bytes([i + 1]) * len(CHUNK)))
-    await next_message(comm, "audio.start")
-    first = await binary_frames(comm)
+    first = await start_a_reply(fake_connect, comm, 4)
     assert [f[0] for f in first] == [1, 2]  # the window: two chunks, then nothing
     await comm.send_json_to({"type": "audio.ack", "bytes": 2 * len(CHUNK)})
     assert [f[0] for f in await binary_frames(comm)] == [3, 4]
@@ -164,10 +168,7 @@ async def test_barge_in_drops_held_audio(
 ) -> None:
     comm = await start(user)
     conn = fake_connect.last
-    for i in range(4):
-        conn.push(audio_delta("item_a", bytes([i + 1]) * len(CHUNK)))
-    await next_message(comm, "audio.start")
-    assert len(await binary_frames(comm)) == 2
+    assert len(await start_a_reply(fake_connect, comm, 4)) == 2
     conn.push({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0})
     await next_message(comm, "playback.clear")
     await comm.send_json_to({"type": "audio.ack", "bytes": 2 * len(CHUNK)})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from assistant.voicelive import VoiceLiveSession
 from tests.support.consumer import communicator as communicator
 from tests.support.consumer import next_message as next_message
 from tests.support.localvoice import LocalVoiceProcess
+from tests.support.servers import DaphneServer, daphne_env, manage
 
 
 @pytest.fixture
@@ -229,3 +232,64 @@ def keep_sigterm() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM)
     yield
     signal.signal(signal.SIGTERM, previous)
+
+
+# ----------------------------------------------------------------------------- real servers
+
+
+@dataclass
+class EchoStack:
+    """One Daphne worker (own SQLite database, users created) in front of ``localvoice --echo``."""
+
+    daphne: DaphneServer
+    localvoice: LocalVoiceProcess
+    tmp: Path
+
+    @property
+    def base(self) -> str:
+        return self.daphne.base_url
+
+    def ws(self, path: str = "/ws/voice/") -> str:
+        return self.daphne.ws_url(path)
+
+    def upstream_connections(self) -> int:
+        """Sessions localvoice holds, counted as its accepted TCP connections."""
+        return open_client_sockets(self.localvoice.port, side="server")
+
+
+@contextlib.contextmanager
+def echo_stack(
+    tmp: Path,
+    *,
+    name: str,
+    users_script: str,
+    env: Mapping[str, str] | None = None,
+    daphne_flags: Sequence[str] = (),
+    localvoice_flags: Sequence[str] = (),
+) -> Iterator[EchoStack]:
+    """Start the stack; connection rate limits are raised, the page's origin is trusted."""
+    localvoice = LocalVoiceProcess("--echo", *localvoice_flags, log_dir=tmp).start(timeout=60)
+    try:
+        full_env = daphne_env(
+            worker_name=name,
+            database_url=f"sqlite:///{tmp / 'db.sqlite3'}",
+            redis_url="",
+            upstream_url=localvoice.endpoint,
+            extra={
+                "VOICE_CONNECTIONS_PER_MINUTE_PER_USER": "1000",
+                "VOICE_CONNECTIONS_PER_MINUTE_PER_IP": "1000",
+                **(env or {}),
+            },
+        )
+        daphne = DaphneServer(name, full_env, tmp, flags=daphne_flags)
+        # The port is only known now: make the page's exact origin the trusted one.
+        daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
+        try:
+            manage(full_env, "migrate", "--noinput")
+            manage(full_env, "shell", "-c", users_script)
+            daphne.start()
+            yield EchoStack(daphne, localvoice, tmp)
+        finally:
+            daphne.stop()
+    finally:
+        localvoice.stop()

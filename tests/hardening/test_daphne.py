@@ -22,9 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.hardening.conftest import open_client_sockets, tone
-from tests.support.localvoice import LocalVoiceProcess
-from tests.support.servers import DAPHNE, HOST, Browser, DaphneServer, daphne_env, manage
+from tests.hardening.conftest import EchoStack, echo_stack, tone
+from tests.support.servers import Browser
 
 pytestmark = pytest.mark.integration
 
@@ -38,63 +37,28 @@ User.objects.create_user("bob", password="pw-bob-12345")
 """
 
 
-class HardenedDaphne(DaphneServer):
-    """Daphne with an explicit websocket message and frame size limit."""
-
-    def start(self, timeout: float = 20.0) -> HardenedDaphne:
-        argv = [str(DAPHNE), "-b", HOST, "-p", str(self.port)]
-        argv += ["--websocket-max-message-size", str(MAX_MESSAGE)]
-        argv += ["--websocket-max-frame-size", str(MAX_MESSAGE)]
-        self._spawn([*argv, "voiceproject.asgi:application"], self.env)
-        self._wait_port(self.port, timeout)
-        return self
-
-
 @dataclass
-class Stack:
-    daphne: HardenedDaphne
-    localvoice: LocalVoiceProcess
-    secret: str
+class Stack(EchoStack):
+    """The echo stack with Daphne's message and frame size limits and an upstream API key."""
 
-    @property
-    def base(self) -> str:
-        return self.daphne.base_url
-
-    def ws(self, path: str = "/ws/voice/") -> str:
-        return self.daphne.ws_url(path)
-
-    def upstream_connections(self) -> int:
-        return open_client_sockets(self.localvoice.port, side="server")
+    secret: str = ""
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("hardening-daphne")
     secret = "vl-secret-" + secrets.token_hex(20)
-    localvoice = LocalVoiceProcess("--echo", "--api-key", secret, log_dir=tmp).start(timeout=60)
-    env = daphne_env(
-        worker_name="hardening",
-        database_url=f"sqlite:///{tmp / 'db.sqlite3'}",
-        redis_url="",
-        upstream_url=localvoice.endpoint,
-        extra={
-            "AZURE_VOICELIVE_API_KEY": secret,
-            "ASSISTANT_LOG_LEVEL": "DEBUG",
-            "VOICE_CONNECTIONS_PER_MINUTE_PER_USER": "1000",
-            "VOICE_CONNECTIONS_PER_MINUTE_PER_IP": "1000",
-        },
-    )
-    daphne = HardenedDaphne("hardening", env, tmp)
-    # The port is only known now: make the page's exact origin the trusted one.
-    daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
-    try:
-        manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", USERS_SCRIPT)
-        daphne.start()
-        yield Stack(daphne, localvoice, secret)
-    finally:
-        daphne.stop()
-        localvoice.stop()
+    limits = ["--websocket-max-message-size", str(MAX_MESSAGE)]
+    limits += ["--websocket-max-frame-size", str(MAX_MESSAGE)]
+    with echo_stack(
+        tmp,
+        name="hardening",
+        users_script=USERS_SCRIPT,
+        env={"AZURE_VOICELIVE_API_KEY": secret, "ASSISTANT_LOG_LEVEL": "DEBUG"},
+        daphne_flags=limits,
+        localvoice_flags=["--api-key", secret],
+    ) as echo:
+        yield Stack(echo.daphne, echo.localvoice, echo.tmp, secret)
 
 
 async def sessions_started(stack: Stack) -> float:

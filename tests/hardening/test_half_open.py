@@ -33,25 +33,15 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.hardening.conftest import open_client_sockets
-from tests.support.localvoice import LocalVoiceProcess, healthz
-from tests.support.servers import (
-    DAPHNE,
-    HOST,
-    PYTHON,
-    REPO,
-    Browser,
-    DaphneServer,
-    daphne_env,
-    manage,
-)
+from tests.hardening.conftest import EchoStack, echo_stack
+from tests.support.localvoice import healthz
+from tests.support.servers import PYTHON, REPO, Browser
 
 pytestmark = pytest.mark.integration
 
@@ -101,59 +91,18 @@ asyncio.run(main())
 """
 
 
-class KeepaliveDaphne(DaphneServer):
-    """Daphne with keepalive pings scaled down from production's 20/30 s to 1/2 s."""
-
-    def start(self, timeout: float = 20.0) -> KeepaliveDaphne:
-        argv = [str(DAPHNE), "-b", HOST, "-p", str(self.port)]
-        argv += ["--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)]
-        self._spawn([*argv, "voiceproject.asgi:application"], self.env)
-        self._wait_port(self.port, timeout)
-        return self
-
-
-@dataclass
-class Stack:
-    daphne: KeepaliveDaphne
-    localvoice: LocalVoiceProcess
-    tmp: Path
-
-    @property
-    def base(self) -> str:
-        return self.daphne.base_url
-
-    def ws(self, path: str = "/ws/voice/") -> str:
-        return self.daphne.ws_url(path)
-
-    def upstream_connections(self) -> int:
-        return open_client_sockets(self.localvoice.port, side="server")
+Stack = EchoStack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Daphne with keepalive pings scaled down from production's 20/30 s to 1/2 s."""
+    keepalive = ["--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)]
     tmp = tmp_path_factory.mktemp("hardening-half-open")
-    localvoice = LocalVoiceProcess("--echo", log_dir=tmp).start(timeout=60)
-    env = daphne_env(
-        worker_name="half-open",
-        database_url=f"sqlite:///{tmp / 'db.sqlite3'}",
-        redis_url="",
-        upstream_url=localvoice.endpoint,
-        extra={
-            "VOICE_CONNECTIONS_PER_MINUTE_PER_USER": "1000",
-            "VOICE_CONNECTIONS_PER_MINUTE_PER_IP": "1000",
-        },
-    )
-    daphne = KeepaliveDaphne("half-open", env, tmp)
-    # The port is only known now: make the page's exact origin the trusted one.
-    daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
-    try:
-        manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", USERS_SCRIPT)
-        daphne.start()
-        yield Stack(daphne, localvoice, tmp)
-    finally:
-        daphne.stop()
-        localvoice.stop()
+    with echo_stack(
+        tmp, name="half-open", users_script=USERS_SCRIPT, daphne_flags=keepalive
+    ) as echo:
+        yield echo
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -14,14 +14,12 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
-from tests.hardening.conftest import open_client_sockets, tone
-from tests.support.localvoice import LocalVoiceProcess
-from tests.support.servers import Browser, DaphneServer, Socket, daphne_env, manage
+from tests.hardening.conftest import EchoStack, echo_stack, tone
+from tests.support.servers import Browser, Socket
 
 pytestmark = pytest.mark.integration
 
@@ -40,41 +38,18 @@ User.objects.create_user("fast", password="pw-fast-12345")
 """
 
 
-@dataclass
-class Stack:
-    daphne: DaphneServer
-    localvoice: LocalVoiceProcess
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoStack]:
     tmp = tmp_path_factory.mktemp("slow-browser")
-    localvoice = LocalVoiceProcess("--echo", log_dir=tmp).start(timeout=60)
-    env = daphne_env(
-        worker_name="slow-browser",
-        database_url=f"sqlite:///{tmp / 'db.sqlite3'}",
-        redis_url="",
-        upstream_url=localvoice.endpoint,
-        extra={
-            "VOICE_AUDIO_SEND_WINDOW_BYTES": str(WINDOW),
-            "VOICE_AUDIO_SEND_BACKLOG_BYTES": str(BACKLOG),
-            "VOICE_CONNECTIONS_PER_MINUTE_PER_USER": "1000",
-            "VOICE_CONNECTIONS_PER_MINUTE_PER_IP": "1000",
-        },
-    )
-    daphne = DaphneServer("slow-browser", env, tmp)
-    daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
-    try:
-        manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", USERS_SCRIPT)
-        daphne.start()
-        yield Stack(daphne, localvoice)
-    finally:
-        daphne.stop()
-        localvoice.stop()
+    window = {
+        "VOICE_AUDIO_SEND_WINDOW_BYTES": str(WINDOW),
+        "VOICE_AUDIO_SEND_BACKLOG_BYTES": str(BACKLOG),
+    }
+    with echo_stack(tmp, name="slow-browser", users_script=USERS_SCRIPT, env=window) as echo:
+        yield echo
 
 
-async def ended_for(stack: Stack, reason: str) -> float:
+async def ended_for(stack: EchoStack, reason: str) -> float:
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"{stack.daphne.base_url}/metrics") as resp,
@@ -99,14 +74,14 @@ async def stream_microphone(sock: Socket, seconds: float) -> int:
 
 
 async def test_a_browser_that_never_acknowledges_is_closed_with_bounded_audio(
-    stack: Stack,
+    stack: EchoStack,
 ) -> None:
     before = await ended_for(stack, "client_too_slow")
     async with Browser(stack.daphne.base_url) as browser:
         await browser.login("slow", "pw-slow-12345")
         sock = await browser.websocket(stack.daphne.ws_url("/ws/voice/"))
         await sock.expect("session.ready")
-        assert open_client_sockets(stack.localvoice.port, side="server") == 1
+        assert stack.upstream_connections() == 1
         sender = asyncio.create_task(stream_microphone(sock, seconds=10))
         received = 0
         started = time.monotonic()
@@ -132,12 +107,12 @@ async def test_a_browser_that_never_acknowledges_is_closed_with_bounded_audio(
     assert took < (WINDOW + BACKLOG + 2 * LARGEST_CHUNK) / BYTES_PER_SECOND + 2
     assert await ended_for(stack, "client_too_slow") == before + 1
     deadline = time.monotonic() + 2
-    while open_client_sockets(stack.localvoice.port, side="server"):
+    while stack.upstream_connections():
         assert time.monotonic() < deadline, "the upstream connection was left open"
         await asyncio.sleep(0.05)
 
 
-async def test_a_browser_that_acknowledges_like_the_page_streams_on(stack: Stack) -> None:
+async def test_a_browser_that_acknowledges_like_the_page_streams_on(stack: EchoStack) -> None:
     """Acks every half window (the page: every 2 s of a 10 s window): nothing held for long."""
     async with Browser(stack.daphne.base_url) as browser:
         await browser.login("fast", "pw-fast-12345")

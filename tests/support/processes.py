@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,12 +207,16 @@ class DaphneServer(ManagedProcess):
         name: the worker name (``VOICE_WORKER_NAME``).
         env: its full environment (see :func:`daphne_env`).
         log_dir: where ``daphne-<name>.log`` goes.
+        flags: more Daphne flags (limits, keepalive).
     """
 
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, env: Mapping[str, str], log_dir: Path, flags: Sequence[str] = ()
+    ) -> None:
         super().__init__(f"daphne-{name}", log_dir)
         self.worker_name = name
         self.env = dict(env)
+        self.flags = list(flags)
         self.port = free_port()
 
     @property
@@ -226,8 +230,8 @@ class DaphneServer(ManagedProcess):
 
     def start(self, timeout: float = 20.0) -> DaphneServer:
         """Start and wait until ``/healthz`` answers (Django fully loaded)."""
-        argv = [str(DAPHNE), "-b", HOST, "-p", str(self.port), "voiceproject.asgi:application"]
-        self._spawn(argv, self.env)
+        argv = [str(DAPHNE), "-b", HOST, "-p", str(self.port), *self.flags]
+        self._spawn([*argv, "voiceproject.asgi:application"], self.env)
         self._wait_port(self.port, timeout)
         return self
 
