@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-from base64 import b64decode, b64encode
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,6 +18,9 @@ from typing import Any, Protocol
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import ServerEvent
+
+# SIMD base64, ~10x the standard library's speed: every audio frame is encoded or decoded once.
+from pybase64 import b64decode, b64encode_as_string
 
 from assistant import metrics
 from assistant.config import AssistantConfig, UpstreamSettings
@@ -183,7 +185,7 @@ class VoiceLiveSession(ServerEventHandlers):
             try:
                 # A plain mapping: the typed model would cost a construct + as_dict per append.
                 await conn.send(
-                    {"type": "input_audio_buffer.append", "audio": b64encode(chunk).decode()}
+                    {"type": "input_audio_buffer.append", "audio": b64encode_as_string(chunk)}
                 )
             except VoiceLiveConnectionError:
                 if self._rolling_over:

@@ -118,12 +118,19 @@ class Rig:
 
 
 def rig_build(
-    kids: Children, app_dir: Path, workdir: Path, accounts: int, upstream_kind: str = "localvoice"
+    kids: Children,
+    app_dir: Path,
+    workdir: Path,
+    accounts: int,
+    upstream_kind: str = "localvoice",
+    relay_extra: dict[str, str] | None = None,
 ) -> Rig:
     """Echo upstream + bench database with ``accounts`` logged-in users.
 
     ``upstream_kind``: ``localvoice`` (``python -m localvoice --echo``, from ``REPO``) or
     ``bench`` (``bench/echo_upstream.py``, the stand-in used before localvoice existed).
+    ``relay_extra``: the worker's extra settings, also used to log the users in (with
+    ``DJANGO_DEBUG=0`` the session cookie has another name).
     """
     db = workdir / "bench.sqlite3"
     upstream_port = free_port()
@@ -140,10 +147,14 @@ def rig_build(
         env=dict(os.environ, PYTHONPATH=str(REPO)),
         cpus=GEN_CPU,
     )
-    env = server_env(app_dir=app_dir, db_path=db, upstream_port=upstream_port, max_sessions=1)
+    env = server_env(
+        app_dir=app_dir, db_path=db, upstream_port=upstream_port, max_sessions=1, extra=relay_extra
+    )
     cookie, keys = accounts_create(env, app_dir, accounts)
     wait_port(upstream_port)
-    return Rig(kids, app_dir, db, cookie, keys, upstream, upstream_port)
+    rig = Rig(kids, app_dir, db, cookie, keys, upstream, upstream_port)
+    rig.relay_extra = dict(relay_extra or {})
+    return rig
 
 
 def target_for(rig: Rig, path: str, sessions: int) -> tuple[Target, Child, list[Child]]:
@@ -288,8 +299,8 @@ def main() -> None:  # noqa: C901 - a flat driver
 
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp, children(Path(tmp)) as kids:
         try:
-            rig = rig_build(kids, app_dir, Path(tmp), accounts, args.upstream)
-            rig.relay_extra = dict(kv.split("=", 1) for kv in args.server_env)
+            extra = dict(kv.split("=", 1) for kv in args.server_env)
+            rig = rig_build(kids, app_dir, Path(tmp), accounts, args.upstream, extra)
             if args.max_load:
                 print(f"# {wait_quiet(args.max_load)}", flush=True)
             run: Callable[..., PointResult] = lambda path, n, f: measure(  # noqa: E731

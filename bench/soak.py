@@ -132,10 +132,9 @@ def main() -> None:
     os.sched_setaffinity(0, GEN_CPU)
     report: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory(prefix="relay-soak-") as tmp, children(Path(tmp)) as kids:
-        rig = rig_build(
-            kids, app_dir, Path(tmp), max(args.sessions, args.cycle_sessions), args.upstream
-        )
-        rig.relay_extra = dict(kv.split("=", 1) for kv in args.server_env)
+        extra = dict(kv.split("=", 1) for kv in args.server_env)
+        accounts = max(args.sessions, args.cycle_sessions)
+        rig = rig_build(kids, app_dir, Path(tmp), accounts, args.upstream, extra)
         rig.relay_start(args.cap)
         assert rig.relay is not None
         pid = rig.relay.pid
