@@ -14,13 +14,15 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from assistant import metrics
@@ -95,28 +97,65 @@ def session_claim(*, user_id: int, profile_id: int, channel_name: str) -> Claim:
 asession_claim = database_sync_to_async(session_claim)
 
 
-def session_heartbeat(
-    *, session_id: uuid.UUID, state: str, audio_in_seconds: float, audio_out_seconds: float
-) -> str | None:
-    """Refresh a session's row.
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What one session reports on a heartbeat."""
+
+    session_id: uuid.UUID
+    state: str
+    audio_in_seconds: float
+    audio_out_seconds: float
+
+
+def sessions_heartbeat(beats: list[Beat]) -> dict[uuid.UUID, str]:
+    """Refresh the rows of many sessions at once: one SELECT, one ``executemany`` UPDATE.
+
+    Raw SQL for the update: the ORM's ``bulk_update`` builds a CASE expression per field in
+    Python, which for a few hundred sessions held the GIL long enough to delay everyone's audio.
 
     Returns:
-        None while the session may go on; otherwise why it must end (``terminated``,
-        ``replaced``, ``logout``, or ``gone`` when the row was swept).
+        Why each session that must end has to (``terminated``, ``replaced``, ``logout``, or
+        ``gone`` when its row was swept); sessions that may go on are absent.
     """
-    updated = LiveSession.objects.filter(pk=session_id).update(
-        last_seen=timezone.now(),
-        state=state,
-        audio_in_seconds=audio_in_seconds,
-        audio_out_seconds=audio_out_seconds,
+    if not beats:
+        return {}
+    ids = [b.session_id for b in beats]
+    found = dict(LiveSession.objects.filter(pk__in=ids).values_list("pk", "end_reason"))
+    reasons = {b.session_id: "gone" for b in beats if b.session_id not in found}
+    reasons |= {pk: reason for pk, reason in found.items() if reason}
+    conn = connections[LiveSession.objects.db]
+    meta = LiveSession._meta
+    fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in (*_BEAT_FIELDS, "id")]
+    quote = conn.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields[:-1])
+    # Identifiers from the model's own metadata; every value is a query parameter.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {quote(str(fields[-1].column))} = %s"
     )
-    if not updated:
-        return "gone"
-    reason = LiveSession.objects.filter(pk=session_id).values_list("end_reason", flat=True).first()
-    return reason or None
+    last_seen = fields[0].get_db_prep_value(timezone.now(), conn)
+    rows = [
+        (
+            last_seen,
+            b.state,
+            b.audio_in_seconds,
+            b.audio_out_seconds,
+            fields[-1].get_db_prep_value(b.session_id, conn),
+        )
+        for b in beats
+        if b.session_id in found
+    ]
+    # One transaction: in autocommit every row would be its own commit (an fsync each on SQLite:
+    # 230 ms for 300 sessions, against about 3 ms like this).
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    return reasons
 
 
-asession_heartbeat = database_sync_to_async(session_heartbeat)
+_BEAT_FIELDS = ("last_seen", "state", "audio_in_seconds", "audio_out_seconds")
+
+
+asessions_heartbeat = database_sync_to_async(sessions_heartbeat)
 
 
 def session_release(*, session_id: uuid.UUID) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from typing import Any
@@ -18,6 +17,7 @@ from django.conf import settings
 
 from assistant import protocol, registry, services
 from assistant.admission import login_still_valid
+from assistant.beats import heartbeats, next_tick_delay
 from assistant.monitor import MONITOR_ATTACH, MONITOR_DETACH, MonitorFanout
 from assistant.protocol import CloseCode, ErrorCode, State
 from assistant.voicelive import VoiceLiveSession
@@ -98,14 +98,11 @@ class SessionSupervision:
 
     async def _heartbeat(self) -> None:
         """Refresh the registry row and enforce timeouts, without the channel layer."""
-        period = settings.VOICE_HEARTBEAT_SECONDS
         last_validated = time.monotonic()
-        # Sessions started together (a reconnect storm after a deploy) would beat together: a
-        # random first beat spreads the database writes that otherwise spike every period.
-        first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
         while not self.ended:
-            await asyncio.sleep(first if first else period)
-            first = 0.0
+            # The worker's sessions beat on one tick, so their registry rows are written
+            # together (assistant/beats.py).
+            await asyncio.sleep(next_tick_delay(settings.VOICE_HEARTBEAT_SECONDS))
             now = time.monotonic()
             if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
                 await self.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
@@ -133,12 +130,15 @@ class SessionSupervision:
         assert self.session_id is not None
         voice = self.voice
         try:
-            return await registry.asession_heartbeat(
-                session_id=self.session_id,
-                state=self.state.value,
-                audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
-                audio_out_seconds=(voice.audio_out_bytes if voice else 0)
-                / protocol.BYTES_PER_SECOND,
+            return await heartbeats.beat(
+                registry.Beat(
+                    session_id=self.session_id,
+                    state=self.state.value,
+                    audio_in_seconds=(voice.audio_in_bytes if voice else 0)
+                    / protocol.BYTES_PER_SECOND,
+                    audio_out_seconds=(voice.audio_out_bytes if voice else 0)
+                    / protocol.BYTES_PER_SECOND,
+                )
             )
         except Exception:
             # A database hiccup must not end the call; the next beat tries again.
