@@ -40,6 +40,7 @@ class ControlSubscription:
         self._handler = handler
         self._groups: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def groups(self) -> frozenset[str]:
@@ -68,7 +69,8 @@ class ControlSubscription:
 
     async def _group_op(self, op: Callable[[str, str], Awaitable[None]], group: str) -> bool:
         try:
-            await asyncio.wait_for(op(group, self._channel), timeout=GROUP_OP_TIMEOUT)
+            async with asyncio.timeout(GROUP_OP_TIMEOUT):
+                await op(group, self._channel)
         except Exception:
             metrics.LAYER_SEND_FAILURES.labels(kind="group").inc()
             logger.warning("channel layer group change failed for %s", group)
@@ -87,6 +89,12 @@ class ControlSubscription:
                     continue
                 rejoin = False
                 logger.info("channel layer is back; control subscription resumed")
+            task = asyncio.current_task()
+            if self._closed or (task is not None and task.cancelling()):
+                # Closed by its own handler (a session ending on a control message), or a
+                # cancellation was swallowed on the way (asyncio.wait_for in 3.11 can): never
+                # wait on the layer again.
+                return
             try:
                 message = await self._layer.receive(self._channel)
             except asyncio.CancelledError:
@@ -106,10 +114,12 @@ class ControlSubscription:
 
     async def aclose(self) -> None:
         """Stop receiving and leave every group (bounded in time)."""
+        self._closed = True
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, timeout=GROUP_OP_TIMEOUT)
+                async with asyncio.timeout(GROUP_OP_TIMEOUT):
+                    await self._task
         if self._layer is not None:
             for group in list(self._groups):
                 await self._group_op(self._layer.group_discard, group)

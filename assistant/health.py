@@ -49,7 +49,8 @@ async def _check_upstream() -> None:
 async def _timed(check: Coroutine[Any, Any, None]) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        await asyncio.wait_for(check, timeout=CHECK_TIMEOUT)
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await check
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}

@@ -96,12 +96,12 @@ class MonitorFanout:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._task
         for channel in list(self.observers):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self._layer.send(channel, {"type": MONITOR_ENDED, "reason": reason}), 1.0
-                )
+                async with asyncio.timeout(1.0):
+                    await self._layer.send(channel, {"type": MONITOR_ENDED, "reason": reason})
         self.observers.clear()
 
 
@@ -151,12 +151,10 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         target = getattr(self, "target", None)
         if target and self.channel_layer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self.channel_layer.send(
+                async with asyncio.timeout(1.0):
+                    await self.channel_layer.send(
                         target, {"type": MONITOR_DETACH, "reply_channel": self.channel_name}
-                    ),
-                    1.0,
-                )
+                    )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Monitors are read-only; anything they send is ignored."""

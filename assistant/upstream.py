@@ -130,7 +130,8 @@ def message_item(role: str, text: str) -> dict[str, Any]:
 async def close_quietly(conn: VoiceLiveConnection) -> None:
     """Close a connection, bounded in time, ignoring errors of an already broken one."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(conn.close(), timeout=CLOSE_TIMEOUT)
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await conn.close()
 
 
 async def close_credential(credential: Credential | None) -> None:
@@ -138,4 +139,5 @@ async def close_credential(credential: Credential | None) -> None:
     close = getattr(credential, "close", None)
     if close is not None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(close(), timeout=CLOSE_TIMEOUT)
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await close()

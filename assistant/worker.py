@@ -106,9 +106,8 @@ class Worker:
             return_exceptions=True,
         )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._idle.wait(), timeout=max(0.0, budget - (loop.time() - started))
-            )
+            async with asyncio.timeout(max(0.0, budget - (loop.time() - started))):
+                await self._idle.wait()
         refusing = min(budget, DRAIN_REFUSE_SECONDS) - (loop.time() - started)
         if stop_server and refusing > 0:
             await asyncio.sleep(refusing)
