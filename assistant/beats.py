@@ -1,26 +1,29 @@
 """Heartbeats of all the sessions of one worker, written to the registry together.
 
 A registry write per session and period cost this worker about 15 % of a core at 150 sessions
-and most of the relay's p99 (each write is a thread hop and Django ORM work holding the GIL
-while audio waits). So the sessions of a worker beat on a shared tick, and the beats that
-arrive together go to the database as one SELECT and one bulk UPDATE
-(``registry.sessions_heartbeat``). Each caller still gets its own answer.
+and most of the relay's p99 (each write is a thread hop, ORM work and, on SQLite, a commit).
+So one task per worker ticks every ``VOICE_HEARTBEAT_SECONDS``: it reads every live session's
+beat (a few attributes, no await), writes them all in one transaction
+(``registry.sessions_heartbeat``) and tells only the sessions that must end. The sessions' own
+timers (timeouts, rollover, re-validation) stay spread over the period.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
+from typing import Protocol
+
+from django.conf import settings
 
 from assistant import registry
 
-# Beats arriving within this window of the first one share a database call (they wake on the
-# same tick, so a few ms would do; later ones join the next call).
-GATHER_SECONDS = 0.01
-# Workers tick at different phases (sessions within one worker share theirs), so the
-# workers' batches do not all reach the database at the same instant.
+logger = logging.getLogger(__name__)
+
+# Workers tick at different phases, so their batches do not reach the database together.
 _PHASE = random.random()  # noqa: S311 - spreading load, not security
 
 
@@ -30,42 +33,62 @@ def next_tick_delay(period: float) -> float:
     return period * (1.0 - offset)
 
 
+class BeatSource(Protocol):
+    """A live session, as the heartbeat sees it."""
+
+    def beat(self) -> registry.Beat:
+        """What to write to the session's registry row now."""
+
+    def registry_says_end(self, reason: str) -> None:
+        """The registry asks the session to end (terminated, replaced, logout, gone)."""
+
+
 class HeartbeatBatcher:
-    """Coalesces the beats of concurrent callers into one registry write."""
+    """One heartbeat task per worker (per event loop) for all its sessions."""
 
     def __init__(self) -> None:
-        self._pending: dict[uuid.UUID, tuple[registry.Beat, asyncio.Future[str | None]]] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        self._members: dict[uuid.UUID, tuple[BeatSource, asyncio.AbstractEventLoop]] = {}
+        self._task: asyncio.Task[None] | None = None
 
-    async def beat(self, beat: registry.Beat) -> str | None:
-        """Report one session's beat; returns why it must end, or None.
-
-        Raises:
-            Exception: whatever the database raised for the batch.
-        """
+    def join(self, session_id: uuid.UUID, member: BeatSource) -> None:
+        """Beat for this session from the next tick on (starts the task if needed)."""
         loop = asyncio.get_running_loop()
-        flusher = self._flusher
-        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
-            self._pending = {}  # anything left belongs to a finished loop (tests)
-            self._flusher = loop.create_task(self._flush())
-        future: asyncio.Future[str | None] = loop.create_future()
-        self._pending[beat.session_id] = (beat, future)
-        return await future
+        self._members[session_id] = (member, loop)
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._task = loop.create_task(self._run(loop))
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(GATHER_SECONDS)
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            try:
-                reasons = await registry.asessions_heartbeat([b for b, _ in batch.values()])
-            except Exception as exc:  # every caller decides what a failed beat means
-                for _, future in batch.values():
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for session_id, (_, future) in batch.items():
-                if not future.done():
-                    future.set_result(reasons.get(session_id))
+    def leave(self, session_id: uuid.UUID) -> None:
+        """Stop beating for this session; the task ends with the worker's last session."""
+        self._members.pop(session_id, None)
+        if not self._members and self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            await asyncio.sleep(next_tick_delay(settings.VOICE_HEARTBEAT_SECONDS))
+            # Members of another loop belong to a finished one (a test's): forget them.
+            members = {sid: m for sid, (m, lp) in self._members.items() if lp is loop}
+            for sid in [sid for sid, (_, lp) in self._members.items() if lp is not loop]:
+                del self._members[sid]
+            if not members:
+                return
+            await self.tick(members)
+
+    async def tick(self, members: dict[uuid.UUID, BeatSource]) -> None:
+        """Write the beats of ``members`` and pass on the end requests (one per tick)."""
+        try:
+            reasons = await registry.asessions_heartbeat([m.beat() for m in members.values()])
+        except Exception:
+            # A database hiccup must not end the calls; the next tick tries again.
+            logger.warning("heartbeat of %d sessions failed", len(members), exc_info=True)
+            return
+        for session_id, reason in reasons.items():
+            if session_id in self._members:
+                members[session_id].registry_says_end(reason)
 
 
 heartbeats = HeartbeatBatcher()

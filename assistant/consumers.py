@@ -25,6 +25,7 @@ from assistant.admission import (
     requested_profile_id,
     upstream_settings,
 )
+from assistant.beats import heartbeats
 from assistant.config import AssistantConfig
 from assistant.control import ControlSubscription
 from assistant.limits import TokenBucket
@@ -135,7 +136,9 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             return
         for _, channel in claim.replaced:
             await registry.asession_end_send(channel_name=channel, reason="replaced")
-        self.session_id = claim.session_id
+        session_id = claim.session_id
+        assert session_id is not None  # not refused
+        self.session_id = session_id
         self.started_at = self.last_activity = time.monotonic()
         self.control_bucket = TokenBucket(
             rate=settings.VOICE_CONTROL_MESSAGES_PER_MINUTE / 60,
@@ -166,6 +169,7 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
         self.start_task = asyncio.create_task(self._start_voice(config))
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
+        heartbeats.join(session_id, self)
 
     async def _refuse(self, code: ErrorCode, close_code: CloseCode) -> None:
         """Accept only to say why, then close: the browser can show the reason."""
@@ -354,6 +358,7 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         if self.session_id is None or getattr(self, "released", False):
             return
         self.released = True
+        heartbeats.leave(self.session_id)
         current = asyncio.current_task()
         tasks = [
             t
@@ -371,6 +376,7 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         if self.control is not None:
             await self.control.aclose()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(registry.asession_release(session_id=self.session_id), 2.0)
+            async with asyncio.timeout(2.0):
+                await registry.asession_release(session_id=self.session_id)
         worker.discard(self)
         logger.info("voice session %s ended (close code %s)", self.session_id, code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -17,7 +18,6 @@ from django.conf import settings
 
 from assistant import protocol, registry, services
 from assistant.admission import login_still_valid
-from assistant.beats import heartbeats, next_tick_delay
 from assistant.monitor import MONITOR_ATTACH, MONITOR_DETACH, MonitorFanout
 from assistant.protocol import CloseCode, ErrorCode, State
 from assistant.voicelive import VoiceLiveSession
@@ -98,11 +98,14 @@ class SessionSupervision:
 
     async def _heartbeat(self) -> None:
         """Refresh the registry row and enforce timeouts, without the channel layer."""
+        period = settings.VOICE_HEARTBEAT_SECONDS
         last_validated = time.monotonic()
+        # Spread over the period: sessions started together (a reconnect storm after a deploy)
+        # would otherwise all do their checks in the same instant.
+        first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
         while not self.ended:
-            # The worker's sessions beat on one tick, so their registry rows are written
-            # together (assistant/beats.py).
-            await asyncio.sleep(next_tick_delay(settings.VOICE_HEARTBEAT_SECONDS))
+            await asyncio.sleep(first if first else period)
+            first = 0.0
             now = time.monotonic()
             if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
                 await self.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
@@ -112,11 +115,6 @@ class SessionSupervision:
                 return
             if self.voice is not None and self.voice.rollover_due():
                 self.voice.begin_rollover()
-            reason = await self._heartbeat_row()
-            if reason is not None:
-                code, close_code = END_REASONS.get(reason, END_REASONS["gone"])
-                await self.end_session(code, close_code)
-                return
             if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
                 last_validated = now
                 user = self.scope["user"]
@@ -126,21 +124,22 @@ class SessionSupervision:
                     await self.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
                     return
 
-    async def _heartbeat_row(self) -> str | None:
+    # The registry row is written by the worker's heartbeat task (assistant/beats.py).
+
+    def beat(self) -> registry.Beat:
+        """What this session's registry row says now."""
         assert self.session_id is not None
         voice = self.voice
-        try:
-            return await heartbeats.beat(
-                registry.Beat(
-                    session_id=self.session_id,
-                    state=self.state.value,
-                    audio_in_seconds=(voice.audio_in_bytes if voice else 0)
-                    / protocol.BYTES_PER_SECOND,
-                    audio_out_seconds=(voice.audio_out_bytes if voice else 0)
-                    / protocol.BYTES_PER_SECOND,
-                )
-            )
-        except Exception:
-            # A database hiccup must not end the call; the next beat tries again.
-            logger.warning("heartbeat failed for session %s", self.session_id, exc_info=True)
-            return None
+        return registry.Beat(
+            session_id=self.session_id,
+            state=self.state.value,
+            audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+            audio_out_seconds=(voice.audio_out_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+        )
+
+    def registry_says_end(self, reason: str) -> None:
+        """An end request that arrived through the registry (the layer message may be lost)."""
+        if self.ended:
+            return
+        code, close_code = END_REASONS.get(reason, END_REASONS["gone"])
+        self.registry_end_task = asyncio.create_task(self.end_session(code, close_code))

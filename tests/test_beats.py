@@ -60,64 +60,100 @@ def test_no_beats_no_query(db: None) -> None:
     assert not queries
 
 
-async def test_concurrent_beats_share_one_database_call(monkeypatch: pytest.MonkeyPatch) -> None:
+class Member:
+    """A session as the heartbeat sees it."""
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        self.session_id = session_id
+        self.told: list[str] = []
+
+    def beat(self) -> Beat:
+        return Beat(
+            session_id=self.session_id, state="ready", audio_in_seconds=0, audio_out_seconds=0
+        )
+
+    def registry_says_end(self, reason: str) -> None:
+        self.told.append(reason)
+
+
+@pytest.fixture
+def fast_ticks(settings: Any) -> None:
+    settings.VOICE_HEARTBEAT_SECONDS = 0.05
+
+
+async def test_one_tick_one_database_call_for_all_sessions(
+    monkeypatch: pytest.MonkeyPatch, fast_ticks: None
+) -> None:
     calls: list[list[Beat]] = []
-    ended = uuid.uuid4()
+    members = [Member(uuid.uuid4()) for _ in range(3)]
+    ended = members[2]
 
     async def fake_write(batch: list[Beat]) -> dict[uuid.UUID, str]:
         calls.append(batch)
-        return {ended: "replaced"}
+        return {ended.session_id: "replaced"}
 
     monkeypatch.setattr(registry, "asessions_heartbeat", fake_write)
     batcher = HeartbeatBatcher()
-    ids = [uuid.uuid4(), uuid.uuid4(), ended]
-    answers = await asyncio.gather(
-        *(
-            batcher.beat(Beat(session_id=i, state="ready", audio_in_seconds=0, audio_out_seconds=0))
-            for i in ids
-        )
-    )
-    assert answers == [None, None, "replaced"]
-    assert len(calls) == 1
-    assert {b.session_id for b in calls[0]} == set(ids)
+    for member in members:
+        batcher.join(member.session_id, member)
+    async with asyncio.timeout(2):
+        while not calls:
+            await asyncio.sleep(0.01)
+    assert {b.session_id for b in calls[0]} == {m.session_id for m in members}
+    assert ended.told == ["replaced"]
+    assert members[0].told == members[1].told == []
+    for member in members:
+        batcher.leave(member.session_id)
+    await asyncio.sleep(0.15)  # no members: the task ends
+    assert batcher._task is not None
+    assert batcher._task.done()
 
 
-async def test_a_failed_write_reaches_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failed_write_is_logged_and_the_next_tick_tries_again(
+    monkeypatch: pytest.MonkeyPatch, fast_ticks: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts = 0
+
     async def failing_write(batch: list[Beat]) -> dict[uuid.UUID, str]:
+        nonlocal attempts
+        attempts += 1
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(registry, "asessions_heartbeat", failing_write)
     batcher = HeartbeatBatcher()
-    results = await asyncio.gather(
-        *(
-            batcher.beat(
-                Beat(
-                    session_id=uuid.uuid4(), state="ready", audio_in_seconds=0, audio_out_seconds=0
-                )
-            )
-            for _ in range(2)
-        ),
-        return_exceptions=True,
-    )
-    assert all(isinstance(r, RuntimeError) for r in results)
+    member = Member(uuid.uuid4())
+    batcher.join(member.session_id, member)
+    async with asyncio.timeout(2):
+        while attempts < 2:
+            await asyncio.sleep(0.01)
+    batcher.leave(member.session_id)
+    assert member.told == []  # a failed write ends nobody's call
+    assert "heartbeat of 1 sessions failed" in caplog.text
 
 
-def test_the_batcher_survives_a_new_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each asyncio.run (or test) has its own loop: a flusher of a finished loop is not reused."""
+def test_the_batcher_survives_a_new_event_loop(
+    monkeypatch: pytest.MonkeyPatch, fast_ticks: None
+) -> None:
+    """Each asyncio.run (or test) has its own loop: members of a finished loop are dropped."""
+    seen: list[set[uuid.UUID]] = []
 
     async def fake_write(batch: list[Beat]) -> dict[uuid.UUID, str]:
+        seen.append({b.session_id for b in batch})
         return {}
 
     monkeypatch.setattr(registry, "asessions_heartbeat", fake_write)
     batcher = HeartbeatBatcher()
+    old, new = Member(uuid.uuid4()), Member(uuid.uuid4())
 
-    async def one() -> Any:
-        return await batcher.beat(
-            Beat(session_id=uuid.uuid4(), state="ready", audio_in_seconds=0, audio_out_seconds=0)
-        )
+    async def join_and_wait(member: Member) -> None:
+        batcher.join(member.session_id, member)
+        await asyncio.sleep(0.2)
 
-    assert asyncio.run(one()) is None
-    assert asyncio.run(asyncio.wait_for(one(), 2)) is None
+    asyncio.run(join_and_wait(old))  # the loop ends without old leaving
+    seen.clear()
+    asyncio.run(join_and_wait(new))
+    assert seen
+    assert all(ids == {new.session_id} for ids in seen)
 
 
 def test_ticks_are_shared_and_within_a_period(monkeypatch: pytest.MonkeyPatch) -> None:
