@@ -129,9 +129,18 @@ def message_item(role: str, text: str) -> dict[str, Any]:
 
 async def close_quietly(conn: VoiceLiveConnection) -> None:
     """Close a connection, bounded in time, ignoring errors of an already broken one."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await conn.close()
+    try:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await conn.close()
+    finally:
+        # The SDK closes its aiohttp session only after the close handshake. When that is cut
+        # short (a peer that never answers, or this task cancelled: a test's disconnect, a
+        # worker stopping) the session and its socket would leak; closing it needs no peer.
+        session = getattr(conn, "_client_session", None)
+        if session is not None and not session.closed:
+            with contextlib.suppress(Exception):
+                await session.close()
 
 
 async def close_credential(credential: Credential | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -68,6 +69,9 @@ class ErrorLogCollector(logging.Handler):
 
 @pytest.fixture
 def error_logs() -> Iterator[ErrorLogCollector]:
+    # Garbage left by earlier tests is collected (and its warnings logged) before collecting
+    # starts, so what is caught here belongs to this test.
+    gc.collect()
     collector = ErrorLogCollector()
     root = logging.getLogger()
     root.addHandler(collector)

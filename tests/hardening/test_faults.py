@@ -194,6 +194,8 @@ async def test_upstream_silent_during_a_reply_ends_the_session(
     baseline = asyncio.all_tasks()
     before = metric(metrics.UPSTREAM_ERRORS, kind="stalled")
     comm = await start_session(user)
+    upstream_conn = captured_sessions[-1]._conn
+    assert upstream_conn is not None
     await inject_fault(captured_sessions[-1], "stall")
     await comm.send_to(text_data=json.dumps({"type": "text.send", "text": "Hello?"}))
     started = time.monotonic()
@@ -208,6 +210,7 @@ async def test_upstream_silent_during_a_reply_ends_the_session(
     await comm.disconnect()
     assert not await leaked_tasks(baseline)
     await wait_client_sockets(port_of(real_upstream), 0)
+    assert upstream_conn._client_session.closed
 
 
 async def test_quiet_upstream_between_replies_is_not_a_stall(
