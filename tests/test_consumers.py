@@ -15,7 +15,7 @@ from django.contrib.auth.models import AnonymousUser, Group, User
 from assistant import registry, services
 from assistant.models import AssistantProfile, LiveSession
 from tests.fakes import FakeConnect, audio_delta
-from tests.support.consumer import communicator, next_binary, next_message
+from tests.support.consumer import communicator, next_binary, next_message, start_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,12 +46,8 @@ async def close_code(comm: WebsocketCommunicator, timeout: float = 3.0) -> int:
                 return frame.get("code", 1000)
 
 
-async def start(user: Any, fake: FakeConnect, path: str = "/ws/voice/") -> WebsocketCommunicator:
-    comm = communicator(user, path)
-    connected, _ = await comm.connect()
-    assert connected
-    await next_message(comm, "session.ready")
-    return comm
+async def start(user: Any, fake: FakeConnect, path: str = "/ws/voice/") -> Any:
+    return await start_session(user, path)
 
 
 async def test_anonymous_user_is_rejected_before_any_upstream(fake_connect: FakeConnect) -> None:

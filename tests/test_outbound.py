@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from assistant.models import AssistantProfile
 from assistant.outbound import MIN_ACK_STEP_BYTES, AckOutOfRange, AudioSendWindow, BacklogFull
 from tests.fakes import FakeConnect, audio_delta
-from tests.support.consumer import communicator, next_binary, next_message
+from tests.support.consumer import next_binary, next_message, start_session
 
 CHUNK = b"\x01\x02" * 2400  # 100 ms
 
@@ -100,14 +100,6 @@ def small_window(settings: Any) -> None:
     settings.VOICE_AUDIO_SEND_BACKLOG_BYTES = 3 * len(CHUNK)
 
 
-async def start(user: User) -> Any:
-    comm = communicator(user)
-    connected, _ = await comm.connect()
-    assert connected
-    await next_message(comm, "session.ready")
-    return comm
-
-
 async def binary_frames(comm: Any, quiet: float = 0.2) -> list[bytes]:
     """Binary frames until nothing arrives for ``quiet`` seconds."""
     frames = []
@@ -132,7 +124,7 @@ async def start_a_reply(fake_connect: FakeConnect, comm: Any, chunks: int) -> li
 async def test_consumer_holds_audio_past_the_window_until_acked(
     user: User, fake_connect: FakeConnect, small_window: None
 ) -> None:
-    comm = await start(user)
+    comm = await start_session(user)
     first = await start_a_reply(fake_connect, comm, 4)
     assert [f[0] for f in first] == [1, 2]  # the window: two chunks, then nothing
     await comm.send_json_to({"type": "audio.ack", "bytes": 2 * len(CHUNK)})
@@ -147,7 +139,7 @@ async def test_consumer_holds_audio_past_the_window_until_acked(
 async def test_consumer_closes_a_browser_that_falls_too_far_behind(
     user: User, fake_connect: FakeConnect, small_window: None
 ) -> None:
-    comm = await start(user)
+    comm = await start_session(user)
     for i in range(6):  # window 2 + backlog 3, then one more
         fake_connect.last.push(audio_delta("item_a", bytes([i + 1]) * len(CHUNK)))
     seen = []
@@ -166,7 +158,7 @@ async def test_consumer_closes_a_browser_that_falls_too_far_behind(
 async def test_barge_in_drops_held_audio(
     user: User, fake_connect: FakeConnect, small_window: None
 ) -> None:
-    comm = await start(user)
+    comm = await start_session(user)
     conn = fake_connect.last
     assert len(await start_a_reply(fake_connect, comm, 4)) == 2
     conn.push({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0})
@@ -184,7 +176,7 @@ async def test_barge_in_drops_held_audio(
 async def test_bad_acks_get_bad_message_and_the_session_survives(
     user: User, fake_connect: FakeConnect, received: Any
 ) -> None:
-    comm = await start(user)
+    comm = await start_session(user)
     await comm.send_json_to({"type": "audio.ack", "bytes": received})
     error = await next_message(comm, "error")
     assert error["code"] == "bad_message"

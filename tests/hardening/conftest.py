@@ -25,6 +25,7 @@ from assistant.voicelive import VoiceLiveSession
 # Re-exported: the hardening tests import these helpers from here.
 from tests.support.consumer import communicator as communicator
 from tests.support.consumer import next_message as next_message
+from tests.support.consumer import start_session as support_start_session
 from tests.support.localvoice import LocalVoiceProcess
 from tests.support.servers import DaphneServer, daphne_env, manage
 
@@ -54,6 +55,33 @@ async def close_code(comm: Any, timeout: float = 3.0) -> tuple[int, list[dict[st
                 return frame.get("code", 1000), seen
             if frame.get("text") is not None:
                 seen.append(json.loads(frame["text"]))
+
+
+async def start_session(user: Any, client: str = "127.0.0.1", path: str = "/ws/voice/") -> Any:
+    """A session over the real upstream (its handshake can take longer than a fake's)."""
+    return await support_start_session(user, path, client=client, timeout=5)
+
+
+async def echo_roundtrip(comm: Any, pcm: bytes, timeout: float = 3.0) -> bytes:
+    """Send one audio frame and read binary frames until as many bytes came back (no error)."""
+    await comm.send_to(bytes_data=pcm)
+    got = b""
+    async with asyncio.timeout(timeout):
+        while len(got) < len(pcm):
+            frame = await comm.receive_output(timeout)
+            assert frame["type"] == "websocket.send", frame
+            if frame.get("bytes") is not None:
+                got += frame["bytes"]
+            else:
+                message = json.loads(frame["text"])
+                assert message["type"] != "error", message
+    return got
+
+
+async def ping(comm: Any) -> None:
+    """The session answers a ping."""
+    await comm.send_to(text_data='{"type":"ping"}')
+    await next_message(comm, "pong")
 
 
 class ErrorLogCollector(logging.Handler):

@@ -244,7 +244,7 @@ async def test_the_key_is_in_no_log_record_even_at_debug(
     from django.contrib.auth.models import User
 
     from assistant.models import AssistantProfile
-    from tests.hardening.conftest import communicator, next_message
+    from tests.hardening.conftest import echo_roundtrip, start_session
 
     settings.AZURE_VOICELIVE_ENDPOINT = stack.localvoice.endpoint
     settings.AZURE_VOICELIVE_API_KEY = stack.secret
@@ -252,16 +252,9 @@ async def test_the_key_is_in_no_log_record_even_at_debug(
         await AssistantProfile.objects.acreate(name="D", instructions="x", is_default=True)
     user = await User.objects.acreate_user("carol", password="pw-carol-12345")
     caplog.set_level(logging.DEBUG)
-    comm = communicator(user)
-    await comm.connect()
-    await next_message(comm, "session.ready", timeout=5)
+    comm = await start_session(user)
     pcm = tone(40)
-    await comm.send_to(bytes_data=pcm)
-    got = b""
-    async with asyncio.timeout(3):
-        while len(got) < len(pcm):
-            got += (await comm.receive_output(3)).get("bytes") or b""
-    assert got == pcm
+    assert await echo_roundtrip(comm, pcm) == pcm
     await comm.send_to(text_data='{"type":"session.stop"}')
     await comm.disconnect()
     records = caplog.records

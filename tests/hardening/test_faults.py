@@ -22,12 +22,15 @@ from tests.hardening.conftest import (
     close_code,
     communicator,
     drain_nowait,
+    echo_roundtrip,
     inject_fault,
     leaked_tasks,
     metric,
     next_message,
     open_client_sockets,
+    ping,
     port_of,
+    start_session,
     tone,
     wait_client_sockets,
 )
@@ -36,35 +39,6 @@ from tests.support.localvoice import LocalVoiceProcess, free_port
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 TIMINGS: dict[str, float] = {}
-
-
-async def start_session(user: User) -> Any:
-    comm = communicator(user)
-    connected, _ = await comm.connect()
-    assert connected
-    await next_message(comm, "session.ready", timeout=5)
-    return comm
-
-
-async def echo_roundtrip(comm: Any, pcm: bytes, timeout: float = 3.0) -> bytes:
-    """Send one audio frame and read binary frames until as many bytes came back."""
-    await comm.send_to(bytes_data=pcm)
-    got = b""
-    async with asyncio.timeout(timeout):
-        while len(got) < len(pcm):
-            frame = await comm.receive_output(timeout)
-            assert frame["type"] == "websocket.send", frame
-            if frame.get("bytes") is not None:
-                got += frame["bytes"]
-            else:
-                message = json.loads(frame["text"])
-                assert message["type"] != "error", message
-    return got
-
-
-async def ping(comm: Any) -> None:
-    await comm.send_to(text_data='{"type":"ping"}')
-    await next_message(comm, "pong")
 
 
 # ----------------------------------------------------------------------------- connect faults

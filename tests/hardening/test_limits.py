@@ -19,27 +19,17 @@ from assistant.models import AssistantProfile
 from tests.hardening.conftest import (
     close_code,
     communicator,
+    echo_roundtrip,
     metric,
     next_message,
+    ping,
+    start_session,
     tone,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 TIMINGS: dict[str, float] = {}
-
-
-async def start_session(user: Any, client: str = "127.0.0.1", path: str = "/ws/voice/") -> Any:
-    comm = communicator(user, path, client=client)
-    connected, _ = await comm.connect()
-    assert connected
-    await next_message(comm, "session.ready", timeout=5)
-    return comm
-
-
-async def ping(comm: Any) -> None:
-    await comm.send_to(text_data='{"type":"ping"}')
-    await next_message(comm, "pong")
 
 
 async def test_connection_rate_limit_per_user(
@@ -123,12 +113,7 @@ async def test_bad_browser_input_gets_a_code_and_is_never_forwarded(
         assert (await next_message(comm, "error"))["code"] == (code or "bad_message")
     await ping(comm)
     pcm = tone(40)
-    await comm.send_to(bytes_data=pcm)
-    got = b""
-    async with asyncio.timeout(3):
-        while len(got) < len(pcm):
-            got += (await comm.receive_output(3)).get("bytes") or b""
-    assert got == pcm
+    assert await echo_roundtrip(comm, pcm) == pcm
     await comm.disconnect()
 
 

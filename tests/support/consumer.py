@@ -26,6 +26,17 @@ def communicator(user: Any, path: str = "/ws/voice/", client: str = "127.0.0.1")
     return comm
 
 
+async def start_session(
+    user: Any, path: str = "/ws/voice/", client: str = "127.0.0.1", timeout: float = 3.0
+) -> Any:
+    """A connected test browser of ``user``, once the server has said ``session.ready``."""
+    comm = communicator(user, path, client=client)
+    connected, _ = await comm.connect()
+    assert connected
+    await next_message(comm, "session.ready", timeout=timeout)
+    return comm
+
+
 async def next_message(comm: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
     """Read frames until a JSON message of ``kind`` arrives (other frames are skipped)."""
     async with asyncio.timeout(timeout):
