@@ -64,9 +64,6 @@ class HeartbeatBatcher:
         if not self._members and self._task is not None and not self._task.done():
             self._task.cancel()
 
-    def __len__(self) -> int:
-        return len(self._members)
-
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             await asyncio.sleep(next_tick_delay(settings.VOICE_HEARTBEAT_SECONDS))

@@ -1,8 +1,9 @@
 """What keeps a live voice session in line besides its own frames.
 
 Control messages from other workers and admins (via the channel layer: end, profile changed,
-monitors), and the heartbeat (registry row, maximum duration, idle timeout, rollover, login
-re-validation). A mixin of ``VoiceConsumer``: the state it reads lives on the consumer.
+monitors), the session's timer (maximum duration, idle timeout, rollover, login
+re-validation), and what the worker's heartbeat task reads and tells (the registry beat, end
+requests found in the registry). A mixin of ``VoiceConsumer``: its state lives on the consumer.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ class SessionSupervision:
     # ------------------------------------------------------------------ heartbeat
 
     async def _heartbeat(self) -> None:
-        """Refresh the registry row and enforce timeouts, without the channel layer."""
+        """Enforce the session's timeouts, roll over and re-validate the login, on a timer.
+
+        The registry row is written by the worker's heartbeat task (assistant/beats.py).
+        """
         period = settings.VOICE_HEARTBEAT_SECONDS
         last_validated = time.monotonic()
         # Spread over the period: sessions started together (a reconnect storm after a deploy)
@@ -123,8 +127,6 @@ class SessionSupervision:
                 ):
                     await self.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
                     return
-
-    # The registry row is written by the worker's heartbeat task (assistant/beats.py).
 
     def beat(self) -> registry.Beat:
         """What this session's registry row says now."""
