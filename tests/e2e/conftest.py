@@ -9,6 +9,7 @@ free port and is stopped by its own PID.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import wave
 from collections.abc import Iterator
@@ -94,24 +95,33 @@ def e2e_database(e2e_logs: Path) -> Iterator[Database]:
         yield db
 
 
-@pytest.fixture(scope="session")
-def daphne(
-    e2e_database: Database, localvoice_models: str, e2e_logs: Path
+@contextlib.contextmanager
+def _daphne(
+    name: str, database: Database, upstream_url: str, log_dir: Path, extra: dict[str, str]
 ) -> Iterator[DaphneServer]:
-    """One Daphne process serving the whole app (HTTP, static files, websockets)."""
     env = daphne_env(
-        worker_name="e2e",
-        database_url=e2e_database.url,
+        worker_name=name,
+        database_url=database.url,
         redis_url="",
-        upstream_url=localvoice_models,
-        extra={"ASSISTANT_LOG_LEVEL": "INFO", "VOICE_MONITOR_AUDIO": "1"},
+        upstream_url=upstream_url,
+        extra=extra,
     )
-    server = DaphneServer("e2e", env, e2e_logs)
+    server = DaphneServer(name, env, log_dir)
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def daphne(
+    e2e_database: Database, localvoice_models: str, e2e_logs: Path
+) -> Iterator[DaphneServer]:
+    """One Daphne process serving the whole app (HTTP, static files, websockets)."""
+    extra = {"ASSISTANT_LOG_LEVEL": "INFO", "VOICE_MONITOR_AUDIO": "1"}
+    with _daphne("e2e", e2e_database, localvoice_models, e2e_logs, extra) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -119,19 +129,9 @@ def busy_daphne(
     e2e_database: Database, localvoice_models: str, e2e_logs: Path
 ) -> Iterator[DaphneServer]:
     """A Daphne worker at capacity from the start: every voice socket is closed with 4503."""
-    env = daphne_env(
-        worker_name="busy",
-        database_url=e2e_database.url,
-        redis_url="",
-        upstream_url=localvoice_models,
-        extra={"VOICE_MAX_SESSIONS_PER_WORKER": "0"},
-    )
-    server = DaphneServer("busy", env, e2e_logs)
-    try:
-        server.start()
+    extra = {"VOICE_MAX_SESSIONS_PER_WORKER": "0"}
+    with _daphne("busy", e2e_database, localvoice_models, e2e_logs, extra) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in this thread
