@@ -196,6 +196,9 @@ VOICE_MAX_CONTROL_BYTES = env("VOICE_MAX_CONTROL_BYTES", cast=int, default=16384
 VOICE_CONTROL_MESSAGES_PER_MINUTE = env("VOICE_CONTROL_MESSAGES_PER_MINUTE", cast=int, default=120)
 # Audio faster than this multiple of real time (over a 2 s window) is dropped and counted.
 VOICE_AUDIO_RATE_LIMIT = env("VOICE_AUDIO_RATE_LIMIT", cast=float, default=1.5)
+# Audio frames per second (over a 2 s window): the relay's cost is per frame, so tiny frames
+# must not slip through the byte budget. The talk page sends 10 (100 ms each).
+VOICE_AUDIO_FRAMES_PER_SECOND = env("VOICE_AUDIO_FRAMES_PER_SECOND", cast=float, default=50.0)
 VOICE_CONNECTIONS_PER_MINUTE_PER_USER = env(
     "VOICE_CONNECTIONS_PER_MINUTE_PER_USER", cast=int, default=20
 )
@@ -220,7 +223,13 @@ VOICE_MONITOR_AUDIO = env("VOICE_MONITOR_AUDIO", cast=to_bool, default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # One record, one line: control characters in messages are escaped (voiceproject/logsafe.py).
+    "formatters": {
+        "plain": {
+            "()": "voiceproject.logsafe.SingleLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
