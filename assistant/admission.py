@@ -139,3 +139,32 @@ async def login_still_valid(*, session: SessionBase | None, user_id: int | None)
     except Exception:
         logger.warning("could not re-validate a login; assuming it is still valid")
         return True
+
+
+MONITOR_PERMISSION = "assistant.monitor_livesession"
+
+
+def _monitor_allowed(key: str, user_id: int) -> CloseCode | None:
+    user = session_user(key)
+    if user is None or user.pk != user_id:
+        return CloseCode.UNAUTHENTICATED
+    # A fresh user object: permissions are cached on the one the handshake loaded.
+    if not (user.is_staff and user.has_perm(MONITOR_PERMISSION)):
+        return CloseCode.FORBIDDEN
+    return None
+
+
+async def monitor_refusal(*, session: SessionBase | None, user_id: int | None) -> CloseCode | None:
+    """Why a live monitor must end now (4401: login gone, 4403: no longer allowed), or None.
+
+    The monitor's periodic re-check, like :func:`login_still_valid` plus staff and the
+    permission. A database hiccup counts as allowed.
+    """
+    key = session.session_key if session is not None else None
+    if not key or user_id is None:
+        return CloseCode.UNAUTHENTICATED
+    try:
+        return await database_sync_to_async(_monitor_allowed)(key, user_id)
+    except Exception:
+        logger.warning("could not re-validate a monitor; assuming it is still allowed")
+        return None
