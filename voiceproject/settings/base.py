@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy (assistant/security_headers.py).
+    "assistant.security_headers.security_headers_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,6 +156,10 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (no inline script anywhere; inline styles only under /admin/) and
+# Permissions-Policy (microphone on the talk page only): assistant/security_headers.py. Report-only
+# to trial a stricter policy without breaking pages.
+SECURITY_CSP_REPORT_ONLY = env("DJANGO_CSP_REPORT_ONLY", cast=to_bool, default=False)
 if env("DJANGO_SECURE", cast=to_bool, default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env("DJANGO_SECURE_SSL_REDIRECT", cast=to_bool, default=True)
