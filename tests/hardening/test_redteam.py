@@ -24,8 +24,15 @@ import pytest
 
 from tests.hardening.conftest import EchoStack, echo_stack, tone
 from tests.hardening.test_daphne import handshake_status
-from tests.support.processes import REPO
-from tests.support.servers import Browser
+from tests.support.processes import PYTHON, REPO
+from tests.support.servers import (
+    Browser,
+    DaphneServer,
+    ManagedProcess,
+    daphne_env,
+    free_port,
+    manage,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -316,6 +323,74 @@ async def test_default_origin_check_is_exact_scheme_host_and_port(stack: EchoSta
             localhost_ws, origin=f"http://localhost:{port}", cookies=cookies
         )
         assert status == 101
+
+
+# ----------------------------------------------------------------------------- 6: log forging
+
+FORGERS_SCRIPT = """
+from django.contrib.auth.models import User
+from assistant.models import AssistantProfile
+# (migration 0002 created the site default)
+forge = AssistantProfile.objects.create(name="Forge", instructions="x", model="forge-on-update")
+User.objects.create_user("forger", password="pw-redteam-12345")
+User.objects.create_user("forger2", password="pw-redteam-12345").assistant_profiles.add(forge)
+"""
+
+
+class HostileUpstream(ManagedProcess):
+    """``tests.hardening.hostile_upstream``: error events carrying forged log lines."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__("hostile-upstream", log_dir)
+        self.port = free_port()
+
+    def start(self) -> HostileUpstream:
+        args = ["--host", "127.0.0.1", "--port", str(self.port)]
+        self._spawn([str(PYTHON), "-m", "tests.hardening.hostile_upstream", *args])
+        self._wait_port(self.port, 30)
+        return self
+
+
+async def test_upstream_values_cannot_forge_log_lines(tmp_path: Path) -> None:
+    upstream = HostileUpstream(tmp_path).start()
+    env = daphne_env(
+        worker_name="forge",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        redis_url="",
+        upstream_url=f"http://127.0.0.1:{upstream.port}",
+        extra={"ASSISTANT_LOG_LEVEL": "INFO"},
+    )
+    daphne = DaphneServer("forge", env, tmp_path)
+    try:
+        await asyncio.to_thread(manage, env, "migrate", "--noinput")
+        await asyncio.to_thread(manage, env, "shell", "-c", FORGERS_SCRIPT)
+        daphne.start()
+        # An error event in a live session (voicelive_events._on_error).
+        async with Browser(daphne.base_url) as browser:
+            await browser.login("forger", PASSWORD)
+            sock = await browser.websocket(daphne.ws_url("/ws/voice/"))
+            await sock.expect("session.ready", timeout=10)
+            await sock.send_json({"type": "text.send", "text": "hello"})
+            assert (await sock.expect("error", timeout=5))["code"] == "upstream_error"
+            await sock.close()
+        # An error event refusing the session's configuration (upstream._await_session_updated).
+        async with Browser(daphne.base_url) as browser:
+            await browser.login("forger2", PASSWORD)
+            sock = await browser.websocket(daphne.ws_url("/ws/voice/"))
+            assert await sock.expect_close(timeout=10) == 4502
+        await asyncio.sleep(0.5)  # the worker's last lines are flushed
+    finally:
+        daphne.stop()
+        upstream.stop()
+    lines = daphne.log_path.read_text(errors="replace").splitlines()
+    forged = [line for line in lines if "FORGED" in line]
+    MEASURED["log forging: lines carrying the payload"] = len(forged)
+    # Both attempts were logged, each as one line that is plainly ours ...
+    assert any("voice live error event" in line for line in forged), forged
+    assert any("voice live refused the session" in line for line in forged), forged
+    assert len(forged) == 2, forged
+    # ... and no line starts with the forged record.
+    assert not [line for line in lines if line.startswith("2026-01-01 00:00:00,000")]
 
 
 def test_print_redteam_measurements() -> None:
