@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.scaleout.conftest import MEASURED, PASSWORD, setup_env
-from tests.scaleout.test_two_workers import FRAME, save_profile
+from tests.scaleout.test_two_workers import save_profile
 from tests.support.servers import (
     Browser,
     DaphneServer,
@@ -245,9 +245,10 @@ async def test_a_monitor_opened_during_a_redis_outage_attaches_through_the_regis
     restarted = time.monotonic()
     deadline = restarted + 8
     while True:
-        await sock.send_audio(FRAME)
+        # Each typed message is a new reply: its messages are new copies for the monitor.
+        await sock.send_json({"type": "text.send", "text": "hello"})
         try:
-            await mon.expect("audio.start", timeout=1.0)
+            await mon.expect("transcript.assistant.done", timeout=1.0)
             break
         except (AssertionError, TimeoutError):
             assert mon.close_code is None, f"monitor closed ({mon.close_code})"
