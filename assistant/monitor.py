@@ -183,8 +183,10 @@ class MonitorConsumer(AsyncWebsocketConsumer):
                 session_id=session_id, channel_name=self.channel_name, audio=audio
             )
         except Exception:
+            # Not in the registry, the session's heartbeat would detach us again: try later.
             logger.warning("could not record a monitor in the registry")
-            attached = True  # the layer message may still get through
+            await self._end("unreachable", CloseCode.NORMAL)
+            return
         if not attached:
             await self._end("not_found", CloseCode.NORMAL)
             return
