@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from channels.exceptions import ChannelFull, StopConsumer
@@ -32,6 +33,8 @@ MONITOR_DETACH = "monitor.detach"
 MONITOR_TEXT = "monitor.text"
 MONITOR_AUDIO = "monitor.audio"
 MONITOR_ENDED = "monitor.ended"
+# Internal to the fanout: wakes its task to deliver a new observer's greeting; never sent.
+_GREET = "monitor.greet"
 FANOUT_QUEUE = 256
 USER_AUDIO = 0x01
 ASSISTANT_AUDIO = 0x02
@@ -48,20 +51,35 @@ class MonitorFanout:
         self._layer = layer
         self.observers: dict[str, bool] = {}  # channel name -> wants audio
         self._attached_at: dict[str, float] = {}  # channel name -> time.monotonic()
+        self._greetings: dict[str, Callable[[], str]] = {}  # observers not greeted yet
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=FANOUT_QUEUE)
         self._task: asyncio.Task[None] | None = None
 
-    def attach(self, channel_name: str, *, audio: bool) -> None:
-        """Add an observer; the sending task starts with the first one."""
+    def attach(
+        self, channel_name: str, *, audio: bool, greeting: Callable[[], str] | None = None
+    ) -> None:
+        """Add an observer; the sending task starts with the first one.
+
+        Args:
+            channel_name: the observer's channel.
+            audio: whether it gets the audio too.
+            greeting: builds the first message for it (``monitor.attached``), when it is sent:
+                it goes before anything else and is retried with every later message until the
+                layer takes it (an observer attached during an outage is still greeted after).
+        """
         self.observers[channel_name] = audio
         self._attached_at.setdefault(channel_name, time.monotonic())
         if self._task is None:
             self._task = asyncio.create_task(self._run())
+        if greeting is not None:
+            self._greetings[channel_name] = greeting
+            self._put({"type": _GREET})
 
     def detach(self, channel_name: str) -> None:
         """Remove an observer."""
         self.observers.pop(channel_name, None)
         self._attached_at.pop(channel_name, None)
+        self._greetings.pop(channel_name, None)
 
     def attached_before(self, moment: float) -> list[str]:
         """Observers attached before ``moment`` (``time.monotonic()``)."""
@@ -93,15 +111,27 @@ class MonitorFanout:
             message = await self._queue.get()
             audio = message["type"] == MONITOR_AUDIO
             for channel, wants_audio in list(self.observers.items()):
-                if audio and not wants_audio:
+                greeting = self._greetings.get(channel)
+                if greeting is not None:
+                    if not await self._send(channel, {"type": MONITOR_TEXT, "text": greeting()}):
+                        continue  # not greeted: nothing else either, the next message retries
+                    self._greetings.pop(channel, None)
+                if message["type"] == _GREET or (audio and not wants_audio):
                     continue
-                try:
-                    await self._layer.send(channel, message)
-                except ChannelFull:
-                    metrics.MONITOR_DROPS.inc()
-                except Exception:
-                    metrics.MONITOR_DROPS.inc()
-                    metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
+                await self._send(channel, message)
+
+    async def _send(self, channel: str, message: dict[str, Any]) -> bool:
+        """One layer send to an observer; a failure is counted, never raised."""
+        try:
+            await self._layer.send(channel, message)
+        except ChannelFull:
+            metrics.MONITOR_DROPS.inc()
+            return False
+        except Exception:
+            metrics.MONITOR_DROPS.inc()
+            metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
+            return False
+        return True
 
     async def aclose(self, *, reason: str) -> None:
         """Tell observers the session ended and stop sending."""
@@ -116,6 +146,7 @@ class MonitorFanout:
                     await self._layer.send(channel, {"type": MONITOR_ENDED, "reason": reason})
         self.observers.clear()
         self._attached_at.clear()
+        self._greetings.clear()
 
 
 class MonitorConsumer(AsyncWebsocketConsumer):

@@ -77,18 +77,18 @@ class SessionSupervision:
             self.fanout = MonitorFanout(self.channel_layer)
         if channel in self.fanout.observers:
             return
-        self.fanout.attach(channel, audio=audio)
+        self.fanout.attach(channel, audio=audio, greeting=self._monitor_greeting)
+
+    def _monitor_greeting(self) -> str:
+        """``monitor.attached`` as of now (built when the fanout delivers it)."""
         user = self.scope["user"]
         assert user is not None
-        profile = self.voice.config.profile_name if self.voice else ""
-        self.fanout.publish_text(
-            protocol.encode(
-                "monitor.attached",
-                session_id=str(self.session_id),
-                username=user.get_username(),
-                profile=profile,
-                state=self.state.value,
-            )
+        return protocol.encode(
+            "monitor.attached",
+            session_id=str(self.session_id),
+            username=user.get_username(),
+            profile=self.voice.config.profile_name if self.voice else "",
+            state=self.state.value,
         )
 
     async def _apply_profile_change(self) -> None:

@@ -257,5 +257,8 @@ async def test_a_monitor_opened_during_a_redis_outage_attaches_through_the_regis
     MEASURED["monitor attached with Redis down: follows after restart"] = (
         time.monotonic() - restarted
     )
+    # Greeted all the same (its monitor.attached was retried), before anything else.
+    first = next(f.data for f in mon.seen if f.kind == "text")
+    assert (first["type"], first["username"]) == ("monitor.attached", "talk1")
     await sock.send_json({"type": "session.stop"})
     assert (await mon.expect("monitor.ended", timeout=3))["reason"] == "ended"
