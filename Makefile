@@ -11,7 +11,10 @@ STAMP := $(VENV)/.installed
 # outside the checkout so every clone on this machine reuses it.
 WHEELHOUSE ?= $(HOME)/.cache/voice-assistant/wheels
 LLAMA_VERSION := 0.3.36
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+# Portable (no -march=native), and without the multimodal library (LLAVA_BUILD: mtmd and clip,
+# imported only by image/audio chat handlers, which localvoice does not use).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 # command:package. Running needs Redis (several workers) and a compiler for llama.cpp; the tests
 # also need speech tools, a browser, nginx and shellcheck.
 RUN_APT := redis-server:redis-server cmake:cmake g++:g++
@@ -65,7 +68,8 @@ llama-wheel: $(VENV)/bin/python
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 		echo "==> Building llama-cpp-python $(LLAMA_VERSION) once (about 3-4 minutes on 2 cores)"; \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-			$(BIN)/pip wheel -q --no-deps -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
+			$(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(WHEELHOUSE) \
+			llama-cpp-python==$(LLAMA_VERSION); \
 	fi
 
 # Exactly the versions in $(LOCK): the build tools first, so the project installs without
