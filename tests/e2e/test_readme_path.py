@@ -42,6 +42,8 @@ SCRUBBED_PREFIXES = (
     "PYTEST",
     "LOCALVOICE_",
     "DEMO_",
+    "MAKE",  # MAKEFLAGS/MAKELEVEL when the suite itself runs under make test
+    "MFLAGS",
 )
 LOGIN_LINE = re.compile(r"Log in as\s+(\S+) / (\S+)")
 
