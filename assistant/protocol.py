@@ -70,6 +70,7 @@ class ErrorCode(StrEnum):
     PROFILE_FORBIDDEN = "profile_forbidden"
     PROFILE_UNAVAILABLE = "profile_unavailable"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_AUTH_FAILED = "upstream_auth_failed"
     UPSTREAM_LOST = "upstream_lost"
     UPSTREAM_ERROR = "upstream_error"
     TOO_MANY_SESSIONS = "too_many_sessions"
@@ -95,6 +96,10 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.PROFILE_FORBIDDEN: "That assistant profile is not available to you.",
     ErrorCode.PROFILE_UNAVAILABLE: "No enabled assistant profile is configured for you.",
     ErrorCode.UPSTREAM_UNAVAILABLE: "The voice service is unavailable. Try again in a moment.",
+    ErrorCode.UPSTREAM_AUTH_FAILED: (
+        "The assistant could not sign in to the voice service. An administrator must check "
+        "its credentials (the server log says what to check)."
+    ),
     ErrorCode.UPSTREAM_LOST: "The connection to the voice service was lost.",
     ErrorCode.UPSTREAM_ERROR: "The voice service reported an error.",
     ErrorCode.TOO_MANY_SESSIONS: "You already have a live session open elsewhere.",

@@ -13,24 +13,57 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
 from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
 
 from assistant import metrics
 from assistant.config import AssistantConfig, UpstreamSettings
+from assistant.protocol import ErrorCode
 from assistant.session_request import session_request_build
 
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0
+# HTTP statuses of a refused handshake that mean "these credentials are not accepted".
+AUTH_REFUSED_STATUSES = frozenset({401, 403})
+AUTH_HINT = (
+    "check AZURE_VOICELIVE_API_KEY (the resource's key, or empty for Microsoft Entra ID); with "
+    "Entra ID, that the identity has the 'Cognitive Services User' role on the resource and, "
+    "for a user-assigned managed identity, that AZURE_CLIENT_ID names it; with the local "
+    "engine, that the service and localvoice share the same key (make run writes it to .env)"
+)
 
 Credential = AzureKeyCredential | AsyncTokenCredential
 
 
 class VoiceLiveUnavailable(Exception):
-    """The upstream could not be reached or refused the session."""
+    """The upstream could not be reached or refused the session.
+
+    Attributes:
+        code: the stable error code the browser is shown.
+        kind: the ``voice_upstream_errors_total`` label it was counted under.
+    """
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+    kind = "connect"
+
+
+class VoiceLiveAuthFailed(VoiceLiveUnavailable):
+    """Our credentials were refused: a token could not be had, or the handshake got 401/403."""
+
+    code = ErrorCode.UPSTREAM_AUTH_FAILED
+    kind = "auth"
+
+
+class VoiceLiveFailed(VoiceLiveUnavailable):
+    """Something unexpected was raised while opening (a bug here or in a library)."""
+
+    code = ErrorCode.INTERNAL
+    kind = "internal"
 
 
 def credential_build(api_key: str) -> Credential:
@@ -55,6 +88,26 @@ class Opened:
     session_id: str
 
 
+def classify_open_error(exc: BaseException) -> type[VoiceLiveUnavailable]:
+    """Which failure an exception raised while opening is, for the code and the counter."""
+    if isinstance(exc, VoiceLiveUnavailable):
+        return type(exc)
+    if isinstance(exc, ClientAuthenticationError):
+        # DefaultAzureCredential's CredentialUnavailableError is a subclass.
+        return VoiceLiveAuthFailed
+    if isinstance(exc, VoiceLiveConnectionError):
+        cause = exc.__cause__
+        if (
+            isinstance(cause, aiohttp.WSServerHandshakeError)
+            and cause.status in AUTH_REFUSED_STATUSES
+        ):
+            return VoiceLiveAuthFailed
+        return VoiceLiveUnavailable
+    if isinstance(exc, TimeoutError | OSError | aiohttp.ClientError):
+        return VoiceLiveUnavailable
+    return VoiceLiveFailed
+
+
 async def open_connection(
     *,
     config: AssistantConfig,
@@ -63,39 +116,109 @@ async def open_connection(
 ) -> Opened:
     """Open one connection and configure it from the profile; never leaves one half open.
 
+    Whatever goes wrong (refused, timed out, credentials, a bug) is logged once with its
+    class, counted, and raised as :class:`VoiceLiveUnavailable` or a subclass; the credential
+    and the SDK's HTTP session are closed on every path, cancellation included.
+
     Raises:
         VoiceLiveUnavailable: refused, failed, timed out, or the configuration was rejected.
     """
-    credential = credential_factory(upstream.api_key)
-    manager = connect(
-        credential=credential,
-        endpoint=upstream.endpoint,
-        api_version=upstream.api_version,
-        model=config.model,
-    )
+    credential: Credential | None = None
     conn: VoiceLiveConnection | None = None
+    handshake: _Handshake | None = None
     try:
         # The SDK ignores handshake_timeout: bound the whole handshake + configure ourselves.
         async with asyncio.timeout(upstream.connect_timeout):
-            conn = await manager.__aenter__()
+            credential = credential_factory(upstream.api_key)
+            manager = connect(
+                credential=credential,
+                endpoint=upstream.endpoint,
+                api_version=upstream.api_version,
+                model=config.model,
+            )
+            handshake = _Handshake(manager)
+            conn = await handshake.run()
             await conn.session.update(session=session_request_build(config))
             session_id = await _await_session_updated(conn)
     except asyncio.CancelledError:
         # The session ended while connecting (the browser left): never leave the new
         # connection open behind us. Shielded, so a second cancel cannot skip the close.
-        if conn is not None:
-            await asyncio.shield(close_quietly(conn))
-        await asyncio.shield(close_credential(credential))
+        await asyncio.shield(_discard(conn, handshake, credential))
         raise
-    except (TimeoutError, VoiceLiveConnectionError, OSError) as exc:
-        metrics.UPSTREAM_ERRORS.labels(kind="connect").inc()
-        logger.warning("voice live connect failed: %s", type(exc).__name__)
-        if conn is not None:
-            await close_quietly(conn)
-        await close_credential(credential)
-        msg = "Voice Live is unavailable"
-        raise VoiceLiveUnavailable(msg) from exc
+    except Exception as exc:
+        failure = classify_open_error(exc)
+        metrics.UPSTREAM_ERRORS.labels(kind=failure.kind).inc()
+        detail = _describe(exc)
+        if failure is VoiceLiveAuthFailed:
+            logger.error("voice live refused our credentials (%s): %s", detail, AUTH_HINT)
+        elif failure is VoiceLiveFailed:
+            logger.error("voice live connect failed unexpectedly (%s)", detail, exc_info=exc)
+        else:
+            logger.warning("voice live connect failed (%s)", detail)
+        await asyncio.shield(_discard(conn, handshake, credential))
+        msg = f"Voice Live is unavailable ({type(exc).__name__})"
+        raise failure(msg) from exc
+    assert credential is not None  # set before anything that can succeed
     return Opened(conn=conn, credential=credential, session_id=session_id)
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's class, and its cause's (the SDK wraps aiohttp's), for one log line."""
+    names = [type(exc).__name__]
+    cause = exc.__cause__
+    if cause is not None:
+        names.append(type(cause).__name__)
+        status = getattr(cause, "status", None)
+        if isinstance(status, int):
+            names.append(f"HTTP {status}")
+    return " <- ".join(names)
+
+
+async def _discard(
+    conn: VoiceLiveConnection | None, handshake: _Handshake | None, credential: Credential | None
+) -> None:
+    if conn is not None:
+        await close_quietly(conn)
+    elif handshake is not None:
+        await handshake.abandon()
+    await close_credential(credential)
+
+
+class _Handshake:
+    """The SDK's ``__aenter__`` in a task of its own, so a cancelled handshake leaks nothing.
+
+    azure-ai-voicelive 1.3.1 creates an ``aiohttp.ClientSession`` inside ``__aenter__`` and
+    closes it only on ``aiohttp.ClientError``: a cancellation (our connect timeout, the browser
+    leaving) leaves it to the garbage collector ("Unclosed client session"). Running the
+    handshake as a task lets us pick that session out of its suspended frame before cancelling
+    it, and close it ourselves (tests/test_upstream.py pins this against the SDK).
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self._task: asyncio.Task[VoiceLiveConnection] = asyncio.create_task(manager.__aenter__())
+
+    async def run(self) -> VoiceLiveConnection:
+        # Shielded: when we are cancelled, abandon() decides how the handshake ends.
+        return await asyncio.shield(self._task)
+
+    async def abandon(self) -> None:
+        task = self._task
+        session: aiohttp.ClientSession | None = None
+        if not task.done():
+            frame = task.get_coro().cr_frame  # type: ignore[union-attr]
+            candidate = frame.f_locals.get("session") if frame is not None else None
+            if isinstance(candidate, aiohttp.ClientSession):
+                session = candidate
+            task.cancel()
+        # The task is ours: always retrieve its outcome, so nothing is left unretrieved.
+        with contextlib.suppress(BaseException):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await task
+        if task.done() and not task.cancelled() and task.exception() is None:
+            await close_quietly(task.result())
+        if session is not None and not session.closed:
+            with contextlib.suppress(Exception):
+                await session.close()
 
 
 async def _await_session_updated(conn: VoiceLiveConnection) -> str:
@@ -113,7 +236,8 @@ async def _await_session_updated(conn: VoiceLiveConnection) -> str:
             return session_id
         elif event.type == "error":
             error = event.get("error") or {}
-            logger.warning("voice live refused the session: %s", error.get("code"))
+            # Upstream-controlled text: %r, so it can never forge a log line.
+            logger.warning("voice live refused the session: %r", error.get("code"))
             msg = "session.update refused"
             raise VoiceLiveConnectionError(msg)
 

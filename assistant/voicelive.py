@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
@@ -29,6 +29,7 @@ from assistant.session_request import session_request_build
 from assistant.upstream import (
     CLOSE_TIMEOUT,
     Credential,
+    Opened,
     VoiceLiveUnavailable,
     close_credential,
     close_quietly,
@@ -97,7 +98,6 @@ class VoiceLiveSession(ServerEventHandlers):
         self._last_event_at = 0.0
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stall_task: asyncio.Task[None] | None = None
-        self._retired: tuple[VoiceLiveConnection, Credential | None] | None = None
         self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=AUDIO_QUEUE_FRAMES)
         self._closing = False
         self._rolling_over = False
@@ -120,25 +120,53 @@ class VoiceLiveSession(ServerEventHandlers):
             VoiceLiveUnavailable: the upstream refused, failed or timed out.
         """
         started = time.monotonic()
-        self._conn = await self._open_connection()
+        opened = await self._open_connection()
+        self._adopt(opened)
         metrics.UPSTREAM_CONNECT_SECONDS.observe(time.monotonic() - started)
-        self._receive_task = asyncio.create_task(self._receive_loop(self._conn))
-        self._sender_task = asyncio.create_task(self._send_audio_loop())
+        self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
+        self._sender_task = self._spawn(self._send_audio_loop(), "audio sender")
         await self._set_state(State.READY)
 
-    async def _open_connection(self) -> VoiceLiveConnection:
-        opened = await open_connection(
+    async def _open_connection(self) -> Opened:
+        return await open_connection(
             config=self.config,
             upstream=self._upstream,
             credential_factory=self._credential_factory,
         )
-        if self._conn is not None:
-            # A rollover: the old connection is closed by the caller after the swap.
-            self._retired = (self._conn, self._credential)
+
+    def _adopt(self, opened: Opened) -> None:
+        """Make a freshly opened connection the session's own (no await: never half done)."""
+        self._conn = opened.conn
         self._credential = opened.credential
         self.upstream_session_id = opened.session_id
         self._connected_at = time.monotonic()
-        return opened.conn
+
+    def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """Start one of the session's tasks; whatever it raises ends the session, visibly.
+
+        Every task of a session is held on the session, cancelled by :meth:`aclose` and run
+        through :meth:`_guarded`, so none can die unseen or leave an unretrieved exception.
+        """
+        return asyncio.create_task(self._guarded(work, what), name=f"voicelive {what}")
+
+    async def _guarded(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except VoiceLiveUnavailable as exc:
+            # Logged and counted where the connection was opened.
+            await self._lost(exc.code)
+        except VoiceLiveConnectionError as exc:
+            metrics.UPSTREAM_ERRORS.labels(kind="send").inc()
+            logger.warning("voice live %s failed (%s)", what, type(exc).__name__)
+            await self._lost(ErrorCode.UPSTREAM_LOST)
+        except Exception as exc:
+            metrics.UPSTREAM_ERRORS.labels(kind="internal").inc()
+            logger.error(
+                "voice live %s failed unexpectedly (%s)", what, type(exc).__name__, exc_info=exc
+            )
+            await self._lost(ErrorCode.INTERNAL)
 
     async def aclose(self) -> None:
         """Stop relaying and close the upstream connection, within a bounded time."""
@@ -256,34 +284,38 @@ class VoiceLiveSession(ServerEventHandlers):
         if self._rolling_over or self._closing:
             return
         self._rolling_over = True
-        self._rollover_task = asyncio.create_task(self._rollover())
+        self._rollover_task = self._spawn(self._rollover(), "rollover")
 
     async def _rollover(self) -> None:
-        """Open a fresh connection, carry the conversation over, then retire the old one."""
-        self._retired = None
+        """Open a fresh connection, carry the conversation over, then retire the old one.
+
+        A failure on the way ends the session (through :meth:`_guarded`) with nothing left
+        open: the new connection is closed here, the old one by :meth:`aclose`.
+        """
         try:
-            conn = await self._open_connection()
-            for role, text in list(self._history):
-                await conn.send(message_item(role, text))
-        except (VoiceLiveUnavailable, VoiceLiveConnectionError):
+            opened = await self._open_connection()
+            try:
+                for role, text in list(self._history):
+                    await opened.conn.send(message_item(role, text))
+            except BaseException:
+                await asyncio.shield(_close_opened(opened))
+                raise
+            old_conn, old_credential, old_task = self._conn, self._credential, self._receive_task
+            self._adopt(opened)
+            self._response_id = None
+            self._reply_settled()
+            self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
+        finally:
             self._rolling_over = False
-            await self._lost(ErrorCode.UPSTREAM_LOST)
-            return
-        old_task = self._receive_task
-        self._conn = conn
-        self._response_id = None
-        self._reply_settled()
-        self._receive_task = asyncio.create_task(self._receive_loop(conn))
-        self._rolling_over = False
         metrics.UPSTREAM_ROLLOVERS.inc()
         logger.info("voice live connection rolled over with %d context items", len(self._history))
-        if old_task is not None and not old_task.done():
-            old_task.cancel()
-            await asyncio.wait([old_task], timeout=CLOSE_TIMEOUT)
-        if self._retired is not None:
-            old_conn, old_credential = self._retired
-            await close_quietly(old_conn)
-            await close_credential(old_credential)
+        try:
+            if old_task is not None and not old_task.done():
+                old_task.cancel()
+                await asyncio.wait([old_task], timeout=CLOSE_TIMEOUT)
+        finally:
+            # Shielded: a session closing mid-rollover still retires the old connection.
+            await asyncio.shield(_close_retired(old_conn, old_credential))
 
     # ------------------------------------------------------------------ upstream -> browser
 
@@ -366,10 +398,20 @@ class VoiceLiveSession(ServerEventHandlers):
             return
         metrics.UPSTREAM_ERRORS.labels(kind="stalled").inc()
         logger.warning("voice live sent nothing for %.1f s during a reply; giving up", silent)
-        self._stall_task = asyncio.create_task(self._lost(ErrorCode.UPSTREAM_LOST))
+        self._stall_task = self._spawn(self._lost(ErrorCode.UPSTREAM_LOST), "reply watchdog")
 
     async def _lost(self, code: ErrorCode) -> None:
         if self._closing:
             return
         self._closing = True
         await self._sink.upstream_lost(code)
+
+
+async def _close_opened(opened: Opened) -> None:
+    await _close_retired(opened.conn, opened.credential)
+
+
+async def _close_retired(conn: VoiceLiveConnection | None, credential: Credential | None) -> None:
+    if conn is not None:
+        await close_quietly(conn)
+    await close_credential(credential)

@@ -136,7 +136,7 @@ def rig_build(
     upstream_port = free_port()
     if upstream_kind == "localvoice":
         argv = [PYTHON, "-m", "localvoice", "--host", HOST, "--port", str(upstream_port), "--echo"]
-        argv += ["--log-level", "WARNING"]
+        argv += ["--log-level", "WARNING", "--no-auth"]  # the relay's cost, not the handshake
     else:
         script = str(Path(__file__).resolve().parent / "echo_upstream.py")
         argv = [PYTHON, script, "--port", str(upstream_port), "--seconds", "7200"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,14 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
-    parser.add_argument("--api-key", help="require this key in the api-key header")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LOCALVOICE_API_KEY") or None,
+        help="require this key in the api-key header (default: $LOCALVOICE_API_KEY)",
+    )
+    parser.add_argument(
+        "--no-auth", action="store_true", help="accept clients without a key (tests only)"
+    )
     parser.add_argument(
         "--accept-bearer", action="store_true", help="also accept any Authorization: Bearer token"
     )
@@ -56,6 +64,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
+    if not args.api_key and not args.no_auth:
+        # Voice Live never accepts an anonymous client; neither does its local stand-in.
+        parser.error(
+            "a key is required: set LOCALVOICE_API_KEY (make run writes one to .env) or pass "
+            "--api-key; --no-auth accepts any client (tests only)"
+        )
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -63,7 +77,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     return ServerConfig(
         host=args.host,
         port=args.port,
-        api_key=args.api_key,
+        api_key=None if args.no_auth else args.api_key,
         accept_bearer=args.accept_bearer,
         echo=args.echo,
         enable_faults=args.enable_faults,

@@ -134,6 +134,16 @@ def busy_daphne(
         yield server
 
 
+@pytest.fixture(scope="session")
+def wrong_key_daphne(
+    e2e_database: Database, localvoice_models: str, e2e_logs: Path
+) -> Iterator[DaphneServer]:
+    """A worker whose key the engine does not accept (a misconfigured deployment)."""
+    extra = {"AZURE_VOICELIVE_API_KEY": "not-the-engine-key", "VOICE_CONNECT_TIMEOUT": "5"}
+    with _daphne("wrongkey", e2e_database, localvoice_models, e2e_logs, extra) as server:
+        yield server
+
+
 # Package scope, not session: Playwright's sync API keeps an event loop running in this thread
 # while it is alive, which would break every asyncio test collected after tests/e2e.
 @pytest.fixture(scope="package")

@@ -341,3 +341,29 @@ def test_busy_server_is_retried_with_backoff_then_given_up(
         raise
     finally:
         pages.close()
+
+
+def test_a_refused_key_shows_a_clear_error_within_seconds(
+    chromium: Any, wrong_key_daphne: DaphneServer
+) -> None:
+    """Issue 8: a credential problem used to leave the page on Connecting… for good."""
+    pages = Pages(chromium, wrong_key_daphne.base_url)
+    try:
+        page = pages.open("wrong-key")
+        log_in(page)
+        page.wait_for_url(lambda url: "/accounts/" not in url)
+        started = time.monotonic()
+        page.click("#start")
+        page.wait_for_selector("#state[data-state=error]", timeout=6_000)  # connect timeout + 1
+        took = time.monotonic() - started
+        notice = page.locator("#notice").inner_text()
+        assert "could not sign in to the voice service" in notice, notice
+        assert logged(page, "error")[0]["code"] == "upstream_auth_failed"
+        assert page.locator("#start").is_enabled()
+        print(f"auth failure shown after {took:.2f} s")
+    except BaseException:
+        pages.report(Path(wrong_key_daphne.log_path).parent)
+        print("---- daphne log ----\n" + wrong_key_daphne.log_tail(30))
+        raise
+    finally:
+        pages.close()

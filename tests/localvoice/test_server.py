@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -23,6 +25,9 @@ from azure.core.credentials_async import AsyncTokenCredential
 from tests.support.audio import silence, speak
 from tests.support.localvoice import (
     API_VERSION,
+    REPO,
+    TEST_API_KEY,
+    LocalVoiceProcess,
     healthz,
     next_event,
     running_localvoice,
@@ -90,6 +95,49 @@ async def test_wrong_key_is_401_right_key_and_bearer_work(keyed_server):
         endpoint=keyed_server, credential=StubToken(), model="m", api_version=API_VERSION
     ) as conn:
         assert (await next_event(conn, "session.created")).session.id
+
+
+def test_a_key_is_required_to_start(tmp_path):
+    """Like Voice Live, the engine never serves anonymous clients unless told to (tests)."""
+    env = {k: v for k, v in os.environ.items() if k != "LOCALVOICE_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "localvoice", "--echo", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 2
+    assert "LOCALVOICE_API_KEY" in done.stderr
+
+
+async def test_the_key_comes_from_the_environment_and_a_missing_key_is_401():
+    server = LocalVoiceProcess("--echo", "--no-auth")
+    server.flags = ["--echo"]  # no flag at all: the key comes from LOCALVOICE_API_KEY
+    os.environ["LOCALVOICE_API_KEY"] = "from-env"
+    try:
+        server.start(timeout=60)
+    finally:
+        del os.environ["LOCALVOICE_API_KEY"]
+    try:
+        with pytest.raises(VoiceLiveConnectionError, match="401"):
+            async with voicelive_session(server.endpoint, api_key="test-key"):
+                pass
+        url = (
+            server.endpoint.replace("http", "ws")
+            + f"/voice-live/realtime?api-version={API_VERSION}"
+        )
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(url)  # no key at all
+        assert refused.value.status == 401
+        async with voicelive_session(server.endpoint, api_key="from-env") as conn:
+            await conn.session.update(session={"voice": "alloy"})
+            assert (await next_event(conn, "session.updated")).session.voice == "alloy"
+    finally:
+        server.stop()
 
 
 async def test_ws_scheme_endpoint_works(localvoice_echo):
@@ -161,7 +209,7 @@ async def test_fault_drop_has_no_close_frame(localvoice_models):
     )
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(url, headers={"api-key": "k"}) as ws,
+        http.ws_connect(url, headers={"api-key": TEST_API_KEY}) as ws,
     ):
         await ws.receive_json(timeout=5)  # session.created
         await ws.send_json({"type": "localvoice.fault", "fault": "drop"})

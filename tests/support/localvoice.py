@@ -29,6 +29,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
+#: The key test servers require and test clients (and test settings) send.
+TEST_API_KEY = "test-key"
 API_VERSION = "2026-07-15"
 
 
@@ -61,7 +63,9 @@ class LocalVoiceProcess:
     def __init__(self, *flags: str, log_dir: Path | None = None) -> None:
         self.port = free_port()
         self.endpoint = f"http://{HOST}:{self.port}"
-        self.flags = list(flags)
+        # localvoice requires a key, as Voice Live does: the one the test settings send.
+        auth = [] if {"--api-key", "--no-auth"} & set(flags) else ["--api-key", TEST_API_KEY]
+        self.flags = list(flags) + auth
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="localvoice-")) / (
             f"localvoice-{self.port}.log"
         )
@@ -162,7 +166,7 @@ async def voicelive_session(
     endpoint: str,
     session: dict[str, Any] | None = None,
     *,
-    api_key: str = "test-key",
+    api_key: str = TEST_API_KEY,
     **kwargs: Any,
 ) -> Any:
     """Connect the real SDK, wait for ``session.created`` (and ``session.updated`` if ``session``).

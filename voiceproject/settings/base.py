@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 
 from voiceproject.env import env, to_bool, to_list
+from voiceproject.layers import redis_channel_layer
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -97,16 +98,14 @@ DATABASES = {
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                # Control traffic only: audio never crosses the layer.
-                "capacity": env("CHANNEL_LAYER_CAPACITY", cast=int, default=200),
-                "expiry": 30,
-                "group_expiry": 86400,
-            },
-        }
+        "default": redis_channel_layer(
+            REDIS_URL,
+            capacity=env("CHANNEL_LAYER_CAPACITY", cast=int, default=200),
+            # Longer than channels-redis's 5 s blocking receive (voiceproject/layers.py); a
+            # dead Redis is still noticed within this time.
+            socket_timeout=env("REDIS_SOCKET_TIMEOUT", cast=float, default=15.0),
+            connect_timeout=env("REDIS_CONNECT_TIMEOUT", cast=float, default=2.0),
+        )
     }
     CACHES = {
         "default": {
