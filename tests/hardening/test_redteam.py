@@ -286,8 +286,10 @@ async def test_tiny_frames_are_closed_4400_and_the_victim_keeps_its_latency(
         )
         assert closes, "the abuser was never closed"
         assert {c["code"] for c in closes} == {4400}
-        assert max(c["after_s"] for c in closes) < 0.5
-        assert pct(flooded, 50) <= max(2 * pct(alone, 50), pct(alone, 50) + 0.005)
+        assert max(c["after_s"] for c in closes) < 1.0  # measured 0.07-0.11 s
+        # Within 2x of its own baseline, or 10 ms on a machine shared with other work (before
+        # the fix: 363 ms).
+        assert pct(flooded, 50) <= max(2 * pct(alone, 50), pct(alone, 50) + 0.010)
     finally:
         await victim.close()
         await victim_browser.aclose()
