@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
+from importlib import import_module
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ValidationError
+from django.utils.crypto import constant_time_compare
 
 from assistant import metrics
 from assistant.config import UpstreamSettings
@@ -74,23 +84,87 @@ def upstream_settings() -> UpstreamSettings:
     )
 
 
-def _login_valid(session: SessionBase, key: str, user_id: int) -> bool:
-    return (
-        session.exists(key) and get_user_model().objects.filter(pk=user_id, is_active=True).exists()
-    )
+def session_user(session_key: str) -> Any | None:
+    """The user a login session authenticates right now, by Django's own rules; None if none.
+
+    The rules of ``django.contrib.auth.get_user``: the session exists and has not expired, names
+    a configured backend, the backend still returns the user (ModelBackend: active), and the
+    session's auth hash matches the user's (so a password change logs other sessions out).
+    Read-only: ``get_user`` flushes or cycles the session, which is the next HTTP request's job,
+    not a background check's (cycling would change the key under the browser's cookie).
+
+    Args:
+        session_key: the key of the login session (the session cookie's value).
+    """
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    data = store.load()  # {} when the session is missing or expired (its expire_date passed)
+    try:
+        user_id = get_user_model()._meta.pk.to_python(data[SESSION_KEY])
+        backend_path = data[BACKEND_SESSION_KEY]
+    except (KeyError, ValidationError):
+        return None
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    user = load_backend(backend_path).get_user(user_id)
+    if user is None:
+        return None
+    if hasattr(user, "get_session_auth_hash"):
+        session_hash = data.get(HASH_SESSION_KEY)
+        if not session_hash:
+            return None
+        # The fallback hashes (SECRET_KEY_FALLBACKS) still log in, as in get_user.
+        hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+        if not any(constant_time_compare(session_hash, h) for h in hashes):
+            return None
+    return user
+
+
+def _login_valid(key: str, user_id: int) -> bool:
+    user = session_user(key)
+    return user is not None and user.pk == user_id
 
 
 async def login_still_valid(*, session: SessionBase | None, user_id: int | None) -> bool:
-    """True while the login behind a websocket is alive (not logged out, expired or disabled).
+    """True while the login behind a websocket is alive, by Django's rules (:func:`session_user`).
 
+    Not logged out, not expired, the user active and their password unchanged since the login.
     The handshake is the only check Channels makes; this is the periodic re-check. A database
     hiccup counts as valid: ending a call for it would be worse.
     """
     key = session.session_key if session is not None else None
-    if not key or session is None or user_id is None:
+    if not key or user_id is None:
         return False
     try:
-        return await database_sync_to_async(_login_valid)(session, key, user_id)
+        return await database_sync_to_async(_login_valid)(key, user_id)
     except Exception:
         logger.warning("could not re-validate a login; assuming it is still valid")
         return True
+
+
+MONITOR_PERMISSION = "assistant.monitor_livesession"
+
+
+def _monitor_allowed(key: str, user_id: int) -> CloseCode | None:
+    user = session_user(key)
+    if user is None or user.pk != user_id:
+        return CloseCode.UNAUTHENTICATED
+    # A fresh user object: permissions are cached on the one the handshake loaded.
+    if not (user.is_staff and user.has_perm(MONITOR_PERMISSION)):
+        return CloseCode.FORBIDDEN
+    return None
+
+
+async def monitor_refusal(*, session: SessionBase | None, user_id: int | None) -> CloseCode | None:
+    """Why a live monitor must end now (4401: login gone, 4403: no longer allowed), or None.
+
+    The monitor's periodic re-check, like :func:`login_still_valid` plus staff and the
+    permission. A database hiccup counts as allowed.
+    """
+    key = session.session_key if session is not None else None
+    if not key or user_id is None:
+        return CloseCode.UNAUTHENTICATED
+    try:
+        return await database_sync_to_async(_monitor_allowed)(key, user_id)
+    except Exception:
+        logger.warning("could not re-validate a monitor; assuming it is still allowed")
+        return None

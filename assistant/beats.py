@@ -4,8 +4,10 @@ A registry write per session and period cost this worker about 15 % of a core at
 and most of the relay's p99 (each write is a thread hop, ORM work and, on SQLite, a commit).
 So one task per worker ticks every ``VOICE_HEARTBEAT_SECONDS``: it reads every live session's
 beat (a few attributes, no await), writes them all in one transaction
-(``registry.sessions_heartbeat``) and tells only the sessions that must end. The sessions' own
-timers (timeouts, rollover, re-validation) stay spread over the period.
+(``registry.sessions_tick``) and passes on what the registry says: end requests, the profile's
+saved version and the attached monitors, so a lost channel-layer message (a profile change, a
+monitor attaching) still lands on the next tick. The sessions' own timers (timeouts, rollover,
+re-validation) stay spread over the period.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class BeatSource(Protocol):
     def registry_says_end(self, reason: str) -> None:
         """The registry asks the session to end (terminated, replaced, logout, gone)."""
 
+    def registry_orders(self, orders: registry.Orders, read_at: float) -> None:
+        """What the registry says besides ending: the profile's version, the monitors.
+
+        ``read_at`` is when the read began (``time.monotonic()``).
+        """
+
 
 class HeartbeatBatcher:
     """One heartbeat task per worker (per event loop) for all its sessions."""
@@ -76,16 +84,22 @@ class HeartbeatBatcher:
             await self.tick(members)
 
     async def tick(self, members: dict[uuid.UUID, BeatSource]) -> None:
-        """Write the beats of ``members`` and pass on the end requests (one per tick)."""
+        """Write the beats of ``members`` and pass on the registry's orders (one read per tick)."""
+        read_at = time.monotonic()
         try:
-            reasons = await registry.asessions_heartbeat([m.beat() for m in members.values()])
+            orders = await registry.asessions_tick([m.beat() for m in members.values()])
         except Exception:
             # A database hiccup must not end the calls; the next tick tries again.
             logger.warning("heartbeat of %d sessions failed", len(members), exc_info=True)
             return
-        for session_id, reason in reasons.items():
-            if session_id in self._members:
-                members[session_id].registry_says_end(reason)
+        for session_id, order in orders.items():
+            if session_id not in self._members:
+                continue  # left while the tick was in the database
+            member = members[session_id]
+            if order.end_reason:
+                member.registry_says_end(order.end_reason)
+            else:
+                member.registry_orders(order, read_at)
 
 
 heartbeats = HeartbeatBatcher()

@@ -26,6 +26,9 @@ class AssistantConfig:
     input_transcription_language: str
     noise_suppression: bool
     echo_cancellation: bool
+    # When the profile was saved (its updated_at); the heartbeat compares it with the saved
+    # profile's to pick up changes whose layer message was lost. Empty when unknown.
+    profile_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

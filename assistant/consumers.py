@@ -54,6 +54,14 @@ MAX_VIOLATIONS = 50
 # an occasional burst is forgiven but audio sent far faster than real time ends the session.
 AUDIO_VIOLATION_BURST = 100
 AUDIO_VIOLATION_REFILL_PER_SECOND = 2.0
+# Frames per second are limited as well as bytes: the relay's cost is per frame, so tiny valid
+# frames inside the byte budget cost a core (issue 9). VOICE_AUDIO_FRAMES_PER_SECOND is the
+# rate; this many seconds of it may come at once.
+AUDIO_FRAME_BURST_SECONDS = 2.0
+# Error replies to one socket: a flood of bad input must not queue unbounded replies in Daphne
+# (issue 9: 618,022 unread ones). Beyond this the errors are only counted.
+ERROR_REPLY_BURST = 100
+ERROR_REPLIES_PER_SECOND = 10.0
 # A release step (monitors, control) gets this long: together they stay inside Daphne's
 # application close timeout (10 s).
 STEP_TIMEOUT = 2.5
@@ -71,6 +79,9 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
     fanout: MonitorFanout | None = None
     state: State = State.CONNECTING
     ended: bool = False
+    # Created with the first frame or error (see _frame_budget, _error_reply_budget).
+    audio_frame_bucket: TokenBucket | None = None
+    error_reply_bucket: TokenBucket | None = None
     # The browser's socket is gone (a send failed); Daphne's disconnect message follows.
     browser_gone: bool = False
 
@@ -234,15 +245,17 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         try:
             protocol.validate_audio_frame(pcm, max_bytes=settings.VOICE_MAX_AUDIO_FRAME_BYTES)
         except ClientError as exc:
-            await self._client_error(exc.code)
+            # An invalid frame is abuse like a too-fast one: charged to the same budget.
+            await self._audio_violation(exc.code)
             return
         self.last_activity = time.monotonic()
         if not self.audio_bucket.take(len(pcm)):
             metrics.AUDIO_DROPPED.labels(reason="over_rate").inc()
-            if self.audio_violations.take():
-                await self._client_error(ErrorCode.AUDIO_TOO_FAST)
-            else:
-                await self.end_session(ErrorCode.AUDIO_TOO_FAST, CloseCode.PROTOCOL_VIOLATION)
+            await self._audio_violation(ErrorCode.AUDIO_TOO_FAST)
+            return
+        if not self._frame_budget().take():
+            metrics.AUDIO_DROPPED.labels(reason="over_frame_rate").inc()
+            await self._audio_violation(ErrorCode.AUDIO_TOO_FAST)
             return
         if self.voice is None or self.state in (State.CONNECTING, State.ERROR, State.STOPPED):
             metrics.AUDIO_DROPPED.labels(reason="not_ready").inc()
@@ -303,6 +316,28 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             await self._send_audio_now(pcm)
         return True
 
+    async def _audio_violation(self, code: ErrorCode) -> None:
+        """A refused audio frame: an error reply while the budget lasts, then 4400."""
+        if self.audio_violations.take():
+            await self._client_error(code)
+        else:
+            await self.end_session(code, CloseCode.PROTOCOL_VIOLATION)
+
+    def _frame_budget(self) -> TokenBucket:
+        """The session's audio frame-rate bucket (VOICE_AUDIO_FRAMES_PER_SECOND)."""
+        if self.audio_frame_bucket is None:
+            rate = float(settings.VOICE_AUDIO_FRAMES_PER_SECOND)
+            self.audio_frame_bucket = TokenBucket(rate=rate, burst=rate * AUDIO_FRAME_BURST_SECONDS)
+        return self.audio_frame_bucket
+
+    def _error_reply_budget(self) -> TokenBucket:
+        """How many error replies this socket may still get."""
+        if self.error_reply_bucket is None:
+            self.error_reply_bucket = TokenBucket(
+                rate=ERROR_REPLIES_PER_SECOND, burst=ERROR_REPLY_BURST
+            )
+        return self.error_reply_bucket
+
     async def _supervised(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run one of the session's own tasks; an exception ends the session, visibly."""
         try:
@@ -326,7 +361,8 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
 
     async def _client_error(self, code: ErrorCode) -> None:
         metrics.CLIENT_ERRORS.labels(code=code.value).inc()
-        await self.send(text_data=protocol.encode_error(code))
+        if self._error_reply_budget().take():
+            await self.send(text_data=protocol.encode_error(code))
 
     # ------------------------------------------------------------------ SessionSink
 

@@ -315,3 +315,28 @@ class LiveSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} on {self.worker}"
+
+
+class MonitorAttachment(models.Model):
+    """A live monitor following a session: the registry's copy of its ``monitor.attach``.
+
+    The session's worker reads these on every heartbeat, so a monitor attaches (and detaches)
+    even when the channel-layer message was lost. Deleted with the session.
+    """
+
+    session = models.ForeignKey(
+        LiveSession,
+        on_delete=models.CASCADE,
+        related_name="monitors",
+        verbose_name=_("session"),
+    )
+    channel_name = models.CharField(_("monitor channel"), max_length=200, unique=True)
+    audio = models.BooleanField(_("with audio"), default=False)
+    created_at = models.DateTimeField(_("attached"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("monitor attachment")
+        verbose_name_plural = _("monitor attachments")
+
+    def __str__(self) -> str:
+        return f"monitor of {self.session_id}"

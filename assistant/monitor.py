@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from channels.exceptions import ChannelFull
+from channels.exceptions import ChannelFull, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
 
-from assistant import metrics
+from assistant import metrics, registry
+from assistant.admission import MONITOR_PERMISSION, monitor_refusal
+from assistant.control import ControlSubscription
 from assistant.models import LiveSession
 from assistant.protocol import CloseCode, encode
 
@@ -27,6 +33,8 @@ MONITOR_DETACH = "monitor.detach"
 MONITOR_TEXT = "monitor.text"
 MONITOR_AUDIO = "monitor.audio"
 MONITOR_ENDED = "monitor.ended"
+# Internal to the fanout: wakes its task to deliver a new observer's greeting; never sent.
+_GREET = "monitor.greet"
 FANOUT_QUEUE = 256
 USER_AUDIO = 0x01
 ASSISTANT_AUDIO = 0x02
@@ -42,18 +50,40 @@ class MonitorFanout:
     def __init__(self, layer: Any) -> None:
         self._layer = layer
         self.observers: dict[str, bool] = {}  # channel name -> wants audio
+        self._attached_at: dict[str, float] = {}  # channel name -> time.monotonic()
+        self._greetings: dict[str, Callable[[], str]] = {}  # observers not greeted yet
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=FANOUT_QUEUE)
         self._task: asyncio.Task[None] | None = None
 
-    def attach(self, channel_name: str, *, audio: bool) -> None:
-        """Add an observer; the sending task starts with the first one."""
+    def attach(
+        self, channel_name: str, *, audio: bool, greeting: Callable[[], str] | None = None
+    ) -> None:
+        """Add an observer; the sending task starts with the first one.
+
+        Args:
+            channel_name: the observer's channel.
+            audio: whether it gets the audio too.
+            greeting: builds the first message for it (``monitor.attached``), when it is sent:
+                it goes before anything else and is retried with every later message until the
+                layer takes it (an observer attached during an outage is still greeted after).
+        """
         self.observers[channel_name] = audio
+        self._attached_at.setdefault(channel_name, time.monotonic())
         if self._task is None:
             self._task = asyncio.create_task(self._run())
+        if greeting is not None:
+            self._greetings[channel_name] = greeting
+            self._put({"type": _GREET})
 
     def detach(self, channel_name: str) -> None:
         """Remove an observer."""
         self.observers.pop(channel_name, None)
+        self._attached_at.pop(channel_name, None)
+        self._greetings.pop(channel_name, None)
+
+    def attached_before(self, moment: float) -> list[str]:
+        """Observers attached before ``moment`` (``time.monotonic()``)."""
+        return [channel for channel, at in self._attached_at.items() if at < moment]
 
     @property
     def wants_audio(self) -> bool:
@@ -81,15 +111,27 @@ class MonitorFanout:
             message = await self._queue.get()
             audio = message["type"] == MONITOR_AUDIO
             for channel, wants_audio in list(self.observers.items()):
-                if audio and not wants_audio:
+                greeting = self._greetings.get(channel)
+                if greeting is not None:
+                    if not await self._send(channel, {"type": MONITOR_TEXT, "text": greeting()}):
+                        continue  # not greeted: nothing else either, the next message retries
+                    self._greetings.pop(channel, None)
+                if message["type"] == _GREET or (audio and not wants_audio):
                     continue
-                try:
-                    await self._layer.send(channel, message)
-                except ChannelFull:
-                    metrics.MONITOR_DROPS.inc()
-                except Exception:
-                    metrics.MONITOR_DROPS.inc()
-                    metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
+                await self._send(channel, message)
+
+    async def _send(self, channel: str, message: dict[str, Any]) -> bool:
+        """One layer send to an observer; a failure is counted, never raised."""
+        try:
+            await self._layer.send(channel, message)
+        except ChannelFull:
+            metrics.MONITOR_DROPS.inc()
+            return False
+        except Exception:
+            metrics.MONITOR_DROPS.inc()
+            metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
+            return False
+        return True
 
     async def aclose(self, *, reason: str) -> None:
         """Tell observers the session ended and stop sending."""
@@ -103,10 +145,42 @@ class MonitorFanout:
                 async with asyncio.timeout(1.0):
                     await self._layer.send(channel, {"type": MONITOR_ENDED, "reason": reason})
         self.observers.clear()
+        self._attached_at.clear()
+        self._greetings.clear()
 
 
 class MonitorConsumer(AsyncWebsocketConsumer):
-    """``/ws/monitor/<session_id>/``: a staff member follows one live session."""
+    """``/ws/monitor/<session_id>/``: a staff member follows one live session.
+
+    Held to the rules of a voice session: the channel layer is read through a supervised
+    :class:`ControlSubscription` (a Redis outage does not end it), the monitor joins its user's
+    group (logging out ends it, like the user's calls), and a timer re-validates the login,
+    staff status and permission every ``VOICE_REVALIDATE_SECONDS`` (4401 / 4403).
+    """
+
+    # Channels allows no layer at all.
+    channel_layer: Any
+    control: ControlSubscription | None = None
+    revalidate_task: asyncio.Task[None] | None = None
+    target: str | None = None
+    ended: bool = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve the socket; the channel layer is read by a supervised task, not this loop.
+
+        Channels' own loop would end the monitor on the first layer receive error.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = (
+            await self.channel_layer.new_channel()
+            if self.channel_layer is not None
+            else f"local.{uuid.uuid4().hex}"
+        )
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
 
     async def connect(self) -> None:
         """Check permission, find the session and ask its worker to copy it to us."""
@@ -114,7 +188,7 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=int(CloseCode.UNAUTHENTICATED))
             return
-        if not (user.is_staff and await user.ahas_perm("assistant.monitor_livesession")):
+        if not (user.is_staff and await user.ahas_perm(MONITOR_PERMISSION)):
             await self.close(code=int(CloseCode.FORBIDDEN))
             return
         try:
@@ -125,49 +199,92 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         row = await LiveSession.objects.filter(pk=session_id).afirst()
         if row is None or self.channel_layer is None:
             await self.accept()
-            await self.send(text_data=encode(MONITOR_ENDED, reason="not_found"))
-            await self.close(code=int(CloseCode.NORMAL))
+            await self._end("not_found", CloseCode.NORMAL)
             return
         self.target = row.channel_name
         await self.accept()
-        from django.conf import settings
-
+        self.control = ControlSubscription(self.channel_layer, self.channel_name, self.on_layer)
+        await self.control.start([registry.user_group(user.pk)])
+        self.revalidate_task = asyncio.create_task(self._revalidate())
+        audio = bool(settings.VOICE_MONITOR_AUDIO)
+        # The registry first: the session's heartbeat attaches us from it when the layer
+        # message below is lost (and never detaches a monitor it has not read yet).
+        try:
+            attached = await registry.amonitor_attach(
+                session_id=session_id, channel_name=self.channel_name, audio=audio
+            )
+        except Exception:
+            # Not in the registry, the session's heartbeat would detach us again: try later.
+            logger.warning("could not record a monitor in the registry")
+            await self._end("unreachable", CloseCode.NORMAL)
+            return
+        if not attached:
+            await self._end("not_found", CloseCode.NORMAL)
+            return
         try:
             await self.channel_layer.send(
                 self.target,
-                {
-                    "type": MONITOR_ATTACH,
-                    "reply_channel": self.channel_name,
-                    "audio": settings.VOICE_MONITOR_AUDIO,
-                },
+                {"type": MONITOR_ATTACH, "reply_channel": self.channel_name, "audio": audio},
             )
         except Exception:
+            # The registry is the slow path: the session attaches us on its next heartbeat.
             metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
-            await self.send(text_data=encode(MONITOR_ENDED, reason="unreachable"))
-            await self.close(code=int(CloseCode.NORMAL))
+
+    async def on_layer(self, message: dict[str, Any]) -> None:
+        """A channel-layer message (the supervised subscription's handler)."""
+        kind = message.get("type")
+        if kind == MONITOR_TEXT:
+            await self.send(text_data=message["text"])
+        elif kind == MONITOR_AUDIO:
+            await self.send(bytes_data=bytes([message["side"]]) + message["pcm"])
+        elif kind == MONITOR_ENDED:
+            await self._end(str(message.get("reason", "ended")), CloseCode.NORMAL)
+        elif kind == registry.SESSION_END:
+            # The monitoring admin logged out (their user group): as their own calls end.
+            await self._end("logout", CloseCode.UNAUTHENTICATED)
+
+    async def _revalidate(self) -> None:
+        """Every VOICE_REVALIDATE_SECONDS: still logged in, active, staff and permitted?"""
+        user = self.scope["user"]
+        user_id = user.pk if user is not None else None
+        while not self.ended:
+            await asyncio.sleep(settings.VOICE_REVALIDATE_SECONDS)
+            refusal = await monitor_refusal(session=self.scope.get("session"), user_id=user_id)
+            if refusal is not None:
+                reason = "logout" if refusal == CloseCode.UNAUTHENTICATED else "forbidden"
+                await self._end(reason, refusal)
+                return
+
+    async def _end(self, reason: str, code: CloseCode) -> None:
+        """Say why, then close (once)."""
+        if self.ended:
+            return
+        self.ended = True
+        with contextlib.suppress(Exception):
+            await self.send(text_data=encode(MONITOR_ENDED, reason=reason))
+            await self.close(code=int(code))
 
     async def disconnect(self, code: int) -> None:
-        """Detach from the session (best effort)."""
-        target = getattr(self, "target", None)
-        if target and self.channel_layer is not None:
-            with contextlib.suppress(Exception):
+        """Stop the timer and the subscription, detach from the session (best effort)."""
+        self.ended = True
+        task = self.revalidate_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 async with asyncio.timeout(1.0):
-                    await self.channel_layer.send(
-                        target, {"type": MONITOR_DETACH, "reply_channel": self.channel_name}
-                    )
+                    await task
+        if self.control is not None:
+            await self.control.aclose()
+        if self.target is None or self.channel_layer is None:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await registry.amonitor_detach(channel_name=self.channel_name)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self.channel_layer.send(
+                    self.target, {"type": MONITOR_DETACH, "reply_channel": self.channel_name}
+                )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Monitors are read-only; anything they send is ignored."""
-
-    async def monitor_text(self, message: dict[str, Any]) -> None:
-        """A copy of a message the session sent to its browser."""
-        await self.send(text_data=message["text"])
-
-    async def monitor_audio(self, message: dict[str, Any]) -> None:
-        """A copy of the session's audio: one byte for the side, then PCM16 24 kHz."""
-        await self.send(bytes_data=bytes([message["side"]]) + message["pcm"])
-
-    async def monitor_ended(self, message: dict[str, Any]) -> None:
-        """The session ended."""
-        await self.send(text_data=encode(MONITOR_ENDED, reason=message.get("reason", "ended")))
-        await self.close(code=int(CloseCode.NORMAL))

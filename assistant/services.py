@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -55,7 +56,13 @@ def _config_from_profile(profile: AssistantProfile) -> AssistantConfig:
         input_transcription_language=profile.input_transcription_language,
         noise_suppression=profile.noise_suppression,
         echo_cancellation=profile.echo_cancellation,
+        profile_version=profile_version(profile.updated_at),
     )
+
+
+def profile_version(updated_at: datetime | None) -> str:
+    """A profile's version as sessions compare it: when it was last saved."""
+    return updated_at.isoformat() if updated_at is not None else ""
 
 
 def profiles_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[AssistantProfile]:
@@ -141,7 +148,8 @@ def profile_changed_notify(*, profile_id: int) -> bool:
 
     Returns:
         False when the channel layer could not take the message (counted and logged); the
-        sessions then pick the change up at their next start.
+        sessions then pick the change up on their next heartbeat, from the database
+        (``registry.sessions_tick``).
     """
     layer = get_channel_layer()
     if layer is None:

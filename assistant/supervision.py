@@ -64,24 +64,32 @@ class SessionSupervision:
             await self.end_session(code, close_code)
         elif kind == services.PROFILE_CHANGED:
             await self._apply_profile_change()
-        elif kind == MONITOR_ATTACH and self.channel_layer is not None:
-            if self.fanout is None:
-                self.fanout = MonitorFanout(self.channel_layer)
-            self.fanout.attach(message["reply_channel"], audio=bool(message.get("audio")))
-            user = self.scope["user"]
-            assert user is not None
-            profile = self.voice.config.profile_name if self.voice else ""
-            self.fanout.publish_text(
-                protocol.encode(
-                    "monitor.attached",
-                    session_id=str(self.session_id),
-                    username=user.get_username(),
-                    profile=profile,
-                    state=self.state.value,
-                )
-            )
+        elif kind == MONITOR_ATTACH:
+            self._monitor_attach(message["reply_channel"], audio=bool(message.get("audio")))
         elif kind == MONITOR_DETACH and self.fanout is not None:
             self.fanout.detach(message["reply_channel"])
+
+    def _monitor_attach(self, channel: str, *, audio: bool) -> None:
+        """Copy this session to a monitor's channel (once per monitor, whichever path came)."""
+        if self.channel_layer is None:
+            return
+        if self.fanout is None:
+            self.fanout = MonitorFanout(self.channel_layer)
+        if channel in self.fanout.observers:
+            return
+        self.fanout.attach(channel, audio=audio, greeting=self._monitor_greeting)
+
+    def _monitor_greeting(self) -> str:
+        """``monitor.attached`` as of now (built when the fanout delivers it)."""
+        user = self.scope["user"]
+        assert user is not None
+        return protocol.encode(
+            "monitor.attached",
+            session_id=str(self.session_id),
+            username=user.get_username(),
+            profile=self.voice.config.profile_name if self.voice else "",
+            state=self.state.value,
+        )
 
     async def _apply_profile_change(self) -> None:
         if self.voice is None:
@@ -90,6 +98,8 @@ class SessionSupervision:
         if config is None:
             await self.end_session(ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN)
             return
+        if config.profile_version and config.profile_version == self.voice.config.profile_version:
+            return  # already applied (the heartbeat's slow path came before the layer message)
         await self.voice.update_config(config)
         await self.send_message(
             "profile.updated", {"profile": {"id": config.profile_id, "name": config.profile_name}}
@@ -138,6 +148,31 @@ class SessionSupervision:
             audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
             audio_out_seconds=(voice.audio_out_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
         )
+
+    def registry_orders(self, orders: registry.Orders, read_at: float) -> None:
+        """The heartbeat's read of the registry: the slow path of lost layer messages.
+
+        A profile saved since this session loaded it is applied; monitors recorded in the
+        registry are attached, and monitors gone from it (attached before the read began, so
+        not merely newer than it) are detached.
+        """
+        if self.ended:
+            return
+        voice = self.voice
+        running = getattr(self, "registry_profile_task", None)
+        if (
+            voice is not None
+            and orders.profile_version
+            and orders.profile_version != voice.config.profile_version
+            and (running is None or running.done())
+        ):
+            self.registry_profile_task = asyncio.create_task(self._apply_profile_change())
+        for channel, audio in orders.monitors.items():
+            self._monitor_attach(channel, audio=audio)
+        if self.fanout is not None:
+            for channel in self.fanout.attached_before(read_at):
+                if channel not in orders.monitors:
+                    self.fanout.detach(channel)
 
     def registry_says_end(self, reason: str) -> None:
         """An end request that arrived through the registry (the layer message may be lost)."""

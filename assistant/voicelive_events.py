@@ -169,7 +169,7 @@ class ServerEventHandlers:
         error = event.get("error") or {}
         code = str(error.get("code") or "")
         if code in BENIGN_ERROR_CODES:
-            logger.debug("ignored benign voice live error %s", code)
+            logger.debug("ignored benign voice live error %r", code)
             return
         metrics.UPSTREAM_ERRORS.labels(kind="event").inc()
         if code == SESSION_EXPIRED:
@@ -187,7 +187,8 @@ class ServerEventHandlers:
             return
         if self._response_id is None and not self._reply_owed:
             self._reply_settled()  # a refused response.create: no reply is coming
-        logger.warning("voice live error event: type=%s code=%s", error.get("type"), code)
+        # Upstream-controlled values: %r, so a newline in them cannot start a forged log line.
+        logger.warning("voice live error event: type=%r code=%r", error.get("type"), code)
         code_out = ErrorCode.UPSTREAM_ERROR
         await self._sink.send_message(
             "error", {"code": code_out.value, "message": ERROR_MESSAGES[code_out]}

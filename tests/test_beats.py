@@ -45,13 +45,35 @@ def test_one_write_refreshes_every_row_and_reports_end_reasons(
         reasons = registry.sessions_heartbeat(beats_in)
     # An executemany is logged as "<n> times: <sql>".
     statements = [q["sql"].split(": ", 1)[-1].split()[0].upper() for q in queries.captured_queries]
-    # One SELECT and one UPDATE (executemany), whatever the number of sessions; the rest is the
-    # transaction around the UPDATE (a savepoint here, inside the test's transaction).
-    assert [s for s in statements if s in ("SELECT", "UPDATE")] == ["SELECT", "UPDATE"]
+    # Two SELECTs (the rows with their profile's version; the monitor attachments) and one
+    # UPDATE (executemany), whatever the number of sessions; the rest is the transaction around
+    # the UPDATE (a savepoint here, inside the test's transaction).
+    selects_updates = [s for s in statements if s in ("SELECT", "UPDATE")]
+    assert selects_updates == ["SELECT", "SELECT", "UPDATE"]
     assert reasons == {second.pk: "terminated", third.pk: "gone"}
     row = LiveSession.objects.get(pk=first.pk)
     assert (row.state, row.audio_in_seconds, row.audio_out_seconds) == ("listening", 1.5, 0.5)
     assert row.last_seen > first.last_seen
+
+
+def test_the_tick_reads_profile_versions_and_monitors(live_sessions: list[LiveSession]) -> None:
+    """The slow path of profile changes and monitor attachments (issue 9.7)."""
+    from assistant.models import MonitorAttachment
+    from assistant.services import profile_version
+
+    first, second, _ = live_sessions
+    MonitorAttachment.objects.create(session=first, channel_name="mon-1", audio=True)
+    beats_in = [
+        Beat(session_id=s.pk, state="ready", audio_in_seconds=0, audio_out_seconds=0)
+        for s in (first, second)
+    ]
+    orders = registry.sessions_tick(beats_in)
+    assert first.profile is not None
+    version = profile_version(first.profile.updated_at)
+    assert orders[first.pk] == registry.Orders(profile_version=version, monitors={"mon-1": True})
+    assert orders[second.pk] == registry.Orders(profile_version=version)
+    first.delete()  # the attachments go with the session
+    assert not MonitorAttachment.objects.exists()
 
 
 def test_no_beats_no_query(db: None) -> None:
@@ -66,6 +88,7 @@ class Member:
     def __init__(self, session_id: uuid.UUID) -> None:
         self.session_id = session_id
         self.told: list[str] = []
+        self.orders: list[registry.Orders] = []
 
     def beat(self) -> Beat:
         return Beat(
@@ -74,6 +97,9 @@ class Member:
 
     def registry_says_end(self, reason: str) -> None:
         self.told.append(reason)
+
+    def registry_orders(self, orders: registry.Orders, read_at: float) -> None:
+        self.orders.append(orders)
 
 
 @pytest.fixture
@@ -88,11 +114,16 @@ async def test_one_tick_one_database_call_for_all_sessions(
     members = [Member(uuid.uuid4()) for _ in range(3)]
     ended = members[2]
 
-    async def fake_write(batch: list[Beat]) -> dict[uuid.UUID, str]:
+    async def fake_write(batch: list[Beat]) -> dict[uuid.UUID, registry.Orders]:
         calls.append(batch)
-        return {ended.session_id: "replaced"}
+        return {
+            b.session_id: registry.Orders(
+                end_reason="replaced" if b.session_id == ended.session_id else ""
+            )
+            for b in batch
+        }
 
-    monkeypatch.setattr(registry, "asessions_heartbeat", fake_write)
+    monkeypatch.setattr(registry, "asessions_tick", fake_write)
     batcher = HeartbeatBatcher()
     for member in members:
         batcher.join(member.session_id, member)
@@ -102,6 +133,7 @@ async def test_one_tick_one_database_call_for_all_sessions(
     assert {b.session_id for b in calls[0]} == {m.session_id for m in members}
     assert ended.told == ["replaced"]
     assert members[0].told == members[1].told == []
+    assert members[0].orders == [registry.Orders()]  # the others hear the rest of the orders
     for member in members:
         batcher.leave(member.session_id)
     await asyncio.sleep(0.15)  # no members: the task ends
@@ -114,12 +146,12 @@ async def test_a_failed_write_is_logged_and_the_next_tick_tries_again(
 ) -> None:
     attempts = 0
 
-    async def failing_write(batch: list[Beat]) -> dict[uuid.UUID, str]:
+    async def failing_write(batch: list[Beat]) -> dict[uuid.UUID, registry.Orders]:
         nonlocal attempts
         attempts += 1
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(registry, "asessions_heartbeat", failing_write)
+    monkeypatch.setattr(registry, "asessions_tick", failing_write)
     batcher = HeartbeatBatcher()
     member = Member(uuid.uuid4())
     batcher.join(member.session_id, member)
@@ -137,11 +169,11 @@ def test_the_batcher_survives_a_new_event_loop(
     """Each asyncio.run (or test) has its own loop: members of a finished loop are dropped."""
     seen: list[set[uuid.UUID]] = []
 
-    async def fake_write(batch: list[Beat]) -> dict[uuid.UUID, str]:
+    async def fake_write(batch: list[Beat]) -> dict[uuid.UUID, registry.Orders]:
         seen.append({b.session_id for b in batch})
         return {}
 
-    monkeypatch.setattr(registry, "asessions_heartbeat", fake_write)
+    monkeypatch.setattr(registry, "asessions_tick", fake_write)
     batcher = HeartbeatBatcher()
     old, new = Member(uuid.uuid4()), Member(uuid.uuid4())
 

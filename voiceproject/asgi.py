@@ -13,19 +13,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from assistant.routing import websocket_urlpatterns  # noqa: E402
+from voiceproject.origins import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Scheme, host and port must match a trusted origin when DJANGO_CSRF_TRUSTED_ORIGINS is
-        # set (AllowedHostsOriginValidator would compare host names only, any port).
-        "websocket": OriginValidator(
+        # The Origin must be the page's own (scheme, host and port) or a trusted origin: the
+        # rules of Django's CSRF check (voiceproject/origins.py). Channels' validators, given
+        # bare host names, would accept any port and scheme of an allowed host.
+        "websocket": SameOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),  # type: ignore[arg-type]
-            settings.CSRF_TRUSTED_ORIGINS or settings.ALLOWED_HOSTS,
         ),
     }
 )

@@ -11,6 +11,8 @@ const END_REASONS = {
   ended: 'The session ended.',
   not_found: 'That session is not live (it may have ended already).',
   unreachable: 'The worker holding that session could not be reached.',
+  logout: 'You logged out, so monitoring stopped.',
+  forbidden: 'You are no longer allowed to monitor sessions.',
 };
 
 const $ = (id) => document.getElementById(id);

@@ -80,7 +80,7 @@ def test_nginx_websocket_location_upgrades_and_forwards():
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_set_header Connection $connection_upgrade;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
-        "proxy_set_header Host $host;",
+        "proxy_set_header Host $http_host;",  # with its port: same-origin checks
     ):
         assert directive in ws, directive
     assert re.search(r"proxy_set_header X-Forwarded-For \$\S+;", ws)

@@ -298,8 +298,13 @@ def echo_stack(
     env: Mapping[str, str] | None = None,
     daphne_flags: Sequence[str] = (),
     localvoice_flags: Sequence[str] = (),
+    trust_page_origin: bool = True,
 ) -> Iterator[EchoStack]:
-    """Start the stack; connection rate limits are raised, the page's origin is trusted."""
+    """Start the stack; connection rate limits are raised, the page's origin is trusted.
+
+    ``trust_page_origin=False`` leaves ``DJANGO_CSRF_TRUSTED_ORIGINS`` unset (the default
+    configuration: same-origin only).
+    """
     localvoice = LocalVoiceProcess("--echo", *localvoice_flags, log_dir=tmp).start(timeout=60)
     try:
         full_env = daphne_env(
@@ -315,7 +320,8 @@ def echo_stack(
         )
         daphne = DaphneServer(name, full_env, tmp, flags=daphne_flags)
         # The port is only known now: make the page's exact origin the trusted one.
-        daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
+        if trust_page_origin:
+            daphne.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = daphne.base_url
         try:
             manage(full_env, "migrate", "--noinput")
             manage(full_env, "shell", "-c", users_script)

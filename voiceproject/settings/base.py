@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy (assistant/security_headers.py).
+    "assistant.security_headers.security_headers_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,6 +155,10 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (no inline script anywhere; inline styles only under /admin/) and
+# Permissions-Policy (microphone on the talk page only): assistant/security_headers.py. Report-only
+# to trial a stricter policy without breaking pages.
+SECURITY_CSP_REPORT_ONLY = env("DJANGO_CSP_REPORT_ONLY", cast=to_bool, default=False)
 if env("DJANGO_SECURE", cast=to_bool, default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env("DJANGO_SECURE_SSL_REDIRECT", cast=to_bool, default=True)
@@ -195,6 +201,9 @@ VOICE_MAX_CONTROL_BYTES = env("VOICE_MAX_CONTROL_BYTES", cast=int, default=16384
 VOICE_CONTROL_MESSAGES_PER_MINUTE = env("VOICE_CONTROL_MESSAGES_PER_MINUTE", cast=int, default=120)
 # Audio faster than this multiple of real time (over a 2 s window) is dropped and counted.
 VOICE_AUDIO_RATE_LIMIT = env("VOICE_AUDIO_RATE_LIMIT", cast=float, default=1.5)
+# Audio frames per second (over a 2 s window): the relay's cost is per frame, so tiny frames
+# must not slip through the byte budget. The talk page sends 10 (100 ms each).
+VOICE_AUDIO_FRAMES_PER_SECOND = env("VOICE_AUDIO_FRAMES_PER_SECOND", cast=float, default=50.0)
 VOICE_CONNECTIONS_PER_MINUTE_PER_USER = env(
     "VOICE_CONNECTIONS_PER_MINUTE_PER_USER", cast=int, default=20
 )
@@ -219,7 +228,13 @@ VOICE_MONITOR_AUDIO = env("VOICE_MONITOR_AUDIO", cast=to_bool, default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # One record, one line: control characters in messages are escaped (voiceproject/logsafe.py).
+    "formatters": {
+        "plain": {
+            "()": "voiceproject.logsafe.SingleLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
