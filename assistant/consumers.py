@@ -29,7 +29,7 @@ from assistant.admission import (
 from assistant.beats import heartbeats
 from assistant.config import AssistantConfig
 from assistant.control import ControlSubscription
-from assistant.limits import TokenBucket
+from assistant.inbound import InboundLimits, Refusal
 from assistant.monitor import (
     ASSISTANT_AUDIO,
     USER_AUDIO,
@@ -48,20 +48,6 @@ AUDIO_IN_FRAMES = metrics.AUDIO_FRAMES.labels(direction="in")
 AUDIO_IN_BYTES = metrics.AUDIO_BYTES.labels(direction="in")
 AUDIO_OUT_FRAMES = metrics.AUDIO_FRAMES.labels(direction="out")
 AUDIO_OUT_BYTES = metrics.AUDIO_BYTES.labels(direction="out")
-# Persistent abuse (this many refused control messages) ends the session.
-MAX_VIOLATIONS = 50
-# Audio over the rate limit: each dropped frame spends a token; the budget refills slowly, so
-# an occasional burst is forgiven but audio sent far faster than real time ends the session.
-AUDIO_VIOLATION_BURST = 100
-AUDIO_VIOLATION_REFILL_PER_SECOND = 2.0
-# Frames per second are limited as well as bytes: the relay's cost is per frame, so tiny valid
-# frames inside the byte budget cost a core (issue 9). VOICE_AUDIO_FRAMES_PER_SECOND is the
-# rate; this many seconds of it may come at once.
-AUDIO_FRAME_BURST_SECONDS = 2.0
-# Error replies to one socket: a flood of bad input must not queue unbounded replies in Daphne
-# (issue 9: 618,022 unread ones). Beyond this the errors are only counted.
-ERROR_REPLY_BURST = 100
-ERROR_REPLIES_PER_SECOND = 10.0
 # A release step (monitors, control) gets this long: together they stay inside Daphne's
 # application close timeout (10 s).
 STEP_TIMEOUT = 2.5
@@ -79,9 +65,7 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
     fanout: MonitorFanout | None = None
     state: State = State.CONNECTING
     ended: bool = False
-    # Created with the first frame or error (see _frame_budget, _error_reply_budget).
-    audio_frame_bucket: TokenBucket | None = None
-    error_reply_bucket: TokenBucket | None = None
+    inbound: InboundLimits | None = None
     # The browser's socket is gone (a send failed); Daphne's disconnect message follows.
     browser_gone: bool = False
 
@@ -173,15 +157,11 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
         assert session_id is not None  # not refused
         self.session_id = session_id
         self.started_at = self.last_activity = time.monotonic()
-        self.control_bucket = TokenBucket(
-            rate=settings.VOICE_CONTROL_MESSAGES_PER_MINUTE / 60,
-            burst=max(10, settings.VOICE_CONTROL_MESSAGES_PER_MINUTE / 4),
-        )
-        audio_rate = protocol.BYTES_PER_SECOND * settings.VOICE_AUDIO_RATE_LIMIT
-        self.audio_bucket = TokenBucket(rate=audio_rate, burst=audio_rate * 2)
-        self.violations = 0
-        self.audio_violations = TokenBucket(
-            rate=AUDIO_VIOLATION_REFILL_PER_SECOND, burst=AUDIO_VIOLATION_BURST
+        self.inbound = InboundLimits(
+            control_per_minute=settings.VOICE_CONTROL_MESSAGES_PER_MINUTE,
+            audio_rate_limit=settings.VOICE_AUDIO_RATE_LIMIT,
+            frames_per_second=settings.VOICE_AUDIO_FRAMES_PER_SECOND,
+            max_frame_bytes=settings.VOICE_MAX_AUDIO_FRAME_BYTES,
         )
         self.outbound = AudioSendWindow(
             window_bytes=settings.VOICE_AUDIO_SEND_WINDOW_BYTES,
@@ -242,21 +222,12 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             await self._receive_control(text_data)
 
     async def _receive_audio(self, pcm: bytes) -> None:
-        try:
-            protocol.validate_audio_frame(pcm, max_bytes=settings.VOICE_MAX_AUDIO_FRAME_BYTES)
-        except ClientError as exc:
-            # An invalid frame is abuse like a too-fast one: charged to the same budget.
-            await self._audio_violation(exc.code)
+        assert self.inbound is not None  # set before the socket was accepted
+        refusal = self.inbound.audio(pcm)
+        if refusal is not None:
+            await self._refused(refusal)
             return
         self.last_activity = time.monotonic()
-        if not self.audio_bucket.take(len(pcm)):
-            metrics.AUDIO_DROPPED.labels(reason="over_rate").inc()
-            await self._audio_violation(ErrorCode.AUDIO_TOO_FAST)
-            return
-        if not self._frame_budget().take():
-            metrics.AUDIO_DROPPED.labels(reason="over_frame_rate").inc()
-            await self._audio_violation(ErrorCode.AUDIO_TOO_FAST)
-            return
         if self.voice is None or self.state in (State.CONNECTING, State.ERROR, State.STOPPED):
             metrics.AUDIO_DROPPED.labels(reason="not_ready").inc()
             return
@@ -281,12 +252,10 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             if await self._audio_acked(message.received):
                 return
             message, error = None, ErrorCode.BAD_MESSAGE
-        if not self.control_bucket.take():
-            self.violations += 1
-            if self.violations > MAX_VIOLATIONS:
-                await self.end_session(ErrorCode.RATE_LIMITED, CloseCode.PROTOCOL_VIOLATION)
-            else:
-                await self._client_error(ErrorCode.RATE_LIMITED)
+        assert self.inbound is not None  # set before the socket was accepted
+        refusal = self.inbound.control()
+        if refusal is not None:
+            await self._refused(refusal)
             return
         if message is None:
             await self._client_error(error or ErrorCode.BAD_MESSAGE)
@@ -316,27 +285,12 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
             await self._send_audio_now(pcm)
         return True
 
-    async def _audio_violation(self, code: ErrorCode) -> None:
-        """A refused audio frame: an error reply while the budget lasts, then 4400."""
-        if self.audio_violations.take():
-            await self._client_error(code)
+    async def _refused(self, refusal: Refusal) -> None:
+        """A frame over a limit: say so while the budget lasts, then close with 4400."""
+        if refusal.close:
+            await self.end_session(refusal.code, CloseCode.PROTOCOL_VIOLATION)
         else:
-            await self.end_session(code, CloseCode.PROTOCOL_VIOLATION)
-
-    def _frame_budget(self) -> TokenBucket:
-        """The session's audio frame-rate bucket (VOICE_AUDIO_FRAMES_PER_SECOND)."""
-        if self.audio_frame_bucket is None:
-            rate = float(settings.VOICE_AUDIO_FRAMES_PER_SECOND)
-            self.audio_frame_bucket = TokenBucket(rate=rate, burst=rate * AUDIO_FRAME_BURST_SECONDS)
-        return self.audio_frame_bucket
-
-    def _error_reply_budget(self) -> TokenBucket:
-        """How many error replies this socket may still get."""
-        if self.error_reply_bucket is None:
-            self.error_reply_bucket = TokenBucket(
-                rate=ERROR_REPLIES_PER_SECOND, burst=ERROR_REPLY_BURST
-            )
-        return self.error_reply_bucket
+            await self._client_error(refusal.code)
 
     async def _supervised(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run one of the session's own tasks; an exception ends the session, visibly."""
@@ -361,7 +315,7 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
 
     async def _client_error(self, code: ErrorCode) -> None:
         metrics.CLIENT_ERRORS.labels(code=code.value).inc()
-        if self._error_reply_budget().take():
+        if self.inbound is None or self.inbound.error_reply():
             await self.send(text_data=protocol.encode_error(code))
 
     # ------------------------------------------------------------------ SessionSink
