@@ -38,6 +38,7 @@ from assistant.upstream import (
     open_connection,
 )
 from assistant.voicelive_events import ServerEventHandlers
+from assistant.watchdog import ReplyWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,8 @@ class VoiceLiveSession(ServerEventHandlers):
         self._rollover_task: asyncio.Task[None] | None = None
         self._reply_owed = False
         self._create_retries = 0  # response.create re-sent after a stale "already active"
-        # The reply watchdog: armed while a reply is asked for or running (see _expect_reply).
-        self._reply_expected = False
-        self._last_event_at = 0.0
-        self._stall_timer: asyncio.TimerHandle | None = None
+        # Armed while a reply is asked for or running (see _expect_reply).
+        self._watchdog = ReplyWatchdog(upstream.reply_stall_seconds, self._stalled)
         self._stall_task: asyncio.Task[None] | None = None
         self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=AUDIO_QUEUE_FRAMES)
         self._closing = False
@@ -172,7 +171,7 @@ class VoiceLiveSession(ServerEventHandlers):
         """Stop relaying and close the upstream connection, within a bounded time."""
         self._closing = True
         current = asyncio.current_task()
-        self._reply_settled()
+        self._watchdog.stop()
         tasks = [
             task
             for task in (
@@ -332,7 +331,7 @@ class VoiceLiveSession(ServerEventHandlers):
                 break
             if not raw:
                 break  # what ``conn.recv()`` reports as a closed connection
-            self._last_event_at = time.monotonic()
+            self._watchdog.heard()
             try:
                 payload = json.loads(raw)
                 if payload.get("type") == "response.audio.delta":
@@ -364,37 +363,16 @@ class VoiceLiveSession(ServerEventHandlers):
     # ------------------------------------------------------------------ reply watchdog
 
     def _expect_reply(self) -> None:
-        """A reply was asked for or has started: the upstream must keep talking until it ends.
-
-        One timer per session, moved only when it fires: every upstream frame just stores its
-        arrival time, so the watchdog costs the audio path nothing.
-        """
-        now = time.monotonic()
-        if not self._reply_expected:
-            self._reply_expected = True
-            self._last_event_at = now
-        if self._stall_timer is None and not self._closing:
-            loop = asyncio.get_running_loop()
-            self._stall_timer = loop.call_at(
-                loop.time() + self._upstream.reply_stall_seconds, self._check_stall
-            )
+        """A reply was asked for or has started (see assistant/watchdog.py)."""
+        if not self._closing:
+            self._watchdog.expect()
 
     def _reply_settled(self) -> None:
-        """No reply is owed any more (it ended, failed, or the connection was replaced)."""
-        self._reply_expected = False
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        """No reply is owed any more."""
+        self._watchdog.settled()
 
-    def _check_stall(self) -> None:
-        self._stall_timer = None
-        if not self._reply_expected or self._closing:
-            return
-        limit = self._upstream.reply_stall_seconds
-        silent = time.monotonic() - self._last_event_at
-        loop = asyncio.get_running_loop()
-        if silent < limit:
-            self._stall_timer = loop.call_at(loop.time() + limit - silent, self._check_stall)
+    def _stalled(self, silent: float) -> None:
+        if self._closing:
             return
         metrics.UPSTREAM_ERRORS.labels(kind="stalled").inc()
         logger.warning("voice live sent nothing for %.1f s during a reply; giving up", silent)
