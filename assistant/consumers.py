@@ -15,9 +15,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, cast
 
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from assistant import metrics, protocol, registry, services
@@ -28,7 +25,7 @@ from assistant.admission import (
 )
 from assistant.beats import heartbeats
 from assistant.config import AssistantConfig
-from assistant.control import ControlSubscription
+from assistant.control import ControlSubscription, SupervisedConsumer
 from assistant.inbound import InboundLimits, Refusal
 from assistant.monitor import (
     ASSISTANT_AUDIO,
@@ -53,7 +50,7 @@ AUDIO_OUT_BYTES = metrics.AUDIO_BYTES.labels(direction="out")
 STEP_TIMEOUT = 2.5
 
 
-class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
+class VoiceConsumer(SessionSupervision, SupervisedConsumer):
     """One browser conversation: one websocket, one Voice Live connection."""
 
     #: Builds the Voice Live session; tests replace it with a fake.
@@ -69,26 +66,10 @@ class VoiceConsumer(SessionSupervision, AsyncWebsocketConsumer):
     # The browser's socket is gone (a send failed); Daphne's disconnect message follows.
     browser_gone: bool = False
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve the socket; the channel layer is read by a supervised task, not this loop.
-
-        Channels' own loop would end this consumer on the first layer receive error.
-        """
-        self.scope = scope
-        # Channels allows no layer at all (so SessionSupervision types it as Any).
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = (
-            await self.channel_layer.new_channel()
-            if self.channel_layer is not None
-            else f"local.{uuid.uuid4().hex}"
-        )
+    def wrap_send(self, send: Any) -> Any:
+        """Frames to the browser go through :meth:`_send_to_browser`."""
         self.transport_send = send
-        self.base_send = self._send_to_browser  # type: ignore[assignment]  # ASGI events are dicts
-        # One source only, so no per-message task + asyncio.wait (Channels' await_many_dispatch).
-        dispatch = self.dispatch
-        with contextlib.suppress(StopConsumer):
-            while True:
-                await dispatch(await receive())
+        return self._send_to_browser
 
     async def _send_to_browser(self, message: dict[str, Any]) -> None:
         """Every frame to the browser goes here; a browser that has gone is not our error.

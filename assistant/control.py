@@ -11,8 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from assistant import metrics
 
@@ -124,3 +129,35 @@ class ControlSubscription:
             for group in list(self._groups):
                 await self._group_op(self._layer.group_discard, group)
         self._groups.clear()
+
+
+class SupervisedConsumer(AsyncWebsocketConsumer):
+    """A websocket consumer whose channel layer is read by a :class:`ControlSubscription`.
+
+    Channels' own loop reads the socket and the layer together and ends the consumer on the
+    first layer receive error, so a Redis blip would drop every socket. This loop reads only the
+    socket (one source: no per-message task and ``asyncio.wait``); the subclass starts its
+    subscription once the socket is accepted.
+    """
+
+    # Channels allows no layer at all.
+    channel_layer: Any
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve the socket until it closes."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = (
+            await self.channel_layer.new_channel()
+            if self.channel_layer is not None
+            else f"local.{uuid.uuid4().hex}"
+        )
+        self.base_send = self.wrap_send(send)
+        dispatch = self.dispatch
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await dispatch(await receive())
+
+    def wrap_send(self, send: Any) -> Any:
+        """The send callable frames to the client go through (a subclass may guard it)."""
+        return send

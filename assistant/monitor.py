@@ -15,14 +15,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.exceptions import ChannelFull, StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
+from channels.exceptions import ChannelFull
 from django.conf import settings
 
 from assistant import metrics, registry
 from assistant.admission import MONITOR_PERMISSION, monitor_refusal
-from assistant.control import ControlSubscription
+from assistant.control import ControlSubscription, SupervisedConsumer
 from assistant.models import LiveSession
 from assistant.protocol import CloseCode, encode
 
@@ -149,7 +147,7 @@ class MonitorFanout:
         self._greetings.clear()
 
 
-class MonitorConsumer(AsyncWebsocketConsumer):
+class MonitorConsumer(SupervisedConsumer):
     """``/ws/monitor/<session_id>/``: a staff member follows one live session.
 
     Held to the rules of a voice session: the channel layer is read through a supervised
@@ -158,29 +156,10 @@ class MonitorConsumer(AsyncWebsocketConsumer):
     staff status and permission every ``VOICE_REVALIDATE_SECONDS`` (4401 / 4403).
     """
 
-    # Channels allows no layer at all.
-    channel_layer: Any
     control: ControlSubscription | None = None
     revalidate_task: asyncio.Task[None] | None = None
     target: str | None = None
     ended: bool = False
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve the socket; the channel layer is read by a supervised task, not this loop.
-
-        Channels' own loop would end the monitor on the first layer receive error.
-        """
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = (
-            await self.channel_layer.new_channel()
-            if self.channel_layer is not None
-            else f"local.{uuid.uuid4().hex}"
-        )
-        self.base_send = send
-        with contextlib.suppress(StopConsumer):
-            while True:
-                await self.dispatch(await receive())
 
     async def connect(self) -> None:
         """Check permission, find the session and ask its worker to copy it to us."""
