@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, ClassVar, cast
 
 from django.conf import settings
@@ -45,9 +45,6 @@ AUDIO_IN_FRAMES = metrics.AUDIO_FRAMES.labels(direction="in")
 AUDIO_IN_BYTES = metrics.AUDIO_BYTES.labels(direction="in")
 AUDIO_OUT_FRAMES = metrics.AUDIO_FRAMES.labels(direction="out")
 AUDIO_OUT_BYTES = metrics.AUDIO_BYTES.labels(direction="out")
-# A release step (monitors, control) gets this long: together they stay inside Daphne's
-# application close timeout (10 s).
-STEP_TIMEOUT = 2.5
 
 
 class VoiceConsumer(SessionSupervision, SupervisedConsumer):
@@ -63,28 +60,9 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
     state: State = State.CONNECTING
     ended: bool = False
     inbound: InboundLimits | None = None
-    # The browser's socket is gone (a send failed); Daphne's disconnect message follows.
-    browser_gone: bool = False
-
-    def wrap_send(self, send: Any) -> Any:
-        """Frames to the browser go through :meth:`_send_to_browser`."""
-        self.transport_send = send
-        return self._send_to_browser
-
-    async def _send_to_browser(self, message: dict[str, Any]) -> None:
-        """Every frame to the browser goes here; a browser that has gone is not our error.
-
-        Between the browser's socket closing and Daphne telling us (its disconnect message,
-        which releases the session), a send raises autobahn's ``Disconnected``: from then on
-        frames are dropped, so no upstream handler or task fails because the browser left.
-        """
-        if self.browser_gone:
-            return
-        try:
-            await self.transport_send(message)
-        except Exception as exc:
-            self.browser_gone = True
-            logger.debug("voice session %s: browser gone (%s)", self.session_id, type(exc).__name__)
+    start_task: asyncio.Task[None] | None = None
+    heartbeat_task: asyncio.Task[None] | None = None
+    released: bool = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route a message; audio frames skip Channels' per-message DB-connection check."""
@@ -372,50 +350,67 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         await self._release(code)
 
     async def _release(self, code: int) -> None:
-        """Stop the tasks, close the upstream, leave the registry (once; bounded in time)."""
-        if self.session_id is None or getattr(self, "released", False):
+        """Stop the tasks, close the upstream, leave the registry (once; bounded in time).
+
+        Usually milliseconds; at worst, with the upstream and Redis both hanging, about 10 s
+        (Daphne's application close timeout): 1 s for the session's tasks, the upstream close
+        (bounded inside: its tasks, the close handshake, the credential), the registry and the
+        monitors together (2.5 s), then the control subscription (2.5 s). Cancelled all the
+        same, the worker still lets go of the session.
+        """
+        if self.session_id is None or self.released:
             return
         self.released = True
-        heartbeats.leave(self.session_id)
+        session_id = self.session_id
+        try:
+            heartbeats.leave(session_id)
+            await self._stop_tasks()
+            if self.voice is not None:
+                # No outer timeout: it could cut between cancelling tasks and closing.
+                await self._release_step("upstream close", self.voice.aclose(), None)
+            steps = [
+                self._release_step(
+                    "registry release", registry.asession_release(session_id=session_id), 2.5
+                )
+            ]
+            if self.fanout is not None:
+                steps.append(
+                    self._release_step("monitor close", self.fanout.aclose(reason="ended"), 2.5)
+                )
+            await asyncio.gather(*steps)
+            if self.control is not None:
+                # Not in the gather: a session ended by a control message is released from the
+                # subscription's own task, which aclose() must recognise as the current one.
+                await self._release_step("control close", self.control.aclose(), 2.5)
+        finally:
+            worker.discard(self)
+            logger.info("voice session %s ended (close code %s)", session_id, code)
+
+    async def _stop_tasks(self) -> None:
+        """Cancel the session's own tasks and collect what they ended with."""
         current = asyncio.current_task()
-        tasks = [
-            t
-            for t in (getattr(self, "start_task", None), getattr(self, "heartbeat_task", None))
-            if t is not None and t is not current
-        ]
+        owned = (self.start_task, self.heartbeat_task, self.registry_profile_task)
+        tasks = [t for t in (*owned, self.registry_end_task) if t is not None and t is not current]
         for task in tasks:
             task.cancel()
         pending = [t for t in tasks if not t.done()]
         if pending:
-            await asyncio.wait(pending, timeout=2.0)
+            await asyncio.wait(pending, timeout=1.0)
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
-                # Both catch everything, so this is a bug: say it rather than lose it.
+                # Each of them catches what it can raise, so this is a bug: say it.
                 logger.error(
                     "voice session %s: a task failed", self.session_id, exc_info=task.exception()
                 )
-        # Each step bounded and guarded: one failing must not keep the others from running.
-        # The upstream close is bounded inside (tasks, close handshake, credential): an outer
-        # timeout could cut it between cancelling its tasks and closing the connection.
-        session_id = self.session_id
-        voice, fanout, control = self.voice, self.fanout, self.control
-        steps: list[tuple[str, Callable[[], Awaitable[None]], float | None]] = []
-        if voice is not None:
-            steps.append(("upstream close", voice.aclose, None))
-        if fanout is not None:
-            steps.append(("monitor close", lambda: fanout.aclose(reason="ended"), STEP_TIMEOUT))
-        if control is not None:
-            steps.append(("control close", control.aclose, STEP_TIMEOUT))
-        steps.append(
-            ("registry release", lambda: registry.asession_release(session_id=session_id), 2.0)
-        )
-        for what, step, timeout in steps:
-            try:
-                async with asyncio.timeout(timeout):
-                    await step()
-            except Exception as exc:
-                logger.warning(
-                    "voice session %s: %s failed (%s)", session_id, what, type(exc).__name__
-                )
-        worker.discard(self)
-        logger.info("voice session %s ended (close code %s)", self.session_id, code)
+
+    async def _release_step(
+        self, what: str, step: Coroutine[Any, Any, None], limit: float | None
+    ) -> None:
+        """One release step, given ``limit`` seconds; its failure does not stop the others."""
+        try:
+            async with asyncio.timeout(limit):
+                await step
+        except Exception as exc:
+            logger.warning(
+                "voice session %s: %s failed (%s)", self.session_id, what, type(exc).__name__
+            )

@@ -142,6 +142,8 @@ class SupervisedConsumer(AsyncWebsocketConsumer):
 
     # Channels allows no layer at all.
     channel_layer: Any
+    # The client's socket is gone (a send failed); Daphne's disconnect message follows.
+    browser_gone: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve the socket until it closes."""
@@ -152,12 +154,24 @@ class SupervisedConsumer(AsyncWebsocketConsumer):
             if self.channel_layer is not None
             else f"local.{uuid.uuid4().hex}"
         )
-        self.base_send = self.wrap_send(send)
+        self.transport_send = send
+        self.base_send = self._send_to_client  # type: ignore[assignment]  # ASGI events are dicts
         dispatch = self.dispatch
         with contextlib.suppress(StopConsumer):
             while True:
                 await dispatch(await receive())
 
-    def wrap_send(self, send: Any) -> Any:
-        """The send callable frames to the client go through (a subclass may guard it)."""
-        return send
+    async def _send_to_client(self, message: dict[str, Any]) -> None:
+        """Every frame to the client goes here; a client that has gone is not our error.
+
+        Between the client's socket closing and Daphne telling us (its disconnect message,
+        which releases everything), a send raises autobahn's ``Disconnected``: from then on
+        frames are dropped, so no handler or task fails because the browser left.
+        """
+        if self.browser_gone:
+            return
+        try:
+            await self.transport_send(message)
+        except Exception as exc:
+            self.browser_gone = True
+            logger.debug("%s: client gone (%s)", self.channel_name, type(exc).__name__)

@@ -45,6 +45,10 @@ class SessionSupervision:
     ended: bool
     started_at: float
     last_activity: float
+    # Tasks started from the worker's heartbeat (sync callbacks); the consumer's release
+    # cancels them.
+    registry_profile_task: asyncio.Task[None] | None = None
+    registry_end_task: asyncio.Task[None] | None = None
 
     async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
         """Implemented by the consumer."""
@@ -159,20 +163,31 @@ class SessionSupervision:
         if self.ended:
             return
         voice = self.voice
-        running = getattr(self, "registry_profile_task", None)
+        running = self.registry_profile_task
         if (
             voice is not None
             and orders.profile_version
             and orders.profile_version != voice.config.profile_version
             and (running is None or running.done())
         ):
-            self.registry_profile_task = asyncio.create_task(self._apply_profile_change())
+            self.registry_profile_task = asyncio.create_task(self._profile_change_from_registry())
         for channel, audio in orders.monitors.items():
             self._monitor_attach(channel, audio=audio)
         if self.fanout is not None:
             for channel in self.fanout.attached_before(read_at):
                 if channel not in orders.monitors:
                     self.fanout.detach(channel)
+
+    async def _profile_change_from_registry(self) -> None:
+        """Apply a profile change found by the heartbeat; a database hiccup waits for the next."""
+        try:
+            await self._apply_profile_change()
+        except Exception as exc:
+            logger.warning(
+                "voice session %s: profile change from the registry failed (%s); retried next beat",
+                self.session_id,
+                type(exc).__name__,
+            )
 
     def registry_says_end(self, reason: str) -> None:
         """An end request that arrived through the registry (the layer message may be lost)."""

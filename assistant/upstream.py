@@ -28,6 +28,9 @@ from assistant.session_request import session_request_build
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0
+# On a failed open, each clean-up step gets this long before the page is told: a peer that
+# stopped answering must not delay the error (the HTTP session is closed without it anyway).
+FAILED_OPEN_CLEANUP_SECONDS = 0.3
 # HTTP statuses of a refused handshake that mean "these credentials are not accepted".
 AUTH_REFUSED_STATUSES = frozenset({401, 403})
 AUTH_HINT = (
@@ -155,7 +158,9 @@ async def open_connection(
             logger.error("voice live connect failed unexpectedly (%s)", detail, exc_info=exc)
         else:
             logger.warning("voice live connect failed (%s)", detail)
-        await asyncio.shield(_discard(conn, handshake, credential))
+        await asyncio.shield(
+            _discard(conn, handshake, credential, limit=FAILED_OPEN_CLEANUP_SECONDS)
+        )
         msg = f"Voice Live is unavailable ({type(exc).__name__})"
         raise failure(msg) from exc
     assert credential is not None  # set before anything that can succeed
@@ -175,13 +180,18 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _discard(
-    conn: VoiceLiveConnection | None, handshake: _Handshake | None, credential: Credential | None
+    conn: VoiceLiveConnection | None,
+    handshake: _Handshake | None,
+    credential: Credential | None,
+    *,
+    limit: float = CLOSE_TIMEOUT,
 ) -> None:
+    """Close whatever a failed or cancelled open left, each step within ``limit`` seconds."""
     if conn is not None:
-        await close_quietly(conn)
+        await close_quietly(conn, limit=limit)
     elif handshake is not None:
-        await handshake.abandon()
-    await close_credential(credential)
+        await handshake.abandon(limit=limit)
+    await close_credential(credential, limit=limit)
 
 
 class _Handshake:
@@ -191,7 +201,8 @@ class _Handshake:
     closes it only on ``aiohttp.ClientError``: a cancellation (our connect timeout, the browser
     leaving) leaves it to the garbage collector ("Unclosed client session"). Running the
     handshake as a task lets us pick that session out of its suspended frame before cancelling
-    it, and close it ourselves (tests/test_upstream.py pins this against the SDK).
+    it, and close it ourselves (``tests/hardening/test_session_failures.py`` pins the SDK's
+    variable name and proves nothing is left unclosed).
     """
 
     def __init__(self, manager: Any) -> None:
@@ -201,7 +212,8 @@ class _Handshake:
         # Shielded: when we are cancelled, abandon() decides how the handshake ends.
         return await asyncio.shield(self._task)
 
-    async def abandon(self) -> None:
+    async def abandon(self, *, limit: float = CLOSE_TIMEOUT) -> None:
+        """Stop the handshake and close what it opened, within about ``limit`` seconds."""
         task = self._task
         session: aiohttp.ClientSession | None = None
         if not task.done():
@@ -210,12 +222,14 @@ class _Handshake:
             if isinstance(candidate, aiohttp.ClientSession):
                 session = candidate
             task.cancel()
-        # The task is ours: always retrieve its outcome, so nothing is left unretrieved.
-        with contextlib.suppress(BaseException):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await task
-        if task.done() and not task.cancelled() and task.exception() is None:
-            await close_quietly(task.result())
+        # The task is ours: always retrieve its outcome, so nothing is left unretrieved. (No
+        # suppress(BaseException): a cancellation of this very task must go through.)
+        await asyncio.wait([task], timeout=limit)
+        if task.done() and not task.cancelled():
+            if task.exception() is None:
+                await close_quietly(task.result(), limit=limit)
+        else:
+            task.add_done_callback(_retrieve)
         if session is not None and not session.closed:
             with contextlib.suppress(Exception):
                 await session.close()
@@ -251,11 +265,11 @@ def message_item(role: str, text: str) -> dict[str, Any]:
     }
 
 
-async def close_quietly(conn: VoiceLiveConnection) -> None:
-    """Close a connection, bounded in time, ignoring errors of an already broken one."""
+async def close_quietly(conn: VoiceLiveConnection, *, limit: float = CLOSE_TIMEOUT) -> None:
+    """Close a connection within ``limit`` seconds, ignoring errors of an already broken one."""
     try:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(limit):
                 await conn.close()
     finally:
         # The SDK closes its aiohttp session only after the close handshake. When that is cut
@@ -267,10 +281,24 @@ async def close_quietly(conn: VoiceLiveConnection) -> None:
                 await session.close()
 
 
-async def close_credential(credential: Credential | None) -> None:
+async def close_credential(credential: Credential | None, *, limit: float = CLOSE_TIMEOUT) -> None:
     """Close an Entra credential (an API-key credential has nothing to close)."""
     close = getattr(credential, "close", None)
     if close is not None:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(limit):
                 await close()
+
+
+#: Closes of handshakes that finished after they were abandoned (held until done).
+_LATE_CLOSES: set[asyncio.Task[None]] = set()
+
+
+def _retrieve(task: asyncio.Task[VoiceLiveConnection]) -> None:
+    """Done-callback of a handshake that outlived its abandon(): collect it, close what it made."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    logger.warning("an abandoned voice live handshake completed late; closing it")
+    closing = asyncio.get_running_loop().create_task(close_quietly(task.result()))
+    _LATE_CLOSES.add(closing)
+    closing.add_done_callback(_LATE_CLOSES.discard)

@@ -352,7 +352,7 @@ class VoiceLiveSession(ServerEventHandlers):
                     await self._handle(event)
             except Exception:
                 # A bug in handling one event must surface, not stall the session silently.
-                logger.exception("failed to handle voice live event %s", payload.get("type"))
+                logger.exception("failed to handle voice live event %r", payload.get("type"))
                 metrics.UPSTREAM_ERRORS.labels(kind="handler").inc()
                 await self._lost(ErrorCode.INTERNAL)
                 return

@@ -4,12 +4,14 @@ Values from the browser or the upstream (error codes, event types) end up in log
 newline in one of them would start a line of its own that looks like any other record
 (``... CRITICAL assistant.consumers FORGED``), so the formatter escapes control characters in
 the message; the call sites log such values with ``%r`` as well. Tracebacks, which the
-formatter appends after the message, keep their lines.
+formatter appends after the message, keep their lines but every one of them is indented, so an
+exception message carrying such a value cannot start a line that looks like a record.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 # C0 controls (tab included: it can pad a fake field), DEL, C1 controls, and the Unicode line
 # and paragraph separators some log viewers break lines at.
@@ -30,3 +32,15 @@ class SingleLineFormatter(logging.Formatter):
         """Format the record with its message escaped to one line."""
         record.message = single_line(record.message)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's API
+        """The traceback, every line indented (never mistaken for a record of its own)."""
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's API
+        """The stack, every line indented."""
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"    {single_line(line)}" for line in text.splitlines())

@@ -253,7 +253,8 @@ async def test_a_browser_leaving_during_the_handshake_leaves_no_client_session(
     import gc
 
     # A server that accepts TCP and never answers the upgrade: the handshake hangs.
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    accepted = asyncio.Queue[None]()
+    server = await asyncio.start_server(lambda r, w: accepted.put_nowait(None), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     settings.AZURE_VOICELIVE_ENDPOINT = f"http://127.0.0.1:{port}"
     baseline = asyncio.all_tasks()
@@ -261,7 +262,9 @@ async def test_a_browser_leaving_during_the_handshake_leaves_no_client_session(
         for _ in range(5):
             comm = communicator(user)
             assert (await comm.connect())[0]
-            await asyncio.sleep(0.2)  # inside ws_connect by now
+            async with asyncio.timeout(5):
+                await accepted.get()  # the SDK is inside ws_connect now
+            await asyncio.sleep(0.05)
             await comm.disconnect()
     finally:
         server.close()
@@ -270,6 +273,40 @@ async def test_a_browser_leaving_during_the_handshake_leaves_no_client_session(
     await asyncio.sleep(0)
     unclosed = [r.getMessage() for r in error_logs.records if "Unclosed" in r.getMessage()]
     assert unclosed == []
+
+
+async def test_a_peer_that_goes_silent_after_the_upgrade_does_not_delay_the_error(
+    user: User, real_upstream: str, settings: Any
+) -> None:
+    """No session.updated and no answer to our close frame: the page still knows in time."""
+
+    async def silent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoclose=False, autoping=False)
+        await ws.prepare(request)
+        await asyncio.sleep(3600)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/voice-live/realtime", silent)
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings.AZURE_VOICELIVE_ENDPOINT = f"http://127.0.0.1:{port}"
+    settings.VOICE_CONNECT_TIMEOUT = 1.0
+    try:
+        started = time.monotonic()
+        comm = communicator(user)
+        assert (await comm.connect())[0]
+        code, seen, _ = await page_outcome(comm, 3)
+        took = time.monotonic() - started
+    finally:
+        await runner.cleanup()
+    assert code == 4502
+    assert error_codes(seen) == ["upstream_unavailable"]
+    assert took < 1.0 + 1.0, f"the error reached the page after {took:.2f} s"
+    await assert_no_rows()
 
 
 # ----------------------------------------------------------------------------- running

@@ -113,14 +113,12 @@ def test_a_key_is_required_to_start(tmp_path):
     assert "LOCALVOICE_API_KEY" in done.stderr
 
 
-async def test_the_key_comes_from_the_environment_and_a_missing_key_is_401():
+async def test_the_key_comes_from_the_environment_and_a_missing_key_is_401(monkeypatch):
     server = LocalVoiceProcess("--echo", "--no-auth")
     server.flags = ["--echo"]  # no flag at all: the key comes from LOCALVOICE_API_KEY
-    os.environ["LOCALVOICE_API_KEY"] = "from-env"
-    try:
+    with monkeypatch.context() as patched:
+        patched.setenv("LOCALVOICE_API_KEY", "from-env")
         server.start(timeout=60)
-    finally:
-        del os.environ["LOCALVOICE_API_KEY"]
     try:
         with pytest.raises(VoiceLiveConnectionError, match="401"):
             async with voicelive_session(server.endpoint, api_key="test-key"):

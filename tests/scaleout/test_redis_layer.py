@@ -98,11 +98,13 @@ async def test_200_control_messages_at_random_moments_all_arrive_through_20_ms(
     finally:
         for task in receivers:
             task.cancel()
+        await asyncio.gather(*receivers, return_exceptions=True)
+        for layer in [sending, *layers]:
+            await layer.close_pools()
     lost = sum(MESSAGES_PER_CHANNEL - len(got) for got in received.values())
     assert failures == []
     assert lost == 0
     assert all(sorted(got) == list(range(MESSAGES_PER_CHANNEL)) for got in received.values())
-    await sending.flush()
 
 
 async def layer_receive_failures(base_url: str) -> float:
