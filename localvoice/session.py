@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localvoice.events import ErrorCode, new_id
+from localvoice.tools import ToolError, validate_tool_choice, validate_tools
 from localvoice.voices import VoiceError, VoiceMap
 
 VAD_TYPES = frozenset(
@@ -160,6 +161,12 @@ class Session:
                 new[key] = value
             elif key == "temperature":
                 new[key] = _number(value, "session.temperature", 0.0, 2.0)
+            elif key in {"tools", "tool_choice"}:
+                check = validate_tools if key == "tools" else validate_tool_choice
+                try:
+                    new[key] = check(value, "session." + key)
+                except ToolError as exc:
+                    raise ProtocolError(exc.code, str(exc), exc.param) from exc
             else:
                 new[key] = value  # stored and echoed; not used by the local pipeline
         self.data = new

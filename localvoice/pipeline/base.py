@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from localvoice.llms.base import ChatFormat
+
 #: VAD, STT and the pipeline's internal audio all run at this rate.
 PIPELINE_RATE = 16000
 
@@ -68,6 +70,7 @@ class ChatModel(Protocol):
     """A streaming chat model."""
 
     name: str
+    format: ChatFormat
 
     def stream(
         self,
@@ -139,6 +142,7 @@ class Pipeline:
             "vad": self.vad.name,
             "stt": self.stt.name,
             "llm": self.llm.name,
+            "llm_model": self.llm.format.key,
             "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},
             "load_seconds": self.load_seconds,
         }
