@@ -14,7 +14,8 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 # command:package. Running needs Redis (several workers) and a compiler for llama.cpp; the tests
 # also need speech tools, a browser, nginx and shellcheck.
-RUN_APT := redis-server:redis-server cmake:cmake g++:g++
+# An entry may name a shared library instead of a command (libspeexdsp: echo cancellation).
+RUN_APT := redis-server:redis-server cmake:cmake g++:g++ libspeexdsp.so.1:libspeexdsp1
 TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck
 # Every package of every extra, transitive ones included, pinned: `make lock` refreshes it.
 LOCK := requirements.lock
@@ -41,7 +42,8 @@ setup-quality: setup
 define apt_install
 	@missing=""; for entry in $(1); do \
 		cmd=$${entry%%:*}; pkg=$${entry##*:}; \
-		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
+		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || \
+			/sbin/ldconfig -p | grep -q "$$cmd " || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "==> Installing system packages:$$missing"; \
@@ -54,7 +56,7 @@ define apt_install
 endef
 
 system-deps:
-	$(call apt_install,$(RUN_APT),redis-server cmake g++)
+	$(call apt_install,$(RUN_APT),redis-server cmake g++ libspeexdsp1)
 
 system-test-deps:
 	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck)

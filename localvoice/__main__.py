@@ -82,6 +82,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     parser.add_argument(
         "--llm-threads", type=int, default=1, help="llama.cpp threads (default 1: see docs)"
     )
+    parser.add_argument(
+        "--first-chunk-words",
+        type=int,
+        default=4,
+        help="speak the first N words as soon as they are generated (default 4; 0: off)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     if not args.api_key and not args.no_auth:
@@ -110,6 +116,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         piper_voices=dict(args.piper_voice),
         threads=args.threads,
         llm_threads=args.llm_threads,
+        first_chunk_words=args.first_chunk_words,
     )
 
 
@@ -133,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     piper_voices=config.piper_voices,
                     threads=config.threads,
                     llm_threads=config.llm_threads,
+                    first_chunk_words=config.first_chunk_words,
                 )
             )
         except WeightsError as exc:

@@ -26,6 +26,7 @@ class ServerConfig:
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
         threads: CPU threads per model.
         llm_threads: llama.cpp threads (default: ``threads``).
+        first_chunk_words: cap on the first spoken chunk, in words (0: none).
     """
 
     host: str = "127.0.0.1"
@@ -43,3 +44,4 @@ class ServerConfig:
     piper_voices: dict[str, Path] = field(default_factory=dict)
     threads: int = 2
     llm_threads: int | None = 1
+    first_chunk_words: int = 4

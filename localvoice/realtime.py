@@ -103,6 +103,8 @@ class RealtimeSession:
         self._tasks.cancel_all()
         for task in list(self._transcribing):
             task.cancel()
+        if self._audio is not None:
+            self._audio.cleanup.close()
         if self._pipeline is not None and self._vad_stream is not None:
             self._pipeline.vad.release(self._vad_stream)
             self._vad_stream = None
@@ -112,6 +114,16 @@ class RealtimeSession:
     def _configure_audio(self) -> None:
         if self._audio is not None:
             self._audio.configure(self.session.input_rate, self.session.turn_detection)
+            self._audio.cleanup.configure(self.session.data)
+
+    def _played(self, pcm: bytes, rate: int) -> None:
+        """Output audio went out: it is the echo canceller's reference."""
+        if self._audio is not None:
+            self._audio.cleanup.play(pcm, rate, self._audio.position)
+
+    def _playback_cut(self) -> None:
+        if self._audio is not None:
+            self._audio.cleanup.stop(self._audio.position)
 
     async def _session_update(self, event: dict[str, Any]) -> None:
         self.session.update(_field(event, "session", dict))
@@ -339,7 +351,14 @@ class RealtimeSession:
     def _start(
         self, spec: ResponseSpec, started_after: float | None = None, held_text: str | None = None
     ) -> ResponseRun:
-        run = ResponseRun(spec, self._pipeline, self.conversation, self.send, self._wait_inputs)
+        run = ResponseRun(
+            spec,
+            self._pipeline,
+            self.conversation,
+            self.send,
+            self._wait_inputs,
+            echo=(self._played, self._playback_cut),
+        )
         run.started_after = started_after
         if held_text is not None:
             run.hold(held_text)  # not active until released

@@ -66,6 +66,8 @@ class ResponseRun:
         conversation: the session's conversation (the reply is added to it).
         send: sends one server event.
         wait_inputs: awaited before prompting, so pending transcriptions are in the history.
+        echo: called with each audio delta as it is sent (PCM16, rate), and when playback is
+            cut by a cancel: the session's echo-cancellation reference.
     """
 
     def __init__(
@@ -75,7 +77,9 @@ class ResponseRun:
         conversation: Conversation,
         send: Callable[[Event], Awaitable[None]],
         wait_inputs: Callable[[], Awaitable[None]],
+        echo: tuple[Callable[[bytes, int], None], Callable[[], None]] | None = None,
     ) -> None:
+        self._echo = echo
         self.spec = spec
         self.id = events.new_id("resp")
         self._pipeline = pipeline
@@ -248,10 +252,13 @@ class ResponseRun:
         await self._deliver(event)
 
     async def _deliver(self, event: Event) -> None:
-        if event["type"] == "response.audio.delta" and "first_audio" not in self._timings:
-            self._mark("first_audio")
-            if self.started_after is not None:
-                self._mark("endpoint_to_first_audio", self.started_after)
+        if event["type"] == "response.audio.delta":
+            if "first_audio" not in self._timings:
+                self._mark("first_audio")
+                if self.started_after is not None:
+                    self._mark("endpoint_to_first_audio", self.started_after)
+            if self._echo is not None:
+                self._echo[0](base64.b64decode(event["delta"]), self.spec.output_rate)
         elif event["type"] == "response.done":
             # Timings of a held run are only complete once it has been released.
             event["response"]["metadata"] = {**self.spec.metadata, **self._metadata()}
@@ -286,6 +293,8 @@ class ResponseRun:
         if self.call is not None and status == "completed":
             await self._finish_call(self.call)
             return
+        if status == "cancelled" and self._echo is not None:
+            self._echo[1]()  # the client drops what it has not played
         await self._ensure_message()
         await self._finish(part_type, status, details)
 
@@ -411,7 +420,9 @@ class ResponseRun:
                 await producer
 
     async def _produce(self, chunks: asyncio.Queue[str | None]) -> None:
-        chunker = SentenceChunker()
+        assert self._pipeline is not None or self.spec.pre_generated is not None
+        words = self._pipeline.first_chunk_words if self._pipeline is not None else 0
+        chunker = SentenceChunker(first_chunk_words=words)
         try:
             async for piece in self._tokens():
                 for chunk in chunker.feed(clean_reply(piece)):

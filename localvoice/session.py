@@ -29,6 +29,12 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
+# Voice Live's noise suppression types (Azure's deep NS and OpenAI's near/far-field names) and
+# echo cancellation type; localvoice runs its own implementation for all of them.
+NOISE_REDUCTION_TYPES = frozenset({"azure_deep_noise_suppression", "near_field", "far_field"})
+ECHO_CANCELLATION_TYPES = frozenset({"server_echo_cancellation"})
+
+
 class ProtocolError(Exception):
     """A client event that cannot be applied; becomes an ``error`` event.
 
@@ -80,6 +86,16 @@ def _turn_detection(value: Any) -> dict[str, Any] | None:
     return merged
 
 
+def _typed(value: Any, types: frozenset[str], param: str) -> dict[str, Any] | None:
+    """``null`` (off) or ``{"type": one of types, ...}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("type") not in types:
+        msg = f"{param} must be null or an object with type one of {sorted(types)}"
+        raise ProtocolError(ErrorCode.INVALID_VALUE, msg, param + ".type")
+    return dict(value)
+
+
 class Session:
     """The effective session of one connection, as echoed in ``session.created/updated``.
 
@@ -104,6 +120,8 @@ class Session:
             "input_audio_sampling_rate": 24000,
             "turn_detection": {"type": "server_vad", **VAD_DEFAULTS},
             "input_audio_transcription": None,
+            "input_audio_noise_reduction": None,
+            "input_audio_echo_cancellation": None,
             "tools": [],
             "tool_choice": "auto",
             "temperature": 0.8,
@@ -161,6 +179,10 @@ class Session:
                 new[key] = value
             elif key == "temperature":
                 new[key] = _number(value, "session.temperature", 0.0, 2.0)
+            elif key == "input_audio_noise_reduction":
+                new[key] = _typed(value, NOISE_REDUCTION_TYPES, "session." + key)
+            elif key == "input_audio_echo_cancellation":
+                new[key] = _typed(value, ECHO_CANCELLATION_TYPES, "session." + key)
             elif key in {"tools", "tool_choice"}:
                 check = validate_tools if key == "tools" else validate_tool_choice
                 try:

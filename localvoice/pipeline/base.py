@@ -111,6 +111,8 @@ class Pipeline:
     llm: ChatModel
     tts: TextToSpeech
     load_seconds: dict[str, float] = field(default_factory=dict)
+    input_cleanup: dict[str, str] = field(default_factory=dict)
+    first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
     vad_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="lv-vad")
     )
@@ -145,6 +147,7 @@ class Pipeline:
             "llm_model": self.llm.format.key,
             "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},
             "load_seconds": self.load_seconds,
+            "input_cleanup": self.input_cleanup,
         }
 
     def shutdown(self) -> None:

@@ -29,6 +29,7 @@ class ModelOptions:
         piper_voices: extra Piper voices, name -> ``.onnx`` path.
         threads: CPU threads per model.
         llm_threads: llama.cpp threads (default: ``threads``).
+        first_chunk_words: cap on the first spoken chunk, in words (0: none).
     """
 
     llm: str = registry.DEFAULT
@@ -38,6 +39,7 @@ class ModelOptions:
     piper_voices: dict[str, Path] = field(default_factory=dict)
     threads: int = 2
     llm_threads: int | None = None
+    first_chunk_words: int = 0
 
 
 def _timed(label: str, seconds: dict[str, float], started: float) -> None:
@@ -65,6 +67,8 @@ def load_pipeline(options: ModelOptions) -> Pipeline:
     Returns:
         The ready pipeline.
     """
+    from localvoice.pipeline.denoise import SpeexNoise
+    from localvoice.pipeline.echo import check_available
     from localvoice.pipeline.llm import LlamaChat, OpenAICompatibleChat
     from localvoice.pipeline.stt import WhisperStt
     from localvoice.pipeline.tts import PiperTts
@@ -111,4 +115,15 @@ def load_pipeline(options: ModelOptions) -> Pipeline:
     tts = PiperTts(options.piper_voices, threads=options.threads)
     tts.synthesize("Hello there.", voice=tts.default_voice, length_scale=None)
     _timed("tts", seconds, started)
-    return Pipeline(vad=vad, stt=stt, llm=llm, tts=tts, load_seconds=seconds)
+    # Loaded now, so a session that asks for echo cancellation never finds it missing.
+    echo = check_available()
+    logger.info("echo cancellation: %s; noise suppression: %s", echo, SpeexNoise.name)
+    return Pipeline(
+        vad=vad,
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        load_seconds=seconds,
+        input_cleanup={"echo_cancellation": echo, "noise_reduction": SpeexNoise.name},
+        first_chunk_words=options.first_chunk_words,
+    )
