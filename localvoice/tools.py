@@ -2,8 +2,8 @@
 
 A small model calls tools too eagerly ("What is 2 plus 2?" became a weather call), so a call
 is only accepted when the tool exists, the arguments match its JSON schema, every free string
-argument was actually said by the user, and the user's words touch the tool's name or
-description. Anything else is answered as plain speech instead.
+argument was actually said by the user, and the user's words share a word with the tool's name
+or description (its parameter names excepted). Anything else is answered as plain speech.
 """
 
 from __future__ import annotations
@@ -195,7 +195,10 @@ def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> Too
     for value in _strings(args, schema):
         if not _grounded(value, said):
             return f"argument {value!r} was not said by the user"
+    # Parameter names ("city", "room") do not show what the tool is for: "the biggest city in
+    # Canada" is no weather request.
     topic = _stems(f"{tool['name'].replace('_', ' ')} {tool.get('description', '')}")
+    topic -= _stems(" ".join((schema.get("properties") or {}).keys()))
     if not (topic - STOPWORDS) & _stems(user_text):
         return f"the request does not mention what {tool['name']!r} is for"
     return ToolCall(tool["name"], json.dumps(args, separators=(",", ":")))

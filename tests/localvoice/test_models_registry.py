@@ -181,6 +181,7 @@ def test_check_call_accepts_grounded_schema_valid_calls():
         (RawCall("get_weather", {"city": "London"}), "What is 2 plus 2?", "not said"),
         (RawCall("get_weather", {"city": "Paris"}), "What is the capital of Paris", "does not"),
         (RawCall("set_timer", {"minutes": 5}), "What is 2 plus 2?", "does not mention"),
+        (RawCall("get_weather", {"city": "Canada"}), "the biggest city in Canada", "does not"),
     ],
 )
 def test_check_call_rejects(raw, said, reason):
