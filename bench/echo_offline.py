@@ -46,7 +46,7 @@ def main() -> None:
         mic[at : at + user.size] += gain * user
         ref = EchoReference()
         ref.play(far, 0)
-        aec = SpeexEchoCanceller()
+        aec = SpeexEchoCanceller(mute=True)
         gated, cancelled = [], []
         started = time.process_time()
         for i in range(0, mic.size, 320):

@@ -88,6 +88,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         default=4,
         help="speak the first N words as soon as they are generated (default 4; 0: off)",
     )
+    parser.add_argument(
+        "--echo-mute",
+        action="store_true",
+        help="with echo cancellation, mute the VAD while a reply plays (stops self-interruption "
+        "on loudspeakers, but also same-level barge-in)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     if not args.api_key and not args.no_auth:
@@ -117,6 +123,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         threads=args.threads,
         llm_threads=args.llm_threads,
         first_chunk_words=args.first_chunk_words,
+        echo_mute=args.echo_mute,
     )
 
 
@@ -141,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     threads=config.threads,
                     llm_threads=config.llm_threads,
                     first_chunk_words=config.first_chunk_words,
+                    echo_mute=config.echo_mute,
                 )
             )
         except WeightsError as exc:

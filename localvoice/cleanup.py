@@ -39,8 +39,9 @@ def make_denoiser() -> Denoiser:
 class InputCleanup:
     """Echo canceller and denoiser of one session; ``process`` runs in a worker thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo_mute: bool = False) -> None:
         self.reference = EchoReference()
+        self._echo_mute = echo_mute
         self._aec: SpeexEchoCanceller | None = None
         self._ns: Denoiser | None = None
 
@@ -55,7 +56,9 @@ class InputCleanup:
             if self._aec is not None:
                 self._aec.close()
             self._aec = (
-                SpeexEchoCanceller() if session.get("input_audio_echo_cancellation") else None
+                SpeexEchoCanceller(self._echo_mute)
+                if session.get("input_audio_echo_cancellation")
+                else None
             )
         if bool(session.get("input_audio_noise_reduction")) != (self._ns is not None):
             if self._ns is not None:

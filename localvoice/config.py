@@ -27,6 +27,7 @@ class ServerConfig:
         threads: CPU threads per model.
         llm_threads: llama.cpp threads (default: ``threads``).
         first_chunk_words: cap on the first spoken chunk, in words (0: none).
+        echo_mute: with echo cancellation, mute the VAD's input while a reply plays.
     """
 
     host: str = "127.0.0.1"
@@ -45,3 +46,4 @@ class ServerConfig:
     threads: int = 2
     llm_threads: int | None = 1
     first_chunk_words: int = 4
+    echo_mute: bool = False

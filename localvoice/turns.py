@@ -109,7 +109,7 @@ class AudioInput:
         self._pcm = np.zeros(0, dtype=np.float32)  # buffered audio at 16 kHz
         self._pcm_start = 0  # absolute sample index of _pcm[0]
         self._total = 0  # absolute samples received (16 kHz)
-        self.cleanup = InputCleanup()
+        self.cleanup = InputCleanup(pipeline.echo_mute)
         self.turn: TurnDetection | None = TurnDetection()
         self._reset_turn()
 

@@ -113,6 +113,7 @@ class Pipeline:
     load_seconds: dict[str, float] = field(default_factory=dict)
     input_cleanup: dict[str, str] = field(default_factory=dict)
     first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
+    echo_mute: bool = False  # with echo cancellation, mute the VAD's input while a reply plays
     vad_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="lv-vad")
     )

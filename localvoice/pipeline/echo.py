@@ -15,6 +15,8 @@ to the microphone is. "While playing" is judged by the wall clock (the reply's d
 when it was sent, plus ``GATE_MARGIN_S``), not by the input timeline: a loaded server lags the
 client's microphone, which would shift the echo out of any fixed window. The muted signal only
 feeds the VAD; STT gets the cancelled signal unmuted, since muting chops the user's words.
+The muting also stops a user who talks over the reply at the same level, so it is only on with
+``--echo-mute`` (a loudspeaker setup where self-interruption is the bigger problem).
 """
 
 from __future__ import annotations
@@ -125,9 +127,14 @@ class EchoReference:
 
 
 class SpeexEchoCanceller:
-    """A streaming echo canceller for 16 kHz float32 audio, 10 ms frames (output lags by <10 ms)."""
+    """A streaming echo canceller for 16 kHz float32 audio, 10 ms frames (output lags by <10 ms).
 
-    def __init__(self) -> None:
+    Args:
+        mute: also silence frames for the VAD while the reply plays (``--echo-mute``).
+    """
+
+    def __init__(self, mute: bool = False) -> None:
+        self.mute = mute
         self._lib = _library()
         self._echo = self._lib.speex_echo_state_init(FRAME, PIPELINE_RATE * TAIL_MS // 1000)
         rate = ctypes.c_int(PIPELINE_RATE)
@@ -168,7 +175,7 @@ class SpeexEchoCanceller:
             self._lib.speex_preprocess_run(self._pre, ptr[2])
             frame = self._out / 32768.0
             out[window] = frame
-            if gate_power > 1e-7 and float(np.mean(frame**2)) < DOUBLE_TALK * gate_power:
+            if self.mute and gate_power > 1e-7 and np.mean(frame**2) < DOUBLE_TALK * gate_power:
                 frame = frame * MUTE
             gated[window] = frame
         self._near = self._near[count * FRAME :]

@@ -30,6 +30,7 @@ class ModelOptions:
         threads: CPU threads per model.
         llm_threads: llama.cpp threads (default: ``threads``).
         first_chunk_words: cap on the first spoken chunk, in words (0: none).
+        echo_mute: with echo cancellation, mute the VAD's input while a reply plays.
     """
 
     llm: str = registry.DEFAULT
@@ -40,6 +41,7 @@ class ModelOptions:
     threads: int = 2
     llm_threads: int | None = None
     first_chunk_words: int = 0
+    echo_mute: bool = False
 
 
 def _timed(label: str, seconds: dict[str, float], started: float) -> None:
@@ -126,4 +128,5 @@ def load_pipeline(options: ModelOptions) -> Pipeline:
         load_seconds=seconds,
         input_cleanup={"echo_cancellation": echo, "noise_reduction": SpeexNoise.name},
         first_chunk_words=options.first_chunk_words,
+        echo_mute=options.echo_mute,
     )
