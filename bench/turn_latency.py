@@ -8,6 +8,9 @@ Stage times come from ``response.done.response.metadata`` (``localvoice_*_ms``).
     .venv/bin/python bench/turn_latency.py --turns 12 --silence-ms 400
     .venv/bin/python bench/turn_latency.py --endpoint http://127.0.0.1:8765
     .venv/bin/python bench/turn_latency.py --frame-ms 40,100 --rounds 3   # frame size, interleaved
+    # configurations side by side, one server each, sessions interleaved round by round:
+    taskset -c 0,1 .venv/bin/python bench/turn_latency.py --rounds 4 --turns 6 \
+        --compare "old=--llm smollm2-135m" "new="
 
 ``--frame-ms`` sends like a microphone does: each frame when its last sample has been "recorded",
 so larger frames arrive later, as they would from the talk page.
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import statistics
 import sys
 import time
@@ -189,6 +193,55 @@ def compare_frames(args: argparse.Namespace) -> None:
     print(json.dumps({"machine_load_after": machine_load()}))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_configs(args: argparse.Namespace) -> None:
+    """Several server configurations in one run: same sentences, sessions interleaved."""
+    configs = dict(spec.partition("=")[::2] for spec in args.compare)
+    sentences = [SENTENCES[i % len(SENTENCES)] for i in range(args.turns)]
+    servers = {
+        name: LocalVoiceProcess("--threads", str(args.threads), *flags.split()).start(timeout=300)
+        for name, flags in configs.items()
+    }
+    results: dict[str, list[Turn]] = {name: [] for name in configs}
+    cpu: dict[str, float] = dict.fromkeys(configs, 0.0)
+    try:
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                assert server.process is not None
+                before = cpu_seconds(server.process.pid)
+                turns = asyncio.run(run_session(server.endpoint, sentences, args.silence_ms))
+                cpu[name] += cpu_seconds(server.process.pid) - before
+                results[name] += turns
+        rss = {n: peak_rss_mb(s.process.pid) for n, s in servers.items() if s.process}
+    finally:
+        for server in servers.values():
+            server.stop()
+    out = {}
+    for name, turns in results.items():
+        summary = summarise(turns)
+        summary["flags"] = configs[name] or "(defaults)"
+        summary["cpu_s_per_turn"] = round(cpu[name] / len(turns), 2)
+        summary["server_peak_rss_mb"] = round(rss.get(name) or 0)
+        summary["wrong_transcripts"] = sum(
+            1 for t in turns if t.heard.strip(" .?!").lower() != t.sentence.lower()
+        )
+        out[name] = summary
+        print(f"== {name}: " + json.dumps(summary))
+        for turn in turns[: len(sentences)]:
+            print(f"   {turn.latency_ms:6.0f} ms {turn.heard!r:44} -> {turn.reply[:70]!r}")
+    first, *rest = out
+    for name in rest:
+        ratio = out[name]["p50_ms"] / out[first]["p50_ms"]
+        print(f"p50 {name}/{first}: {ratio:.2f}")
+    load = machine_load()
+    print(json.dumps({"silence_duration_ms": args.silence_ms, "machine_load_after": load}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=12)
@@ -200,8 +253,14 @@ def main() -> None:
     parser.add_argument(
         "--frame-ms", help="microphone frame sizes to compare, e.g. 40,100 (default: 20 ms appends)"
     )
-    parser.add_argument("--rounds", type=int, default=1, help="with --frame-ms: interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
+    parser.add_argument(
+        "--compare", nargs="+", metavar="NAME=FLAGS", help="server configurations side by side"
+    )
     args = parser.parse_args()
+    if args.compare:
+        compare_configs(args)
+        return
     if args.frame_ms:
         compare_frames(args)
         return

@@ -11,6 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localvoice.config import ServerConfig
+from localvoice.llms.registry import DEFAULT as DEFAULT_LLM
+from localvoice.llms.registry import MODELS
+
+LLM_CHOICES = tuple(MODELS)
+STT_CHOICES = ("tiny.en", "base")
+DEFAULT_STT = "tiny.en"
 
 
 def _voice(value: str) -> tuple[str, Path]:
@@ -48,7 +54,21 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         "--max-session-seconds", type=float, default=0, help="session limit (0 = none)"
     )
     parser.add_argument("--voice-map", type=Path, help="JSON: voice name -> local voice name")
-    parser.add_argument("--llm-model", type=Path, help="a chat GGUF instead of SmolLM2-135M")
+    parser.add_argument(
+        "--llm",
+        choices=LLM_CHOICES,
+        default=os.environ.get("LOCALVOICE_LLM") or DEFAULT_LLM,
+        help=f"bundled chat model (default $LOCALVOICE_LLM or {DEFAULT_LLM})",
+    )
+    parser.add_argument(
+        "--stt",
+        choices=STT_CHOICES,
+        default=os.environ.get("LOCALVOICE_STT") or DEFAULT_STT,
+        help=f"Whisper model (default $LOCALVOICE_STT or {DEFAULT_STT})",
+    )
+    parser.add_argument(
+        "--llm-model", type=Path, help="a chat GGUF instead of the bundled file (--llm's format)"
+    )
     parser.add_argument("--llm-url", help="OpenAI-compatible chat endpoint on this machine")
     parser.add_argument(
         "--piper-voice",
@@ -61,6 +81,18 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per model")
     parser.add_argument(
         "--llm-threads", type=int, default=1, help="llama.cpp threads (default 1: see docs)"
+    )
+    parser.add_argument(
+        "--first-chunk-words",
+        type=int,
+        default=4,
+        help="speak the first N words as soon as they are generated (default 4; 0: off)",
+    )
+    parser.add_argument(
+        "--echo-mute",
+        action="store_true",
+        help="with echo cancellation, mute the VAD while a reply plays (stops self-interruption "
+        "on loudspeakers, but also same-level barge-in)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
@@ -83,11 +115,15 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         enable_faults=args.enable_faults,
         max_session_seconds=args.max_session_seconds,
         voice_map=args.voice_map,
+        llm=args.llm,
+        stt=args.stt,
         llm_model=args.llm_model,
         llm_url=args.llm_url,
         piper_voices=dict(args.piper_voice),
         threads=args.threads,
         llm_threads=args.llm_threads,
+        first_chunk_words=args.first_chunk_words,
+        echo_mute=args.echo_mute,
     )
 
 
@@ -98,17 +134,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     pipeline = None
     if not config.echo:
         from localvoice.pipeline.loader import ModelOptions, load_pipeline
+        from localvoice.pipeline.weights import WeightsError
 
         started = time.perf_counter()
-        pipeline = load_pipeline(
-            ModelOptions(
-                llm_model=config.llm_model,
-                llm_url=config.llm_url,
-                piper_voices=config.piper_voices,
-                threads=config.threads,
-                llm_threads=config.llm_threads,
+        try:
+            pipeline = load_pipeline(
+                ModelOptions(
+                    llm=config.llm,
+                    stt=config.stt,
+                    llm_model=config.llm_model,
+                    llm_url=config.llm_url,
+                    piper_voices=config.piper_voices,
+                    threads=config.threads,
+                    llm_threads=config.llm_threads,
+                    first_chunk_words=config.first_chunk_words,
+                    echo_mute=config.echo_mute,
+                )
             )
-        )
+        except WeightsError as exc:
+            # A missing or damaged model package: say which one, without a traceback.
+            logger.error("%s", exc)
+            msg = f"localvoice: cannot load the models: {exc}"
+            raise SystemExit(msg) from None
         logger.info("models ready in %.2f s", time.perf_counter() - started)
     from localvoice.server import serve
 

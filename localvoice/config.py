@@ -19,11 +19,15 @@ class ServerConfig:
         enable_faults: honour ``localvoice.fault`` client events (tests only).
         max_session_seconds: close sessions after this long (0: no limit).
         voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
-        llm_model: a chat GGUF instead of the bundled SmolLM2.
+        llm: the bundled chat model (``localvoice/llms/registry.py``).
+        stt: the Whisper model, ``tiny.en`` or ``base``.
+        llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
         threads: CPU threads per model.
         llm_threads: llama.cpp threads (default: ``threads``).
+        first_chunk_words: cap on the first spoken chunk, in words (0: none).
+        echo_mute: with echo cancellation, mute the VAD's input while a reply plays.
     """
 
     host: str = "127.0.0.1"
@@ -34,8 +38,12 @@ class ServerConfig:
     enable_faults: bool = False
     max_session_seconds: float = 0
     voice_map: Path | None = None
+    llm: str = "qwen2.5-0.5b"
+    stt: str = "tiny.en"
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)
     threads: int = 2
     llm_threads: int | None = 1
+    first_chunk_words: int = 4
+    echo_mute: bool = False

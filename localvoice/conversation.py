@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from localvoice.events import ErrorCode, new_id
+from localvoice.llms.base import TOOL_CALL_ROLE, TOOL_RESULT_ROLE
 from localvoice.session import ProtocolError
 
 ROLES = frozenset({"user", "assistant", "system"})
@@ -14,6 +16,7 @@ ROLES = frozenset({"user", "assistant", "system"})
 HISTORY_MESSAGES = 8
 HISTORY_CHARS = 800
 HISTORY_KEEP = 2
+TOOL_OUTPUT_CHARS = 400  # a tool's answer is the reply's substance: keep more of it
 MESSAGE_CHARS = 160  # a long earlier reply would cost prompt evaluation on every later turn
 
 
@@ -43,6 +46,21 @@ class Item:
             if isinstance(value, str):
                 parts.append(value)
         return " ".join(p.strip() for p in parts if p.strip())
+
+
+def function_call_item(name: str, call_id: str) -> Item:
+    """A new, still empty ``function_call`` item."""
+    return Item(
+        {
+            "id": new_id("item"),
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "name": name,
+            "call_id": call_id,
+            "arguments": "",
+        }
+    )
 
 
 def message_item(role: str, content: list[dict[str, Any]], *, status: str = "completed") -> Item:
@@ -181,33 +199,60 @@ class Conversation:
         item.data["status"] = "incomplete"
         self.version += 1
 
-    def chat_messages(self, system_prompt: str) -> list[dict[str, str]]:
-        """The recent conversation as chat-completion messages, newest last.
+    def history(self) -> list[dict[str, str]]:
+        """The recent conversation as chat messages, newest last (the system prompt not included).
 
         The window only moves when it gets too long, and then jumps to the last
         ``HISTORY_KEEP`` messages: between jumps each prompt extends the previous one, so
-        llama.cpp's prefix cache only has to evaluate the new messages.
-
-        Args:
-            system_prompt: the effective instructions.
+        llama.cpp's prefix cache only has to evaluate the new messages. Tool calls and their
+        outputs appear with the pseudo-roles ``tool_call`` and ``tool``; the model's format
+        renders them.
 
         Returns:
-            ``[{"role": ..., "content": ...}]`` with the system prompt first.
+            ``[{"role": ..., "content": ...}]``.
         """
         window: list[tuple[str, dict[str, str]]] = []
         for item in self.items:
-            text = item.text() if item.role is not None else ""
-            if not text:
-                continue
-            if len(text) > MESSAGE_CHARS:
-                text = text[:MESSAGE_CHARS].rsplit(" ", 1)[0]
-            assert item.role is not None
-            window.append((item.id, {"role": item.role, "content": text}))
+            message = _history_message(item)
+            if message is not None:
+                window.append((item.id, message))
         ids = [item_id for item_id, _ in window]
         if self.history_floor in ids:
             window = window[ids.index(self.history_floor) :]
         chars = sum(len(m["content"]) for _, m in window)
         if len(window) > HISTORY_MESSAGES or chars > HISTORY_CHARS:
             window = window[-HISTORY_KEEP:]
+            # A tool result without its call would confuse the model: start after it.
+            while window and window[0][1]["role"] == TOOL_RESULT_ROLE:
+                window = window[1:]
         self.history_floor = window[0][0] if window else None
-        return [{"role": "system", "content": system_prompt}, *(m for _, m in window)]
+        return [m for _, m in window]
+
+    @property
+    def ends_with_tool_output(self) -> bool:
+        """True when the newest item is a ``function_call_output`` (the reply should use it)."""
+        return bool(self.items) and self.items[-1].data.get("type") == "function_call_output"
+
+
+def _history_message(item: Item) -> dict[str, str] | None:
+    kind = item.data.get("type")
+    if kind == "function_call":
+        call = {"name": item.data.get("name"), "arguments": _json_or_text(item.data)}
+        return {"role": TOOL_CALL_ROLE, "content": json.dumps(call)}
+    if kind == "function_call_output":
+        output = str(item.data.get("output") or "")[:TOOL_OUTPUT_CHARS]
+        return {"role": TOOL_RESULT_ROLE, "content": output}
+    text = item.text() if item.role is not None else ""
+    if not text:
+        return None
+    if len(text) > MESSAGE_CHARS:
+        text = text[:MESSAGE_CHARS].rsplit(" ", 1)[0]
+    assert item.role is not None
+    return {"role": item.role, "content": text}
+
+
+def _json_or_text(data: dict[str, Any]) -> Any:
+    try:
+        return json.loads(str(data.get("arguments") or "{}"))
+    except ValueError:
+        return data.get("arguments")

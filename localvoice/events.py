@@ -230,6 +230,35 @@ def text_done(response_id: str, item_id: str, text: str) -> Event:
     return _event("response.text.done", text=text, **_part_ids(response_id, item_id))
 
 
+def function_call_arguments_delta(
+    response_id: str, item_id: str, call_id: str, delta: str
+) -> Event:
+    """``response.function_call_arguments.delta`` (a fragment of the arguments' JSON)."""
+    return _event(
+        "response.function_call_arguments.delta",
+        response_id=response_id,
+        item_id=item_id,
+        output_index=0,
+        call_id=call_id,
+        delta=delta,
+    )
+
+
+def function_call_arguments_done(
+    response_id: str, item_id: str, call_id: str, name: str, arguments: str
+) -> Event:
+    """``response.function_call_arguments.done`` with the whole arguments JSON."""
+    return _event(
+        "response.function_call_arguments.done",
+        response_id=response_id,
+        item_id=item_id,
+        output_index=0,
+        call_id=call_id,
+        name=name,
+        arguments=arguments,
+    )
+
+
 def usage(
     *,
     input_text_tokens: int,

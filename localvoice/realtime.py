@@ -21,6 +21,7 @@ from localvoice.pipeline.base import Pipeline
 from localvoice.responder import MAX_REPLY_TOKENS, ResponseRun, ResponseSpec
 from localvoice.session import ProtocolError, Session, validate_modalities
 from localvoice.tasks import TaskSet
+from localvoice.tools import ToolError, validate_tool_choice, validate_tools
 from localvoice.voices import VoiceError, VoiceMap
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class RealtimeSession:
         self._tasks.cancel_all()
         for task in list(self._transcribing):
             task.cancel()
+        if self._audio is not None:
+            self._audio.cleanup.close()
         if self._pipeline is not None and self._vad_stream is not None:
             self._pipeline.vad.release(self._vad_stream)
             self._vad_stream = None
@@ -111,6 +114,16 @@ class RealtimeSession:
     def _configure_audio(self) -> None:
         if self._audio is not None:
             self._audio.configure(self.session.input_rate, self.session.turn_detection)
+            self._audio.cleanup.configure(self.session.data)
+
+    def _played(self, pcm: bytes, rate: int) -> None:
+        """Output audio went out: it is the echo canceller's reference."""
+        if self._audio is not None:
+            self._audio.cleanup.play(pcm, rate, self._audio.position)
+
+    def _playback_cut(self) -> None:
+        if self._audio is not None:
+            self._audio.cleanup.stop(self._audio.position)
 
     async def _session_update(self, event: dict[str, Any]) -> None:
         self.session.update(_field(event, "session", dict))
@@ -309,6 +322,13 @@ class RealtimeSession:
         if not isinstance(temperature, int | float):
             msg = "temperature must be a number"
             raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "response.temperature")
+        try:
+            tools = validate_tools(params.get("tools", data.get("tools") or []), "response.tools")
+            tool_choice = validate_tool_choice(
+                params.get("tool_choice", data.get("tool_choice", "auto")), "response.tool_choice"
+            )
+        except ToolError as exc:
+            raise ProtocolError(exc.code, str(exc), exc.param) from exc
         pre = params.get("pre_generated_assistant_message")
         pre_text = Item(pre).text() if isinstance(pre, dict) else None
         if self._pipeline is None:
@@ -324,12 +344,21 @@ class RealtimeSession:
             temperature=float(temperature),
             max_tokens=min(max_tokens, MAX_REPLY_TOKENS),
             pre_generated=pre_text,
+            tools=tools,
+            tool_choice=tool_choice,
         )
 
     def _start(
         self, spec: ResponseSpec, started_after: float | None = None, held_text: str | None = None
     ) -> ResponseRun:
-        run = ResponseRun(spec, self._pipeline, self.conversation, self.send, self._wait_inputs)
+        run = ResponseRun(
+            spec,
+            self._pipeline,
+            self.conversation,
+            self.send,
+            self._wait_inputs,
+            echo=(self._played, self._playback_cut),
+        )
         run.started_after = started_after
         if held_text is not None:
             run.hold(held_text)  # not active until released

@@ -22,23 +22,20 @@ import numpy as np
 import soxr
 
 from localvoice import events
-from localvoice.conversation import Conversation, Item, message_item
+from localvoice.conversation import Conversation, Item, function_call_item, message_item
 from localvoice.events import Event
 from localvoice.pipeline.base import ChatStats, Pipeline
 from localvoice.text import SentenceChunker, clean_reply
+from localvoice.tools import ToolCall, check_call, offered
 from localvoice.voices import VoiceChoice
 
 logger = logging.getLogger(__name__)
 
 DELTA_MS = 50  # audio per response.audio.delta
 MAX_REPLY_TOKENS = 60
-MAX_TEMPERATURE = 0.2  # SmolLM2 drifts into other languages above this
-# SmolLM2-135M answers "Paris" questions in French unless told otherwise.
-BREVITY = " Always reply in English, in one or two short spoken sentences, without lists."
-FEW_SHOT = [
-    {"role": "user", "content": "What is the weather like in Rome?"},
-    {"role": "assistant", "content": "I can't check the live weather, but Rome is usually sunny."},
-]
+# Events of an item opened while a speculative reply is held: expanded on release, when the
+# item can take its real place in the conversation.
+OPEN_ITEM = "localvoice.open_item"
 
 
 @dataclass(slots=True)
@@ -56,6 +53,8 @@ class ResponseSpec:
     input_audio_ms: int = 0
     pre_generated: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"
 
 
 class ResponseRun:
@@ -67,6 +66,8 @@ class ResponseRun:
         conversation: the session's conversation (the reply is added to it).
         send: sends one server event.
         wait_inputs: awaited before prompting, so pending transcriptions are in the history.
+        echo: called with each audio delta as it is sent (PCM16, rate), and when playback is
+            cut by a cancel: the session's echo-cancellation reference.
     """
 
     def __init__(
@@ -76,7 +77,9 @@ class ResponseRun:
         conversation: Conversation,
         send: Callable[[Event], Awaitable[None]],
         wait_inputs: Callable[[], Awaitable[None]],
+        echo: tuple[Callable[[bytes, int], None], Callable[[], None]] | None = None,
     ) -> None:
+        self._echo = echo
         self.spec = spec
         self.id = events.new_id("resp")
         self._pipeline = pipeline
@@ -91,6 +94,7 @@ class ResponseRun:
         self.conversation_version = conversation.version
         self._wait_inputs = wait_inputs
         self._cancel = threading.Event()
+        self._stream_cancel = threading.Event()  # the running LLM stream's (one per stream)
         self.cancel_reason: str | None = None
         self.item: Item = message_item("assistant", [], status="in_progress")
         self._initial_item = copy.deepcopy(self.item.data)  # a held run may finish before release
@@ -107,6 +111,20 @@ class ResponseRun:
         # even while this run's task is still unwinding.
         self.done_sent = False
         self._sep = " " if self.audio else ""
+        # Tools are offered unless the model cannot call them or the reply should use a tool's
+        # output (the newest item is a function_call_output).
+        chat_format = pipeline.llm.format if pipeline is not None else None
+        self._tools: list[dict[str, Any]] = []
+        if (
+            chat_format is not None
+            and chat_format.supports_tools
+            and spec.pre_generated is None
+            and not conversation.ends_with_tool_output
+        ):
+            self._tools = offered(spec.tools, spec.tool_choice)
+        # With tools the reply may turn out to be a call: its item is opened once that is known.
+        self._item_open = not self._tools
+        self.call: ToolCall | None = None
 
     @property
     def item_id(self) -> str:
@@ -153,6 +171,7 @@ class ResponseRun:
         if self.cancel_reason is None:
             self.cancel_reason = reason
         self._cancel.set()
+        self._stream_cancel.set()
         if self.task is not None and not self._finishing:
             self.task.cancel()
 
@@ -170,6 +189,7 @@ class ResponseRun:
         """Drop a held response: stop generating, send nothing."""
         self._discarded = True
         self._cancel.set()
+        self._stream_cancel.set()
         if self.task is not None:
             self.task.cancel()
 
@@ -180,18 +200,48 @@ class ResponseRun:
         for event in self._preamble():
             await self._deliver(event)
         while self._buffer:
-            await self._deliver(self._buffer.pop(0))
+            event = self._buffer.pop(0)
+            if event["type"] == OPEN_ITEM:
+                for opened in self._open_events(event["item"], event["snapshot"]):
+                    await self._deliver(opened)
+            else:
+                await self._deliver(event)
         self._held = False  # no await since the buffer emptied, so nothing is lost
 
     def _preamble(self) -> list[Event]:
-        part_type = "audio" if self.audio else "text"
-        previous = self._conversation.add(self.item)
-        return [
-            events.response_created(self._response("in_progress")),
-            events.output_item_added(self.id, copy.deepcopy(self._initial_item)),
-            events.item_created(copy.deepcopy(self._initial_item), previous),
-            events.content_part_added(self.id, self.item_id, self._part(part_type)),
+        created = events.response_created(self._response("in_progress"))
+        if not self._item_open:
+            return [created]
+        return [created, *self._open_events(self.item, self._initial_item)]
+
+    def _open_events(self, item: Item, snapshot: dict[str, Any]) -> list[Event]:
+        """Add the item to the conversation and announce it (``snapshot``: as it started)."""
+        previous = self._conversation.add(item)
+        out = [
+            events.output_item_added(self.id, copy.deepcopy(snapshot)),
+            events.item_created(copy.deepcopy(snapshot), previous),
         ]
+        if item.data.get("type") == "message":
+            part = self._part("audio" if self.audio else "text")
+            out.append(events.content_part_added(self.id, item.id, part))
+        return out
+
+    async def _open(self, item: Item) -> None:
+        """Open the reply's item now that its kind is known (tool-enabled replies only)."""
+        self.item = item
+        self._item_open = True
+        snapshot = copy.deepcopy(item.data)
+        if self._discarded:
+            return
+        if self._held:
+            self._buffer.append({"type": OPEN_ITEM, "item": item, "snapshot": snapshot})
+            return
+        for event in self._open_events(item, snapshot):
+            await self._deliver(event)
+
+    async def _ensure_message(self) -> None:
+        if not self._item_open:
+            await self._open(self.item)
 
     async def _emit(self, event: Event) -> None:
         if self._discarded:
@@ -202,10 +252,13 @@ class ResponseRun:
         await self._deliver(event)
 
     async def _deliver(self, event: Event) -> None:
-        if event["type"] == "response.audio.delta" and "first_audio" not in self._timings:
-            self._mark("first_audio")
-            if self.started_after is not None:
-                self._mark("endpoint_to_first_audio", self.started_after)
+        if event["type"] == "response.audio.delta":
+            if "first_audio" not in self._timings:
+                self._mark("first_audio")
+                if self.started_after is not None:
+                    self._mark("endpoint_to_first_audio", self.started_after)
+            if self._echo is not None:
+                self._echo[0](base64.b64decode(event["delta"]), self.spec.output_rate)
         elif event["type"] == "response.done":
             # Timings of a held run are only complete once it has been released.
             event["response"]["metadata"] = {**self.spec.metadata, **self._metadata()}
@@ -235,7 +288,14 @@ class ResponseRun:
             }
         finally:
             self._cancel.set()
+            self._stream_cancel.set()
             self._finishing = True
+        if self.call is not None and status == "completed":
+            await self._finish_call(self.call)
+            return
+        if status == "cancelled" and self._echo is not None:
+            self._echo[1]()  # the client drops what it has not played
+        await self._ensure_message()
         await self._finish(part_type, status, details)
 
     def _part(self, part_type: str) -> dict[str, Any]:
@@ -264,30 +324,82 @@ class ResponseRun:
         await self._emit(events.output_item_done(self.id, self.item.data))
         await self._emit(events.response_done(self._response(status, details)))
 
+    async def _finish_call(self, call: ToolCall) -> None:
+        item = function_call_item(call.name, events.new_id("call"))
+        await self._open(item)
+        call_id = str(item.data["call_id"])
+        await self._emit(
+            events.function_call_arguments_delta(self.id, item.id, call_id, call.arguments)
+        )
+        await self._emit(
+            events.function_call_arguments_done(
+                self.id, item.id, call_id, call.name, call.arguments
+            )
+        )
+        item.data["arguments"] = call.arguments
+        item.data["status"] = "completed"
+        await self._emit(events.output_item_done(self.id, item.data))
+        await self._emit(events.response_done(self._response("completed")))
+
+    def _stream(self, messages: list[dict[str, str]]) -> Any:
+        assert self._pipeline is not None
+        # Each stream gets its own stop flag: a finished stream sets it, and a rejected tool
+        # call is followed by a second stream.
+        self._stream_cancel = threading.Event()
+        if self._cancel.is_set():
+            self._stream_cancel.set()
+        return self._pipeline.llm.stream(
+            messages,
+            temperature=min(self.spec.temperature, self._pipeline.llm.format.max_temperature),
+            max_tokens=self.spec.max_tokens,
+            cancel=self._stream_cancel,
+            stats=self._stats,
+        )
+
     async def _tokens(self) -> Any:
         if self.spec.pre_generated is not None:
             yield self.spec.pre_generated
             return
         assert self._pipeline is not None
-        messages = self._conversation.chat_messages(self.spec.instructions + BREVITY)
+        chat_format = self._pipeline.llm.format
+        # The reply item is not in the history yet (or still empty), so it is not prompted.
+        history = self._conversation.history()
         if self.extra_user_text is not None:  # speculative: the user item is not added yet
-            messages.append({"role": "user", "content": self.extra_user_text})
-        if "SmolLM2" in self._pipeline.llm.name:
-            # One English example exchange keeps SmolLM2-135M from answering "Paris" in French.
-            messages[1:1] = FEW_SHOT
-        # The reply item is already in the conversation, but empty, so it is not in `messages`.
-        async for piece in self._pipeline.llm.stream(
-            messages,
-            temperature=min(self.spec.temperature, MAX_TEMPERATURE),
-            max_tokens=self.spec.max_tokens,
-            cancel=self._cancel,
-            stats=self._stats,
-        ):
+            history.append({"role": "user", "content": self.extra_user_text})
+        messages = chat_format.messages(self.spec.instructions, history, self._tools)
+        if not self._tools:
+            async for piece in self._stream(messages):
+                yield piece
+            return
+        head = ""
+        decided: bool | None = None
+        async for piece in self._stream(messages):
+            if decided is False:
+                yield piece
+                continue
+            head += piece
+            decided = chat_format.tool_prefix(head)
+            if decided is False:
+                yield head
+        if decided is not True:
+            if decided is None and head.strip():
+                yield head  # ended while it still looked like the start of a call
+            return
+        said = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+        raw = chat_format.parse_call(head)
+        verdict = check_call(raw, self._tools, said) if raw is not None else "unparseable call"
+        if isinstance(verdict, ToolCall):
+            self.call = verdict
+            return
+        logger.info("response %s: tool call %r rejected: %s", self.id, head[:200], verdict)
+        self.spec.metadata["localvoice_rejected_tool_call"] = verdict[:200]
+        async for piece in self._stream(chat_format.messages(self.spec.instructions, history)):
             yield piece
 
     async def _generate(self) -> None:
         if not self.audio:
             async for piece in self._tokens():
+                await self._ensure_message()
                 self._spoken.append(piece)
                 await self._emit(events.text_delta(self.id, self.item_id, piece))
             return
@@ -308,7 +420,9 @@ class ResponseRun:
                 await producer
 
     async def _produce(self, chunks: asyncio.Queue[str | None]) -> None:
-        chunker = SentenceChunker()
+        assert self._pipeline is not None or self.spec.pre_generated is not None
+        words = self._pipeline.first_chunk_words if self._pipeline is not None else 0
+        chunker = SentenceChunker(first_chunk_words=words)
         try:
             async for piece in self._tokens():
                 for chunk in chunker.feed(clean_reply(piece)):
@@ -340,6 +454,7 @@ class ResponseRun:
 
         pcm = await loop.run_in_executor(pipeline.tts_pool, synth)
         self._mark("tts_first_chunk", started)
+        await self._ensure_message()
         self._spoken.append(text)
         await self._emit(events.audio_transcript_delta(self.id, self.item_id, text + " "))
         step = self.spec.output_rate * 2 * DELTA_MS // 1000

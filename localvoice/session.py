@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localvoice.events import ErrorCode, new_id
+from localvoice.tools import ToolError, validate_tool_choice, validate_tools
 from localvoice.voices import VoiceError, VoiceMap
 
 VAD_TYPES = frozenset(
@@ -26,6 +27,12 @@ VAD_DEFAULTS: dict[str, Any] = {
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly voice assistant. Answer in one or two short, plain sentences."
 )
+
+
+# Voice Live's noise suppression types (Azure's deep NS and OpenAI's near/far-field names) and
+# echo cancellation type; localvoice runs its own implementation for all of them.
+NOISE_REDUCTION_TYPES = frozenset({"azure_deep_noise_suppression", "near_field", "far_field"})
+ECHO_CANCELLATION_TYPES = frozenset({"server_echo_cancellation"})
 
 
 class ProtocolError(Exception):
@@ -79,6 +86,16 @@ def _turn_detection(value: Any) -> dict[str, Any] | None:
     return merged
 
 
+def _typed(value: Any, types: frozenset[str], param: str) -> dict[str, Any] | None:
+    """``null`` (off) or ``{"type": one of types, ...}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("type") not in types:
+        msg = f"{param} must be null or an object with type one of {sorted(types)}"
+        raise ProtocolError(ErrorCode.INVALID_VALUE, msg, param + ".type")
+    return dict(value)
+
+
 class Session:
     """The effective session of one connection, as echoed in ``session.created/updated``.
 
@@ -103,6 +120,8 @@ class Session:
             "input_audio_sampling_rate": 24000,
             "turn_detection": {"type": "server_vad", **VAD_DEFAULTS},
             "input_audio_transcription": None,
+            "input_audio_noise_reduction": None,
+            "input_audio_echo_cancellation": None,
             "tools": [],
             "tool_choice": "auto",
             "temperature": 0.8,
@@ -160,6 +179,16 @@ class Session:
                 new[key] = value
             elif key == "temperature":
                 new[key] = _number(value, "session.temperature", 0.0, 2.0)
+            elif key == "input_audio_noise_reduction":
+                new[key] = _typed(value, NOISE_REDUCTION_TYPES, "session." + key)
+            elif key == "input_audio_echo_cancellation":
+                new[key] = _typed(value, ECHO_CANCELLATION_TYPES, "session." + key)
+            elif key in {"tools", "tool_choice"}:
+                check = validate_tools if key == "tools" else validate_tool_choice
+                try:
+                    new[key] = check(value, "session." + key)
+                except ToolError as exc:
+                    raise ProtocolError(exc.code, str(exc), exc.param) from exc
             else:
                 new[key] = value  # stored and echoed; not used by the local pipeline
         self.data = new

@@ -6,6 +6,7 @@ import re
 
 _SENTENCE_END = re.compile(r"[.!?;:](?:[\"')\]]*)\s")
 _COMMA = re.compile(r",\s")
+_WORD_END = re.compile(r"\S\s")
 # The first chunk is cut early at a comma so the first audio arrives sooner.
 FIRST_CHUNK_COMMA_CHARS = 24
 MIN_CHUNK_CHARS = 12
@@ -14,12 +15,15 @@ MIN_CHUNK_CHARS = 12
 class SentenceChunker:
     """Accumulate streamed text and release it at sentence boundaries.
 
-    The first chunk may also end at a comma once it is longer than ``FIRST_CHUNK_COMMA_CHARS``.
+    The first chunk may also end at a comma once it is longer than ``FIRST_CHUNK_COMMA_CHARS``,
+    or after ``first_chunk_words`` words (0: no cap), so speech starts before a slower model has
+    finished its first sentence.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, first_chunk_words: int = 0) -> None:
         self._buffer = ""
         self._emitted = 0
+        self._first_words = first_chunk_words
 
     def feed(self, text: str) -> list[str]:
         """Add streamed text; return the chunks that are complete."""
@@ -42,6 +46,10 @@ class SentenceChunker:
             for match in _COMMA.finditer(self._buffer):
                 if match.end() >= MIN_CHUNK_CHARS:
                     return match.end()
+        if self._emitted == 0 and self._first_words:
+            ends = [m.end() for m in _WORD_END.finditer(self._buffer)]
+            if len(ends) >= self._first_words:
+                return ends[self._first_words - 1]
         return None
 
     def flush(self) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from localvoice.cleanup import InputCleanup
 from localvoice.events import new_id
 from localvoice.pipeline.base import PIPELINE_RATE, Pipeline, VadStream
 from localvoice.session import TurnDetection
@@ -108,6 +109,7 @@ class AudioInput:
         self._pcm = np.zeros(0, dtype=np.float32)  # buffered audio at 16 kHz
         self._pcm_start = 0  # absolute sample index of _pcm[0]
         self._total = 0  # absolute samples received (16 kHz)
+        self.cleanup = InputCleanup(pipeline.echo_mute)
         self.turn: TurnDetection | None = TurnDetection()
         self._reset_turn()
 
@@ -173,12 +175,18 @@ class AudioInput:
     async def append(self, pcm: bytes) -> list[Signal]:
         """Add client audio; returns the turn events it caused."""
         samples = self._to_pipeline_rate(pcm)
+        loop = asyncio.get_running_loop()
+        for_vad = samples
+        if self.cleanup.active and samples.size:
+            for_vad, samples = await loop.run_in_executor(
+                self._pipeline.vad_pool, self.cleanup.process, samples, self._total
+            )
         self._pcm = np.concatenate([self._pcm, samples])
         self._total += samples.size
         if self.turn is None:
             self._trim()
             return []
-        self._pending = np.concatenate([self._pending, samples])
+        self._pending = np.concatenate([self._pending, for_vad])
         size = self._vad.window_samples
         count = self._pending.size // size
         if count == 0:
@@ -186,7 +194,6 @@ class AudioInput:
         windows = self._pending[: count * size].reshape(count, size)
         self._pending = self._pending[count * size :]
         first = self._total - self._pending.size - count * size
-        loop = asyncio.get_running_loop()
         probs = await loop.run_in_executor(
             self._pipeline.vad_pool, lambda: [self._vad.probability(w) for w in windows]
         )
@@ -302,6 +309,11 @@ class AudioInput:
         if audio.size == 0:
             return None
         return Committed(item_id, self._ms(audio.size), self._transcribe(audio), by_vad=False)
+
+    @property
+    def position(self) -> int:
+        """Input samples received so far (16 kHz): the clock output audio is placed on."""
+        return self._total
 
     def clear(self) -> None:
         """Drop buffered audio and any turn in progress."""

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from localvoice.llms.base import ChatFormat
+
 #: VAD, STT and the pipeline's internal audio all run at this rate.
 PIPELINE_RATE = 16000
 
@@ -68,6 +70,7 @@ class ChatModel(Protocol):
     """A streaming chat model."""
 
     name: str
+    format: ChatFormat
 
     def stream(
         self,
@@ -108,6 +111,9 @@ class Pipeline:
     llm: ChatModel
     tts: TextToSpeech
     load_seconds: dict[str, float] = field(default_factory=dict)
+    input_cleanup: dict[str, str] = field(default_factory=dict)
+    first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
+    echo_mute: bool = False  # with echo cancellation, mute the VAD's input while a reply plays
     vad_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="lv-vad")
     )
@@ -139,8 +145,10 @@ class Pipeline:
             "vad": self.vad.name,
             "stt": self.stt.name,
             "llm": self.llm.name,
+            "llm_model": self.llm.format.key,
             "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},
             "load_seconds": self.load_seconds,
+            "input_cleanup": self.input_cleanup,
         }
 
     def shutdown(self) -> None:

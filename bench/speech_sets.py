@@ -1,0 +1,219 @@
+"""The evaluation sets of issue 11: speech for WER, factual questions, tool / no-tool requests.
+
+None of these sentences was used to tune the engine. Speech is synthesised with several
+espeak-ng voices and the bundled Piper voice, and mixed with white noise at a chosen SNR.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.audio import speak  # noqa: E402
+
+RATE = 16000
+ESPEAK_VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029"]
+VOICES = [*ESPEAK_VOICES, "piper:joe"]
+
+UTTERANCES = [
+    "How far is the moon from the earth",
+    "What is the weather like in Berlin tomorrow",
+    "Remind me to call my sister at six",
+    "Which planet is closest to the sun",
+    "Play some relaxing piano music",
+    "How many players are on a soccer team",
+    "Turn off the lights in the kitchen",
+    "What is the boiling point of water",
+    "Who wrote the novel Pride and Prejudice",
+    "Set an alarm for seven in the morning",
+    "How do you say thank you in Spanish",
+    "What is the tallest mountain in the world",
+    "Add milk and eggs to my shopping list",
+    "How long does it take to boil an egg",
+    "What is the square root of sixty four",
+    "Translate good morning into French",
+    "When did the first person walk on the moon",
+    "Send a message to Peter saying I am running late",
+    "What is the population of Canada",
+    "Which ocean is the largest",
+    "Can you spell the word necessary",
+    "What does a red traffic light mean",
+    "Open the garage door please",
+    "How many days are there in a leap year",
+    "What is the chemical symbol for gold",
+    "Book a table for two at eight tonight",
+    "What is the speed of light",
+    "Who painted the Mona Lisa",
+    "How many continents are there",
+    "What is the freezing point of water in Fahrenheit",
+    "Start a five minute timer",
+    "What language is spoken in Brazil",
+    "How many legs does a spider have",
+    "What is the largest animal on earth",
+    "Call the nearest pharmacy",
+    "What year did the second world war end",
+    "Which gas do plants absorb from the air",
+    "Lower the volume a little",
+    "What is the longest river in Africa",
+    "How many hours are in a week",
+    "Where is the Eiffel Tower",
+    "What color do you get when you mix blue and yellow",
+]
+
+# (question, accepted answers: any one, lower-case, must appear in the reply)
+FACTS = [
+    ("What is the capital of France?", ["paris"]),
+    ("At what temperature in Celsius does water boil at sea level?", ["100"]),
+    ("Which planet is closest to the sun?", ["mercury"]),
+    ("How many players does a soccer team have on the field?", ["11", "eleven"]),
+    ("What is the largest ocean on Earth?", ["pacific"]),
+    ("Who wrote Romeo and Juliet?", ["shakespeare"]),
+    ("How many continents are there?", ["7", "seven"]),
+    ("What is the chemical symbol for gold?", ["au"]),
+    ("What is the capital of Japan?", ["tokyo"]),
+    ("How many days are in a leap year?", ["366"]),
+    ("What gas do plants absorb from the air?", ["carbon dioxide", "co2"]),
+    ("What is the tallest mountain in the world?", ["everest"]),
+    ("How many legs does a spider have?", ["8", "eight"]),
+    ("What is the freezing point of water in Celsius?", ["0 ", "zero", "0°", "0 °"]),
+    ("Which planet is known as the red planet?", ["mars"]),
+    ("What is the largest planet in our solar system?", ["jupiter"]),
+    ("Who painted the Mona Lisa?", ["leonardo", "da vinci"]),
+    ("What is the capital of Italy?", ["rome"]),
+    ("How many hours are there in a day?", ["24", "twenty-four", "twenty four"]),
+    ("What is the longest river in Africa?", ["nile"]),
+    ("What language is mainly spoken in Brazil?", ["portuguese"]),
+    ("What is the square root of 64?", ["8", "eight"]),
+    ("How many sides does a triangle have?", ["3", "three"]),
+    ("What is the capital of Germany?", ["berlin"]),
+    ("Which animal is the largest mammal?", ["blue whale"]),
+    ("What color do you get when you mix blue and yellow?", ["green"]),
+    ("In which country are the pyramids of Giza?", ["egypt"]),
+    ("How many minutes are in an hour?", ["60", "sixty"]),
+    ("What is the capital of Spain?", ["madrid"]),
+    ("What is 7 times 8?", ["56", "fifty-six", "fifty six"]),
+    ("Who was the first person to walk on the moon?", ["armstrong"]),
+    ("What is the hardest natural substance?", ["diamond"]),
+]
+
+TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Get the current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "the city"}},
+            "required": ["city"],
+        },
+    },
+    {
+        "type": "function",
+        "name": "set_timer",
+        "description": "Start a countdown timer for a number of minutes",
+        "parameters": {
+            "type": "object",
+            "properties": {"minutes": {"type": "integer", "minimum": 1}},
+            "required": ["minutes"],
+        },
+    },
+    {
+        "type": "function",
+        "name": "control_lights",
+        "description": "Switch the lights of a room on or off",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "room": {"type": "string"},
+                "state": {"type": "string", "enum": ["on", "off"]},
+            },
+            "required": ["room", "state"],
+        },
+    },
+]
+
+# (spoken request, expected tool, expected arguments)
+TOOL_REQUESTS = [
+    ("What is the weather in Paris", "get_weather", {"city": "Paris"}),
+    ("What's the weather like in London today", "get_weather", {"city": "London"}),
+    ("Tell me the weather in Tokyo", "get_weather", {"city": "Tokyo"}),
+    ("How is the weather in Berlin right now", "get_weather", {"city": "Berlin"}),
+    ("Is it raining in Seattle", "get_weather", {"city": "Seattle"}),
+    ("Weather forecast for Madrid please", "get_weather", {"city": "Madrid"}),
+    ("What's the weather in Rome", "get_weather", {"city": "Rome"}),
+    ("Check the weather in Chicago", "get_weather", {"city": "Chicago"}),
+    ("Set a timer for five minutes", "set_timer", {"minutes": 5}),
+    ("Start a timer for ten minutes", "set_timer", {"minutes": 10}),
+    ("Set a three minute timer", "set_timer", {"minutes": 3}),
+    ("Timer for twenty minutes please", "set_timer", {"minutes": 20}),
+    ("Can you set a timer for two minutes", "set_timer", {"minutes": 2}),
+    ("Put a fifteen minute timer on", "set_timer", {"minutes": 15}),
+    ("Turn on the lights in the kitchen", "control_lights", {"room": "kitchen", "state": "on"}),
+    ("Turn off the bedroom lights", "control_lights", {"room": "bedroom", "state": "off"}),
+    ("Switch on the living room lights", "control_lights", {"room": "living room", "state": "on"}),
+    ("Switch the office lights off", "control_lights", {"room": "office", "state": "off"}),
+    ("Lights on in the bathroom please", "control_lights", {"room": "bathroom", "state": "on"}),
+    ("Turn the garage lights off", "control_lights", {"room": "garage", "state": "off"}),
+]
+
+NO_TOOL_REQUESTS = [
+    "What is 2 plus 2",
+    "What is the capital of France",
+    "Tell me a joke",
+    "Who wrote Hamlet",
+    "How are you today",
+    "What is the speed of light",
+    "Why is the sky blue",
+    "How many legs does a dog have",
+    "What does a thermometer measure",
+    "Can you recommend a good book",
+    "What is your name",
+    "How do I make a cup of tea",
+    "What is the biggest city in Canada",
+    "Explain what a light year is",
+    "What rhymes with cat",
+    "Who invented the telephone",
+    "Give me a fun fact about Paris",
+    "What is the opposite of hot",
+    "How many minutes are in an hour",
+    "Thank you very much",
+]
+
+
+@functools.cache
+def _piper() -> object:
+    from localvoice.pipeline.tts import PiperTts
+
+    return PiperTts({}, threads=1)
+
+
+def synth(text: str, voice: str) -> npt.NDArray[np.float32]:
+    """Speech for ``text`` at 16 kHz, float32."""
+    if voice.startswith("piper:"):
+        import soxr
+
+        tts = _piper()
+        pcm = tts.synthesize(text, voice=voice[6:], length_scale=None)  # type: ignore[attr-defined]
+        rate = tts.sample_rate(voice[6:])  # type: ignore[attr-defined]
+        audio = pcm.astype(np.float32) / 32768.0
+        return np.asarray(soxr.resample(audio, rate, RATE), dtype=np.float32)
+    pcm = speak(text, RATE, voice=voice)
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def add_noise(audio: npt.NDArray[np.float32], snr_db: float | None, seed: int) -> npt.NDArray:
+    """White noise at ``snr_db`` relative to the speech's power (active part); None: clean."""
+    if snr_db is None:
+        return audio
+    active = audio[np.abs(audio) > 0.01]
+    power = float(np.mean((active if active.size else audio) ** 2))
+    noise = np.random.default_rng(seed).standard_normal(audio.size).astype(np.float32)
+    noise *= np.sqrt(power / 10 ** (snr_db / 10))
+    return np.clip(audio + noise, -1, 1).astype(np.float32)

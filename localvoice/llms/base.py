@@ -1,0 +1,96 @@
+"""What a chat model needs to be driven well: prompt shape, sampling limits, tool-call format.
+
+One module per model family defines a :class:`ChatFormat`; ``registry.py`` lists the models.
+Nothing here imports llama.cpp, so the responder and the tests can use it freely.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from localvoice.pipeline.weights import Weights
+
+#: Pseudo-roles of tool turns in the history (``Conversation.chat_messages``); each format
+#: renders them in its model's native form.
+TOOL_CALL_ROLE = "tool_call"
+TOOL_RESULT_ROLE = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class RawCall:
+    """A tool call as the model wrote it, before validation."""
+
+    name: str
+    arguments: Any
+
+
+class ChatFormat:
+    """The generic format: plain chat messages, no tool calls.
+
+    Attributes:
+        key: the ``--llm`` name.
+        label: what ``/healthz`` and the log show.
+        weights: the packaged GGUF (``None`` for a file or endpoint given by the user).
+        max_temperature: sampling temperature cap.
+        stop: extra stop strings.
+        supports_tools: whether the model is offered the session's tools.
+        rule: appended to the system prompt (brevity, language).
+    """
+
+    key = "generic"
+    label = "chat model"
+    weights: Weights | None = None
+    max_temperature = 0.7
+    stop: tuple[str, ...] = ()
+    supports_tools = False
+    rule = " Always reply in English, in one or two short spoken sentences, without lists."
+
+    def messages(
+        self,
+        system: str,
+        history: list[dict[str, str]],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, str]]:
+        """The chat messages to send: system prompt (with tools, if any) then the history."""
+        out = [{"role": "system", "content": system + self.rule}]
+        out.extend(self.render(m) for m in history)
+        return out
+
+    def render(self, message: dict[str, str]) -> dict[str, str]:
+        """One history message in this model's form (tool turns become plain text here)."""
+        if message["role"] == TOOL_CALL_ROLE:
+            return {"role": "assistant", "content": f"(calling {message['content']})"}
+        if message["role"] == TOOL_RESULT_ROLE:
+            return {"role": "user", "content": f"Tool result: {message['content']}"}
+        return message
+
+    def tool_prefix(self, text: str) -> bool | None:
+        """Whether a reply's beginning is a tool call: True, False, or None (undecided yet)."""
+        return False
+
+    def parse_call(self, text: str) -> RawCall | None:
+        """The tool call in a complete reply, if it is one."""
+        return None
+
+
+def parse_json_call(text: str) -> RawCall | None:
+    """``{"name": ..., "arguments": {...}}``, optionally inside one extra pair of braces."""
+    body = text.strip()
+    for candidate in (body, body[1:-1] if body.startswith("{{") else None):
+        if candidate is None:
+            continue
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            args = data.get("arguments", data.get("parameters", {}))
+            if isinstance(args, str):  # some models double-encode the arguments
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    return None
+            return RawCall(data["name"], args)
+    return None

@@ -1,0 +1,204 @@
+"""Function tools of a session, and the checks a local model's tool call must pass.
+
+A small model calls tools too eagerly ("What is 2 plus 2?" became a weather call), so a call
+is only accepted when the tool exists, the arguments match its JSON schema, every free string
+argument was actually said by the user, and the user's words share a word with the tool's name
+or description (its parameter names excepted). Anything else is answered as plain speech.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from localvoice.events import ErrorCode
+from localvoice.llms.base import RawCall
+
+TOOL_CHOICES = frozenset({"auto", "none", "required"})
+# Words too common to show that a request is about a tool.
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "get",
+        "give",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "please",
+        "set",
+        "tell",
+        "the",
+        "this",
+        "to",
+        "what",
+        "whats",
+        "when",
+        "where",
+        "which",
+        "who",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "current",
+        "now",
+        "today",
+    }
+)
+
+
+class ToolError(ValueError):
+    """An invalid ``tools`` or ``tool_choice`` value (``session.py`` turns it into an error event).
+
+    Args:
+        code: the error code.
+        message: the message text.
+        param: the offending field.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, param: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A validated call: the tool's name and its arguments as compact JSON."""
+
+    name: str
+    arguments: str
+
+
+def validate_tools(value: Any, param: str) -> list[dict[str, Any]]:
+    """Check a ``tools`` list (function tools; MCP servers are stored but never called).
+
+    Raises:
+        ToolError: not a list of tool objects, or a function tool without a usable schema.
+    """
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        msg = "tools must be a list of tool objects"
+        raise ToolError(ErrorCode.INVALID_VALUE, msg, param)
+    for index, tool in enumerate(value):
+        if tool.get("type", "function") != "function":
+            continue
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            msg = "a function tool needs a name"
+            raise ToolError(ErrorCode.MISSING_PARAMETER, msg, f"{param}[{index}].name")
+        schema = tool.get("parameters")
+        if schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                msg = f"tool {tool['name']!r} has an invalid parameters schema: {exc.message}"
+                raise ToolError(ErrorCode.INVALID_VALUE, msg, param) from exc
+    return value
+
+
+def validate_tool_choice(value: Any, param: str) -> Any:
+    """Check ``tool_choice``: auto, none, required or ``{"type": "function", "name": ...}``.
+
+    Raises:
+        ToolError: anything else.
+    """
+    if value in TOOL_CHOICES:
+        return value
+    if isinstance(value, dict) and value.get("type") == "function" and value.get("name"):
+        return value
+    msg = 'tool_choice must be "auto", "none", "required" or {"type": "function", "name": ...}'
+    raise ToolError(ErrorCode.INVALID_VALUE, msg, param)
+
+
+def offered(tools: list[dict[str, Any]], tool_choice: Any) -> list[dict[str, Any]]:
+    """The function tools the model may call under ``tool_choice``."""
+    functions = [t for t in tools if t.get("type", "function") == "function"]
+    if tool_choice == "none":
+        return []
+    if isinstance(tool_choice, dict):
+        return [t for t in functions if t["name"] == tool_choice.get("name")]
+    return functions
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _stems(text: str) -> set[str]:
+    # Crude, but "lights" must meet "light" and "timers" "timer".
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _words(text)}
+
+
+def _grounded(value: str, said: str) -> bool:
+    words = _words(value)
+    return bool(words) and " ".join(words) in said
+
+
+def _strings(value: Any, schema: dict[str, Any]) -> list[str]:
+    """Free string values in the arguments (enum values are fixed by the schema, not said)."""
+    if isinstance(value, str):
+        return [] if "enum" in schema or "const" in schema else [value]
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return [s for k, v in value.items() for s in _strings(v, props.get(k) or {})]
+    if isinstance(value, list):
+        items = schema.get("items") or {}
+        return [s for v in value for s in _strings(v, items)]
+    return []
+
+
+def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> ToolCall | str:
+    """Validate a model's call against the offered tools and what the user said.
+
+    Args:
+        raw: the call as parsed from the model's reply.
+        tools: the offered function tools.
+        user_text: the user's last message.
+
+    Returns:
+        The accepted call, or the reason it was rejected.
+    """
+    tool = next((t for t in tools if t["name"] == raw.name), None)
+    if tool is None:
+        return f"unknown tool {raw.name!r}"
+    schema = tool.get("parameters") or {"type": "object"}
+    args = raw.arguments if raw.arguments is not None else {}
+    try:
+        jsonschema.validate(args, schema, cls=jsonschema.Draft202012Validator)
+    except jsonschema.ValidationError as exc:
+        return f"arguments do not match the schema: {exc.message}"
+    said = " ".join(_words(user_text))
+    for value in _strings(args, schema):
+        if not _grounded(value, said):
+            return f"argument {value!r} was not said by the user"
+    # Parameter names ("city", "room") do not show what the tool is for: "the biggest city in
+    # Canada" is no weather request.
+    topic = _stems(f"{tool['name'].replace('_', ' ')} {tool.get('description', '')}")
+    topic -= _stems(" ".join((schema.get("properties") or {}).keys()))
+    if not (topic - STOPWORDS) & _stems(user_text):
+        return f"the request does not mention what {tool['name']!r} is for"
+    return ToolCall(tool["name"], json.dumps(args, separators=(",", ":")))
