@@ -109,7 +109,12 @@ class Qwen25(ChatFormat):
         if message["role"] == TOOL_CALL_ROLE:
             return {"role": "assistant", "content": f"{OPEN}\n{message['content']}\n{CLOSE}"}
         if message["role"] == TOOL_RESULT_ROLE:
-            content = f"<tool_response>\n{message['content']}\n</tool_response>"
+            # Without the instruction the 0.5B model tends to repeat its call as text.
+            content = (
+                f"<tool_response>\n{message['content']}\n</tool_response>\n"
+                "Using this result, answer my question in one short spoken sentence. "
+                "Do not call a tool."
+            )
             return {"role": "user", "content": content}
         return message
 

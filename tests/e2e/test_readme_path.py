@@ -152,9 +152,14 @@ def test_make_run_then_log_in_with_the_printed_login_and_talk_two_turns(
         )
         back = wait_for_states(page, ["ready"], after=first, timeout=60)
         page.click("#mute")  # the question comes round again: the second turn
-        second = wait_for_states(
-            page, ["listening", "processing", "assistant_speaking"], after=back, timeout=90
+        # Unmuted mid-loop, the first thing heard may be the tail of the question: wait for the
+        # whole question to be heard a second time, and for the reply to it.
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#conversation .entry.user .text')]
+                .filter(e => /capital|france/i.test(e.textContent)).length >= 2""",
+            timeout=90_000,
         )
+        second = wait_for_states(page, ["assistant_speaking"], after=back, timeout=60)
         page.click("#mute")
         wait_for_states(page, ["ready"], after=second, timeout=60)
         page.wait_for_function(
