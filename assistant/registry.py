@@ -112,24 +112,13 @@ class Beat:
 _BEAT_FIELDS = ("last_seen", "state", "audio_in_seconds", "audio_out_seconds")
 
 
-def sessions_heartbeat(beats: list[Beat]) -> dict[uuid.UUID, str]:
-    """Refresh the rows of many sessions at once: one SELECT, one ``executemany`` UPDATE.
-
-    Returns:
-        Why each session that must end has to (``terminated``, ``replaced``, ``logout``, or
-        ``gone`` when its row was swept); sessions that may go on are absent.
-    """
-    return {
-        sid: orders.end_reason for sid, orders in sessions_tick(beats).items() if orders.end_reason
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Orders:
     """What the registry tells one live session on a heartbeat: the layer's slow path.
 
     Attributes:
-        end_reason: why the session must end (see :func:`sessions_heartbeat`); empty to go on.
+        end_reason: why the session must end (``terminated``, ``replaced``, ``logout``, or
+            ``gone`` when its row was swept); empty to go on.
         profile_version: the version of the session's profile as saved now (empty if none).
         monitors: the monitors attached to the session (channel name -> wants audio).
     """
@@ -197,7 +186,6 @@ def sessions_tick(beats: list[Beat]) -> dict[uuid.UUID, Orders]:
     return orders
 
 
-asessions_heartbeat = database_sync_to_async(sessions_heartbeat)
 asessions_tick = database_sync_to_async(sessions_tick)
 
 

@@ -42,7 +42,8 @@ def test_one_write_refreshes_every_row_and_reports_end_reasons(
         for s in live_sessions
     ]
     with CaptureQueriesContext(connection) as queries:
-        reasons = registry.sessions_heartbeat(beats_in)
+        orders = registry.sessions_tick(beats_in)
+    reasons = {sid: o.end_reason for sid, o in orders.items() if o.end_reason}
     # An executemany is logged as "<n> times: <sql>".
     statements = [q["sql"].split(": ", 1)[-1].split()[0].upper() for q in queries.captured_queries]
     # Two SELECTs (the rows with their profile's version; the monitor attachments) and one
@@ -78,7 +79,7 @@ def test_the_tick_reads_profile_versions_and_monitors(live_sessions: list[LiveSe
 
 def test_no_beats_no_query(db: None) -> None:
     with CaptureQueriesContext(connection) as queries:
-        assert registry.sessions_heartbeat([]) == {}
+        assert registry.sessions_tick([]) == {}
     assert not queries
 
 
