@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -27,6 +28,8 @@ from assistant.protocol import CloseCode, ErrorCode
 from assistant.worker import worker
 
 logger = logging.getLogger(__name__)
+
+_Verdict = TypeVar("_Verdict")
 
 
 async def admission_refusal(*, user_id: int, client_ip: str) -> tuple[ErrorCode, CloseCode] | None:
@@ -131,14 +134,32 @@ async def login_still_valid(*, session: SessionBase | None, user_id: int | None)
     The handshake is the only check Channels makes; this is the periodic re-check. A database
     hiccup counts as valid: ending a call for it would be worse.
     """
+    return await _recheck(session, user_id, _login_valid, missing=False, hiccup=True)
+
+
+async def _recheck(
+    session: SessionBase | None,
+    user_id: int | None,
+    check: Callable[[str, int], _Verdict],
+    *,
+    missing: _Verdict,
+    hiccup: _Verdict,
+) -> _Verdict:
+    """Run ``check(session_key, user_id)`` off the event loop.
+
+    Returns ``missing`` without a login session and ``hiccup`` when the database fails: a
+    periodic check never ends a socket for that.
+    """
     key = session.session_key if session is not None else None
     if not key or user_id is None:
-        return False
+        return missing
     try:
-        return await database_sync_to_async(_login_valid)(key, user_id)
+        return await database_sync_to_async(check)(key, user_id)
     except Exception:
-        logger.warning("could not re-validate a login; assuming it is still valid")
-        return True
+        logger.warning(
+            "could not re-validate a login (%s); assuming it still holds", check.__name__
+        )
+        return hiccup
 
 
 MONITOR_PERMISSION = "assistant.monitor_livesession"
@@ -160,11 +181,6 @@ async def monitor_refusal(*, session: SessionBase | None, user_id: int | None) -
     The monitor's periodic re-check, like :func:`login_still_valid` plus staff and the
     permission. A database hiccup counts as allowed.
     """
-    key = session.session_key if session is not None else None
-    if not key or user_id is None:
-        return CloseCode.UNAUTHENTICATED
-    try:
-        return await database_sync_to_async(_monitor_allowed)(key, user_id)
-    except Exception:
-        logger.warning("could not re-validate a monitor; assuming it is still allowed")
-        return None
+    return await _recheck(
+        session, user_id, _monitor_allowed, missing=CloseCode.UNAUTHENTICATED, hiccup=None
+    )
