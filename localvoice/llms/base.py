@@ -54,9 +54,12 @@ class ChatFormat:
         tools: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, str]]:
         """The chat messages to send: system prompt (with tools, if any) then the history."""
-        out = [{"role": "system", "content": system + self.rule}]
-        out.extend(self.render(m) for m in history)
-        return out
+        prompt = system + self.rule + (self.tools_prompt(tools) if tools else "")
+        return [{"role": "system", "content": prompt}, *(self.render(m) for m in history)]
+
+    def tools_prompt(self, tools: list[dict[str, Any]]) -> str:
+        """What the system prompt says about the offered tools (nothing: tools unsupported)."""
+        return ""
 
     def render(self, message: dict[str, str]) -> dict[str, str]:
         """One history message in this model's form (tool turns become plain text here)."""

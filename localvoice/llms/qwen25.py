@@ -89,20 +89,12 @@ class Qwen25(ChatFormat):
     supports_tools = True
     rule = " Reply in one or two short spoken sentences, without lists or markdown."
 
-    def messages(
-        self,
-        system: str,
-        history: list[dict[str, str]],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> list[dict[str, str]]:
-        """ChatML messages; tool signatures go into the system prompt."""
-        prompt = system + self.rule
-        if tools:
-            signatures = "\n".join(
-                json.dumps({"type": "function", "function": _signature(t)}) for t in tools
-            )
-            prompt += TOOLS_HEADER + signatures + TOOLS_FOOTER
-        return [{"role": "system", "content": prompt}, *(self.render(m) for m in history)]
+    def tools_prompt(self, tools: list[dict[str, Any]]) -> str:
+        """Tool signatures in the system prompt, as Qwen2.5's template writes them."""
+        signatures = "\n".join(
+            json.dumps({"type": "function", "function": _signature(t)}) for t in tools
+        )
+        return TOOLS_HEADER + signatures + TOOLS_FOOTER
 
     def render(self, message: dict[str, str]) -> dict[str, str]:
         """Tool turns as Qwen2.5's template writes them."""
