@@ -89,6 +89,20 @@ class Pages:
                 page.context.close()
 
 
+@contextlib.contextmanager
+def pages_on(chromium: Any, server: DaphneServer) -> Iterator[Pages]:
+    """Pages on a server of the test's own; on failure their logs and the server's log tail."""
+    pages = Pages(chromium, server.base_url)
+    try:
+        yield pages
+    except BaseException:
+        pages.report(Path(server.log_path).parent)
+        print("---- daphne log ----\n" + server.log_tail(30))
+        raise
+    finally:
+        pages.close()
+
+
 @pytest.fixture
 def pages(
     request: pytest.FixtureRequest,
@@ -310,8 +324,7 @@ def test_busy_server_is_retried_with_backoff_then_given_up(
     chromium: Any, busy_daphne: DaphneServer, request: pytest.FixtureRequest
 ) -> None:
     """4503 is retryable: five reconnects 0.5, 1, 2, 4 and 8 s apart, then a clear message."""
-    pages = Pages(chromium, busy_daphne.base_url)
-    try:
+    with pages_on(chromium, busy_daphne) as pages:
         page = pages.open("busy")
         log_in(page)
         page.wait_for_url(lambda url: "/accounts/" not in url)
@@ -335,20 +348,13 @@ def test_busy_server_is_retried_with_backoff_then_given_up(
         for gap, delay in zip(gaps, [0.5, 1, 2, 4, 8], strict=True):
             assert delay <= gap < delay + 1.0, gaps
         assert page.locator("#start").is_enabled()
-    except BaseException:
-        pages.report(Path(busy_daphne.log_path).parent)
-        print("---- daphne log ----\n" + busy_daphne.log_tail(30))
-        raise
-    finally:
-        pages.close()
 
 
 def test_a_refused_key_shows_a_clear_error_within_seconds(
     chromium: Any, wrong_key_daphne: DaphneServer
 ) -> None:
     """Issue 8: a credential problem used to leave the page on Connecting… for good."""
-    pages = Pages(chromium, wrong_key_daphne.base_url)
-    try:
+    with pages_on(chromium, wrong_key_daphne) as pages:
         page = pages.open("wrong-key")
         log_in(page)
         page.wait_for_url(lambda url: "/accounts/" not in url)
@@ -361,9 +367,3 @@ def test_a_refused_key_shows_a_clear_error_within_seconds(
         assert logged(page, "error")[0]["code"] == "upstream_auth_failed"
         assert page.locator("#start").is_enabled()
         print(f"auth failure shown after {took:.2f} s")
-    except BaseException:
-        pages.report(Path(wrong_key_daphne.log_path).parent)
-        print("---- daphne log ----\n" + wrong_key_daphne.log_tail(30))
-        raise
-    finally:
-        pages.close()
