@@ -45,7 +45,6 @@ DENIED_FEATURES = (
     "payment",
     "usb",
     "serial",
-    "bluetooth",
     "midi",
     "display-capture",
 )
