@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import measurements
+
 pytest_plugins = ["tests.support.fixtures"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the slow tests measured (docs/reliability.md), after the results."""
+    measurements.report(terminalreporter)
 
 
 @pytest.fixture(autouse=True)

@@ -23,12 +23,13 @@ import aiohttp
 import pytest
 
 from tests.hardening.conftest import EchoStack, echo_stack, tone
+from tests.support import measurements
 from tests.support.servers import Browser
 
 pytestmark = pytest.mark.integration
 
 MAX_MESSAGE = 65_536
-TIMINGS: dict[str, float] = {}
+TIMINGS = measurements.section("daphne timings")
 
 USERS_SCRIPT = """
 from django.contrib.auth.models import User
@@ -263,7 +264,3 @@ async def test_the_key_is_in_no_log_record_even_at_debug(
     TIMINGS["secret_checked_debug_records"] = len(texts)
     for text in texts:
         assert stack.secret not in text
-
-
-def test_print_daphne_timings() -> None:
-    print("\ndaphne timings:", json.dumps({k: round(v, 3) for k, v in TIMINGS.items()}))

@@ -34,11 +34,12 @@ from tests.hardening.conftest import (
     tone,
     wait_client_sockets,
 )
+from tests.support import measurements
 from tests.support.localvoice import LocalVoiceProcess, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
-TIMINGS: dict[str, float] = {}
+TIMINGS = measurements.section("fault timings")
 
 
 # ----------------------------------------------------------------------------- connect faults
@@ -349,7 +350,3 @@ async def test_upstream_session_limit_rolls_over_transparently(
     assert echoed_after_limit > len(pcm) * 10
     await ping(comm)
     await comm.disconnect()
-
-
-def test_print_fault_timings() -> None:
-    print("\nfault timings:", json.dumps({k: round(v, 3) for k, v in TIMINGS.items()}))

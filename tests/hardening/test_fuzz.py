@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,8 +24,30 @@ from assistant.protocol import ClientError, ErrorCode
 from assistant.voicelive import VoiceLiveSession
 from tests.fakes import FakeConnect
 from tests.hardening.conftest import ErrorLogCollector, communicator, next_message
+from tests.support import measurements
 
-COUNTS = {"parser": 0, "consumer": 0, "sessions": 0}
+FUZZED = measurements.section("fuzzing")
+
+
+class Examples:
+    """How much one fuzz test fed in; its fixture fails the test if Hypothesis ran short."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.sessions = 0
+
+
+@pytest.fixture
+def examples(request: pytest.FixtureRequest) -> Iterator[Examples]:
+    seen = Examples()
+    yield seen
+    minimum = request.node.get_closest_marker("min_messages").args[0]
+    FUZZED[f"{request.node.name}: messages"] = seen.messages
+    if seen.sessions:
+        FUZZED[f"{request.node.name}: sessions"] = seen.sessions
+    assert seen.messages >= minimum, f"only {seen.messages} messages fuzzed"
+
+
 ERROR_CODES = {code.value for code in ErrorCode}
 SERVER_TYPES = {
     "state",
@@ -162,10 +185,13 @@ def _is_frame_subsequence(stream: bytes, chunks: list[bytes]) -> bool:
 # ----------------------------------------------------------------------------- parser
 
 
-@settings(max_examples=4000, deadline=None)
-@given(st.one_of(text_frames, near_valid.map(_json_text)))
-def test_parser_raises_only_client_errors_with_stable_codes(text: str) -> None:
-    COUNTS["parser"] += 1
+@pytest.mark.min_messages(4000)
+@settings(
+    max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.one_of(text_frames, near_valid.map(_json_text)))
+def test_parser_raises_only_client_errors_with_stable_codes(text: str, examples: Examples) -> None:
+    examples.messages += 1
     try:
         message = protocol.parse_browser_message(text, max_chars=16_384)
     except ClientError as exc:
@@ -190,11 +216,6 @@ def test_parser_raises_only_client_errors_with_stable_codes(text: str) -> None:
         assert 0 < len(message.text) <= protocol.MAX_TEXT_MESSAGE_CHARS
 
 
-def test_parser_count() -> None:
-    print(f"\nparser fuzz: {COUNTS['parser']} messages")
-    assert COUNTS["parser"] >= 4000
-
-
 # ----------------------------------------------------------------------------- consumer
 
 
@@ -213,6 +234,7 @@ def _backlog_drops() -> float:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("relaxed_limits")
+@pytest.mark.min_messages(7000)
 @settings(
     max_examples=250,
     deadline=None,
@@ -225,10 +247,11 @@ async def test_consumer_survives_any_browser_input(
     fake_connect: FakeConnect,
     captured_sessions: list[VoiceLiveSession],
     error_logs: ErrorLogCollector,
+    examples: Examples,
 ) -> None:
     comm = communicator(user)
     try:
-        await _fuzz_one_session(comm, batch, fake_connect, captured_sessions)
+        await _fuzz_one_session(comm, batch, fake_connect, captured_sessions, examples)
     finally:
         await comm.disconnect()
     assert not error_logs.records, [r.getMessage() for r in error_logs.records]
@@ -239,11 +262,12 @@ async def _fuzz_one_session(
     batch: list[tuple[str, Any]],
     fake_connect: FakeConnect,
     captured_sessions: list[VoiceLiveSession],
+    examples: Examples,
 ) -> None:
     connected, _ = await comm.connect()
     assert connected
     await next_message(comm, "session.ready")
-    COUNTS["sessions"] += 1
+    examples.sessions += 1
     conn = fake_connect.last
     session = captured_sessions[-1]
     drops_before = _backlog_drops()
@@ -261,7 +285,7 @@ async def _fuzz_one_session(
             else:
                 expected_errors.append(code)
             await comm.send_input({"type": "websocket.receive", "bytes": payload})
-            COUNTS["consumer"] += 1
+            examples.messages += 1
             continue
         code, message = _judge_text(payload)
         if isinstance(message, protocol.SessionStop):
@@ -279,7 +303,7 @@ async def _fuzz_one_session(
             # (even a well-formed one) is refused by the consumer.
             expected_errors.append(ErrorCode.BAD_MESSAGE.value)
         await comm.send_input({"type": "websocket.receive", "text": payload})
-        COUNTS["consumer"] += 1
+        examples.messages += 1
 
     # The session still answers a ping after all of it.
     await comm.send_to(text_data='{"type":"ping"}')
@@ -323,13 +347,3 @@ async def _fuzz_one_session(
         assert _is_frame_subsequence(appended, valid_audio)
     for event in conn.sent_of("input_audio_buffer.append"):
         assert len(base64.b64decode(event["audio"])) % 2 == 0
-
-
-def test_consumer_fuzz_count() -> None:
-    total = COUNTS["consumer"] + COUNTS["parser"]
-    print(
-        f"\nconsumer fuzz: {COUNTS['consumer']} messages over {COUNTS['sessions']} sessions; "
-        f"parser fuzz: {COUNTS['parser']}; total {total}"
-    )
-    assert COUNTS["consumer"] >= 7000
-    assert total >= 10_000

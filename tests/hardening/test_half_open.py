@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import signal
@@ -40,6 +39,7 @@ import aiohttp
 import pytest
 
 from tests.hardening.conftest import EchoStack, echo_stack
+from tests.support import measurements
 from tests.support.localvoice import healthz
 from tests.support.servers import PYTHON, REPO, Browser
 
@@ -52,7 +52,7 @@ PING_TIMEOUT = 2
 DETECTION_BUDGET = 6.0
 #: How long the live client must survive: well past ping interval + ping timeout.
 LIVE_HOLD = 5.0
-TIMINGS: dict[str, float] = {}
+TIMINGS = measurements.section("half-open timings")
 
 USERS_SCRIPT = """
 from django.contrib.auth.models import User
@@ -291,7 +291,3 @@ async def test_a_live_browser_answering_pings_stays_connected(stack: Stack) -> N
         return stack.upstream_connections() == 0 and await active_sessions(stack) == 0
 
     await wait_for("session released after the browser closed", released, 3.0)
-
-
-def test_print_half_open_timings() -> None:
-    print("\nhalf-open timings:", json.dumps({k: round(v, 3) for k, v in TIMINGS.items()}))

@@ -26,10 +26,11 @@ from tests.hardening.conftest import (
     start_session,
     tone,
 )
+from tests.support import measurements
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
-TIMINGS: dict[str, float] = {}
+TIMINGS = measurements.section("limit timings")
 
 
 async def test_connection_rate_limit_per_user(
@@ -244,7 +245,3 @@ async def test_user_cannot_open_a_monitor(user: User, real_upstream: str) -> Non
     assert code == 4403
     await ping(target)
     await target.disconnect()
-
-
-def test_print_limit_timings() -> None:
-    print("\nlimit timings:", json.dumps({k: round(v, 3) for k, v in TIMINGS.items()}))

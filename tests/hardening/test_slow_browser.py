@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from tests.hardening.conftest import EchoStack, echo_stack, tone
+from tests.support import measurements
 from tests.support.servers import Browser, Socket
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ BACKLOG = 2 * BYTES_PER_SECOND
 FRAME = tone(40)  # 1,920 bytes
 # The upstream may merge queued microphone frames into one append of up to 100 ms.
 LARGEST_CHUNK = BYTES_PER_SECOND // 10
-TIMINGS: dict[str, float] = {}
+TIMINGS = measurements.section("slow-browser timings")
 
 USERS_SCRIPT = """
 from django.contrib.auth.models import User
@@ -144,8 +145,3 @@ async def test_a_browser_that_acknowledges_like_the_page_streams_on(stack: EchoS
 def sent_so_far(sender: asyncio.Task[int]) -> float:
     """What the sender has sent, once it is done (until then: no limit)."""
     return sender.result() if sender.done() else float("inf")
-
-
-def test_print_slow_browser_timings() -> None:
-    for name, value in TIMINGS.items():
-        print(f"{name}: {value:.2f}")
