@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,13 @@ REPO = BENCH_DIR.parent
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-HOST = "127.0.0.1"
+
+# Every bench script imports this module first: from here on ``tests.support`` is importable.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.support.processes import HOST, port_open, wait_until  # noqa: E402
+from tests.support.processes import free_port as free_port  # noqa: E402  (re-exported)
 
 
 def uptime() -> str:
@@ -64,20 +69,8 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    msg = f"nothing listens on {HOST}:{port} after {timeout} s"
-    raise TimeoutError(msg)
+    wait_until(lambda: port_open(port), timeout=timeout, interval=0.1, what=f"{HOST}:{port}")
 
 
 def pin(pid: int, cpus: set[int]) -> None:

@@ -17,11 +17,12 @@ import os
 import struct
 import time
 from array import array
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+
+from tests.support.stats import percentile  # the repo is on sys.path (bench/_common.py)
 
 HEADER = struct.Struct("<dI")
 SAMPLE_RATE = 24_000
@@ -79,14 +80,6 @@ class PointResult:
     connect_p95_ms: float
     gen_cpu: float
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[k]
 
 
 # Acknowledge received audio like the talk page does (static/js/protocol.js AUDIO_ACK_BYTES).
@@ -311,12 +304,12 @@ async def run_point(
         received=received,
         lost=sent - received,
         late=late,
-        p50=_percentile(latencies, 0.50),
-        p95=_percentile(latencies, 0.95),
-        p99=_percentile(latencies, 0.99),
+        p50=percentile(latencies, 50),
+        p95=percentile(latencies, 95),
+        p99=percentile(latencies, 99),
         max=max(latencies) if latencies else float("nan"),
-        sender_lag_p99_ms=_percentile(lag, 0.99),
+        sender_lag_p99_ms=percentile(lag, 99),
         sender_lag_max_ms=max(lag) if lag else float("nan"),
-        connect_p95_ms=_percentile(connect_ms, 0.95),
+        connect_p95_ms=percentile(connect_ms, 95),
         gen_cpu=gen_cpu,
     )

@@ -22,11 +22,11 @@ from turn_latency import (  # noqa: E402
     Turn,
     machine_load,
     peak_rss_mb,
-    percentile,
     run_session,
 )
 
 from tests.support.localvoice import LocalVoiceProcess  # noqa: E402
+from tests.support.stats import percentile  # noqa: E402
 
 
 async def level(endpoint: str, sessions: int, turns: int, silence_ms: int) -> list[list[Turn]]:

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import cpu_seconds, rss_mb, uptime  # noqa: E402
 
+from tests.support.stats import percentile  # noqa: E402
+
 VICTIM_FRAME_MS = 100
 
 
@@ -43,15 +45,6 @@ def tone(ms: int) -> bytes:
     return b"".join(
         struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 24000))) for i in range(n)
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of ``values``, nearest rank."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[rank]
 
 
 def summary(rtts: list[float]) -> dict[str, float]:

@@ -122,24 +122,17 @@ def rig_build(
     app_dir: Path,
     workdir: Path,
     accounts: int,
-    upstream_kind: str = "localvoice",
     relay_extra: dict[str, str] | None = None,
 ) -> Rig:
-    """Echo upstream + bench database with ``accounts`` logged-in users.
+    """Echo upstream (``python -m localvoice --echo``) + bench database with ``accounts`` users.
 
-    ``upstream_kind``: ``localvoice`` (``python -m localvoice --echo``, from ``REPO``) or
-    ``bench`` (``bench/echo_upstream.py``, the stand-in used before localvoice existed).
     ``relay_extra``: the worker's extra settings, also used to log the users in (with
     ``DJANGO_DEBUG=0`` the session cookie has another name).
     """
     db = workdir / "bench.sqlite3"
     upstream_port = free_port()
-    if upstream_kind == "localvoice":
-        argv = [PYTHON, "-m", "localvoice", "--host", HOST, "--port", str(upstream_port), "--echo"]
-        argv += ["--log-level", "WARNING", "--no-auth"]  # the relay's cost, not the handshake
-    else:
-        script = str(Path(__file__).resolve().parent / "echo_upstream.py")
-        argv = [PYTHON, script, "--port", str(upstream_port), "--seconds", "7200"]
+    argv = [PYTHON, "-m", "localvoice", "--host", HOST, "--port", str(upstream_port), "--echo"]
+    argv += ["--log-level", "WARNING", "--no-auth"]  # the relay's cost, not the handshake
     upstream = kids.start(
         f"upstream-{upstream_port}",
         argv,
@@ -271,7 +264,6 @@ def main() -> None:  # noqa: C901 - a flat driver
         help="comma-separated code dirs: relay only, each variant per point, --repeat rounds",
     )
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--upstream", choices=["localvoice", "bench"], default="localvoice")
     parser.add_argument(
         "--server-env", action="append", default=[], help="KEY=VALUE for the worker under test"
     )
@@ -300,7 +292,7 @@ def main() -> None:  # noqa: C901 - a flat driver
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp, children(Path(tmp)) as kids:
         try:
             extra = dict(kv.split("=", 1) for kv in args.server_env)
-            rig = rig_build(kids, app_dir, Path(tmp), accounts, args.upstream, extra)
+            rig = rig_build(kids, app_dir, Path(tmp), accounts, extra)
             if args.max_load:
                 print(f"# {wait_quiet(args.max_load)}", flush=True)
             run: Callable[..., PointResult] = lambda path, n, f: measure(  # noqa: E731

@@ -120,7 +120,6 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--cap", type=int, default=10_000, help="VOICE_MAX_SESSIONS_PER_WORKER")
     parser.add_argument("--app-dir", type=Path, default=REPO)
-    parser.add_argument("--upstream", choices=["localvoice", "bench"], default="localvoice")
     parser.add_argument(
         "--server-env", action="append", default=[], help="KEY=VALUE for the worker under test"
     )
@@ -134,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relay-soak-") as tmp, children(Path(tmp)) as kids:
         extra = dict(kv.split("=", 1) for kv in args.server_env)
         accounts = max(args.sessions, args.cycle_sessions)
-        rig = rig_build(kids, app_dir, Path(tmp), accounts, args.upstream, extra)
+        rig = rig_build(kids, app_dir, Path(tmp), accounts, extra)
         rig.relay_start(args.cap)
         assert rig.relay is not None
         pid = rig.relay.pid

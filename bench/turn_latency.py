@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.audio import duration_ms, silence, speak, trim_silence  # noqa: E402
 from tests.support.localvoice import LocalVoiceProcess, send_audio, voicelive_session  # noqa: E402
+from tests.support.stats import percentile  # noqa: E402
 
 SENTENCES = [
     "What is the weather like in Paris today",
@@ -59,13 +60,6 @@ class Turn:
     heard: str
     reply: str
     stages: dict[str, float] = field(default_factory=dict)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 async def send_like_a_microphone(conn: Any, pcm: bytes, frame_ms: int) -> None:

@@ -1,9 +1,10 @@
 """A hostile Voice Live server: its error events carry forged log lines (issue 9.6).
 
 Run: ``python -m tests.hardening.hostile_upstream --host 127.0.0.1 --port N``. It answers like
-``tests.scaleout.echo_upstream`` except that every ``response.create`` gets an ``error`` event
-whose ``type`` and ``code`` hold newlines and a whole fake log record, and a ``session.update``
-for the model ``forge-on-update`` is refused the same way.
+``localvoice --echo`` (appended audio comes back as audio) except that every
+``response.create`` gets an ``error`` event whose ``type`` and ``code`` hold newlines and a
+whole fake log record, and a ``session.update`` for the model ``forge-on-update`` is refused
+the same way.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import pytest
 
 from tests.hardening.conftest import EchoStack, echo_stack, tone
 from tests.hardening.test_daphne import handshake_status
+from tests.support import measurements
 from tests.support.processes import PYTHON, REPO
 from tests.support.servers import (
     Browser,
@@ -33,13 +34,14 @@ from tests.support.servers import (
     free_port,
     manage,
 )
+from tests.support.stats import percentile
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 PERIOD = 0.5  # VOICE_REVALIDATE_SECONDS and VOICE_HEARTBEAT_SECONDS of this worker
 PASSWORD = "pw-redteam-12345"  # noqa: S105 - throwaway test users
 USERS = ["pw_changed", "expired", "bystander", "flooder", "tiny", "victim"]
-MEASURED: dict[str, Any] = {}
+MEASURED = measurements.section("red-team measurements")
 
 USERS_SCRIPT = f"""
 from django.contrib.auth.models import User
@@ -259,11 +261,6 @@ async def victim_rtts(sock: Any, seconds: float) -> list[float]:
     return rtts
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 async def test_tiny_frames_are_closed_4400_and_the_victim_keeps_its_latency(
     stack: EchoStack,
 ) -> None:
@@ -280,12 +277,12 @@ async def test_tiny_frames_are_closed_4400_and_the_victim_keeps_its_latency(
         result = await abuser_result(proc, timeout=30)
         closes = result["closes"]
         MEASURED["tiny frames: victim alone p50/p99 ms"] = [
-            round(pct(alone, 50) * 1000, 1),
-            round(pct(alone, 99) * 1000, 1),
+            round(percentile(alone, 50) * 1000, 1),
+            round(percentile(alone, 99) * 1000, 1),
         ]
         MEASURED["tiny frames: victim under flood p50/p99 ms"] = [
-            round(pct(flooded, 50) * 1000, 1),
-            round(pct(flooded, 99) * 1000, 1),
+            round(percentile(flooded, 50) * 1000, 1),
+            round(percentile(flooded, 99) * 1000, 1),
         ]
         MEASURED["tiny frames: abuser closes"] = len(closes)
         MEASURED["tiny frames: slowest close (s)"] = max(
@@ -296,7 +293,9 @@ async def test_tiny_frames_are_closed_4400_and_the_victim_keeps_its_latency(
         assert max(c["after_s"] for c in closes) < 1.0  # measured 0.07-0.11 s
         # Within 2x of its own baseline, or 10 ms on a machine shared with other work (before
         # the fix: 363 ms).
-        assert pct(flooded, 50) <= max(2 * pct(alone, 50), pct(alone, 50) + 0.010)
+        assert percentile(flooded, 50) <= max(
+            2 * percentile(alone, 50), percentile(alone, 50) + 0.010
+        )
     finally:
         await victim.close()
         await victim_browser.aclose()
@@ -409,7 +408,3 @@ async def test_upstream_values_cannot_forge_log_lines(tmp_path: Path) -> None:
     assert len(forged) == 2, forged
     # ... and no line starts with the forged record.
     assert not [line for line in lines if line.startswith("2026-01-01 00:00:00,000")]
-
-
-def test_print_redteam_measurements() -> None:
-    print("\nred-team measurements:", json.dumps(MEASURED))

@@ -1,28 +1,24 @@
 """Fixtures for scale-out tests: two real Daphne workers sharing one database and one Redis.
 
 Session scope: a throwaway database (PostgreSQL, else SQLite), migrated once, with test users;
-an echo upstream (``localvoice --echo`` when available, else ``tests.scaleout.echo_upstream``).
+an echo upstream (``localvoice --echo``).
 Module scope: a private ``redis-server`` and the two workers ``A`` and ``B``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support import measurements
 from tests.support.servers import (
-    PYTHON,
     DaphneServer,
     Database,
-    ManagedProcess,
     RedisServer,
     daphne_env,
-    free_port,
     login_sessions,
     manage,
     port_open,
@@ -43,7 +39,7 @@ WORKER_ENV = {
 }
 
 #: What the tests measured (seconds), printed at the end of the run (docs/reliability.md).
-MEASURED: dict[str, float] = {}
+MEASURED = measurements.section("scale-out measurements", measurements.milliseconds)
 
 CREATE_USERS = f"""
 from django.contrib.auth import get_user_model
@@ -52,34 +48,6 @@ User.objects.create_superuser({ADMIN!r}, "", {PASSWORD!r})
 for name in {USERS!r}:
     User.objects.create_user(name, "", {PASSWORD!r})
 """
-
-
-class EchoStub(ManagedProcess):
-    """``tests.scaleout.echo_upstream``: the Voice Live stand-in used when localvoice is absent."""
-
-    def __init__(self, log_dir: Path) -> None:
-        super().__init__("upstream-echo-stub", log_dir)
-        self.port = free_port()
-
-    @property
-    def url(self) -> str:
-        """The ``AZURE_VOICELIVE_ENDPOINT`` of this upstream."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> EchoStub:
-        """Start it and wait for its port."""
-        args = ["--host", "127.0.0.1", "--port", str(self.port)]
-        self._spawn([str(PYTHON), "-m", "tests.scaleout.echo_upstream", *args])
-        self._wait_port(self.port, 30)
-        return self
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the measured latencies, for docs/reliability.md."""
-    if MEASURED:
-        terminalreporter.section("scale-out measurements")
-        for name, seconds in MEASURED.items():
-            terminalreporter.write_line(f"{name}: {seconds * 1000:.0f} ms")
 
 
 @pytest.fixture(scope="session")
@@ -109,22 +77,9 @@ def session_keys(database: Database) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="session")
-def upstream(request: pytest.FixtureRequest, logs: Path) -> Iterator[str]:
-    """The endpoint every worker talks to: ``localvoice --echo`` (``localvoice_echo`` from
-    ``tests/support/fixtures.py``), or the stub when that is missing or
-    ``SCALEOUT_STUB_UPSTREAM=1``."""
-    endpoint = ""
-    if not os.environ.get("SCALEOUT_STUB_UPSTREAM"):
-        with contextlib.suppress(pytest.FixtureLookupError):
-            endpoint = request.getfixturevalue("localvoice_echo")
-    if endpoint:
-        yield endpoint
-        return
-    stub = EchoStub(logs).start()
-    try:
-        yield stub.url
-    finally:
-        stub.stop()
+def upstream(localvoice_echo: str) -> str:
+    """The endpoint every worker talks to: ``localvoice --echo`` (``tests/support/fixtures.py``)."""
+    return localvoice_echo
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
+from tests.support.processes import HOST, REPO, ManagedProcess, free_port, wait_until
+
 #: The key test servers require and test clients (and test settings) send.
 TEST_API_KEY = "test-key"
 API_VERSION = "2026-07-15"
@@ -39,20 +37,13 @@ def _python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def healthz(endpoint: str, timeout: float = 2.0) -> dict[str, Any]:
     """GET ``/healthz`` and return its JSON."""
     with urllib.request.urlopen(f"{endpoint}/healthz", timeout=timeout) as resp:  # noqa: S310
         return json.loads(resp.read())
 
 
-class LocalVoiceProcess:
+class LocalVoiceProcess(ManagedProcess):
     """A ``localvoice`` child process.
 
     Args:
@@ -62,14 +53,18 @@ class LocalVoiceProcess:
 
     def __init__(self, *flags: str, log_dir: Path | None = None) -> None:
         self.port = free_port()
+        super().__init__(
+            f"localvoice-{self.port}", Path(log_dir or tempfile.mkdtemp(prefix="localvoice-"))
+        )
         self.endpoint = f"http://{HOST}:{self.port}"
         # localvoice requires a key, as Voice Live does: the one the test settings send.
         auth = [] if {"--api-key", "--no-auth"} & set(flags) else ["--api-key", TEST_API_KEY]
         self.flags = list(flags) + auth
-        self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="localvoice-")) / (
-            f"localvoice-{self.port}.log"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The running child, or None before ``start`` and after ``stop``."""
+        return self.proc if self.running else None
 
     def start(self, timeout: float = 120.0) -> LocalVoiceProcess:
         """Start the server and wait until ``/healthz`` answers.
@@ -78,41 +73,30 @@ class LocalVoiceProcess:
             RuntimeError: it exited or did not become healthy in time (the log tail is included).
         """
         argv = [_python(), "-m", "localvoice", "--host", HOST, "--port", str(self.port)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603
-                argv + self.flags, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                msg = f"localvoice exited with {self.process.returncode}:\n{self.log_tail()}"
-                raise RuntimeError(msg)
+        self._spawn(
+            argv + self.flags, {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+        )
+
+        def healthy() -> bool:
+            if not self.running:
+                msg = f"localvoice exited with {self.proc and self.proc.returncode}:\n"
+                raise RuntimeError(msg + self.log_tail())
             with contextlib.suppress(OSError, ValueError):
                 healthz(self.endpoint, timeout=1.0)
-                return self
-            time.sleep(0.1)
-        self.stop()
-        msg = f"localvoice not healthy after {timeout}s:\n{self.log_tail()}"
-        raise RuntimeError(msg)
+                return True
+            return False
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server log."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        try:
+            wait_until(healthy, timeout=timeout, interval=0.1, what="localvoice /healthz")
+        except TimeoutError:
+            self.stop()
+            msg = f"localvoice not healthy after {timeout}s:\n{self.log_tail()}"
+            raise RuntimeError(msg) from None
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit in ``timeout`` seconds."""
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        super().stop(timeout)
 
 
 @contextlib.contextmanager
