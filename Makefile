@@ -28,11 +28,12 @@ PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
 .PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
-	llama-wheel run test lint typecheck check pytest lock clean
+	llama-wheel run test test-fast lint typecheck check pytest lock clean
 
 help:
 	@echo "make run    set up everything and serve the app with the local voice engine"
 	@echo "make test   set up everything and run linters, type checks and the whole test suite"
+	@echo "make test-fast  unit and consumer tests only (no models, browser, Redis or servers)"
 	@echo "make lock   re-resolve every dependency and rewrite $(LOCK)"
 
 setup: system-deps python-deps var/.dirs
@@ -147,6 +148,12 @@ pytest:
 	$(BIN)/pytest
 
 test: setup-test lint typecheck check pytest
+
+# The inner loop: tests that need no models, browser, Redis or live servers (about 40 s).
+FAST_TESTS := not (e2e or models or integration or redis)
+
+test-fast: python-test-deps
+	$(BIN)/pytest -m "$(FAST_TESTS)"
 
 clean:
 	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache
