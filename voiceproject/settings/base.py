@@ -222,6 +222,8 @@ VOICE_DRAIN_SECONDS = env("VOICE_DRAIN_SECONDS", cast=float, default=5.0)
 VOICE_REVALIDATE_SECONDS = env("VOICE_REVALIDATE_SECONDS", cast=float, default=30.0)
 # Let live monitors hear the session's audio (not only its transcripts).
 VOICE_MONITOR_AUDIO = env("VOICE_MONITOR_AUDIO", cast=to_bool, default=False)
+# Conversations older than this are deleted by `manage.py purge_history` (usage is kept).
+HISTORY_RETENTION_DAYS = env("HISTORY_RETENTION_DAYS", cast=int, default=90)
 
 # LOGGING: never log audio, keys or tokens
 # ------------------------------------------------------------------------------

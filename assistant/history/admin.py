@@ -1,0 +1,127 @@
+"""Admin for history: transcripts, the usage ledger, model prices and quotas.
+
+Transcripts need their own permission (``assistant.view_conversation``) and every opening is
+logged; the ledger is read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+
+from assistant.history.models import Conversation, ModelPrice, Turn, UsageQuota, UsageRecord
+
+audit = logging.getLogger("assistant.audit")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the service only: staff look, never edit."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+
+class TurnInline(admin.TabularInline):
+    """A conversation's turns, in order, read-only."""
+
+    model = Turn
+    extra = 0
+    can_delete = False
+    fields = ("seq", "role", "text", "started_at", "interrupted", "heard_ms", "latency_ms")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    """Transcripts: only staff with ``assistant.view_conversation``; each opening is logged."""
+
+    list_display = ("started_at", "user", "profile_name", "model", "ended_at", "end_reason")
+    list_filter = ("profile_name", "model", "end_reason")
+    search_fields = ("user__username", "profile_name")
+    date_hierarchy = "started_at"
+    inlines = (TurnInline,)
+    readonly_fields = (
+        "user",
+        "profile",
+        "profile_name",
+        "model",
+        "started_at",
+        "ended_at",
+        "end_reason",
+        "upstream_session_ids",
+        "transcript_stored",
+        "resumed_from",
+    )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The transcript, logged (who opened which) when shown."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if response.status_code == 200:
+            audit.info(
+                "transcript %s opened by %s (id %s)",
+                object_id,
+                request.user.get_username(),
+                request.user.pk,
+            )
+        return response
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    """The ledger: one row per response."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "model",
+        "audio_in_seconds",
+        "audio_out_seconds",
+        "input_tokens",
+        "output_tokens",
+        "estimated_cost",
+    )
+    list_filter = ("model",)
+    search_fields = ("user__username", "session_id", "response_id")
+    date_hierarchy = "created_at"
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Prices per million tokens, behind every cost estimate."""
+
+    list_display = (
+        "model",
+        "currency",
+        "text_input",
+        "audio_input",
+        "cached_input",
+        "text_output",
+        "audio_output",
+    )
+
+
+@admin.register(UsageQuota)
+class UsageQuotaAdmin(admin.ModelAdmin):
+    """Limits per user or group; a user gets the most generous that applies."""
+
+    list_display = ("__str__", "minutes_per_day", "minutes_per_month", "cost_per_month")
+    autocomplete_fields = ("user", "group")
+    search_fields = ("user__username", "group__name")

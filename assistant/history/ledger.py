@@ -1,0 +1,210 @@
+"""Cost estimates, effective quotas and usage reports (synchronous ORM: call off the loop)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, F, FloatField, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from assistant.history.models import TOKENS_PER_PRICE_UNIT, ModelPrice, UsageQuota, UsageRecord
+
+#: Costs are kept to a millionth of the currency unit (the ledger's decimal places).
+COST_PLACES = Decimal("0.000001")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """The token counts of one ``response.done`` (Voice Live's ``usage`` object, flattened)."""
+
+    input_tokens: int = 0
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_cached_tokens: int = 0
+    output_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    @classmethod
+    def from_event(cls, usage: Any) -> TokenUsage:
+        """From ``response.usage`` as a dict (wire JSON) or the SDK's model; missing → 0."""
+
+        def get(obj: Any, key: str) -> Any:
+            if obj is None:
+                return None
+            return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+        def count(value: Any) -> int:
+            valid = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            return value if valid else 0
+
+        inputs = get(usage, "input_token_details")
+        outputs = get(usage, "output_token_details")
+        return cls(
+            input_tokens=count(get(usage, "input_tokens")),
+            input_text_tokens=count(get(inputs, "text_tokens")),
+            input_audio_tokens=count(get(inputs, "audio_tokens")),
+            input_cached_tokens=count(get(inputs, "cached_tokens")),
+            output_tokens=count(get(usage, "output_tokens")),
+            output_text_tokens=count(get(outputs, "text_tokens")),
+            output_audio_tokens=count(get(outputs, "audio_tokens")),
+        )
+
+
+def estimate_cost(usage: TokenUsage, price: ModelPrice | None) -> Decimal:
+    """The cost of ``usage`` at ``price`` (zero when the model has no price).
+
+    Cached input tokens are part of the input counts; they are billed at the cached price and
+    the rest of the input at the text or audio price (text first, as providers split it).
+    """
+    if price is None:
+        return Decimal(0)
+    cached = min(usage.input_cached_tokens, usage.input_text_tokens + usage.input_audio_tokens)
+    cached_text = min(cached, usage.input_text_tokens)
+    cached_audio = cached - cached_text
+    total = (
+        price.text_input * (usage.input_text_tokens - cached_text)
+        + price.audio_input * (usage.input_audio_tokens - cached_audio)
+        + price.cached_input * cached
+        + price.text_output * usage.output_text_tokens
+        + price.audio_output * usage.output_audio_tokens
+    )
+    return (total / TOKENS_PER_PRICE_UNIT).quantize(COST_PLACES)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A user's effective limits; None means unlimited."""
+
+    minutes_per_day: int | None = None
+    minutes_per_month: int | None = None
+    cost_per_month: Decimal | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        """True when nothing limits the user."""
+        return self.minutes_per_day is self.minutes_per_month is self.cost_per_month is None
+
+
+def _most_generous(values: list[Any]) -> Any:
+    # A quota that leaves a limit unset does not limit it, and no limit beats any limit.
+    if not values or any(value is None for value in values):
+        return None
+    return max(values)
+
+
+def effective_quota(user: AbstractBaseUser | AnonymousUser) -> Quota:
+    """The most generous of the user's own quota and their groups' quotas."""
+    if not user.is_authenticated:
+        return Quota()
+    quotas = list(UsageQuota.objects.filter(Q(user=user.pk) | Q(group__user=user.pk)).distinct())
+    if not quotas:
+        return Quota()
+    return Quota(
+        minutes_per_day=_most_generous([q.minutes_per_day for q in quotas]),
+        minutes_per_month=_most_generous([q.minutes_per_month for q in quotas]),
+        cost_per_month=_most_generous([q.cost_per_month for q in quotas]),
+    )
+
+
+def period_starts(now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The start of today and of this month, in the site's time zone."""
+    local = timezone.localtime(now or timezone.now())
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day, day.replace(day=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """What a user used in the current day and month."""
+
+    minutes_today: float
+    minutes_this_month: float
+    cost_this_month: Decimal
+
+
+def spent(user: AbstractBaseUser | AnonymousUser, now: dt.datetime | None = None) -> Spent:
+    """Conversation minutes (audio in + out) and estimated cost of ``user`` so far."""
+    day, month = period_starts(now)
+    minutes = (F("audio_in_seconds") + F("audio_out_seconds")) / 60.0
+    if not user.is_authenticated:
+        return Spent(0.0, 0.0, Decimal(0))
+    totals = UsageRecord.objects.filter(user=user.pk, created_at__gte=month).aggregate(
+        month_minutes=Coalesce(Sum(minutes, output_field=FloatField()), 0.0),
+        day_minutes=Coalesce(
+            Sum(minutes, filter=Q(created_at__gte=day), output_field=FloatField()), 0.0
+        ),
+        cost=Sum("estimated_cost"),
+    )
+    return Spent(
+        minutes_today=float(totals["day_minutes"]),
+        minutes_this_month=float(totals["month_minutes"]),
+        cost_this_month=totals["cost"] or Decimal(0),
+    )
+
+
+REPORT_FIELDS = (
+    "username",
+    "model",
+    "sessions",
+    "responses",
+    "audio_in_minutes",
+    "audio_out_minutes",
+    "input_tokens",
+    "output_tokens",
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_cached_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+    "estimated_cost",
+)
+
+
+def usage_report(since: dt.datetime, until: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per user and model with what they used in ``[since, until)``."""
+    records = UsageRecord.objects.filter(created_at__gte=since)
+    if until is not None:
+        records = records.filter(created_at__lt=until)
+    rows = (
+        records.values("user__username", "model")
+        .annotate(
+            sessions=Count("session_id", distinct=True),
+            responses=Count("id"),
+            audio_in=Sum("audio_in_seconds"),
+            audio_out=Sum("audio_out_seconds"),
+            input_tokens_sum=Sum("input_tokens"),
+            output_tokens_sum=Sum("output_tokens"),
+            input_text=Sum("input_text_tokens"),
+            input_audio=Sum("input_audio_tokens"),
+            input_cached=Sum("input_cached_tokens"),
+            output_text=Sum("output_text_tokens"),
+            output_audio=Sum("output_audio_tokens"),
+            cost=Sum("estimated_cost"),
+        )
+        .order_by("user__username", "model")
+    )
+    return [
+        {
+            "username": row["user__username"],
+            "model": row["model"],
+            "sessions": row["sessions"],
+            "responses": row["responses"],
+            "audio_in_minutes": round((row["audio_in"] or 0.0) / 60, 3),
+            "audio_out_minutes": round((row["audio_out"] or 0.0) / 60, 3),
+            "input_tokens": row["input_tokens_sum"] or 0,
+            "output_tokens": row["output_tokens_sum"] or 0,
+            "input_text_tokens": row["input_text"] or 0,
+            "input_audio_tokens": row["input_audio"] or 0,
+            "input_cached_tokens": row["input_cached"] or 0,
+            "output_text_tokens": row["output_text"] or 0,
+            "output_audio_tokens": row["output_audio"] or 0,
+            "estimated_cost": str(Decimal(row["cost"] or 0).quantize(COST_PLACES)),
+        }
+        for row in rows
+    ]
