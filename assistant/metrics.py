@@ -44,3 +44,11 @@ LAYER_RECEIVE_FAILURES = Counter(
 MONITOR_DROPS = Counter(
     "voice_monitor_messages_dropped_total", "Messages for live monitors dropped (slow observers)."
 )
+HISTORY_WRITE_FAILURES = Counter(
+    "voice_history_write_failures_total", "History flushes that failed (retried next tick)."
+)
+HISTORY_DROPPED = Counter(
+    "voice_history_dropped_total",
+    "History records dropped (over a bound, or retries used up).",
+    ["kind"],
+)  # kind: turn, batch

@@ -1,0 +1,201 @@
+"""Writes every live session's history of one worker, batched, off the event loop.
+
+One task per worker (per event loop), like the heartbeats: every ``HISTORY_FLUSH_SECONDS`` it
+drains each member's :class:`~assistant.history.recorder.ConversationRecorder` and writes all
+of it in one transaction in a thread. The audio path never waits for it. A failed write is
+logged, counted and retried on the next tick (a bounded number of times); a worker that dies
+loses at most the last tick's records, and an ended conversation is written before its
+recorder is let go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import transaction
+
+from assistant import metrics
+from assistant.history.ledger import TokenUsage, estimate_cost
+from assistant.history.models import Conversation, ModelPrice, Turn, UsageRecord
+from assistant.history.recorder import Batch, ConversationRecorder
+
+logger = logging.getLogger(__name__)
+
+#: Ticks a failed batch is retried before it is dropped (and counted).
+MAX_RETRIES = 5
+
+
+def _when(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+
+
+def write_batches(batches: Iterable[Batch]) -> None:
+    """Write ``batches`` in one transaction (synchronous ORM: runs in a thread)."""
+    batches = [batch for batch in batches if not batch.empty]
+    if not batches:
+        return
+    models = {entry.model for batch in batches for entry in batch.usage}
+    prices = {price.model: price for price in ModelPrice.objects.filter(model__in=models)}
+    with transaction.atomic():
+        for batch in batches:
+            _write_batch(batch, prices)
+
+
+def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
+    conversation = Conversation.objects.filter(pk=batch.conversation_id).first()
+    if conversation is None:
+        if batch.start is None:
+            return  # the user deleted it while it was live: nothing more is kept
+        start = batch.start
+        conversation = Conversation.objects.create(
+            pk=batch.conversation_id,
+            user_id=start.user_id,
+            profile_id=start.profile_id,
+            profile_name=start.profile_name,
+            model=start.model,
+            started_at=_when(start.started_at),
+            transcript_stored=start.store_text,
+            resumed_from_id=start.resumed_from,
+        )
+    changed: list[str] = []
+    if batch.upstream_session_ids:
+        conversation.upstream_session_ids = [
+            *conversation.upstream_session_ids,
+            *batch.upstream_session_ids,
+        ]
+        changed.append("upstream_session_ids")
+    if batch.ended_at is not None:
+        conversation.ended_at = _when(batch.ended_at)
+        conversation.end_reason = batch.end_reason[:64]
+        changed += ["ended_at", "end_reason"]
+    if changed:
+        conversation.save(update_fields=changed)
+    Turn.objects.bulk_create(
+        [
+            Turn(
+                conversation=conversation,
+                seq=turn.seq,
+                role=turn.role,
+                text=turn.text,
+                item_id=turn.item_id[:128],
+                response_id=turn.response_id[:128],
+                started_at=_when(turn.started_at),
+                ended_at=_when(turn.ended_at) if turn.ended_at is not None else None,
+                interrupted=turn.interrupted,
+                heard_ms=turn.heard_ms,
+                latency_ms=turn.latency_ms,
+            )
+            for turn in batch.turns
+        ],
+    )
+    for update in batch.updates:
+        Turn.objects.filter(conversation=conversation, seq=update.seq).update(
+            interrupted=update.interrupted, heard_ms=update.heard_ms
+        )
+    records = []
+    for entry in batch.usage:
+        tokens = TokenUsage.from_event(entry.usage)
+        records.append(
+            UsageRecord(
+                user_id=conversation.user_id,
+                conversation=conversation,
+                session_id=conversation.pk,
+                profile_name=conversation.profile_name,
+                model=entry.model[:100],
+                response_id=entry.response_id[:128],
+                created_at=_when(entry.at),
+                audio_in_seconds=entry.audio_in_seconds,
+                audio_out_seconds=entry.audio_out_seconds,
+                input_tokens=tokens.input_tokens,
+                input_text_tokens=tokens.input_text_tokens,
+                input_audio_tokens=tokens.input_audio_tokens,
+                input_cached_tokens=tokens.input_cached_tokens,
+                output_tokens=tokens.output_tokens,
+                output_text_tokens=tokens.output_text_tokens,
+                output_audio_tokens=tokens.output_audio_tokens,
+                estimated_cost=estimate_cost(tokens, prices.get(entry.model)),
+            )
+        )
+    UsageRecord.objects.bulk_create(records)
+
+
+awrite_batches = database_sync_to_async(write_batches)
+
+
+class HistoryWriter:
+    """One flush task per worker (per event loop) for all its sessions' recorders."""
+
+    def __init__(self) -> None:
+        self._members: dict[uuid.UUID, tuple[ConversationRecorder, asyncio.AbstractEventLoop]] = {}
+        self._failed: list[tuple[Batch, int]] = []  # (batch, tries so far), oldest first
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, recorder: ConversationRecorder) -> None:
+        """Flush this recorder from the next tick on (starts the task if needed)."""
+        loop = asyncio.get_running_loop()
+        self._members[recorder.conversation_id] = (recorder, loop)
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._task = loop.create_task(self._run(loop))
+            self._task.add_done_callback(_log_crash)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            await asyncio.sleep(settings.HISTORY_FLUSH_SECONDS)
+            for sid in [sid for sid, (_, lp) in self._members.items() if lp is not loop]:
+                del self._members[sid]  # a finished loop's (a test's)
+            await self.flush()
+            if not self._members and not self._failed:
+                return
+
+    async def close(self) -> None:
+        """The worker stops: end the task and write what is left (callers bound the time)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Drain every recorder and write it all now; ended recorders are let go."""
+        pending, self._failed = self._failed, []
+        for sid, (recorder, _) in list(self._members.items()):
+            pending.append((recorder.drain(), 0))
+            if recorder.ended:
+                del self._members[sid]
+        pending = [(batch, tries) for batch, tries in pending if not batch.empty]
+        if not pending:
+            return
+        dropped = sum(batch.dropped_turns for batch, _ in pending)
+        if dropped:
+            metrics.HISTORY_DROPPED.labels(kind="turn").inc(dropped)
+            for batch, _ in pending:
+                batch.dropped_turns = 0
+        try:
+            await awrite_batches([batch for batch, _ in pending])
+        except Exception:
+            # One transaction: nothing of it was written, so all of it is tried again.
+            metrics.HISTORY_WRITE_FAILURES.inc()
+            logger.warning("history: writing %d batches failed", len(pending), exc_info=True)
+            for batch, tries in pending:
+                if tries + 1 >= MAX_RETRIES:
+                    metrics.HISTORY_DROPPED.labels(kind="batch").inc()
+                    logger.error("history: gave up on a batch of %s", batch.conversation_id)
+                else:
+                    self._failed.append((batch, tries + 1))
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("history writer crashed", exc_info=task.exception())
+
+
+history = HistoryWriter()

@@ -1,0 +1,134 @@
+"""The recorder turns a session's message stream into turns, timings and usage (no Django)."""
+
+from __future__ import annotations
+
+import uuid
+
+from assistant.history.recorder import (
+    AUDIO_BYTES_PER_SECOND,
+    MAX_PENDING_TURNS,
+    ConversationRecorder,
+    ConversationStart,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def recorder(clock: Clock, *, store_text: bool = True) -> ConversationRecorder:
+    start = ConversationStart(
+        user_id=1,
+        profile_id=2,
+        profile_name="Friendly",
+        model="gpt-realtime",
+        started_at=clock.now,
+        store_text=store_text,
+    )
+    return ConversationRecorder(uuid.uuid4(), start, clock=clock)
+
+
+def spoken_turn(rec: ConversationRecorder, clock: Clock) -> None:
+    """A question, then an answer whose audio starts 0.8 s after the user stopped."""
+    rec.outgoing("speech.started", {"item_id": "u1"})
+    clock.now += 2.0
+    rec.outgoing("speech.stopped", {"item_id": "u1"})
+    rec.audio_in(2 * AUDIO_BYTES_PER_SECOND)
+    clock.now += 0.3
+    rec.outgoing("transcript.user.done", {"item_id": "u1", "transcript": "Capital of France?"})
+    clock.now += 0.5
+    rec.outgoing("audio.start", {"item_id": "a1", "response_id": "r1"})
+    rec.audio_out("a1", 3 * AUDIO_BYTES_PER_SECOND)
+    clock.now += 1.0
+    rec.outgoing(
+        "transcript.assistant.done",
+        {"item_id": "a1", "response_id": "r1", "transcript": "Paris."},
+    )
+    rec.response_usage("r1", {"input_tokens": 20, "output_tokens": 10}, ["a1"])
+
+
+def test_a_spoken_turn_becomes_two_turns_with_times_latency_and_usage() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    spoken_turn(rec, clock)
+    batch = rec.drain()
+    assert batch.start is not None
+    user, assistant = batch.turns
+    assert (user.seq, user.role, user.text) == (0, "user", "Capital of France?")
+    assert (user.started_at, user.ended_at) == (1000.0, 1002.0)  # speech start to stop
+    assert (assistant.seq, assistant.role, assistant.text) == (1, "assistant", "Paris.")
+    assert assistant.started_at == 1002.8  # its audio began
+    assert assistant.latency_ms == 800
+    [usage] = batch.usage
+    assert usage.usage["input_tokens"] == 20
+    assert (usage.audio_in_seconds, usage.audio_out_seconds) == (2.0, 3.0)
+    # The next drain starts empty, without the start.
+    assert rec.drain().empty
+
+
+def test_an_interruption_updates_the_pending_turn_or_a_written_one() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    spoken_turn(rec, clock)
+    rec.interrupted("a1", 640)
+    [_, assistant] = rec.drain().turns
+    assert (assistant.interrupted, assistant.heard_ms) == (True, 640)
+    rec.interrupted("a1", 700)  # after the flush: an update of the written row
+    [update] = rec.drain().updates
+    assert (update.seq, update.heard_ms) == (1, 700)
+    rec.interrupted("never-seen", 5)
+    assert rec.drain().empty
+
+
+def test_typed_text_and_usage_only_profiles() -> None:
+    clock = Clock()
+    rec = recorder(clock, store_text=False)
+    rec.typed("secret words")
+    spoken_turn(rec, clock)
+    batch = rec.drain()
+    assert [(t.role, t.text) for t in batch.turns] == [
+        ("typed", ""),
+        ("user", ""),
+        ("assistant", ""),
+    ]
+    assert len(batch.usage) == 1  # usage is kept either way
+
+
+def test_the_end_carries_unaccounted_audio_and_is_idempotent() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    rec.upstream_session("sess_1")
+    rec.audio_in(AUDIO_BYTES_PER_SECOND)  # the user spoke; no reply came
+    clock.now += 5
+    rec.end("user_stop")
+    rec.end("something else")
+    batch = rec.drain()
+    assert batch.upstream_session_ids == ["sess_1"]
+    assert (batch.ended_at, batch.end_reason) == (1005.0, "user_stop")
+    [usage] = batch.usage
+    assert (usage.response_id, usage.audio_in_seconds) == ("", 1.0)
+
+
+def test_pending_turns_are_bounded() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    for i in range(MAX_PENDING_TURNS + 7):
+        rec.typed(f"message {i}")
+    batch = rec.drain()
+    assert len(batch.turns) == MAX_PENDING_TURNS
+    assert batch.dropped_turns == 7
+    assert batch.turns[-1].text == f"message {MAX_PENDING_TURNS + 6}"
+
+
+def test_hostile_payloads_record_nothing_odd() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    rec.outgoing("transcript.user.done", {"item_id": None, "transcript": 42})
+    rec.outgoing("audio.start", {})
+    rec.outgoing("unknown.type", {"transcript": "x"})
+    [turn] = rec.drain().turns
+    assert (turn.role, turn.text, turn.item_id) == ("user", "", "")

@@ -1,0 +1,157 @@
+"""The history writer: batched, off the loop, retried on failure, nothing lost at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from assistant import metrics
+from assistant.history import writer as writer_module
+from assistant.history.models import Conversation, ModelPrice, Turn, UsageRecord
+from assistant.history.recorder import (
+    AUDIO_BYTES_PER_SECOND,
+    ConversationRecorder,
+    ConversationStart,
+)
+from assistant.history.writer import MAX_RETRIES, HistoryWriter
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def new_recorder(user: User, **start: Any) -> ConversationRecorder:
+    fields = {
+        "user_id": user.pk,
+        "profile_id": None,
+        "profile_name": "Friendly",
+        "model": "gpt-realtime",
+        "started_at": time.time(),
+    } | start
+    return ConversationRecorder(uuid.uuid4(), ConversationStart(**fields))
+
+
+def talk(rec: ConversationRecorder, question: str, answer: str, n: int) -> None:
+    rec.outgoing("speech.stopped", {"item_id": f"u{n}"})
+    rec.outgoing("transcript.user.done", {"item_id": f"u{n}", "transcript": question})
+    rec.audio_in(AUDIO_BYTES_PER_SECOND)
+    rec.outgoing("audio.start", {"item_id": f"a{n}", "response_id": f"r{n}"})
+    rec.audio_out(f"a{n}", AUDIO_BYTES_PER_SECOND)
+    rec.outgoing(
+        "transcript.assistant.done",
+        {"item_id": f"a{n}", "response_id": f"r{n}", "transcript": answer},
+    )
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        "input_token_details": {"text_tokens": 1000},
+        "output_token_details": {"audio_tokens": 500},
+    }
+    rec.response_usage(f"r{n}", usage, [f"a{n}"])
+
+
+@pytest.fixture
+def user() -> User:
+    return User.objects.create_user("lee")
+
+
+async def test_a_conversation_is_written_over_ticks_and_ended(user: User, settings: Any) -> None:
+    settings.HISTORY_FLUSH_SECONDS = 0.05
+    await ModelPrice.objects.acreate(
+        model="gpt-realtime", text_input=Decimal(4), audio_output=Decimal(64)
+    )
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer.join(rec)
+    rec.upstream_session("sess_a")
+    talk(rec, "What is the capital of France?", "Paris.", 1)
+    await asyncio.sleep(0.3)
+    conversation = await Conversation.objects.aget(pk=rec.conversation_id)
+    assert conversation.ended_at is None
+    assert await Turn.objects.filter(conversation=conversation).acount() == 2
+    rec.upstream_session("sess_b")  # a rollover
+    talk(rec, "And of Italy?", "Rome.", 2)
+    rec.interrupted("a2", 300)
+    rec.end("user_stop")
+    await writer.close()
+    conversation = await Conversation.objects.aget(pk=rec.conversation_id)
+    assert conversation.end_reason == "user_stop"
+    assert conversation.upstream_session_ids == ["sess_a", "sess_b"]
+    turns = [t async for t in Turn.objects.filter(conversation=conversation).order_by("seq")]
+    assert [(t.role, t.text) for t in turns] == [
+        ("user", "What is the capital of France?"),
+        ("assistant", "Paris."),
+        ("user", "And of Italy?"),
+        ("assistant", "Rome."),
+    ]
+    assert (turns[3].interrupted, turns[3].heard_ms) == (True, 300)
+    records = [r async for r in UsageRecord.objects.filter(session_id=rec.conversation_id)]
+    assert len(records) == 2
+    # 1000 text in at 4/M + 500 audio out at 64/M
+    assert {r.estimated_cost for r in records} == {Decimal("0.036")}
+    assert {r.audio_in_seconds for r in records} == {1.0}
+    assert rec.conversation_id not in writer._members
+
+
+async def test_a_failed_write_is_counted_and_retried_without_losing_anything(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    talk(rec, "one", "two", 1)
+    real = writer_module.awrite_batches
+    fail = {"left": 2}
+
+    async def flaky(batches: Any) -> None:
+        if fail["left"]:
+            fail["left"] -= 1
+            raise ConnectionError("database went away")
+        await real(batches)
+
+    monkeypatch.setattr(writer_module, "awrite_batches", flaky)
+    failures = metrics.HISTORY_WRITE_FAILURES._value.get()
+    await writer.flush()
+    talk(rec, "three", "four", 2)
+    await writer.flush()
+    assert metrics.HISTORY_WRITE_FAILURES._value.get() == failures + 2
+    assert not await Conversation.objects.filter(pk=rec.conversation_id).aexists()
+    await writer.flush()
+    texts = [t.text async for t in Turn.objects.filter(conversation_id=rec.conversation_id)]
+    assert texts == ["one", "two", "three", "four"]
+
+
+async def test_a_batch_is_dropped_and_counted_after_its_retries(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    rec.typed("lost")
+
+    async def broken(batches: Any) -> None:
+        raise ConnectionError("down for good")
+
+    monkeypatch.setattr(writer_module, "awrite_batches", broken)
+    dropped = metrics.HISTORY_DROPPED.labels(kind="batch")._value.get()
+    for _ in range(MAX_RETRIES):
+        await writer.flush()
+    assert metrics.HISTORY_DROPPED.labels(kind="batch")._value.get() == dropped + 1
+    assert writer._failed == []
+
+
+async def test_a_conversation_deleted_while_live_is_not_brought_back(user: User) -> None:
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    rec.typed("first")
+    await writer.flush()
+    await Conversation.objects.filter(pk=rec.conversation_id).adelete()
+    rec.typed("second")
+    rec.end("user_stop")
+    await writer.flush()
+    assert not await Conversation.objects.filter(pk=rec.conversation_id).aexists()
