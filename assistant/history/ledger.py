@@ -129,11 +129,15 @@ class Spent:
 
 
 def spent(user: AbstractBaseUser | AnonymousUser, now: dt.datetime | None = None) -> Spent:
-    """Conversation minutes (audio in + out) and estimated cost of ``user`` so far."""
-    day, month = period_starts(now)
-    minutes = (F("audio_in_seconds") + F("audio_out_seconds")) / 60.0
+    """Conversation minutes and estimated cost of ``user`` so far this day and month.
+
+    A conversation minute is a minute of the user's microphone relayed to the assistant: the
+    page streams all the time it is live, so it is the time spent talking with it.
+    """
     if not user.is_authenticated:
         return Spent(0.0, 0.0, Decimal(0))
+    day, month = period_starts(now)
+    minutes = F("audio_in_seconds") / 60.0
     totals = UsageRecord.objects.filter(user=user.pk, created_at__gte=month).aggregate(
         month_minutes=Coalesce(Sum(minutes, output_field=FloatField()), 0.0),
         day_minutes=Coalesce(
@@ -208,3 +212,55 @@ def usage_report(since: dt.datetime, until: dt.datetime | None = None) -> list[d
         }
         for row in rows
     ]
+
+
+#: A live session is warned once it has used this much of a quota.
+QUOTA_WARNING_FRACTION = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCheck:
+    """Where a user stands against their quota: how much is used and when it resets."""
+
+    fraction_used: float
+    limit: str  # which limit binds: "day", "month", "cost" or "" when unlimited
+    resets_at: dt.datetime | None
+
+    @property
+    def exceeded(self) -> bool:
+        """True when a limit is used up."""
+        return self.fraction_used >= 1.0
+
+    @property
+    def warn(self) -> bool:
+        """True from :data:`QUOTA_WARNING_FRACTION` of a limit on."""
+        return self.fraction_used >= QUOTA_WARNING_FRACTION
+
+
+def quota_check(
+    quota: Quota,
+    used: Spent,
+    *,
+    extra_minutes: float = 0.0,
+    extra_cost: Decimal = Decimal(0),
+    now: dt.datetime | None = None,
+) -> QuotaCheck:
+    """Compare ``used`` (plus a live session's ``extra_*`` not yet written) with ``quota``."""
+    day, month = period_starts(now)
+    next_day = day + dt.timedelta(days=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    candidates: list[tuple[float, str, dt.datetime]] = []
+    if quota.minutes_per_day is not None:
+        minutes = used.minutes_today + extra_minutes
+        candidates.append((minutes / quota.minutes_per_day, "day", next_day))
+    if quota.minutes_per_month is not None:
+        minutes = used.minutes_this_month + extra_minutes
+        candidates.append((minutes / quota.minutes_per_month, "month", next_month))
+    if quota.cost_per_month is not None:
+        cost = used.cost_this_month + extra_cost
+        candidates.append((float(cost / quota.cost_per_month), "cost", next_month))
+    if not candidates:
+        return QuotaCheck(0.0, "", None)
+    # The binding limit is the most used one; if several are used up, the latest reset.
+    fraction, limit, resets = max(candidates, key=lambda c: (min(c[0], 1.0), c[2]))
+    return QuotaCheck(fraction, limit, resets)

@@ -16,9 +16,12 @@ from django.utils import timezone
 
 from assistant.history.ledger import (
     Quota,
+    QuotaCheck,
+    Spent,
     TokenUsage,
     effective_quota,
     estimate_cost,
+    quota_check,
     spent,
     usage_report,
 )
@@ -106,16 +109,15 @@ def record(user: User, *, when: dt.datetime, seconds: float, cost: str, model: s
 @pytest.mark.django_db
 def test_spent_counts_today_and_this_month() -> None:
     user = User.objects.create_user("ida")
-    now = timezone.localtime()
-    record(user, when=now, seconds=120, cost="0.50", model="m")
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if month_start < now - dt.timedelta(days=1):
-        record(user, when=now - dt.timedelta(days=1), seconds=60, cost="0.25", model="m")
-        assert spent(user).minutes_this_month == pytest.approx(3.0)
-    record(user, when=month_start - dt.timedelta(days=2), seconds=600, cost="9", model="m")
-    used = spent(user)
-    assert used.minutes_today == pytest.approx(2.0)
-    assert used.cost_this_month in {Decimal("0.50"), Decimal("0.75")}
+    now = dt.datetime(2026, 11, 15, 12, tzinfo=dt.UTC)
+    record(user, when=now, seconds=120, cost="0.50", model="m")  # 1 minute of microphone
+    record(user, when=now - dt.timedelta(days=1), seconds=60, cost="0.25", model="m")
+    record(user, when=now - dt.timedelta(days=20), seconds=600, cost="9", model="m")  # October
+    record(User.objects.create_user("other"), when=now, seconds=600, cost="9", model="m")
+    used = spent(user, now=now)
+    assert used.minutes_today == pytest.approx(1.0)
+    assert used.minutes_this_month == pytest.approx(1.5)
+    assert used.cost_this_month == Decimal("0.75")
 
 
 @pytest.mark.django_db
@@ -166,3 +168,21 @@ def test_purge_history_deletes_old_conversations_and_keeps_usage() -> None:
     assert UsageRecord.objects.get(session_id=old.pk).conversation is None
     with pytest.raises(CommandError):
         call_command("purge_history", "--days", "0")
+
+
+def test_quota_check_names_the_binding_limit_and_its_reset() -> None:
+    now = dt.datetime(2026, 11, 15, 15, tzinfo=dt.UTC)
+    used = Spent(minutes_today=8.0, minutes_this_month=50.0, cost_this_month=Decimal(1))
+    assert quota_check(Quota(), used, now=now) == QuotaCheck(0.0, "", None)
+    daily = quota_check(Quota(minutes_per_day=10, minutes_per_month=1000), used, now=now)
+    assert (daily.limit, daily.warn, daily.exceeded) == ("day", True, False)
+    assert daily.resets_at == dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
+    live = quota_check(Quota(minutes_per_day=10), used, extra_minutes=2.5, now=now)
+    assert live.exceeded
+    both = quota_check(Quota(minutes_per_day=5, cost_per_month=Decimal(1)), used, now=now)
+    # Both used up: the one that lasts longer (the month's cost) is what the user waits for.
+    assert (both.limit, both.resets_at) == ("cost", dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    january = quota_check(
+        Quota(minutes_per_month=10), used, now=dt.datetime(2026, 12, 31, 23, tzinfo=dt.UTC)
+    )
+    assert january.resets_at == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
