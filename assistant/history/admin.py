@@ -10,11 +10,16 @@ import logging
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
+from assistant.history import dashboard
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageQuota, UsageRecord
 
 audit = logging.getLogger("assistant.audit")
+DASHBOARD_DAYS = 30
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,6 +40,10 @@ class TurnInline(admin.TabularInline):
     can_delete = False
     fields = ("seq", "role", "text", "started_at", "interrupted", "heard_ms", "latency_ms")
     readonly_fields = fields
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whoever may read the conversation may read its turns."""
+        return request.user.has_perm("assistant.view_conversation")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
         return False
@@ -86,7 +95,9 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
-    """The ledger: one row per response."""
+    """The ledger: one row per response, and the usage dashboard."""
+
+    change_list_template = "admin/assistant/usagerecord/change_list.html"
 
     list_display = (
         "created_at",
@@ -101,6 +112,35 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     list_filter = ("model",)
     search_fields = ("user__username", "session_id", "response_id")
     date_hierarchy = "created_at"
+
+    def get_urls(self) -> list[URLPattern]:  # noqa: D102
+        dashboard_view = self.admin_site.admin_view(self.dashboard_view)
+        return [
+            path("dashboard/", dashboard_view, name="assistant_usage_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Charts and tables of sessions, minutes and cost (needs ``view_usagerecord``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        data = dashboard.dashboard(days=DASHBOARD_DAYS)
+        tables = [
+            ("User", _named(data["by_user"], "user__username")),
+            ("Profile", _named(data["by_profile"], "profile_name")),
+            ("Model", _named(data["by_model"], "model")),
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            **data,
+            "tables": tables,
+            "title": "Usage dashboard",
+        }
+        return TemplateResponse(request, "admin/assistant/usage_dashboard.html", context)
+
+
+def _named(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    return [{**row, "name": row[key]} for row in rows]
 
 
 @admin.register(ModelPrice)

@@ -1,0 +1,148 @@
+"""The usage dashboard's numbers and charts (server-rendered SVG: no script, no CDN).
+
+Per day for the last weeks: sessions, conversation minutes and estimated cost; per user,
+profile and model for the month; the slowest turns. Synchronous ORM (an admin view).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, F, FloatField, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from assistant.history.ledger import period_starts
+from assistant.history.models import Turn, UsageRecord
+
+CHART_WIDTH = 640
+CHART_HEIGHT = 160
+TOP = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of a chart, in SVG user units."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A bar chart ready for the template: its bars and its largest value."""
+
+    title: str
+    bars: list[Bar]
+    maximum: str
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+
+
+def bar_chart(title: str, points: list[tuple[str, float]], unit: str = "") -> Chart:
+    """Bars for ``points`` (label, value), scaled to the chart's height."""
+    top = max((value for _, value in points), default=0.0) or 1.0
+    slot = CHART_WIDTH / max(len(points), 1)
+    bars = []
+    for index, (label, value) in enumerate(points):
+        height = CHART_HEIGHT * value / top
+        bars.append(
+            Bar(
+                x=round(index * slot + slot * 0.1, 2),
+                y=round(CHART_HEIGHT - height, 2),
+                width=round(slot * 0.8, 2),
+                height=round(height, 2),
+                label=label,
+                value=f"{value:.2f}{unit}" if isinstance(value, float) else f"{value}{unit}",
+            )
+        )
+    return Chart(title=title, bars=bars, maximum=f"{top:.2f}{unit}")
+
+
+def daily(days: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Sessions, minutes and cost per day for the last ``days`` days (empty days included)."""
+    today = timezone.localdate(now or timezone.now())
+    first = today - dt.timedelta(days=days - 1)
+    rows = (
+        UsageRecord.objects.filter(created_at__date__gte=first)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(
+            sessions=Count("session_id", distinct=True),
+            minutes=Coalesce(Sum(F("audio_in_seconds") / 60.0, output_field=FloatField()), 0.0),
+            cost=Sum("estimated_cost"),
+        )
+    )
+    by_day: dict[dt.date, dict[str, Any]] = {row["day"]: dict(row) for row in rows}
+    result = []
+    for offset in range(days):
+        day = first + dt.timedelta(days=offset)
+        row = by_day.get(day, {})
+        result.append(
+            {
+                "day": day,
+                "sessions": row.get("sessions", 0),
+                "minutes": float(row.get("minutes", 0.0)),
+                "cost": Decimal(row.get("cost") or 0),
+            }
+        )
+    return result
+
+
+def breakdown(field: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """This period's usage grouped by ``field`` (user, profile or model), biggest first."""
+    return list(
+        UsageRecord.objects.filter(created_at__gte=since)
+        .values(field)
+        .annotate(
+            sessions=Count("session_id", distinct=True),
+            minutes=Coalesce(Sum(F("audio_in_seconds") / 60.0, output_field=FloatField()), 0.0),
+            cost=Coalesce(Sum("estimated_cost"), Decimal(0)),
+        )
+        .order_by("-minutes")[:TOP]
+    )
+
+
+def slowest_turns(since: dt.datetime) -> list[Turn]:
+    """The assistant turns with the longest wait since ``since``."""
+    return list(
+        Turn.objects.filter(started_at__gte=since, latency_ms__isnull=False)
+        .select_related("conversation__user")
+        .order_by("-latency_ms")[:TOP]
+    )
+
+
+def dashboard(days: int = 30, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything the dashboard template shows."""
+    _, month = period_starts(now)
+    per_day = daily(days, now)
+    labels = [row["day"].strftime("%d %b") for row in per_day]
+    return {
+        "days": days,
+        "per_day": per_day,
+        "charts": [
+            bar_chart(
+                "Sessions per day", list(zip(labels, [r["sessions"] for r in per_day], strict=True))
+            ),
+            bar_chart(
+                "Conversation minutes per day",
+                list(zip(labels, [r["minutes"] for r in per_day], strict=True)),
+            ),
+            bar_chart(
+                "Estimated cost per day",
+                list(zip(labels, [float(r["cost"]) for r in per_day], strict=True)),
+            ),
+        ],
+        "by_user": breakdown("user__username", month),
+        "by_profile": breakdown("profile_name", month),
+        "by_model": breakdown("model", month),
+        "slowest": slowest_turns(month),
+        "month": month,
+    }
