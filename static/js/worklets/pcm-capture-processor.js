@@ -5,7 +5,6 @@
 // removes everything the 24 kHz output cannot represent (above 12 kHz) before resampling, so
 // nothing folds back as aliasing; the interpolation then only has to pick points on a smooth,
 // band-limited signal. Upsampling (a device below 24 kHz) needs no filter.
-/* global sampleRate */
 import { FirLowPass } from './fir-low-pass.js';
 
 const TARGET_SAMPLE_RATE = 24000;

@@ -10,7 +10,6 @@
 // Resampling 24 kHz -> context rate is linear interpolation followed, when upsampling, by a
 // low-pass FIR at the output rate (Blackman-windowed sinc, cutoff 10 kHz) that removes the
 // images linear interpolation leaves above 12 kHz.
-/* global sampleRate */
 import { FirLowPass } from './fir-low-pass.js';
 
 const SOURCE_SAMPLE_RATE = 24000;
