@@ -1,19 +1,17 @@
 // The monitor page: follow someone's live session (state, transcripts and, if enabled, audio).
 import { PcmPlayerNode } from './pcm-player-node.js';
 import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
-import { MONITOR_PATH, closeMessage, CloseCode, socketUrl } from './protocol.js';
+import {
+  CloseCode,
+  MONITOR_PATH,
+  MonitorSide,
+  ServerMessage,
+  closeMessage,
+  monitorEndMessage,
+  socketUrl,
+} from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { VoiceSocket } from './voice-socket.js';
-
-const USER_AUDIO = 0x01;
-const ASSISTANT_AUDIO = 0x02;
-const END_REASONS = {
-  ended: 'The session ended.',
-  not_found: 'That session is not live (it may have ended already).',
-  unreachable: 'The worker holding that session could not be reached.',
-  logout: 'You logged out, so monitoring stopped.',
-  forbidden: 'You are no longer allowed to monitor sessions.',
-};
 
 const $ = (id) => document.getElementById(id);
 const root = $('monitor');
@@ -86,8 +84,8 @@ function onAudio(buffer) {
   const side = new Uint8Array(buffer, 0, 1)[0];
   // Copy past the side byte: an Int16Array view needs an even byte offset.
   const pcm = buffer.slice(1);
-  if (side === USER_AUDIO) audio.user.audio(pcm);
-  else if (side === ASSISTANT_AUDIO) audio.assistant.audio(pcm);
+  if (side === MonitorSide.USER) audio.user.audio(pcm);
+  else if (side === MonitorSide.ASSISTANT) audio.assistant.audio(pcm);
 }
 
 // ------------------------------------------------------------------ socket
@@ -95,25 +93,25 @@ function onAudio(buffer) {
 function onMessage(message) {
   view.log('in', message);
   switch (message.type) {
-    case 'monitor.attached':
+    case ServerMessage.MONITOR_ATTACHED:
       ui.user.textContent = message.username ?? '—';
       ui.profile.textContent = message.profile || '—';
       if (message.state) view.setState(message.state);
       view.clearNotice();
       break;
-    case 'monitor.ended':
+    case ServerMessage.MONITOR_ENDED:
       ended = true;
-      view.notice(END_REASONS[message.reason] ?? `The session ended (${message.reason}).`, 'info');
+      view.notice(monitorEndMessage(message.reason), 'info');
       view.addNote('Session ended.');
       view.setState('stopped');
       break;
-    case 'state':
+    case ServerMessage.STATE:
       view.setState(message.state);
       break;
-    case 'profile.updated':
+    case ServerMessage.PROFILE_UPDATED:
       ui.profile.textContent = message.profile?.name ?? '—';
       break;
-    case 'error':
+    case ServerMessage.ERROR:
       view.notice(`The session reported: ${message.message ?? message.code}`, 'warn');
       break;
     default:

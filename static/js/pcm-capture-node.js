@@ -1,5 +1,5 @@
 // Main-thread wrapper of worklets/pcm-capture-processor.js.
-export const PROCESSOR_NAME = 'pcm-capture-processor';
+const PROCESSOR_NAME = 'pcm-capture-processor';
 
 export class PcmCaptureNode extends AudioWorkletNode {
   // moduleUrl comes from the template ({% static %}), never a Blob.

@@ -1,6 +1,6 @@
 // Main-thread wrapper of worklets/pcm-player-processor.js: enqueue(int16) and clear(), with the
 // item each chunk belongs to, so clear() can say how much of which item was actually heard.
-export const PROCESSOR_NAME = 'pcm-player-processor';
+const PROCESSOR_NAME = 'pcm-player-processor';
 const CLEAR_TIMEOUT_MS = 250;
 
 export class PcmPlayerNode extends AudioWorkletNode {

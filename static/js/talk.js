@@ -3,17 +3,19 @@ import { PcmCaptureNode } from './pcm-capture-node.js';
 import { PcmPlayerNode } from './pcm-player-node.js';
 import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
 import {
+  ClientMessage,
+  CloseCode,
+  MAX_TEXT_CHARS,
   NON_FATAL_ERRORS,
+  ServerMessage,
   TRANSIENT_ERRORS,
   VOICE_PATH,
   closeMessage,
-  CloseCode,
   socketUrl,
 } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { VoiceSocket } from './voice-socket.js';
 
-const MAX_TEXT_CHARS = 2000;
 const LEVEL_FLOOR_DB = -60;
 
 const $ = (id) => document.getElementById(id);
@@ -197,10 +199,10 @@ async function onMessage(s, message) {
   if (session !== s) return;
   view.log('in', message);
   switch (message.type) {
-    case 'state':
+    case ServerMessage.STATE:
       view.setState(message.state);
       break;
-    case 'session.ready':
+    case ServerMessage.SESSION_READY:
       s.ready = true;
       s.lastError = null;
       view.clearNotice();
@@ -208,11 +210,11 @@ async function onMessage(s, message) {
       ui.sessionInfo.textContent = `Profile: ${message.profile?.name ?? '—'}`;
       setControls();
       break;
-    case 'profile.updated':
+    case ServerMessage.PROFILE_UPDATED:
       ui.sessionInfo.textContent = `Profile: ${message.profile?.name ?? '—'}`;
       view.notice('An administrator updated this profile; the change applies from your next turn.', 'info');
       break;
-    case 'error':
+    case ServerMessage.ERROR:
       if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
         view.notice(message.message ?? message.code, 'warn');
       } else {
@@ -226,7 +228,7 @@ async function onMessage(s, message) {
   view.handleConversation(message);
   if (s.playback) {
     const heard = await s.playback.handle(message);
-    if (heard && session === s) s.socket.sendJson({ type: 'playback.interrupted', ...heard });
+    if (heard && session === s) s.socket.sendJson({ type: ClientMessage.PLAYBACK_INTERRUPTED, ...heard });
   }
 }
 
@@ -290,7 +292,7 @@ ui.textForm.addEventListener('submit', (event) => {
     view.notice(`Messages can be at most ${MAX_TEXT_CHARS} characters.`, 'warn');
     return;
   }
-  if (session.socket.sendJson({ type: 'text.send', text })) {
+  if (session.socket.sendJson({ type: ClientMessage.TEXT_SEND, text })) {
     view.addTyped(text);
     ui.textInput.value = '';
   }
