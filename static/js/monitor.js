@@ -1,6 +1,6 @@
 // The monitor page: follow someone's live session (state, transcripts and, if enabled, audio).
-import { PcmPlayerNode } from './pcm-player-node.js';
-import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
+import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
+import { AssistantPlayback } from './playback.js';
 import {
   CloseCode,
   MONITOR_PATH,
@@ -42,7 +42,7 @@ async function listen() {
   ui.listen.disabled = true;
   try {
     await resumed;
-    await PcmPlayerNode.register(context, root.dataset.playerWorklet);
+    await registerWorklets(context, root.dataset.playerWorklet);
   } catch (error) {
     view.notice(`The audio engine could not start (${error?.message ?? error}).`, 'error');
     context.close().catch(() => {});

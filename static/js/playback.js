@@ -2,17 +2,6 @@
 import { PcmPlayerNode } from './pcm-player-node.js';
 import { ServerMessage } from './protocol.js';
 
-export function audioWorkletSupported() {
-  return (
-    typeof window.AudioContext === 'function' &&
-    typeof window.AudioWorkletNode === 'function' &&
-    'audioWorklet' in AudioContext.prototype
-  );
-}
-
-export const UNSUPPORTED_AUDIO_MESSAGE =
-  'This browser cannot run the audio engine (it lacks AudioWorklet). Use a current Chrome, Edge, Firefox or Safari.';
-
 export class AssistantPlayback {
   // onActive(active: boolean): the player started or finished sounding audio.
   // destination: where the player connects (a gain node for muting, or context.destination).

@@ -1,7 +1,7 @@
 // The talk page: the only module of the page that looks elements up in the document.
+import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
 import { PcmCaptureNode } from './pcm-capture-node.js';
-import { PcmPlayerNode } from './pcm-player-node.js';
-import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
+import { AssistantPlayback } from './playback.js';
 import {
   ClientMessage,
   CloseCode,
@@ -103,10 +103,7 @@ async function start() {
 
   try {
     await resumed;
-    await Promise.all([
-      PcmCaptureNode.register(context, root.dataset.captureWorklet),
-      PcmPlayerNode.register(context, root.dataset.playerWorklet),
-    ]);
+    await registerWorklets(context, root.dataset.captureWorklet, root.dataset.playerWorklet);
   } catch (error) {
     fail(s, `The audio engine could not start (${error?.message ?? error}).`);
     return;
