@@ -1,5 +1,6 @@
 // The monitor page: follow someone's live session (state, transcripts and, if enabled, audio).
 import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
+import { showClose } from './close-notice.js';
 import { AssistantPlayback } from './playback.js';
 import {
   CloseCode,
@@ -12,6 +13,15 @@ import {
 } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { VoiceSocket } from './voice-socket.js';
+
+// How this page words a close (close-notice.js). After the last retry it shows the close's own
+// text, as it always did.
+const CLOSE_TEXTS = {
+  retrying: (detail, seconds) => `${closeMessage(detail.code)} Trying again in ${seconds} s.`,
+  gaveUp: (detail) => closeMessage(detail.code),
+  notConnected: 'Could not connect to the server (reload the page to log in again).',
+  byCode: { [CloseCode.FORBIDDEN]: 'You do not have permission to monitor sessions.' },
+};
 
 const $ = (id) => document.getElementById(id);
 const root = $('monitor');
@@ -122,25 +132,9 @@ function onMessage(message) {
 }
 
 function onClose(detail) {
-  view.log('local', `websocket closed (${detail.code})`);
+  const { state } = showClose(view, detail, { ended, texts: CLOSE_TEXTS });
   if (audio !== null) audio.assistant.interrupt();
-  if (detail.willRetry) {
-    view.setState('connecting');
-    view.notice(`${closeMessage(detail.code)} Trying again in ${(detail.delayMs / 1000).toFixed(1)} s.`, 'warn');
-    return;
-  }
-  if (ended || detail.code === CloseCode.NORMAL) {
-    view.setState('stopped');
-    return;
-  }
-  const message =
-    detail.code === CloseCode.FORBIDDEN
-      ? 'You do not have permission to monitor sessions.'
-      : !detail.opened && detail.code === CloseCode.ABNORMAL
-        ? 'Could not connect to the server (reload the page to log in again).'
-        : closeMessage(detail.code);
-  view.notice(message, 'error');
-  view.setState('error');
+  if (state !== 'connecting') view.setState(state);
 }
 
 const socket = new VoiceSocket(() => socketUrl(`${MONITOR_PATH}${encodeURIComponent(sessionId)}/`));

@@ -1,10 +1,10 @@
 // The talk page: the only module of the page that looks elements up in the document.
 import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
+import { showClose } from './close-notice.js';
 import { PcmCaptureNode } from './pcm-capture-node.js';
 import { AssistantPlayback } from './playback.js';
 import {
   ClientMessage,
-  CloseCode,
   MAX_TEXT_CHARS,
   NON_FATAL_ERRORS,
   ServerMessage,
@@ -17,6 +17,14 @@ import { SessionView, sessionElements } from './session-view.js';
 import { VoiceSocket } from './voice-socket.js';
 
 const LEVEL_FLOOR_DB = -60;
+// How this page words a close (close-notice.js).
+const CLOSE_TEXTS = {
+  retrying: (detail, seconds) =>
+    `${closeMessage(detail.code)} Trying again in ${seconds} s (attempt ${detail.attempt} of ${detail.maxTries}).`,
+  gaveUp: (detail) =>
+    `${closeMessage(detail.code).replace(' Reconnecting…', '')} Gave up after ${detail.maxTries} attempts; press Start to try again.`,
+  notConnected: 'Could not connect to the server. Check your connection, or reload the page to log in again.',
+};
 
 const $ = (id) => document.getElementById(id);
 const root = $('talk');
@@ -233,35 +241,15 @@ function onClose(s, detail) {
   if (session !== s) return;
   s.ready = false;
   setControls();
-  view.log('local', `websocket closed (${detail.code})`);
+  const { state, message } = showClose(view, detail, {
+    ended: s.stopping,
+    lastError: s.lastError,
+    texts: CLOSE_TEXTS,
+  });
   if (s.playback) s.playback.interrupt();
-  if (detail.willRetry) {
-    const seconds = (detail.delayMs / 1000).toFixed(1);
-    view.setState('connecting');
-    view.notice(
-      `${closeMessage(detail.code)} Trying again in ${seconds} s (attempt ${detail.attempt} of ${detail.maxTries}).`,
-      'warn',
-    );
-    return;
-  }
-  if (s.stopping || (detail.code === CloseCode.NORMAL && !s.lastError)) {
-    view.addNote('Session ended.');
-    teardown(s, 'stopped');
-    return;
-  }
-  let message;
-  if (detail.retriesExhausted) {
-    message = `${closeMessage(detail.code).replace(' Reconnecting…', '')} Gave up after ${detail.maxTries} attempts; press Start to try again.`;
-  } else if (s.lastError) {
-    message = s.lastError.message ?? closeMessage(detail.code);
-  } else if (!detail.opened && detail.code === CloseCode.ABNORMAL) {
-    message = 'Could not connect to the server. Check your connection, or reload the page to log in again.';
-  } else {
-    message = closeMessage(detail.code);
-  }
-  view.notice(message, 'error');
-  view.addNote(message);
-  teardown(s, 'error');
+  if (state === 'connecting') return;
+  view.addNote(state === 'stopped' ? 'Session ended.' : message);
+  teardown(s, state);
 }
 
 // ------------------------------------------------------------------ wiring
