@@ -7,6 +7,7 @@ import {
   MONITOR_PATH,
   MonitorSide,
   ServerMessage,
+  State,
   closeMessage,
   monitorEndMessage,
   socketUrl,
@@ -113,7 +114,7 @@ function onMessage(message) {
       ended = true;
       view.notice(monitorEndMessage(message.reason), 'info');
       view.addNote('Session ended.');
-      view.setState('stopped');
+      view.setState(State.STOPPED);
       break;
     case ServerMessage.STATE:
       view.setState(message.state);
@@ -134,7 +135,7 @@ function onMessage(message) {
 function onClose(detail) {
   const { state } = showClose(view, detail, { ended, texts: CLOSE_TEXTS });
   if (audio !== null) audio.assistant.interrupt();
-  if (state !== 'connecting') view.setState(state);
+  if (state !== State.CONNECTING) view.setState(state);
 }
 
 const socket = new VoiceSocket(() => socketUrl(`${MONITOR_PATH}${encodeURIComponent(sessionId)}/`));
@@ -148,6 +149,6 @@ if (audioEnabled && ui.listen) {
   ui.muteUser.addEventListener('click', () => toggleMute(ui.muteUser, 'user'));
   ui.muteAssistant.addEventListener('click', () => toggleMute(ui.muteAssistant, 'assistant'));
 }
-view.setState('connecting');
+view.setState(State.CONNECTING);
 socket.connect();
 window.addEventListener('pagehide', () => socket.stop());

@@ -49,15 +49,28 @@ export const MonitorSide = Object.freeze({
   ASSISTANT: 0x02,
 });
 
+// The states of the indicator: the server's (the `state` message) and the page's own (idle
+// before Start; connecting, stopped and error around the socket).
+export const State = Object.freeze({
+  IDLE: 'idle',
+  CONNECTING: 'connecting',
+  READY: 'ready',
+  LISTENING: 'listening',
+  PROCESSING: 'processing',
+  ASSISTANT_SPEAKING: 'assistant_speaking',
+  STOPPED: 'stopped',
+  ERROR: 'error',
+});
+
 export const STATE_LABELS = Object.freeze({
-  idle: 'Idle — press Start',
-  connecting: 'Connecting…',
-  ready: 'Ready — speak any time',
-  listening: 'Listening…',
-  processing: 'Thinking…',
-  assistant_speaking: 'Assistant speaking',
-  stopped: 'Stopped',
-  error: 'Error',
+  [State.IDLE]: 'Idle — press Start',
+  [State.CONNECTING]: 'Connecting…',
+  [State.READY]: 'Ready — speak any time',
+  [State.LISTENING]: 'Listening…',
+  [State.PROCESSING]: 'Thinking…',
+  [State.ASSISTANT_SPEAKING]: 'Assistant speaking',
+  [State.STOPPED]: 'Stopped',
+  [State.ERROR]: 'Error',
 });
 
 export const CloseCode = Object.freeze({

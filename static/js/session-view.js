@@ -1,6 +1,6 @@
 // What talk.js and monitor.js both show: the state indicator, the live conversation and the
 // event log. Page modules own the DOM; this view only touches the elements it is handed.
-import { STATE_LABELS, ServerMessage } from './protocol.js';
+import { STATE_LABELS, ServerMessage, State } from './protocol.js';
 
 const LOG_LIMIT = 200;
 const SCROLL_SLACK_PX = 48;
@@ -31,11 +31,11 @@ export class SessionView {
     this.el = elements;
     this.roleLabels = { ...ROLE_LABELS, ...roleLabels };
     this.entries = new Map();
-    this.serverState = 'idle';
+    this.serverState = State.IDLE;
     this.playbackActive = false;
     this.shown = null;
     this.logCount = 0;
-    this.setState('idle');
+    this.setState(State.IDLE);
   }
 
   // ---------------------------------------------------------------- state
@@ -54,7 +54,7 @@ export class SessionView {
 
   _render() {
     const state =
-      this.playbackActive && this.serverState === 'ready' ? 'assistant_speaking' : this.serverState;
+      this.playbackActive && this.serverState === State.READY ? State.ASSISTANT_SPEAKING : this.serverState;
     if (state === this.shown) return;
     this.shown = state;
     this.el.state.dataset.state = state;

@@ -9,6 +9,7 @@ import {
   ClientMessage,
   NON_FATAL_ERRORS,
   ServerMessage,
+  State,
   TRANSIENT_ERRORS,
   VOICE_PATH,
   closeMessage,
@@ -71,7 +72,7 @@ export class TalkSession {
     const context = new AudioContext({ latencyHint: 'interactive' });
     const resumed = context.resume();
     this.context = context;
-    this.view.setState('connecting');
+    this.view.setState(State.CONNECTING);
     this.view.log('local', `audio context at ${context.sampleRate} Hz`);
 
     try {
@@ -92,7 +93,7 @@ export class TalkSession {
     if (this.stopping || this.ended) {
       // Stopped while the browser asked for the microphone: release it again.
       this._stopTracks();
-      this._teardown('stopped');
+      this._teardown(State.STOPPED);
       return;
     }
 
@@ -134,7 +135,7 @@ export class TalkSession {
     if (this.socket) {
       this.socket.stop(); // the close event finishes the job
     } else {
-      this._teardown('stopped');
+      this._teardown(State.STOPPED);
     }
   }
 
@@ -152,7 +153,7 @@ export class TalkSession {
     this.view.notice(message, 'error');
     this.view.log('local', message);
     if (this.socket) this.socket.stop();
-    this._teardown('error');
+    this._teardown(State.ERROR);
   }
 
   _stopTracks() {
@@ -226,8 +227,8 @@ export class TalkSession {
       texts: CLOSE_TEXTS,
     });
     if (this.playback) this.playback.interrupt();
-    if (state === 'connecting') return;
-    this.view.addNote(state === 'stopped' ? 'Session ended.' : message);
+    if (state === State.CONNECTING) return;
+    this.view.addNote(state === State.STOPPED ? 'Session ended.' : message);
     this._teardown(state);
   }
 }

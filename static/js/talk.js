@@ -1,7 +1,7 @@
 // The talk page: the only module of the page that looks elements up in the document. The
 // conversation itself (audio, socket, server messages) is a TalkSession.
 import { audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
-import { MAX_TEXT_CHARS } from './protocol.js';
+import { MAX_TEXT_CHARS, State } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { TalkSession } from './talk-session.js';
 
@@ -60,12 +60,12 @@ function start() {
   if (session !== null) return;
   view.clearNotice();
   if (!audioWorkletSupported()) {
-    view.setState('error');
+    view.setState(State.ERROR);
     view.notice(UNSUPPORTED_AUDIO_MESSAGE, 'error');
     return;
   }
   if (!navigator.mediaDevices?.getUserMedia) {
-    view.setState('error');
+    view.setState(State.ERROR);
     view.notice('This page cannot use the microphone: open it over https (or on localhost).', 'error');
     return;
   }
