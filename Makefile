@@ -16,10 +16,10 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 # command:package. Running needs Redis (several workers) and a compiler for llama.cpp; the tests
-# also need speech tools, a browser, nginx and shellcheck.
+# also need speech tools, a browser, nginx, shellcheck and Node (ESLint).
 # An entry may name a shared library instead of a command (libspeexdsp: echo cancellation).
 RUN_APT := redis-server:redis-server cmake:cmake g++:g++ libspeexdsp.so.1:libspeexdsp1
-TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck
+TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck node:nodejs npm:npm
 # Every package of every extra, transitive ones included, pinned: `make lock` refreshes it.
 LOCK := requirements.lock
 ENV_FILE ?= .env
@@ -63,7 +63,7 @@ system-deps:
 	$(call apt_install,$(RUN_APT),redis-server cmake g++ libspeexdsp1)
 
 system-test-deps:
-	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck)
+	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck nodejs npm)
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -133,7 +133,20 @@ lock: llama-wheel
 	@rm -rf .lock-venv build *.egg-info
 	@echo "==> Wrote $(LOCK) ($$(grep -c '==' $(LOCK)) packages)"
 
-lint:
+# ESLint over every JavaScript file (eslint.config.js), with the whole npm tree exactly as
+# package-lock.json pins it; npm ci runs again only when the lock changes.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package-lock.json
+	@echo "==> Installing the JavaScript lint tools from package-lock.json"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+.PHONY: lint-js
+lint-js: $(NODE_STAMP)
+	node_modules/.bin/eslint --max-warnings 0 .
+
+lint: lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -1,18 +1,27 @@
 // The monitor page: follow someone's live session (state, transcripts and, if enabled, audio).
-import { PcmPlayerNode } from './pcm-player-node.js';
-import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
-import { MONITOR_PATH, closeMessage, CloseCode, socketUrl } from './protocol.js';
+import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
+import { showClose } from './close-notice.js';
+import { AssistantPlayback } from './playback.js';
+import {
+  CloseCode,
+  MONITOR_PATH,
+  MonitorSide,
+  ServerMessage,
+  State,
+  closeMessage,
+  monitorEndMessage,
+  socketUrl,
+} from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { VoiceSocket } from './voice-socket.js';
 
-const USER_AUDIO = 0x01;
-const ASSISTANT_AUDIO = 0x02;
-const END_REASONS = {
-  ended: 'The session ended.',
-  not_found: 'That session is not live (it may have ended already).',
-  unreachable: 'The worker holding that session could not be reached.',
-  logout: 'You logged out, so monitoring stopped.',
-  forbidden: 'You are no longer allowed to monitor sessions.',
+// How this page words a close (close-notice.js). After the last retry it shows the close's own
+// text, as it always did.
+const CLOSE_TEXTS = {
+  retrying: (detail, seconds) => `${closeMessage(detail.code)} Trying again in ${seconds} s.`,
+  gaveUp: (detail) => closeMessage(detail.code),
+  notConnected: 'Could not connect to the server (reload the page to log in again).',
+  byCode: { [CloseCode.FORBIDDEN]: 'You do not have permission to monitor sessions.' },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -44,7 +53,7 @@ async function listen() {
   ui.listen.disabled = true;
   try {
     await resumed;
-    await PcmPlayerNode.register(context, root.dataset.playerWorklet);
+    await registerWorklets(context, root.dataset.playerWorklet);
   } catch (error) {
     view.notice(`The audio engine could not start (${error?.message ?? error}).`, 'error');
     context.close().catch(() => {});
@@ -86,8 +95,8 @@ function onAudio(buffer) {
   const side = new Uint8Array(buffer, 0, 1)[0];
   // Copy past the side byte: an Int16Array view needs an even byte offset.
   const pcm = buffer.slice(1);
-  if (side === USER_AUDIO) audio.user.audio(pcm);
-  else if (side === ASSISTANT_AUDIO) audio.assistant.audio(pcm);
+  if (side === MonitorSide.USER) audio.user.audio(pcm);
+  else if (side === MonitorSide.ASSISTANT) audio.assistant.audio(pcm);
 }
 
 // ------------------------------------------------------------------ socket
@@ -95,25 +104,25 @@ function onAudio(buffer) {
 function onMessage(message) {
   view.log('in', message);
   switch (message.type) {
-    case 'monitor.attached':
+    case ServerMessage.MONITOR_ATTACHED:
       ui.user.textContent = message.username ?? '—';
       ui.profile.textContent = message.profile || '—';
       if (message.state) view.setState(message.state);
       view.clearNotice();
       break;
-    case 'monitor.ended':
+    case ServerMessage.MONITOR_ENDED:
       ended = true;
-      view.notice(END_REASONS[message.reason] ?? `The session ended (${message.reason}).`, 'info');
+      view.notice(monitorEndMessage(message.reason), 'info');
       view.addNote('Session ended.');
-      view.setState('stopped');
+      view.setState(State.STOPPED);
       break;
-    case 'state':
+    case ServerMessage.STATE:
       view.setState(message.state);
       break;
-    case 'profile.updated':
+    case ServerMessage.PROFILE_UPDATED:
       ui.profile.textContent = message.profile?.name ?? '—';
       break;
-    case 'error':
+    case ServerMessage.ERROR:
       view.notice(`The session reported: ${message.message ?? message.code}`, 'warn');
       break;
     default:
@@ -124,25 +133,9 @@ function onMessage(message) {
 }
 
 function onClose(detail) {
-  view.log('local', `websocket closed (${detail.code})`);
+  const { state } = showClose(view, detail, { ended, texts: CLOSE_TEXTS });
   if (audio !== null) audio.assistant.interrupt();
-  if (detail.willRetry) {
-    view.setState('connecting');
-    view.notice(`${closeMessage(detail.code)} Trying again in ${(detail.delayMs / 1000).toFixed(1)} s.`, 'warn');
-    return;
-  }
-  if (ended || detail.code === CloseCode.NORMAL) {
-    view.setState('stopped');
-    return;
-  }
-  const message =
-    detail.code === CloseCode.FORBIDDEN
-      ? 'You do not have permission to monitor sessions.'
-      : !detail.opened && detail.code === CloseCode.ABNORMAL
-        ? 'Could not connect to the server (reload the page to log in again).'
-        : closeMessage(detail.code);
-  view.notice(message, 'error');
-  view.setState('error');
+  if (state !== State.CONNECTING) view.setState(state);
 }
 
 const socket = new VoiceSocket(() => socketUrl(`${MONITOR_PATH}${encodeURIComponent(sessionId)}/`));
@@ -156,6 +149,6 @@ if (audioEnabled && ui.listen) {
   ui.muteUser.addEventListener('click', () => toggleMute(ui.muteUser, 'user'));
   ui.muteAssistant.addEventListener('click', () => toggleMute(ui.muteAssistant, 'assistant'));
 }
-view.setState('connecting');
+view.setState(State.CONNECTING);
 socket.connect();
 window.addEventListener('pagehide', () => socket.stop());

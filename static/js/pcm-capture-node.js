@@ -1,12 +1,7 @@
-// Main-thread wrapper of worklets/pcm-capture-processor.js.
-export const PROCESSOR_NAME = 'pcm-capture-processor';
+// Main-thread wrapper of worklets/pcm-capture-processor.js (loaded by registerWorklets()).
+const PROCESSOR_NAME = 'pcm-capture-processor';
 
 export class PcmCaptureNode extends AudioWorkletNode {
-  // moduleUrl comes from the template ({% static %}), never a Blob.
-  static async register(context, moduleUrl) {
-    await context.audioWorklet.addModule(moduleUrl);
-  }
-
   // onChunk(pcm: Int16Array, rms: number, peak: number) receives 100 ms of 24 kHz mono audio.
   constructor(context, { onChunk, onError } = {}) {
     super(context, PROCESSOR_NAME, {

@@ -1,13 +1,10 @@
-// Main-thread wrapper of worklets/pcm-player-processor.js: enqueue(int16) and clear(), with the
-// item each chunk belongs to, so clear() can say how much of which item was actually heard.
-export const PROCESSOR_NAME = 'pcm-player-processor';
+// Main-thread wrapper of worklets/pcm-player-processor.js (loaded by registerWorklets()):
+// enqueue(int16) and clear(), with the item each chunk belongs to, so clear() can say how much
+// of which item was actually heard.
+const PROCESSOR_NAME = 'pcm-player-processor';
 const CLEAR_TIMEOUT_MS = 250;
 
 export class PcmPlayerNode extends AudioWorkletNode {
-  static async register(context, moduleUrl) {
-    await context.audioWorklet.addModule(moduleUrl);
-  }
-
   // onStarted(), onDrained({underruns}): playback (re)started / the buffer ran empty and nothing
   // more is on its way to the processor. onError(event): the processor failed.
   constructor(context, { onStarted, onDrained, onError } = {}) {

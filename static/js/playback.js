@@ -1,16 +1,6 @@
 // Assistant playback driven by the server's control messages; shared by talk.js and monitor.js.
 import { PcmPlayerNode } from './pcm-player-node.js';
-
-export function audioWorkletSupported() {
-  return (
-    typeof window.AudioContext === 'function' &&
-    typeof window.AudioWorkletNode === 'function' &&
-    'audioWorklet' in AudioContext.prototype
-  );
-}
-
-export const UNSUPPORTED_AUDIO_MESSAGE =
-  'This browser cannot run the audio engine (it lacks AudioWorklet). Use a current Chrome, Edge, Firefox or Safari.';
+import { ServerMessage } from './protocol.js';
 
 export class AssistantPlayback {
   // onActive(active: boolean): the player started or finished sounding audio.
@@ -28,10 +18,6 @@ export class AssistantPlayback {
     this.node.connect(destination);
   }
 
-  get active() {
-    return this.node.active;
-  }
-
   audio(buffer) {
     if (this.node.enqueue(buffer)) this.onActive(true);
   }
@@ -40,14 +26,14 @@ export class AssistantPlayback {
   // {item_id, played_ms} when playback was cut off (barge-in), null otherwise.
   async handle(message) {
     switch (message.type) {
-      case 'audio.start':
+      case ServerMessage.AUDIO_START:
         this.node.startItem(message.item_id);
         return null;
-      case 'audio.done':
+      case ServerMessage.AUDIO_DONE:
         this.node.endItem(message.item_id);
         return null;
-      case 'playback.clear':
-      case 'speech.started':
+      case ServerMessage.PLAYBACK_CLEAR:
+      case ServerMessage.SPEECH_STARTED:
         return this.interrupt();
       default:
         return null;

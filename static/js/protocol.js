@@ -1,31 +1,76 @@
 // The browser side of docs/protocol.md (assistant/protocol.py is the Python source).
-// Every other module imports close codes, states and messages from here: one place only.
+// Every other module imports message types, close codes, states, side bytes and their texts
+// from here: one place only. The audio worklets import it too, so nothing at the top level may
+// need a window (no location, document or URL outside a function).
 
+// PCM16 mono, both ways (the capture and player worklets resample to and from it).
 export const SAMPLE_RATE = 24000;
 
 export const VOICE_PATH = '/ws/voice/';
 export const MONITOR_PATH = '/ws/monitor/';
 
-export const STATES = Object.freeze([
-  'idle',
-  'connecting',
-  'ready',
-  'listening',
-  'processing',
-  'assistant_speaking',
-  'stopped',
-  'error',
-]);
+// The message types the pages send...
+export const ClientMessage = Object.freeze({
+  AUDIO_ACK: 'audio.ack',
+  PLAYBACK_INTERRUPTED: 'playback.interrupted',
+  SESSION_STOP: 'session.stop',
+  TEXT_SEND: 'text.send',
+});
+
+// ...and the ones they act on (a monitor gets copies of the session's, and its own two).
+export const ServerMessage = Object.freeze({
+  STATE: 'state',
+  SESSION_READY: 'session.ready',
+  SPEECH_STARTED: 'speech.started',
+  PLAYBACK_CLEAR: 'playback.clear',
+  AUDIO_START: 'audio.start',
+  AUDIO_DONE: 'audio.done',
+  TRANSCRIPT_USER_DELTA: 'transcript.user.delta',
+  TRANSCRIPT_USER_DONE: 'transcript.user.done',
+  TRANSCRIPT_ASSISTANT_DELTA: 'transcript.assistant.delta',
+  TRANSCRIPT_ASSISTANT_DONE: 'transcript.assistant.done',
+  PROFILE_UPDATED: 'profile.updated',
+  ERROR: 'error',
+  MONITOR_ATTACHED: 'monitor.attached',
+  MONITOR_ENDED: 'monitor.ended',
+});
+
+// A message of one of these types means the session is up: the retry budget starts again.
+export const SESSION_UP_MESSAGES = Object.freeze(
+  new Set([ServerMessage.SESSION_READY, ServerMessage.MONITOR_ATTACHED]),
+);
+
+// text.send: at most this many characters.
+export const MAX_TEXT_CHARS = 2000;
+
+// A monitor's binary frames start with one byte saying whose audio follows.
+export const MonitorSide = Object.freeze({
+  USER: 0x01,
+  ASSISTANT: 0x02,
+});
+
+// The states of the indicator: the server's (the `state` message) and the page's own (idle
+// before Start; connecting, stopped and error around the socket).
+export const State = Object.freeze({
+  IDLE: 'idle',
+  CONNECTING: 'connecting',
+  READY: 'ready',
+  LISTENING: 'listening',
+  PROCESSING: 'processing',
+  ASSISTANT_SPEAKING: 'assistant_speaking',
+  STOPPED: 'stopped',
+  ERROR: 'error',
+});
 
 export const STATE_LABELS = Object.freeze({
-  idle: 'Idle — press Start',
-  connecting: 'Connecting…',
-  ready: 'Ready — speak any time',
-  listening: 'Listening…',
-  processing: 'Thinking…',
-  assistant_speaking: 'Assistant speaking',
-  stopped: 'Stopped',
-  error: 'Error',
+  [State.IDLE]: 'Idle — press Start',
+  [State.CONNECTING]: 'Connecting…',
+  [State.READY]: 'Ready — speak any time',
+  [State.LISTENING]: 'Listening…',
+  [State.PROCESSING]: 'Thinking…',
+  [State.ASSISTANT_SPEAKING]: 'Assistant speaking',
+  [State.STOPPED]: 'Stopped',
+  [State.ERROR]: 'Error',
 });
 
 export const CloseCode = Object.freeze({
@@ -50,7 +95,7 @@ export const RETRYABLE_CLOSE_CODES = Object.freeze(
   new Set([CloseCode.SERVER_DRAINING, CloseCode.SERVER_BUSY]),
 );
 
-export const CLOSE_MESSAGES = Object.freeze({
+const CLOSE_MESSAGES = Object.freeze({
   [CloseCode.NORMAL]: 'The session ended.',
   [CloseCode.ABNORMAL]: 'The connection to the server was lost.',
   [CloseCode.MESSAGE_TOO_BIG]: 'A message was too large for the server; the session was closed.',
@@ -69,6 +114,19 @@ export const CLOSE_MESSAGES = Object.freeze({
 
 export function closeMessage(code) {
   return CLOSE_MESSAGES[code] ?? `The connection closed unexpectedly (code ${code}).`;
+}
+
+// monitor.ended reasons.
+const MONITOR_END_MESSAGES = Object.freeze({
+  ended: 'The session ended.',
+  not_found: 'That session is not live (it may have ended already).',
+  unreachable: 'The worker holding that session could not be reached.',
+  logout: 'You logged out, so monitoring stopped.',
+  forbidden: 'You are no longer allowed to monitor sessions.',
+});
+
+export function monitorEndMessage(reason) {
+  return MONITOR_END_MESSAGES[reason] ?? `The session ended (${reason}).`;
 }
 
 // Error codes that mean the session carries on: shown as a notice, not as a failure.

@@ -1,6 +1,6 @@
 // What talk.js and monitor.js both show: the state indicator, the live conversation and the
 // event log. Page modules own the DOM; this view only touches the elements it is handed.
-import { STATE_LABELS } from './protocol.js';
+import { STATE_LABELS, ServerMessage, State } from './protocol.js';
 
 const LOG_LIMIT = 200;
 const SCROLL_SLACK_PX = 48;
@@ -31,11 +31,11 @@ export class SessionView {
     this.el = elements;
     this.roleLabels = { ...ROLE_LABELS, ...roleLabels };
     this.entries = new Map();
-    this.serverState = 'idle';
+    this.serverState = State.IDLE;
     this.playbackActive = false;
     this.shown = null;
     this.logCount = 0;
-    this.setState('idle');
+    this.setState(State.IDLE);
   }
 
   // ---------------------------------------------------------------- state
@@ -52,13 +52,9 @@ export class SessionView {
     this._render();
   }
 
-  get state() {
-    return this.shown;
-  }
-
   _render() {
     const state =
-      this.playbackActive && this.serverState === 'ready' ? 'assistant_speaking' : this.serverState;
+      this.playbackActive && this.serverState === State.READY ? State.ASSISTANT_SPEAKING : this.serverState;
     if (state === this.shown) return;
     this.shown = state;
     this.el.state.dataset.state = state;
@@ -85,19 +81,19 @@ export class SessionView {
   // Apply one server message to the conversation; returns true if it was a conversation message.
   handleConversation(message) {
     switch (message.type) {
-      case 'speech.started':
+      case ServerMessage.SPEECH_STARTED:
         if (message.item_id) this._entry('user', message.item_id, { placeholder: true });
         return true;
-      case 'transcript.user.delta':
+      case ServerMessage.TRANSCRIPT_USER_DELTA:
         this._append('user', message.item_id, message.delta);
         return true;
-      case 'transcript.user.done':
+      case ServerMessage.TRANSCRIPT_USER_DONE:
         this._finish('user', message.item_id, message.transcript);
         return true;
-      case 'transcript.assistant.delta':
+      case ServerMessage.TRANSCRIPT_ASSISTANT_DELTA:
         this._append('assistant', message.item_id, message.delta);
         return true;
-      case 'transcript.assistant.done':
+      case ServerMessage.TRANSCRIPT_ASSISTANT_DONE:
         this._finish('assistant', message.item_id, message.transcript);
         return true;
       default:

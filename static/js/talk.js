@@ -1,19 +1,10 @@
-// The talk page: the only module of the page that looks elements up in the document.
-import { PcmCaptureNode } from './pcm-capture-node.js';
-import { PcmPlayerNode } from './pcm-player-node.js';
-import { AssistantPlayback, audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './playback.js';
-import {
-  NON_FATAL_ERRORS,
-  TRANSIENT_ERRORS,
-  VOICE_PATH,
-  closeMessage,
-  CloseCode,
-  socketUrl,
-} from './protocol.js';
+// The talk page: the only module of the page that looks elements up in the document. The
+// conversation itself (audio, socket, server messages) is a TalkSession.
+import { audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
+import { MAX_TEXT_CHARS, State } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
-import { VoiceSocket } from './voice-socket.js';
+import { TalkSession } from './talk-session.js';
 
-const MAX_TEXT_CHARS = 2000;
 const LEVEL_FLOOR_DB = -60;
 
 const $ = (id) => document.getElementById(id);
@@ -32,7 +23,7 @@ const ui = {
 };
 const view = new SessionView(sessionElements($));
 
-let session = null; // the live conversation, or null
+let session = null; // the live TalkSession, or null
 
 // ------------------------------------------------------------------ controls
 
@@ -55,214 +46,51 @@ function showLevel(rms) {
   ui.level.setAttribute('aria-valuenow', String(pct));
 }
 
-function microphoneMessage(error) {
-  switch (error?.name) {
-    case 'NotAllowedError':
-    case 'SecurityError':
-      return 'Microphone access was denied. Allow the microphone for this site (the icon in the address bar) and press Start again.';
-    case 'NotFoundError':
-    case 'OverconstrainedError':
-      return 'No microphone was found. Connect one and press Start again.';
-    case 'NotReadableError':
-    case 'AbortError':
-      return 'The microphone could not be opened: another application may be using it.';
-    default:
-      return `The microphone could not be opened (${error?.name ?? 'unknown error'}).`;
-  }
+function showProfile(profile) {
+  ui.sessionInfo.textContent = `Profile: ${profile?.name ?? '—'}`;
+}
+
+function muted() {
+  return ui.mute.getAttribute('aria-pressed') === 'true';
 }
 
 // ------------------------------------------------------------------ start / stop
 
-async function start() {
+function start() {
   if (session !== null) return;
   view.clearNotice();
   if (!audioWorkletSupported()) {
-    view.setState('error');
+    view.setState(State.ERROR);
     view.notice(UNSUPPORTED_AUDIO_MESSAGE, 'error');
     return;
   }
   if (!navigator.mediaDevices?.getUserMedia) {
-    view.setState('error');
+    view.setState(State.ERROR);
     view.notice('This page cannot use the microphone: open it over https (or on localhost).', 'error');
     return;
   }
-  // Created and resumed inside the click handler, before any await: autoplay policy.
-  const context = new AudioContext({ latencyHint: 'interactive' });
-  const resumed = context.resume();
-  const s = { context, stream: null, capture: null, source: null, playback: null, socket: null };
-  s.ready = false;
-  s.stopping = false;
-  s.lastError = null;
-  s.sessions = 0;
+  const options = {
+    worklets: { capture: root.dataset.captureWorklet, player: root.dataset.playerWorklet },
+    profileId: ui.profile ? ui.profile.value : '',
+    muted: muted(),
+  };
+  const s = new TalkSession(view, options, {
+    onChange: setControls,
+    onLevel: showLevel,
+    onProfile: showProfile,
+    onEnd: () => {
+      if (session === s) session = null;
+      showLevel(0);
+      setControls();
+    },
+  });
   session = s;
   setControls();
-  view.setState('connecting');
-  view.log('local', `audio context at ${context.sampleRate} Hz`);
-
-  try {
-    await resumed;
-    await Promise.all([
-      PcmCaptureNode.register(context, root.dataset.captureWorklet),
-      PcmPlayerNode.register(context, root.dataset.playerWorklet),
-    ]);
-  } catch (error) {
-    fail(s, `The audio engine could not start (${error?.message ?? error}).`);
-    return;
-  }
-  try {
-    s.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
-  } catch (error) {
-    fail(s, microphoneMessage(error));
-    return;
-  }
-  if (s.stopping) {
-    teardown(s, 'stopped');
-    return;
-  }
-
-  const onProcessorError = () => fail(s, 'The audio engine stopped working. Press Start to try again.');
-  s.playback = new AssistantPlayback(context, context.destination, {
-    onActive: (active) => {
-      if (session === s) view.setPlaybackActive(active);
-    },
-    onError: onProcessorError,
-  });
-  s.capture = new PcmCaptureNode(context, {
-    onChunk: (pcm, rms) => {
-      showLevel(rms);
-      // Audio before session.ready would be dropped by the server anyway.
-      if (s.ready) s.socket.sendAudio(pcm.buffer);
-    },
-    onError: onProcessorError,
-  });
-  s.source = context.createMediaStreamSource(s.stream);
-  s.source.connect(s.capture);
-  s.capture.connect(context.destination); // silent: keeps the capture node pulled
-  s.capture.setMuted(ui.mute.getAttribute('aria-pressed') === 'true');
-
-  const profileId = ui.profile ? ui.profile.value : '';
-  s.socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: profileId }), { ackAudio: true });
-  s.socket.addEventListener('message', (event) => onMessage(s, event.detail));
-  s.socket.addEventListener('sent', (event) => view.log('out', event.detail));
-  s.socket.addEventListener('audio', (event) => {
-    if (s.playback) s.playback.audio(event.detail);
-  });
-  s.socket.addEventListener('open', () => view.log('local', 'websocket open'));
-  s.socket.addEventListener('close', (event) => onClose(s, event.detail));
-  s.socket.connect();
+  s.start(); // still inside the click handler: the AudioContext may start
 }
 
 function stop() {
-  const s = session;
-  if (s === null) return;
-  s.stopping = true;
-  if (s.playback) s.playback.interrupt();
-  if (s.socket) {
-    s.socket.stop(); // the close event finishes the job
-  } else {
-    teardown(s, 'stopped');
-  }
-}
-
-function fail(s, message) {
-  view.notice(message, 'error');
-  view.log('local', message);
-  if (s.socket) s.socket.stop();
-  teardown(s, 'error');
-}
-
-function teardown(s, state) {
-  if (session !== s) return;
-  session = null;
-  s.ready = false;
-  if (s.stream) for (const track of s.stream.getTracks()) track.stop();
-  if (s.source) s.source.disconnect();
-  if (s.capture) {
-    s.capture.port.onmessage = null;
-    s.capture.disconnect();
-  }
-  if (s.playback) s.playback.disconnect();
-  s.context.close().catch(() => {});
-  showLevel(0);
-  view.setPlaybackActive(false);
-  view.setState(state);
-  setControls();
-}
-
-// ------------------------------------------------------------------ server messages
-
-async function onMessage(s, message) {
-  if (session !== s) return;
-  view.log('in', message);
-  switch (message.type) {
-    case 'state':
-      view.setState(message.state);
-      break;
-    case 'session.ready':
-      s.ready = true;
-      s.lastError = null;
-      view.clearNotice();
-      if (s.sessions++ > 0) view.addNote('Reconnected: a new session started.');
-      ui.sessionInfo.textContent = `Profile: ${message.profile?.name ?? '—'}`;
-      setControls();
-      break;
-    case 'profile.updated':
-      ui.sessionInfo.textContent = `Profile: ${message.profile?.name ?? '—'}`;
-      view.notice('An administrator updated this profile; the change applies from your next turn.', 'info');
-      break;
-    case 'error':
-      if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
-        view.notice(message.message ?? message.code, 'warn');
-      } else {
-        s.lastError = message;
-        view.notice(message.message ?? message.code, 'error');
-      }
-      break;
-    default:
-      break;
-  }
-  view.handleConversation(message);
-  if (s.playback) {
-    const heard = await s.playback.handle(message);
-    if (heard && session === s) s.socket.sendJson({ type: 'playback.interrupted', ...heard });
-  }
-}
-
-function onClose(s, detail) {
-  if (session !== s) return;
-  s.ready = false;
-  setControls();
-  view.log('local', `websocket closed (${detail.code})`);
-  if (s.playback) s.playback.interrupt();
-  if (detail.willRetry) {
-    const seconds = (detail.delayMs / 1000).toFixed(1);
-    view.setState('connecting');
-    view.notice(
-      `${closeMessage(detail.code)} Trying again in ${seconds} s (attempt ${detail.attempt} of ${detail.maxTries}).`,
-      'warn',
-    );
-    return;
-  }
-  if (s.stopping || (detail.code === CloseCode.NORMAL && !s.lastError)) {
-    view.addNote('Session ended.');
-    teardown(s, 'stopped');
-    return;
-  }
-  let message;
-  if (detail.retriesExhausted) {
-    message = `${closeMessage(detail.code).replace(' Reconnecting…', '')} Gave up after ${detail.maxTries} attempts; press Start to try again.`;
-  } else if (s.lastError) {
-    message = s.lastError.message ?? closeMessage(detail.code);
-  } else if (!detail.opened && detail.code === CloseCode.ABNORMAL) {
-    message = 'Could not connect to the server. Check your connection, or reload the page to log in again.';
-  } else {
-    message = closeMessage(detail.code);
-  }
-  view.notice(message, 'error');
-  view.addNote(message);
-  teardown(s, 'error');
+  if (session !== null) session.stop();
 }
 
 // ------------------------------------------------------------------ wiring
@@ -270,10 +98,10 @@ function onClose(s, detail) {
 ui.start.addEventListener('click', start);
 ui.stop.addEventListener('click', stop);
 ui.mute.addEventListener('click', () => {
-  const muted = ui.mute.getAttribute('aria-pressed') !== 'true';
-  ui.mute.setAttribute('aria-pressed', String(muted));
-  ui.mute.textContent = muted ? 'Unmute microphone' : 'Mute microphone';
-  if (session?.capture) session.capture.setMuted(muted);
+  const mute = !muted();
+  ui.mute.setAttribute('aria-pressed', String(mute));
+  ui.mute.textContent = mute ? 'Unmute microphone' : 'Mute microphone';
+  if (session !== null) session.setMuted(mute);
 });
 if (ui.profile) {
   ui.profile.addEventListener('change', () => {
@@ -290,7 +118,7 @@ ui.textForm.addEventListener('submit', (event) => {
     view.notice(`Messages can be at most ${MAX_TEXT_CHARS} characters.`, 'warn');
     return;
   }
-  if (session.socket.sendJson({ type: 'text.send', text })) {
+  if (session.sendText(text)) {
     view.addTyped(text);
     ui.textInput.value = '';
   }

@@ -1,9 +1,14 @@
 // One websocket with JSON control frames and binary PCM16 audio frames, reconnecting with
 // exponential backoff only after the close codes the protocol marks retryable.
-import { AUDIO_ACK_BYTES, RECONNECT, RETRYABLE_CLOSE_CODES, CloseCode } from './protocol.js';
+import {
+  AUDIO_ACK_BYTES,
+  ClientMessage,
+  CloseCode,
+  RECONNECT,
+  RETRYABLE_CLOSE_CODES,
+  SESSION_UP_MESSAGES,
+} from './protocol.js';
 
-// A message of one of these types means the session is up: the retry budget starts again.
-const HEALTHY_TYPES = new Set(['session.ready', 'monitor.attached']);
 const STOP_GRACE_MS = 1500;
 
 export class VoiceSocket extends EventTarget {
@@ -47,7 +52,7 @@ export class VoiceSocket extends EventTarget {
         received += event.data.byteLength;
         if (this._ackAudio && received - acked >= AUDIO_ACK_BYTES && ws.readyState === WebSocket.OPEN) {
           // Not through sendJson: acks are flow control, not worth an event log line each.
-          ws.send(JSON.stringify({ type: 'audio.ack', bytes: received }));
+          ws.send(JSON.stringify({ type: ClientMessage.AUDIO_ACK, bytes: received }));
           acked = received;
         }
         this._emit('audio', event.data);
@@ -59,7 +64,7 @@ export class VoiceSocket extends EventTarget {
       } catch {
         return; // the server only sends JSON text; ignore anything else
       }
-      if (HEALTHY_TYPES.has(message.type)) this._attempt = 0;
+      if (SESSION_UP_MESSAGES.has(message.type)) this._attempt = 0;
       this._emit('message', message);
     });
     ws.addEventListener('close', (event) => {
@@ -109,7 +114,7 @@ export class VoiceSocket extends EventTarget {
     const ws = this._ws;
     if (ws === null) return;
     if (ws.readyState === WebSocket.OPEN) {
-      this.sendJson({ type: 'session.stop' });
+      this.sendJson({ type: ClientMessage.SESSION_STOP });
       setTimeout(() => {
         if (ws.readyState !== WebSocket.CLOSED) ws.close(CloseCode.NORMAL);
       }, STOP_GRACE_MS);

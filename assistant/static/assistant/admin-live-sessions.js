@@ -18,7 +18,7 @@ async function refresh() {
     const freshCount = page.querySelector('.paginator');
     const currentCount = document.querySelector('.paginator');
     if (freshCount && currentCount) currentCount.replaceWith(freshCount);
-  } catch (error) {
+  } catch {
     // A failed refresh leaves the last list on screen; the next tick tries again.
   }
 }

@@ -5,10 +5,9 @@
 // removes everything the 24 kHz output cannot represent (above 12 kHz) before resampling, so
 // nothing folds back as aliasing; the interpolation then only has to pick points on a smooth,
 // band-limited signal. Upsampling (a device below 24 kHz) needs no filter.
-/* global sampleRate */
+import { SAMPLE_RATE as TARGET_SAMPLE_RATE } from '../protocol.js';
 import { FirLowPass } from './fir-low-pass.js';
 
-const TARGET_SAMPLE_RATE = 24000;
 // 100 ms at 24 kHz. A worker's cost is per websocket message, so 100 ms frames carry 2.5x the
 // sessions of 40 ms ones for at most 60 ms (on average 30 ms) more capture delay; see
 // docs/benchmarks.md, "Frame size".

@@ -10,10 +10,9 @@
 // Resampling 24 kHz -> context rate is linear interpolation followed, when upsampling, by a
 // low-pass FIR at the output rate (Blackman-windowed sinc, cutoff 10 kHz) that removes the
 // images linear interpolation leaves above 12 kHz.
-/* global sampleRate */
+import { SAMPLE_RATE as SOURCE_SAMPLE_RATE } from '../protocol.js';
 import { FirLowPass } from './fir-low-pass.js';
 
-const SOURCE_SAMPLE_RATE = 24000;
 const START_THRESHOLD_MS = 80; // jitter buffer: start after this much audio is queued...
 const MAX_WAIT_MS = 150; // ...or after this long with something queued and nothing new arriving
 const START_THRESHOLD = (SOURCE_SAMPLE_RATE * START_THRESHOLD_MS) / 1000;

@@ -1,0 +1,234 @@
+// One conversation of the talk page, from Start to its end: the audio context, the microphone,
+// the capture and player worklets and the voice socket. It looks up no element: talk.js hands it
+// the SessionView and hooks for the page's own controls.
+import { registerWorklets } from './audio-worklet.js';
+import { showClose } from './close-notice.js';
+import { PcmCaptureNode } from './pcm-capture-node.js';
+import { AssistantPlayback } from './playback.js';
+import {
+  ClientMessage,
+  NON_FATAL_ERRORS,
+  ServerMessage,
+  State,
+  TRANSIENT_ERRORS,
+  VOICE_PATH,
+  closeMessage,
+  socketUrl,
+} from './protocol.js';
+import { VoiceSocket } from './voice-socket.js';
+
+// How the talk page words a close (close-notice.js).
+const CLOSE_TEXTS = {
+  retrying: (detail, seconds) =>
+    `${closeMessage(detail.code)} Trying again in ${seconds} s (attempt ${detail.attempt} of ${detail.maxTries}).`,
+  gaveUp: (detail) =>
+    `${closeMessage(detail.code).replace(' Reconnecting…', '')} Gave up after ${detail.maxTries} attempts; press Start to try again.`,
+  notConnected: 'Could not connect to the server. Check your connection, or reload the page to log in again.',
+};
+
+function microphoneMessage(error) {
+  switch (error?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Microphone access was denied. Allow the microphone for this site (the icon in the address bar) and press Start again.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No microphone was found. Connect one and press Start again.';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'The microphone could not be opened: another application may be using it.';
+    default:
+      return `The microphone could not be opened (${error?.name ?? 'unknown error'}).`;
+  }
+}
+
+export class TalkSession {
+  // view: the page's SessionView. worklets: {capture, player}, the processor module URLs;
+  // profileId: '' for the user's default; muted: the microphone starts muted. Hooks: onChange()
+  // when ready changed (the page's controls), onLevel(rms) for the microphone meter,
+  // onProfile(profile) from session.ready and profile.updated, onEnd() once it is torn down.
+  constructor(view, { worklets, profileId = '', muted = false }, { onChange, onLevel, onProfile, onEnd }) {
+    this.view = view;
+    this.worklets = worklets;
+    this.profileId = profileId;
+    this.muted = muted;
+    this.hooks = { onChange, onLevel, onProfile, onEnd };
+    this.context = null;
+    this.stream = null;
+    this.source = null;
+    this.capture = null;
+    this.playback = null;
+    this.socket = null;
+    this.ready = false; // session.ready on the current socket: audio and text may go out
+    this.stopping = false; // Stop was pressed (or the page is going away)
+    this.ended = false; // torn down: late events are ignored
+    this.lastError = null; // the last fatal error message: it explains the close that follows
+    this.sessions = 0; // session.ready messages so far: more than one means a reconnect
+  }
+
+  // Call it from the click handler: the AudioContext is created before the first await.
+  async start() {
+    // Created and resumed inside the click handler, before any await: autoplay policy.
+    const context = new AudioContext({ latencyHint: 'interactive' });
+    const resumed = context.resume();
+    this.context = context;
+    this.view.setState(State.CONNECTING);
+    this.view.log('local', `audio context at ${context.sampleRate} Hz`);
+
+    try {
+      await resumed;
+      await registerWorklets(context, this.worklets.capture, this.worklets.player);
+    } catch (error) {
+      this.fail(`The audio engine could not start (${error?.message ?? error}).`);
+      return;
+    }
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({
+        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (error) {
+      this.fail(microphoneMessage(error));
+      return;
+    }
+    if (this.stopping || this.ended) {
+      // Stopped while the browser asked for the microphone: release it again.
+      this._stopTracks();
+      this._teardown(State.STOPPED);
+      return;
+    }
+
+    const onProcessorError = () => this.fail('The audio engine stopped working. Press Start to try again.');
+    this.playback = new AssistantPlayback(context, context.destination, {
+      onActive: (active) => {
+        if (!this.ended) this.view.setPlaybackActive(active);
+      },
+      onError: onProcessorError,
+    });
+    this.capture = new PcmCaptureNode(context, {
+      onChunk: (pcm, rms) => {
+        this.hooks.onLevel(rms);
+        // Audio before session.ready would be dropped by the server anyway.
+        if (this.ready) this.socket.sendAudio(pcm.buffer);
+      },
+      onError: onProcessorError,
+    });
+    this.source = context.createMediaStreamSource(this.stream);
+    this.source.connect(this.capture);
+    this.capture.connect(context.destination); // silent: keeps the capture node pulled
+    this.capture.setMuted(this.muted);
+
+    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId }), { ackAudio: true });
+    this.socket = socket;
+    socket.addEventListener('message', (event) => this._onMessage(event.detail));
+    socket.addEventListener('sent', (event) => this.view.log('out', event.detail));
+    socket.addEventListener('audio', (event) => {
+      if (this.playback) this.playback.audio(event.detail);
+    });
+    socket.addEventListener('open', () => this.view.log('local', 'websocket open'));
+    socket.addEventListener('close', (event) => this._onClose(event.detail));
+    socket.connect();
+  }
+
+  stop() {
+    this.stopping = true;
+    if (this.playback) this.playback.interrupt();
+    if (this.socket) {
+      this.socket.stop(); // the close event finishes the job
+    } else {
+      this._teardown(State.STOPPED);
+    }
+  }
+
+  setMuted(muted) {
+    this.muted = muted;
+    if (this.capture) this.capture.setMuted(muted);
+  }
+
+  // A typed message (text.send); false if it could not be sent.
+  sendText(text) {
+    return this.ready && this.socket.sendJson({ type: ClientMessage.TEXT_SEND, text });
+  }
+
+  fail(message) {
+    this.view.notice(message, 'error');
+    this.view.log('local', message);
+    if (this.socket) this.socket.stop();
+    this._teardown(State.ERROR);
+  }
+
+  _stopTracks() {
+    if (this.stream) for (const track of this.stream.getTracks()) track.stop();
+  }
+
+  _teardown(state) {
+    if (this.ended) return;
+    this.ended = true;
+    this.ready = false;
+    this._stopTracks();
+    if (this.source) this.source.disconnect();
+    if (this.capture) {
+      this.capture.port.onmessage = null;
+      this.capture.disconnect();
+    }
+    if (this.playback) this.playback.disconnect();
+    this.context.close().catch(() => {});
+    this.view.setPlaybackActive(false);
+    this.view.setState(state);
+    this.hooks.onEnd();
+  }
+
+  // ---------------------------------------------------------------- server messages
+
+  async _onMessage(message) {
+    if (this.ended) return;
+    const view = this.view;
+    view.log('in', message);
+    switch (message.type) {
+      case ServerMessage.STATE:
+        view.setState(message.state);
+        break;
+      case ServerMessage.SESSION_READY:
+        this.ready = true;
+        this.lastError = null;
+        view.clearNotice();
+        if (this.sessions++ > 0) view.addNote('Reconnected: a new session started.');
+        this.hooks.onProfile(message.profile);
+        this.hooks.onChange();
+        break;
+      case ServerMessage.PROFILE_UPDATED:
+        this.hooks.onProfile(message.profile);
+        view.notice('An administrator updated this profile; the change applies from your next turn.', 'info');
+        break;
+      case ServerMessage.ERROR:
+        if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
+          view.notice(message.message ?? message.code, 'warn');
+        } else {
+          this.lastError = message;
+          view.notice(message.message ?? message.code, 'error');
+        }
+        break;
+      default:
+        break;
+    }
+    view.handleConversation(message);
+    if (this.playback) {
+      const heard = await this.playback.handle(message);
+      if (heard && !this.ended) this.socket.sendJson({ type: ClientMessage.PLAYBACK_INTERRUPTED, ...heard });
+    }
+  }
+
+  _onClose(detail) {
+    if (this.ended) return;
+    this.ready = false;
+    this.hooks.onChange();
+    const { state, message } = showClose(this.view, detail, {
+      ended: this.stopping,
+      lastError: this.lastError,
+      texts: CLOSE_TEXTS,
+    });
+    if (this.playback) this.playback.interrupt();
+    if (state === State.CONNECTING) return;
+    this.view.addNote(state === State.STOPPED ? 'Session ended.' : message);
+    this._teardown(state);
+  }
+}
