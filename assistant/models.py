@@ -350,3 +350,8 @@ from assistant.history.models import (  # noqa: E402, F401
     UsageQuota,
     UsageRecord,
 )
+from assistant.tools.models import (  # noqa: E402, F401
+    KnowledgeBase,
+    KnowledgeDocument,
+    Tool,
+)

@@ -224,6 +224,14 @@ VOICE_REVALIDATE_SECONDS = env("VOICE_REVALIDATE_SECONDS", cast=float, default=3
 VOICE_MONITOR_AUDIO = env("VOICE_MONITOR_AUDIO", cast=to_bool, default=False)
 # Conversations older than this are deleted by `manage.py purge_history` (usage is kept).
 HISTORY_RETENTION_DAYS = env("HISTORY_RETENTION_DAYS", cast=int, default=90)
+# Tools: the key that encrypts HTTP tools' secret headers (default: derived from SECRET_KEY),
+# and, when set, the only hosts HTTP tools may call (comma separated).
+TOOLS_SECRET_KEY = env("TOOLS_SECRET_KEY", default="")
+TOOLS_HTTP_ALLOWED_HOSTS = [
+    host.strip().lower()
+    for host in env("TOOLS_HTTP_ALLOWED_HOSTS", default="").split(",")
+    if host.strip()
+]
 # Live sessions' history is written in batches this often (a crash loses at most this much).
 HISTORY_FLUSH_SECONDS = env("HISTORY_FLUSH_SECONDS", cast=float, default=2.0)
 
