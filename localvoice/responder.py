@@ -180,11 +180,6 @@ class ResponseRun:
         self._held = True
         self.extra_user_text = user_text
 
-    @property
-    def held(self) -> bool:
-        """True until a speculative response is released."""
-        return self._held
-
     def discard(self) -> None:
         """Drop a held response: stop generating, send nothing."""
         self._discarded = True

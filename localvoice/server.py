@@ -126,7 +126,7 @@ async def serve(config: ServerConfig, pipeline: Pipeline | None) -> None:
     port = sockets[0].getsockname()[1] if sockets else config.port
     mode = "echo" if config.echo else "models"
     # The one print outside logging: scripts and tests read where the server listens.
-    print(f"localvoice listening on http://{config.host}:{port} ({mode})", flush=True)  # noqa: T201
+    print(f"localvoice listening on http://{config.host}:{port} ({mode})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -124,11 +124,6 @@ class AudioInput:
         self._last_partial = 0
         self._partial_busy = False
 
-    @property
-    def speaking(self) -> bool:
-        """True between ``speech_started`` and ``speech_stopped``."""
-        return self._speaking
-
     def configure(self, rate: int, turn: TurnDetection | None) -> None:
         """Apply the session's input rate and turn detection (mid-turn changes reset the turn)."""
         if rate != self._rate:

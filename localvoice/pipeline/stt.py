@@ -28,7 +28,6 @@ from localvoice.pipeline.weights import Part, WeightsError, locate
 
 logger = logging.getLogger(__name__)
 
-FRAMES_PER_SECOND = 100
 MAX_FRAMES = 3000  # Whisper's 30 s window
 # Whisper was trained on 30 s windows; a margin of silence keeps short clips from being clipped.
 MARGIN_FRAMES = 100

@@ -70,7 +70,7 @@ def test_healthz_lists_models(localvoice_models):
 
 def test_unknown_path_is_404(localvoice_echo):
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{localvoice_echo}/nope")  # noqa: S310
+        urllib.request.urlopen(f"{localvoice_echo}/nope")
     assert info.value.code == 404
 
 
@@ -279,7 +279,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
 
     requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 (http.server naming)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeOpenAI.requests.append({"path": self.path, **body})
         self.send_response(200)
