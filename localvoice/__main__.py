@@ -13,10 +13,10 @@ from pathlib import Path
 from localvoice.config import ServerConfig
 from localvoice.llms.registry import DEFAULT as DEFAULT_LLM
 from localvoice.llms.registry import MODELS
+from localvoice.pipeline.registry import DEFAULT_STT, STT
 
 LLM_CHOICES = tuple(MODELS)
-STT_CHOICES = ("tiny.en", "base")
-DEFAULT_STT = "tiny.en"
+STT_CHOICES = tuple(STT)
 
 
 def _voice(value: str) -> tuple[str, Path]:
@@ -133,24 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logger = logging.getLogger("localvoice")
     pipeline = None
     if not config.echo:
-        from localvoice.pipeline.loader import ModelOptions, load_pipeline
+        from localvoice.pipeline.loader import load_pipeline
         from localvoice.pipeline.weights import WeightsError
 
         started = time.perf_counter()
         try:
-            pipeline = load_pipeline(
-                ModelOptions(
-                    llm=config.llm,
-                    stt=config.stt,
-                    llm_model=config.llm_model,
-                    llm_url=config.llm_url,
-                    piper_voices=config.piper_voices,
-                    threads=config.threads,
-                    llm_threads=config.llm_threads,
-                    first_chunk_words=config.first_chunk_words,
-                    echo_mute=config.echo_mute,
-                )
-            )
+            pipeline = load_pipeline(config)
         except WeightsError as exc:
             # A missing or damaged model package: say which one, without a traceback.
             logger.error("%s", exc)

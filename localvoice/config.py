@@ -20,7 +20,10 @@ class ServerConfig:
         max_session_seconds: close sessions after this long (0: no limit).
         voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
         llm: the bundled chat model (``localvoice/llms/registry.py``).
-        stt: the Whisper model, ``tiny.en`` or ``base``.
+        stt: the speech-to-text stage (``localvoice/pipeline/registry.py``): Whisper ``tiny.en``
+            or ``base``.
+        vad: the VAD stage (no flag: ``silero``).
+        tts: the text-to-speech stage (no flag: ``piper``).
         llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
@@ -40,6 +43,8 @@ class ServerConfig:
     voice_map: Path | None = None
     llm: str = "qwen2.5-0.5b"
     stt: str = "tiny.en"
+    vad: str = "silero"
+    tts: str = "piper"
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)

