@@ -345,7 +345,7 @@ class ResponseRun:
             self._stream_cancel.set()
         return self._pipeline.llm.stream(
             messages,
-            temperature=min(self.spec.temperature, self._pipeline.llm.format.max_temperature),
+            temperature=self._pipeline.llm.format.temperature(self.spec.temperature),
             max_tokens=self.spec.max_tokens,
             cancel=self._stream_cancel,
             stats=self._stats,
@@ -358,7 +358,7 @@ class ResponseRun:
         assert self._pipeline is not None
         chat_format = self._pipeline.llm.format
         # The reply item is not in the history yet (or still empty), so it is not prompted.
-        history = self._conversation.history()
+        history = self._conversation.history(chat_format.window)
         if self.extra_user_text is not None:  # speculative: the user item is not added yet
             history.append({"role": "user", "content": self.extra_user_text})
         messages = chat_format.messages(self.spec.instructions, history, self._tools)
