@@ -18,13 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import soxr
-
 from localvoice import events
 from localvoice.conversation import Conversation, Item, function_call_item, message_item
 from localvoice.events import Event
-from localvoice.pipeline.base import ChatStats, Pipeline
+from localvoice.pipeline.base import ChatStats, Pipeline, Speaker
 from localvoice.text import SentenceChunker, clean_reply
 from localvoice.tools import ToolCall, check_call, offered
 from localvoice.voices import VoiceChoice
@@ -401,13 +398,16 @@ class ResponseRun:
         chunks: asyncio.Queue[str | None] = asyncio.Queue()
         producer = asyncio.create_task(self._produce(chunks))
         try:
-            resampler: soxr.ResampleStream | None = None
+            speaker: Speaker | None = None
             while (chunk := await chunks.get()) is not None:
-                if resampler is None:
+                if speaker is None:
                     assert self._pipeline is not None
-                    native = self._pipeline.tts.sample_rate(self.spec.voice.local_name)
-                    resampler = soxr.ResampleStream(native, self.spec.output_rate, 1, "int16")
-                await self._speak(chunk, resampler)
+                    speaker = self._pipeline.tts.speaker(
+                        voice=self.spec.voice.local_name,
+                        length_scale=self.spec.voice.length_scale,
+                        rate=self.spec.output_rate,
+                    )
+                await self._speak(chunk, speaker)
             await producer  # re-raises an LLM failure
         finally:
             producer.cancel()
@@ -435,19 +435,11 @@ class ResponseRun:
     def _spoken_or_queued(self, chunks: asyncio.Queue[str | None]) -> bool:
         return bool(self._spoken) or not chunks.empty()
 
-    async def _speak(self, text: str, resampler: soxr.ResampleStream) -> None:
+    async def _speak(self, text: str, speaker: Speaker) -> None:
         assert self._pipeline is not None
-        pipeline = self._pipeline
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-
-        def synth() -> bytes:
-            pcm = pipeline.tts.synthesize(
-                text, voice=self.spec.voice.local_name, length_scale=self.spec.voice.length_scale
-            )
-            return np.asarray(resampler.resample_chunk(pcm), dtype="<i2").tobytes()
-
-        pcm = await loop.run_in_executor(pipeline.tts_pool, synth)
+        pcm = await loop.run_in_executor(self._pipeline.tts_pool, speaker.speak, text)
         self._mark("tts_first_chunk", started)
         await self._ensure_message()
         self._spoken.append(text)

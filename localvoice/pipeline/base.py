@@ -85,20 +85,22 @@ class ChatModel(Protocol):
         ...
 
 
+class Speaker(Protocol):
+    """One response's voice: its chunks make one continuous stream at the client's rate."""
+
+    def speak(self, text: str) -> bytes:
+        """Speak one chunk as PCM16 little-endian at the response's rate; blocking."""
+        ...
+
+
 class TextToSpeech(Protocol):
-    """Sentence-level speech synthesis."""
+    """Sentence-level speech synthesis at any output rate (the stage resamples its voices)."""
 
     voices: list[str]
     default_voice: str
 
-    def sample_rate(self, voice: str) -> int:
-        """Native sample rate of a voice."""
-        ...
-
-    def synthesize(
-        self, text: str, *, voice: str, length_scale: float | None
-    ) -> npt.NDArray[np.int16]:
-        """Speak ``text`` as int16 PCM at ``sample_rate(voice)``; blocking."""
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> Speaker:
+        """A speaker for one response, at ``rate`` Hz (``pipeline/resample.py`` helps)."""
         ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -14,6 +15,8 @@ import numpy.typing as npt
 import onnxruntime  # type: ignore[import-untyped]
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
+
+from localvoice.pipeline.resample import ResampledSpeaker
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig
@@ -53,6 +56,16 @@ class PiperTts:
     def sample_rate(self, voice: str) -> int:
         """Native rate of the voice (22050 for medium Piper voices)."""
         return int(self._voices[voice].config.sample_rate)
+
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> ResampledSpeaker:
+        """One response's speaker at ``rate`` (the voice's 22.05 kHz resampled by soxr)."""
+        if voice not in self._voices:
+            voice = DEFAULT_VOICE
+        return ResampledSpeaker(
+            functools.partial(self.synthesize, voice=voice, length_scale=length_scale),
+            self.sample_rate(voice),
+            rate,
+        )
 
     def synthesize(
         self, text: str, *, voice: str, length_scale: float | None

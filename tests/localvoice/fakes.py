@@ -20,6 +20,7 @@ from localvoice.config import ServerConfig
 from localvoice.llms.base import ChatFormat
 from localvoice.pipeline import registry
 from localvoice.pipeline.base import ChatStats, Pipeline
+from localvoice.pipeline.resample import ResampledSpeaker
 
 WINDOW = 512
 TTS_RATE = 16000
@@ -111,8 +112,12 @@ class FakeTts:
     def __init__(self) -> None:
         self.spoken: list[str] = []
 
-    def sample_rate(self, voice: str) -> int:
-        return TTS_RATE
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> ResampledSpeaker:
+        return ResampledSpeaker(
+            lambda text: self.synthesize(text, voice=voice, length_scale=length_scale),
+            TTS_RATE,
+            rate,
+        )
 
     def synthesize(
         self, text: str, *, voice: str, length_scale: float | None
