@@ -13,6 +13,7 @@ from pathlib import Path
 from localvoice.config import ServerConfig
 from localvoice.llms.registry import DEFAULT as DEFAULT_LLM
 from localvoice.llms.registry import MODELS
+from localvoice.pipeline.base import Pipeline
 from localvoice.pipeline.registry import DEFAULT_STT, STT
 
 LLM_CHOICES = tuple(MODELS)
@@ -131,8 +132,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Load the models (unless ``--echo``) and serve until interrupted."""
     config = parse_args(argv)
     logger = logging.getLogger("localvoice")
-    pipeline = None
-    if not config.echo:
+    pipeline: Pipeline
+    if config.echo:
+        from localvoice.pipeline.loopback import echo_pipeline
+
+        pipeline = echo_pipeline()
+    else:
         from localvoice.pipeline.loader import load_pipeline
         from localvoice.pipeline.weights import WeightsError
 

@@ -59,7 +59,7 @@ class ResponseRun:
 
     Args:
         spec: what to generate.
-        pipeline: the models.
+        pipeline: the stages.
         conversation: the session's conversation (the reply is added to it).
         send: sends one server event.
         wait_inputs: awaited before prompting, so pending transcriptions are in the history.
@@ -70,7 +70,7 @@ class ResponseRun:
     def __init__(
         self,
         spec: ResponseSpec,
-        pipeline: Pipeline | None,
+        pipeline: Pipeline,
         conversation: Conversation,
         send: Callable[[Event], Awaitable[None]],
         wait_inputs: Callable[[], Awaitable[None]],
@@ -110,11 +110,9 @@ class ResponseRun:
         self._sep = " " if self.audio else ""
         # Tools are offered unless the model cannot call them or the reply should use a tool's
         # output (the newest item is a function_call_output).
-        chat_format = pipeline.llm.format if pipeline is not None else None
         self._tools: list[dict[str, Any]] = []
         if (
-            chat_format is not None
-            and chat_format.supports_tools
+            pipeline.llm.format.supports_tools
             and spec.pre_generated is None
             and not conversation.ends_with_tool_output
         ):
@@ -334,7 +332,6 @@ class ResponseRun:
         await self._emit(events.response_done(self._response("completed")))
 
     def _stream(self, messages: list[dict[str, str]]) -> Any:
-        assert self._pipeline is not None
         # Each stream gets its own stop flag: a finished stream sets it, and a rejected tool
         # call is followed by a second stream.
         self._stream_cancel = threading.Event()
@@ -352,7 +349,6 @@ class ResponseRun:
         if self.spec.pre_generated is not None:
             yield self.spec.pre_generated
             return
-        assert self._pipeline is not None
         chat_format = self._pipeline.llm.format
         # The reply item is not in the history yet (or still empty), so it is not prompted.
         history = self._conversation.history(chat_format.window)
@@ -401,7 +397,6 @@ class ResponseRun:
             speaker: Speaker | None = None
             while (chunk := await chunks.get()) is not None:
                 if speaker is None:
-                    assert self._pipeline is not None
                     speaker = self._pipeline.tts.speaker(
                         voice=self.spec.voice.local_name,
                         length_scale=self.spec.voice.length_scale,
@@ -415,9 +410,7 @@ class ResponseRun:
                 await producer
 
     async def _produce(self, chunks: asyncio.Queue[str | None]) -> None:
-        assert self._pipeline is not None or self.spec.pre_generated is not None
-        words = self._pipeline.first_chunk_words if self._pipeline is not None else 0
-        chunker = SentenceChunker(first_chunk_words=words)
+        chunker = SentenceChunker(first_chunk_words=self._pipeline.first_chunk_words)
         try:
             async for piece in self._tokens():
                 for chunk in chunker.feed(clean_reply(piece)):
@@ -436,7 +429,6 @@ class ResponseRun:
         return bool(self._spoken) or not chunks.empty()
 
     async def _speak(self, text: str, speaker: Speaker) -> None:
-        assert self._pipeline is not None
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         pcm = await loop.run_in_executor(self._pipeline.tts_pool, speaker.speak, text)
