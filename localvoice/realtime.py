@@ -16,8 +16,9 @@ from localvoice import events
 from localvoice.conversation import Conversation, Item
 from localvoice.events import ErrorCode, Event
 from localvoice.pipeline.base import Pipeline
-from localvoice.responder import MAX_REPLY_TOKENS, ResponseRun, ResponseSpec
-from localvoice.session import ProtocolError, Session, validate_modalities
+from localvoice.responder import ResponseRun
+from localvoice.response_spec import ResponseSpec, response_spec
+from localvoice.session import ProtocolError, Session
 from localvoice.signals import (
     Committed,
     Echoed,
@@ -27,8 +28,7 @@ from localvoice.signals import (
     SpeechStopped,
 )
 from localvoice.tasks import TaskSet
-from localvoice.tools import ToolError, validate_tool_choice, validate_tools
-from localvoice.voices import VoiceError, VoiceMap
+from localvoice.voices import VoiceMap
 
 logger = logging.getLogger(__name__)
 
@@ -272,52 +272,8 @@ class RealtimeSession:
             await asyncio.wait(pending)
 
     def _spec(self, params: dict[str, Any] | None, additional: str | None) -> ResponseSpec:
-        params = params or {}
-        data = self.session.data
-        voice_value = params.get("voice", data.get("voice"))
-        try:
-            voice = self._voice_map.resolve(voice_value)
-        except VoiceError as exc:
-            raise ProtocolError(ErrorCode.INVALID_VOICE, str(exc), "response.voice") from exc
-        instructions = params.get("instructions", data.get("instructions") or "")
-        if not isinstance(instructions, str):
-            msg = "instructions must be a string"
-            raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "response.instructions")
-        if additional:
-            instructions = f"{instructions}\n{additional}".strip()
-        modalities = data.get("modalities") or ["text", "audio"]
-        if "modalities" in params:
-            modalities = validate_modalities(params["modalities"], "response.modalities")
-        limit = params.get("max_output_tokens", data.get("max_response_output_tokens"))
-        max_tokens = limit if isinstance(limit, int) and limit > 0 else MAX_REPLY_TOKENS
-        temperature = params.get("temperature", data.get("temperature", 0.8))
-        if not isinstance(temperature, int | float):
-            msg = "temperature must be a number"
-            raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "response.temperature")
-        try:
-            tools = validate_tools(params.get("tools", data.get("tools") or []), "response.tools")
-            tool_choice = validate_tool_choice(
-                params.get("tool_choice", data.get("tool_choice", "auto")), "response.tool_choice"
-            )
-        except ToolError as exc:
-            raise ProtocolError(exc.code, str(exc), exc.param) from exc
-        pre = params.get("pre_generated_assistant_message")
-        pre_text = Item(pre).text() if isinstance(pre, dict) else None
-        if not self._pipeline.speaks:
-            modalities = ["text"]  # echo mode: replies are text (pre-generated, or empty)
-        return ResponseSpec(
-            instructions=instructions,
-            modalities=modalities,
-            voice=voice,
-            voice_value=voice_value,
-            output_rate=self.session.output_rate,
-            output_format=str(self.session.data["output_audio_format"]),
-            temperature=float(temperature),
-            max_tokens=min(max_tokens, MAX_REPLY_TOKENS),
-            pre_generated=pre_text,
-            tools=tools,
-            tool_choice=tool_choice,
-        )
+        speaks = self._pipeline.speaks
+        return response_spec(self.session, self._voice_map, params, additional, speaks=speaks)
 
     def _start(
         self, spec: ResponseSpec, started_after: float | None = None, held_text: str | None = None

@@ -72,9 +72,12 @@ class FakeChat:
 
     name = "fake chat"
 
-    def __init__(self, reply: str = "It is noon. Have a nice day.") -> None:
-        self.format = ChatFormat()
-        self.reply = reply
+    def __init__(
+        self, reply: str = "It is noon. Have a nice day.", chat_format: ChatFormat | None = None
+    ) -> None:
+        self.format = chat_format or ChatFormat()
+        #: What each stream says; more than one: the next stream says the next one.
+        self.replies = [reply]
         self.prompts: list[list[dict[str, str]]] = []
         self.temperatures: list[float] = []
         self.gate: threading.Event | None = None
@@ -94,7 +97,8 @@ class FakeChat:
         self.temperatures.append(temperature)
         stats.prompt_tokens = sum(len(m["content"].split()) for m in messages)
         stats.first_token_ms = 1.0
-        for word in self.reply.split(" "):
+        reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        for word in reply.split(" "):
             while self.gate is not None and not self.gate.is_set():
                 await asyncio.sleep(0.005)
             if cancel.is_set():
