@@ -1,8 +1,9 @@
-"""One response: LLM tokens -> speakable chunks -> TTS -> streamed ``response.audio.delta``.
+"""One response: reply tokens -> speakable chunks -> TTS -> streamed ``response.audio.delta``.
 
-The LLM streams in its own thread while the previous chunk is synthesised, so speech starts after
-the first sentence (or first long clause) rather than after the whole reply. Cancelling stops the
-token loop at the next token and sends nothing more after ``response.done``.
+The text comes from ``reply.ModelReply``; the LLM streams in its own thread while the previous
+chunk is synthesised, so speech starts after the first sentence (or first long clause) rather
+than after the whole reply. Cancelling stops the token loop at the next token and sends nothing
+more after ``response.done``. A held (speculative) response buffers its events until released.
 """
 
 from __future__ import annotations
