@@ -112,7 +112,7 @@ class EmptyChat:
 class Mute:
     """Has the default voice's name but never speaks (echo replies are text)."""
 
-    voices = [VOICE]  # noqa: RUF012 - the TextToSpeech Protocol's attribute
+    voices = [VOICE]
     default_voice = VOICE
 
     def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> Mute:

@@ -110,7 +110,7 @@ class FakeChat:
 class FakeTts:
     """10 ms of a quiet tone per character, at 16 kHz."""
 
-    voices = ["joe"]  # noqa: RUF012 - the Protocol's attribute
+    voices = ["joe"]
     default_voice = "joe"
 
     def __init__(self) -> None:
