@@ -4,9 +4,12 @@ Latency tricks (see docs/localvoice.md):
 
 * while the user speaks, the growing segment is re-transcribed in the background about every
   ``PARTIAL_INTERVAL_MS`` (only when the STT worker is idle) and sent as transcription deltas;
-* when the VAD first drops below its threshold, the utterance is transcribed *speculatively*, so
-  the transcript is usually ready by the time the silence hang-over ends; speech that resumes
-  discards the guess.
+* once a pause has lasted ``SPECULATE_AFTER_MS``, the utterance is transcribed *speculatively*,
+  so the transcript is usually ready by the time the silence hang-over ends (and the session
+  can prepare the reply meanwhile); speech that resumes discards the guess.
+
+``AudioInput`` is the models' ``signals.SessionInput``; ``--echo`` has its own
+(``pipeline/loopback.py``).
 """
 
 from __future__ import annotations
