@@ -7,6 +7,7 @@ from them (``fake_pipeline``).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,8 +92,6 @@ class FakeChat:
         cancel: threading.Event,
         stats: ChatStats,
     ) -> AsyncIterator[str]:
-        import asyncio
-
         self.prompts.append(messages)
         self.temperatures.append(temperature)
         stats.prompt_tokens = sum(len(m["content"].split()) for m in messages)

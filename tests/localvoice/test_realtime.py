@@ -28,6 +28,8 @@ class Client:
 
     def __init__(self, **stages: Any) -> None:
         self.pipeline = fake_pipeline(**stages)
+        self.chat = self.pipeline.llm
+        assert isinstance(self.chat, FakeChat)
         self.events: list[dict[str, Any]] = []
         self.session = RealtimeSession(
             self._send, self.pipeline, VoiceMap(["joe"], "joe", {}), "gpt-realtime"
@@ -70,7 +72,7 @@ class Client:
         """Wait until the chat model has been prompted ``count`` times."""
 
         async def done() -> None:
-            while len(self.pipeline.llm.prompts) < count:  # type: ignore[attr-defined]
+            while len(self.chat.prompts) < count:
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(done(), 5.0)
@@ -128,9 +130,7 @@ async def test_a_spoken_turn_is_detected_transcribed_and_answered(client):
     audio = b"".join(base64.b64decode(e["delta"]) for e in c.of("response.audio.delta"))
     assert len(audio) > 0
     assert len(audio) % 2 == 0
-    chat = c.pipeline.llm
-    assert isinstance(chat, FakeChat)
-    assert chat.prompts[-1][-1] == {"role": "user", "content": "what time is it"}
+    assert c.chat.prompts[-1][-1] == {"role": "user", "content": "what time is it"}
 
 
 async def test_the_reply_prepared_during_the_hang_over_is_kept(client):
@@ -141,7 +141,7 @@ async def test_the_reply_prepared_during_the_hang_over_is_kept(client):
     await c.wait_for("response.done")
     response = c.of("response.done")[0]["response"]
     assert response["metadata"]["localvoice_speculative"] == "1"
-    assert len(c.pipeline.llm.prompts) == 1  # type: ignore[attr-defined]
+    assert len(c.chat.prompts) == 1
     # Nothing of the reply went out before the turn was committed.
     types = c.types()
     assert types.index("input_audio_buffer.committed") < types.index("response.created")
@@ -158,7 +158,7 @@ async def test_a_guess_is_discarded_when_the_user_goes_on(client):
     await c.pause(800)
     await c.wait_for("response.done")
     await asyncio.sleep(0.1)
-    assert len(c.pipeline.llm.prompts) == 2  # type: ignore[attr-defined]
+    assert len(c.chat.prompts) == 2
     assert len(c.of("input_audio_buffer.speech_started")) == 1
     assert len(c.of("response.created")) == 1
     assert len(c.of("response.done")) == 1
@@ -181,7 +181,7 @@ async def test_a_guess_is_discarded_when_the_conversation_changes(client):
     assert response["status"] == "completed"
     assert "localvoice_speculative" not in response["metadata"]
     assert response["output"][0]["content"][0]["text"] == "It is noon. Have a nice day."
-    prompts = c.pipeline.llm.prompts  # type: ignore[attr-defined]
+    prompts = c.chat.prompts
     assert len(prompts) == 2
     assert {"role": "system", "content": "x"} in prompts[-1]
     assert {"role": "system", "content": "x"} not in prompts[0]
@@ -216,8 +216,7 @@ async def test_client_cancel_and_manual_commit_without_vad(client):
     await c.send({"type": "input_audio_buffer.commit"})
     await c.wait_for("conversation.item.input_audio_transcription.completed")
     assert c.of("response.created") == []
-    chat = c.pipeline.llm
-    assert isinstance(chat, FakeChat)
+    chat = c.chat
     chat.gate = threading.Event()
     await c.send({"type": "response.create"})
     await c.wait_for("response.created")
