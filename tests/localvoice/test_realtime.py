@@ -137,7 +137,10 @@ async def test_the_reply_prepared_during_the_hang_over_is_kept(client):
     """The transcript did not change after the pause: the speculative reply is released."""
     c = client()
     await c.speak(600)
-    await c.pause(800)
+    await c.pause(200)  # past the speculation delay, inside the 500 ms hang-over
+    await c.guessed()
+    assert c.of("response.created") == []  # held back until the turn really ends
+    await c.pause(600)
     await c.wait_for("response.done")
     response = c.of("response.done")[0]["response"]
     assert response["metadata"]["localvoice_speculative"] == "1"
