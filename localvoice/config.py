@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localvoice.llms import registry as chat_models
+from localvoice.pipeline import registry as stages
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -41,10 +44,10 @@ class ServerConfig:
     enable_faults: bool = False
     max_session_seconds: float = 0
     voice_map: Path | None = None
-    llm: str = "qwen2.5-0.5b"
-    stt: str = "tiny.en"
-    vad: str = "silero"
-    tts: str = "piper"
+    llm: str = chat_models.DEFAULT
+    stt: str = stages.DEFAULT_STT
+    vad: str = stages.DEFAULT_VAD
+    tts: str = stages.DEFAULT_TTS
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)
