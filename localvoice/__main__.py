@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localvoice.config import ServerConfig
-from localvoice.llms.registry import DEFAULT as DEFAULT_LLM
 from localvoice.llms.registry import MODELS
+from localvoice.pipeline.base import Pipeline
+from localvoice.pipeline.registry import STT
 
 LLM_CHOICES = tuple(MODELS)
-STT_CHOICES = ("tiny.en", "base")
-DEFAULT_STT = "tiny.en"
+STT_CHOICES = tuple(STT)
+DEFAULTS = ServerConfig()  # the flags' defaults are ServerConfig's
 
 
 def _voice(value: str) -> tuple[str, Path]:
@@ -33,8 +34,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         prog="localvoice",
         description="Offline Azure AI Voice Live compatible server (VAD, STT, LLM, TTS).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
+    parser.add_argument(
+        "--host", default=DEFAULTS.host, help=f"bind address (default {DEFAULTS.host})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULTS.port, help=f"port (default {DEFAULTS.port}; 0 = any)"
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get("LOCALVOICE_API_KEY") or None,
@@ -51,20 +56,23 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         "--enable-faults", action="store_true", help="honour localvoice.fault events (tests only)"
     )
     parser.add_argument(
-        "--max-session-seconds", type=float, default=0, help="session limit (0 = none)"
+        "--max-session-seconds",
+        type=float,
+        default=DEFAULTS.max_session_seconds,
+        help="session limit (0 = none)",
     )
     parser.add_argument("--voice-map", type=Path, help="JSON: voice name -> local voice name")
     parser.add_argument(
         "--llm",
         choices=LLM_CHOICES,
-        default=os.environ.get("LOCALVOICE_LLM") or DEFAULT_LLM,
-        help=f"bundled chat model (default $LOCALVOICE_LLM or {DEFAULT_LLM})",
+        default=os.environ.get("LOCALVOICE_LLM") or DEFAULTS.llm,
+        help=f"bundled chat model (default $LOCALVOICE_LLM or {DEFAULTS.llm})",
     )
     parser.add_argument(
         "--stt",
         choices=STT_CHOICES,
-        default=os.environ.get("LOCALVOICE_STT") or DEFAULT_STT,
-        help=f"Whisper model (default $LOCALVOICE_STT or {DEFAULT_STT})",
+        default=os.environ.get("LOCALVOICE_STT") or DEFAULTS.stt,
+        help=f"Whisper model (default $LOCALVOICE_STT or {DEFAULTS.stt})",
     )
     parser.add_argument(
         "--llm-model", type=Path, help="a chat GGUF instead of the bundled file (--llm's format)"
@@ -78,15 +86,21 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         metavar="NAME=PATH",
         help="add a Piper voice (.onnx with its .onnx.json beside it); repeatable",
     )
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads per model")
     parser.add_argument(
-        "--llm-threads", type=int, default=1, help="llama.cpp threads (default 1: see docs)"
+        "--threads", type=int, default=DEFAULTS.threads, help="CPU threads per model"
+    )
+    parser.add_argument(
+        "--llm-threads",
+        type=int,
+        default=DEFAULTS.llm_threads,
+        help=f"llama.cpp threads (default {DEFAULTS.llm_threads}: see docs)",
     )
     parser.add_argument(
         "--first-chunk-words",
         type=int,
-        default=4,
-        help="speak the first N words as soon as they are generated (default 4; 0: off)",
+        default=DEFAULTS.first_chunk_words,
+        help=f"speak the first N words as soon as they are generated "
+        f"(default {DEFAULTS.first_chunk_words}; 0: off)",
     )
     parser.add_argument(
         "--echo-mute",
@@ -131,26 +145,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Load the models (unless ``--echo``) and serve until interrupted."""
     config = parse_args(argv)
     logger = logging.getLogger("localvoice")
-    pipeline = None
-    if not config.echo:
-        from localvoice.pipeline.loader import ModelOptions, load_pipeline
+    pipeline: Pipeline
+    if config.echo:
+        from localvoice.pipeline.loopback import echo_pipeline
+
+        pipeline = echo_pipeline()
+    else:
+        from localvoice.pipeline.loader import load_pipeline
         from localvoice.pipeline.weights import WeightsError
 
         started = time.perf_counter()
         try:
-            pipeline = load_pipeline(
-                ModelOptions(
-                    llm=config.llm,
-                    stt=config.stt,
-                    llm_model=config.llm_model,
-                    llm_url=config.llm_url,
-                    piper_voices=config.piper_voices,
-                    threads=config.threads,
-                    llm_threads=config.llm_threads,
-                    first_chunk_words=config.first_chunk_words,
-                    echo_mute=config.echo_mute,
-                )
-            )
+            pipeline = load_pipeline(config)
         except WeightsError as exc:
             # A missing or damaged model package: say which one, without a traceback.
             logger.error("%s", exc)

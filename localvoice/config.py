@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localvoice.llms import registry as chat_models
+from localvoice.pipeline import registry as stages
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -20,7 +23,10 @@ class ServerConfig:
         max_session_seconds: close sessions after this long (0: no limit).
         voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
         llm: the bundled chat model (``localvoice/llms/registry.py``).
-        stt: the Whisper model, ``tiny.en`` or ``base``.
+        stt: the speech-to-text stage (``localvoice/pipeline/registry.py``): Whisper ``tiny.en``
+            or ``base``.
+        vad: the VAD stage (no flag: ``silero``).
+        tts: the text-to-speech stage (no flag: ``piper``).
         llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
@@ -38,8 +44,10 @@ class ServerConfig:
     enable_faults: bool = False
     max_session_seconds: float = 0
     voice_map: Path | None = None
-    llm: str = "qwen2.5-0.5b"
-    stt: str = "tiny.en"
+    llm: str = chat_models.DEFAULT
+    stt: str = stages.DEFAULT_STT
+    vad: str = stages.DEFAULT_VAD
+    tts: str = stages.DEFAULT_TTS
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)

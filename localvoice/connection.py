@@ -48,7 +48,7 @@ class Connection:
         ws: the prepared WebSocket.
         request: the upgrade request (its transport is needed for the ``drop`` fault).
         config: server settings.
-        pipeline: the loaded models, or ``None`` in echo mode.
+        pipeline: the stages (``pipeline/loopback.py``'s in echo mode).
         voice_map: voice resolution.
         model: the ``model`` query parameter.
     """
@@ -58,7 +58,7 @@ class Connection:
         ws: web.WebSocketResponse,
         request: web.Request,
         config: ServerConfig,
-        pipeline: Pipeline | None,
+        pipeline: Pipeline,
         voice_map: VoiceMap,
         model: str,
     ) -> None:

@@ -8,16 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localvoice.events import ErrorCode, new_id
-from localvoice.llms.base import TOOL_CALL_ROLE, TOOL_RESULT_ROLE
+from localvoice.llms.base import TOOL_CALL_ROLE, TOOL_RESULT_ROLE, HistoryWindow
 from localvoice.session import ProtocolError
 
 ROLES = frozenset({"user", "assistant", "system"})
-# SmolLM2 loses the thread and slows down with long prompts: keep only the recent turns.
-HISTORY_MESSAGES = 8
-HISTORY_CHARS = 800
-HISTORY_KEEP = 2
-TOOL_OUTPUT_CHARS = 400  # a tool's answer is the reply's substance: keep more of it
-MESSAGE_CHARS = 160  # a long earlier reply would cost prompt evaluation on every later turn
 
 
 @dataclass(slots=True)
@@ -199,29 +193,32 @@ class Conversation:
         item.data["status"] = "incomplete"
         self.version += 1
 
-    def history(self) -> list[dict[str, str]]:
+    def history(self, policy: HistoryWindow | None = None) -> list[dict[str, str]]:
         """The recent conversation as chat messages, newest last (the system prompt not included).
 
-        The window only moves when it gets too long, and then jumps to the last
-        ``HISTORY_KEEP`` messages: between jumps each prompt extends the previous one, so
-        llama.cpp's prefix cache only has to evaluate the new messages. Tool calls and their
-        outputs appear with the pseudo-roles ``tool_call`` and ``tool``; the model's format
-        renders them.
+        The window only moves when it gets too long, and then jumps to the last ``policy.keep``
+        messages: between jumps each prompt extends the previous one, so llama.cpp's prefix
+        cache only has to evaluate the new messages. Tool calls and their outputs appear with
+        the pseudo-roles ``tool_call`` and ``tool``; the model's format renders them.
+
+        Args:
+            policy: the chat model's window (``ChatFormat.window``); the default one if omitted.
 
         Returns:
             ``[{"role": ..., "content": ...}]``.
         """
+        policy = policy or HistoryWindow()
         window: list[tuple[str, dict[str, str]]] = []
         for item in self.items:
-            message = _history_message(item)
+            message = _history_message(item, policy)
             if message is not None:
                 window.append((item.id, message))
         ids = [item_id for item_id, _ in window]
         if self.history_floor in ids:
             window = window[ids.index(self.history_floor) :]
         chars = sum(len(m["content"]) for _, m in window)
-        if len(window) > HISTORY_MESSAGES or chars > HISTORY_CHARS:
-            window = window[-HISTORY_KEEP:]
+        if len(window) > policy.max_messages or chars > policy.max_chars:
+            window = window[-policy.keep :]
             # A tool result without its call would confuse the model: start after it.
             while window and window[0][1]["role"] == TOOL_RESULT_ROLE:
                 window = window[1:]
@@ -234,19 +231,19 @@ class Conversation:
         return bool(self.items) and self.items[-1].data.get("type") == "function_call_output"
 
 
-def _history_message(item: Item) -> dict[str, str] | None:
+def _history_message(item: Item, policy: HistoryWindow) -> dict[str, str] | None:
     kind = item.data.get("type")
     if kind == "function_call":
         call = {"name": item.data.get("name"), "arguments": _json_or_text(item.data)}
         return {"role": TOOL_CALL_ROLE, "content": json.dumps(call)}
     if kind == "function_call_output":
-        output = str(item.data.get("output") or "")[:TOOL_OUTPUT_CHARS]
+        output = str(item.data.get("output") or "")[: policy.tool_output_chars]
         return {"role": TOOL_RESULT_ROLE, "content": output}
     text = item.text() if item.role is not None else ""
     if not text:
         return None
-    if len(text) > MESSAGE_CHARS:
-        text = text[:MESSAGE_CHARS].rsplit(" ", 1)[0]
+    if len(text) > policy.message_chars:
+        text = text[: policy.message_chars].rsplit(" ", 1)[0]
     assert item.role is not None
     return {"role": item.role, "content": text}
 

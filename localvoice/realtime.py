@@ -7,8 +7,6 @@ emits server events through the ``send`` coroutine it is given.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,11 +16,19 @@ from localvoice import events
 from localvoice.conversation import Conversation, Item
 from localvoice.events import ErrorCode, Event
 from localvoice.pipeline.base import Pipeline
-from localvoice.responder import MAX_REPLY_TOKENS, ResponseRun, ResponseSpec
-from localvoice.session import ProtocolError, Session, validate_modalities
+from localvoice.responder import ResponseRun
+from localvoice.response_spec import ResponseSpec, response_spec
+from localvoice.session import ProtocolError, Session
+from localvoice.signals import (
+    Committed,
+    Echoed,
+    SilenceStarted,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+)
 from localvoice.tasks import TaskSet
-from localvoice.tools import ToolError, validate_tool_choice, validate_tools
-from localvoice.voices import VoiceError, VoiceMap
+from localvoice.voices import VoiceMap
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ class RealtimeSession:
 
     Args:
         send: sends one server event to the client.
-        pipeline: the loaded models, or ``None`` in echo mode.
+        pipeline: the stages (``pipeline/loopback.py``'s in echo mode).
         voice_map: voice resolution.
         model: the ``model`` query parameter.
         max_session_seconds: the session limit, for ``expires_at``.
@@ -53,7 +59,7 @@ class RealtimeSession:
     def __init__(
         self,
         send: Callable[[Event], Awaitable[None]],
-        pipeline: Pipeline | None,
+        pipeline: Pipeline,
         voice_map: VoiceMap,
         model: str,
         max_session_seconds: float = 0,
@@ -72,15 +78,8 @@ class RealtimeSession:
         self._partial_text: dict[str, str] = {}
         self._stt_ms: dict[str, float] = {}
         self.stats = {"turns": 0, "responses": 0}
-        self._echo_ids = (events.new_id("resp"), events.new_id("item"))
-        self._audio: Any = None
-        self._vad_stream: Any = None
-        if pipeline is not None:
-            from localvoice.turns import AudioInput  # numpy/soxr: not needed in echo mode
-
-            self._vad_stream = pipeline.vad.acquire()
-            self._audio = AudioInput(pipeline, self._vad_stream, self._on_partial)
-            self._configure_audio()
+        self._audio = pipeline.open_input(self._on_partial)
+        self._configure_audio()
         self.handlers: dict[str, Handler] = {
             "session.update": self._session_update,
             "input_audio_buffer.append": self._append,
@@ -103,27 +102,13 @@ class RealtimeSession:
         self._tasks.cancel_all()
         for task in list(self._transcribing):
             task.cancel()
-        if self._audio is not None:
-            self._audio.cleanup.close()
-        if self._pipeline is not None and self._vad_stream is not None:
-            self._pipeline.vad.release(self._vad_stream)
-            self._vad_stream = None
+        self._audio.close()
 
     # -- session and audio ----------------------------------------------------------------------
 
     def _configure_audio(self) -> None:
-        if self._audio is not None:
-            self._audio.configure(self.session.input_rate, self.session.turn_detection)
-            self._audio.cleanup.configure(self.session.data)
-
-    def _played(self, pcm: bytes, rate: int) -> None:
-        """Output audio went out: it is the echo canceller's reference."""
-        if self._audio is not None:
-            self._audio.cleanup.play(pcm, rate, self._audio.position)
-
-    def _playback_cut(self) -> None:
-        if self._audio is not None:
-            self._audio.cleanup.stop(self._audio.position)
+        session = self.session
+        self._audio.configure(session.input_rate, session.turn_detection, session.data)
 
     async def _session_update(self, event: dict[str, Any]) -> None:
         self.session.update(_field(event, "session", dict))
@@ -137,26 +122,12 @@ class RealtimeSession:
         if len(audio) > MAX_APPEND_BYTES:
             msg = "The audio of one append must be at most 15 MiB."
             raise ProtocolError(ErrorCode.AUDIO_TOO_LARGE, msg, "audio")
-        if self._pipeline is None:
-            # Echo mode: the same base64 text back, so the decoded bytes are identical.
-            resp_id, item_id = self._echo_ids
-            await self.send(events.audio_delta(resp_id, item_id, audio))
-            return
-        try:
-            pcm = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            msg = "audio must be base64-encoded PCM16."
-            raise ProtocolError(ErrorCode.INVALID_AUDIO, msg, "audio") from exc
-        from localvoice.turns import (
-            Committed,
-            SilenceStarted,
-            SpeechResumed,
-            SpeechStarted,
-            SpeechStopped,
-        )
-
-        for signal in await self._audio.append(pcm):
-            if isinstance(signal, SilenceStarted):
+        for signal in await self._audio.append(audio):
+            if isinstance(signal, Echoed):
+                await self.send(
+                    events.audio_delta(signal.response_id, signal.item_id, signal.audio)
+                )
+            elif isinstance(signal, SilenceStarted):
                 self._speculate(signal.item_id, signal.transcript)
             elif isinstance(signal, SpeechResumed):
                 self._discard_held()
@@ -200,7 +171,7 @@ class RealtimeSession:
 
     async def _commit(self, event: dict[str, Any]) -> None:
         self._discard_held()
-        committed = self._audio.commit() if self._audio is not None else None
+        committed = self._audio.commit()
         if committed is None:
             msg = "Error committing input audio buffer: the buffer is empty."
             raise ProtocolError(ErrorCode.COMMIT_EMPTY, msg)
@@ -208,14 +179,13 @@ class RealtimeSession:
 
     async def _clear(self, event: dict[str, Any]) -> None:
         self._discard_held()
-        if self._audio is not None:
-            self._audio.clear()
+        self._audio.clear()
         await self.send(events.buffer_cleared())
 
     async def _output_clear(self, event: dict[str, Any]) -> None:
         await self.send({"type": "output_audio_buffer.cleared", "event_id": events.new_id("event")})
 
-    async def _committed(self, committed: Any) -> None:
+    async def _committed(self, committed: Committed) -> None:
         self._speculating = None  # too late to start guessing; a guess already made may stand
         self.stats["turns"] += 1
         item = Item(
@@ -245,7 +215,7 @@ class RealtimeSession:
             self._partial_text[item_id] = text
             await self.send(events.transcription_delta(item_id, text[len(emitted) :]))
 
-    async def _transcribe_item(self, committed: Any, item: Item) -> None:
+    async def _transcribe_item(self, committed: Committed, item: Item) -> None:
         try:
             transcript = await committed.transcript
         except Exception as exc:
@@ -259,7 +229,9 @@ class RealtimeSession:
             await self.send(events.transcription_delta(item.id, transcript[len(emitted) :]))
         await self.send(events.transcription_completed(item.id, transcript))
 
-    async def _auto_respond(self, transcription: asyncio.Task[None], item: Item, c: Any) -> None:
+    async def _auto_respond(
+        self, transcription: asyncio.Task[None], item: Item, c: Committed
+    ) -> None:
         await transcription
         held, self._held = self._held, None
         if not item.text():
@@ -300,53 +272,8 @@ class RealtimeSession:
             await asyncio.wait(pending)
 
     def _spec(self, params: dict[str, Any] | None, additional: str | None) -> ResponseSpec:
-        params = params or {}
-        data = self.session.data
-        voice_value = params.get("voice", data.get("voice"))
-        try:
-            voice = self._voice_map.resolve(voice_value)
-        except VoiceError as exc:
-            raise ProtocolError(ErrorCode.INVALID_VOICE, str(exc), "response.voice") from exc
-        instructions = params.get("instructions", data.get("instructions") or "")
-        if not isinstance(instructions, str):
-            msg = "instructions must be a string"
-            raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "response.instructions")
-        if additional:
-            instructions = f"{instructions}\n{additional}".strip()
-        modalities = data.get("modalities") or ["text", "audio"]
-        if "modalities" in params:
-            modalities = validate_modalities(params["modalities"], "response.modalities")
-        limit = params.get("max_output_tokens", data.get("max_response_output_tokens"))
-        max_tokens = limit if isinstance(limit, int) and limit > 0 else MAX_REPLY_TOKENS
-        temperature = params.get("temperature", data.get("temperature", 0.8))
-        if not isinstance(temperature, int | float):
-            msg = "temperature must be a number"
-            raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "response.temperature")
-        try:
-            tools = validate_tools(params.get("tools", data.get("tools") or []), "response.tools")
-            tool_choice = validate_tool_choice(
-                params.get("tool_choice", data.get("tool_choice", "auto")), "response.tool_choice"
-            )
-        except ToolError as exc:
-            raise ProtocolError(exc.code, str(exc), exc.param) from exc
-        pre = params.get("pre_generated_assistant_message")
-        pre_text = Item(pre).text() if isinstance(pre, dict) else None
-        if self._pipeline is None:
-            pre_text = pre_text or ""  # echo mode has no models: an empty or canned reply
-            modalities = ["text"]
-        return ResponseSpec(
-            instructions=instructions,
-            modalities=modalities,
-            voice=voice,
-            voice_value=voice_value,
-            output_rate=self.session.output_rate,
-            output_format=str(self.session.data["output_audio_format"]),
-            temperature=float(temperature),
-            max_tokens=min(max_tokens, MAX_REPLY_TOKENS),
-            pre_generated=pre_text,
-            tools=tools,
-            tool_choice=tool_choice,
-        )
+        speaks = self._pipeline.speaks
+        return response_spec(self.session, self._voice_map, params, additional, speaks=speaks)
 
     def _start(
         self, spec: ResponseSpec, started_after: float | None = None, held_text: str | None = None
@@ -357,7 +284,7 @@ class RealtimeSession:
             self.conversation,
             self.send,
             self._wait_inputs,
-            echo=(self._played, self._playback_cut),
+            echo=(self._audio.played, self._audio.playback_cut),
         )
         run.started_after = started_after
         if held_text is not None:

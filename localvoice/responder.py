@@ -1,8 +1,9 @@
-"""One response: LLM tokens -> speakable chunks -> TTS -> streamed ``response.audio.delta``.
+"""One response: reply tokens -> speakable chunks -> TTS -> streamed ``response.audio.delta``.
 
-The LLM streams in its own thread while the previous chunk is synthesised, so speech starts after
-the first sentence (or first long clause) rather than after the whole reply. Cancelling stops the
-token loop at the next token and sends nothing more after ``response.done``.
+The text comes from ``reply.ModelReply``; the LLM streams in its own thread while the previous
+chunk is synthesised, so speech starts after the first sentence (or first long clause) rather
+than after the whole reply. Cancelling stops the token loop at the next token and sends nothing
+more after ``response.done``. A held (speculative) response buffers its events until released.
 """
 
 from __future__ import annotations
@@ -12,49 +13,25 @@ import base64
 import contextlib
 import copy
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
-import soxr
 
 from localvoice import events
 from localvoice.conversation import Conversation, Item, function_call_item, message_item
 from localvoice.events import Event
-from localvoice.pipeline.base import ChatStats, Pipeline
+from localvoice.pipeline.base import Pipeline, Speaker
+from localvoice.reply import ModelReply
+from localvoice.response_spec import ResponseSpec
 from localvoice.text import SentenceChunker, clean_reply
-from localvoice.tools import ToolCall, check_call, offered
-from localvoice.voices import VoiceChoice
+from localvoice.tools import ToolCall
 
 logger = logging.getLogger(__name__)
 
 DELTA_MS = 50  # audio per response.audio.delta
-MAX_REPLY_TOKENS = 60
 # Events of an item opened while a speculative reply is held: expanded on release, when the
 # item can take its real place in the conversation.
 OPEN_ITEM = "localvoice.open_item"
-
-
-@dataclass(slots=True)
-class ResponseSpec:
-    """What one response should do: the session merged with ``response.create`` overrides."""
-
-    instructions: str
-    modalities: list[str]
-    voice: VoiceChoice
-    voice_value: Any
-    output_rate: int
-    output_format: str
-    temperature: float
-    max_tokens: int
-    input_audio_ms: int = 0
-    pre_generated: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: Any = "auto"
 
 
 class ResponseRun:
@@ -62,7 +39,7 @@ class ResponseRun:
 
     Args:
         spec: what to generate.
-        pipeline: the models.
+        pipeline: the stages.
         conversation: the session's conversation (the reply is added to it).
         send: sends one server event.
         wait_inputs: awaited before prompting, so pending transcriptions are in the history.
@@ -73,7 +50,7 @@ class ResponseRun:
     def __init__(
         self,
         spec: ResponseSpec,
-        pipeline: Pipeline | None,
+        pipeline: Pipeline,
         conversation: Conversation,
         send: Callable[[Event], Awaitable[None]],
         wait_inputs: Callable[[], Awaitable[None]],
@@ -90,18 +67,15 @@ class ResponseRun:
         self._held = False
         self._discarded = False
         self._buffer: list[Event] = []
-        self.extra_user_text: str | None = None
         self.conversation_version = conversation.version
         self._wait_inputs = wait_inputs
-        self._cancel = threading.Event()
-        self._stream_cancel = threading.Event()  # the running LLM stream's (one per stream)
+        self._reply = ModelReply(spec, pipeline.llm, conversation, self.id)
         self.cancel_reason: str | None = None
         self.item: Item = message_item("assistant", [], status="in_progress")
         self._initial_item = copy.deepcopy(self.item.data)  # a held run may finish before release
         self.audio = "audio" in spec.modalities
         self._spoken: list[str] = []
         self._audio_ms = 0.0
-        self._stats = ChatStats()
         self._created = time.perf_counter()
         self._timings: dict[str, float] = {}
         self.task: asyncio.Task[None] | None = None
@@ -111,20 +85,8 @@ class ResponseRun:
         # even while this run's task is still unwinding.
         self.done_sent = False
         self._sep = " " if self.audio else ""
-        # Tools are offered unless the model cannot call them or the reply should use a tool's
-        # output (the newest item is a function_call_output).
-        chat_format = pipeline.llm.format if pipeline is not None else None
-        self._tools: list[dict[str, Any]] = []
-        if (
-            chat_format is not None
-            and chat_format.supports_tools
-            and spec.pre_generated is None
-            and not conversation.ends_with_tool_output
-        ):
-            self._tools = offered(spec.tools, spec.tool_choice)
         # With tools the reply may turn out to be a call: its item is opened once that is known.
-        self._item_open = not self._tools
-        self.call: ToolCall | None = None
+        self._item_open = not self._reply.tools
 
     @property
     def item_id(self) -> str:
@@ -147,9 +109,9 @@ class ResponseRun:
         }
         if status != "in_progress":
             response["usage"] = events.usage(
-                input_text_tokens=self._stats.prompt_tokens,
+                input_text_tokens=self._reply.stats.prompt_tokens,
                 input_audio_tokens=self.spec.input_audio_ms // 100,
-                output_text_tokens=self._stats.completion_tokens,
+                output_text_tokens=self._reply.stats.completion_tokens,
                 output_audio_tokens=int(self._audio_ms) // 50,
             )
             response["metadata"] = {**self.spec.metadata, **self._metadata()}
@@ -158,8 +120,8 @@ class ResponseRun:
     def _metadata(self) -> dict[str, str]:
         """Stage timings in ms, as strings (``metadata`` is a str -> str map)."""
         out = {f"localvoice_{k}_ms": f"{v:.0f}" for k, v in self._timings.items()}
-        if self._stats.first_token_ms is not None:
-            out["localvoice_llm_first_token_ms"] = f"{self._stats.first_token_ms:.0f}"
+        if self._reply.stats.first_token_ms is not None:
+            out["localvoice_llm_first_token_ms"] = f"{self._reply.stats.first_token_ms:.0f}"
         return out
 
     def _mark(self, name: str, since: float | None = None) -> None:
@@ -170,33 +132,26 @@ class ResponseRun:
         """Stop generating and synthesising now; ``run`` then finishes as cancelled."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
-        self._cancel.set()
-        self._stream_cancel.set()
+        self._reply.stop()
         if self.task is not None and not self._finishing:
             self.task.cancel()
 
     def hold(self, user_text: str) -> None:
         """Generate for a user turn that is not committed yet, buffering every event."""
         self._held = True
-        self.extra_user_text = user_text
-
-    @property
-    def held(self) -> bool:
-        """True until a speculative response is released."""
-        return self._held
+        self._reply.extra_user_text = user_text
 
     def discard(self) -> None:
         """Drop a held response: stop generating, send nothing."""
         self._discarded = True
-        self._cancel.set()
-        self._stream_cancel.set()
+        self._reply.stop()
         if self.task is not None:
             self.task.cancel()
 
     async def release(self, started_after: float | None = None) -> None:
         """The turn ended as guessed: send the buffered events, then stream directly."""
         self.started_after = started_after
-        self.extra_user_text = None
+        self._reply.extra_user_text = None
         for event in self._preamble():
             await self._deliver(event)
         while self._buffer:
@@ -287,11 +242,10 @@ class ResponseRun:
                 "error": {"type": "server_error", "code": "server_error", "message": str(exc)},
             }
         finally:
-            self._cancel.set()
-            self._stream_cancel.set()
+            self._reply.stop()
             self._finishing = True
-        if self.call is not None and status == "completed":
-            await self._finish_call(self.call)
+        if self._reply.call is not None and status == "completed":
+            await self._finish_call(self._reply.call)
             return
         if status == "cancelled" and self._echo is not None:
             self._echo[1]()  # the client drops what it has not played
@@ -341,64 +295,9 @@ class ResponseRun:
         await self._emit(events.output_item_done(self.id, item.data))
         await self._emit(events.response_done(self._response("completed")))
 
-    def _stream(self, messages: list[dict[str, str]]) -> Any:
-        assert self._pipeline is not None
-        # Each stream gets its own stop flag: a finished stream sets it, and a rejected tool
-        # call is followed by a second stream.
-        self._stream_cancel = threading.Event()
-        if self._cancel.is_set():
-            self._stream_cancel.set()
-        return self._pipeline.llm.stream(
-            messages,
-            temperature=min(self.spec.temperature, self._pipeline.llm.format.max_temperature),
-            max_tokens=self.spec.max_tokens,
-            cancel=self._stream_cancel,
-            stats=self._stats,
-        )
-
-    async def _tokens(self) -> Any:
-        if self.spec.pre_generated is not None:
-            yield self.spec.pre_generated
-            return
-        assert self._pipeline is not None
-        chat_format = self._pipeline.llm.format
-        # The reply item is not in the history yet (or still empty), so it is not prompted.
-        history = self._conversation.history()
-        if self.extra_user_text is not None:  # speculative: the user item is not added yet
-            history.append({"role": "user", "content": self.extra_user_text})
-        messages = chat_format.messages(self.spec.instructions, history, self._tools)
-        if not self._tools:
-            async for piece in self._stream(messages):
-                yield piece
-            return
-        head = ""
-        decided: bool | None = None
-        async for piece in self._stream(messages):
-            if decided is False:
-                yield piece
-                continue
-            head += piece
-            decided = chat_format.tool_prefix(head)
-            if decided is False:
-                yield head
-        if decided is not True:
-            if decided is None and head.strip():
-                yield head  # ended while it still looked like the start of a call
-            return
-        said = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-        raw = chat_format.parse_call(head)
-        verdict = check_call(raw, self._tools, said) if raw is not None else "unparseable call"
-        if isinstance(verdict, ToolCall):
-            self.call = verdict
-            return
-        logger.info("response %s: tool call %r rejected: %s", self.id, head[:200], verdict)
-        self.spec.metadata["localvoice_rejected_tool_call"] = verdict[:200]
-        async for piece in self._stream(chat_format.messages(self.spec.instructions, history)):
-            yield piece
-
     async def _generate(self) -> None:
         if not self.audio:
-            async for piece in self._tokens():
+            async for piece in self._reply.tokens():
                 await self._ensure_message()
                 self._spoken.append(piece)
                 await self._emit(events.text_delta(self.id, self.item_id, piece))
@@ -406,13 +305,15 @@ class ResponseRun:
         chunks: asyncio.Queue[str | None] = asyncio.Queue()
         producer = asyncio.create_task(self._produce(chunks))
         try:
-            resampler: soxr.ResampleStream | None = None
+            speaker: Speaker | None = None
             while (chunk := await chunks.get()) is not None:
-                if resampler is None:
-                    assert self._pipeline is not None
-                    native = self._pipeline.tts.sample_rate(self.spec.voice.local_name)
-                    resampler = soxr.ResampleStream(native, self.spec.output_rate, 1, "int16")
-                await self._speak(chunk, resampler)
+                if speaker is None:
+                    speaker = self._pipeline.tts.speaker(
+                        voice=self.spec.voice.local_name,
+                        length_scale=self.spec.voice.length_scale,
+                        rate=self.spec.output_rate,
+                    )
+                await self._speak(chunk, speaker)
             await producer  # re-raises an LLM failure
         finally:
             producer.cancel()
@@ -420,17 +321,15 @@ class ResponseRun:
                 await producer
 
     async def _produce(self, chunks: asyncio.Queue[str | None]) -> None:
-        assert self._pipeline is not None or self.spec.pre_generated is not None
-        words = self._pipeline.first_chunk_words if self._pipeline is not None else 0
-        chunker = SentenceChunker(first_chunk_words=words)
+        chunker = SentenceChunker(first_chunk_words=self._pipeline.first_chunk_words)
         try:
-            async for piece in self._tokens():
+            async for piece in self._reply.tokens():
                 for chunk in chunker.feed(clean_reply(piece)):
                     self._mark("llm_first_chunk")
                     await chunks.put(chunk)
             rest = chunker.flush()
             # A reply cut off by the token cap ends mid-sentence: drop the fragment if we spoke.
-            capped = self._stats.completion_tokens >= self.spec.max_tokens
+            capped = self._reply.stats.completion_tokens >= self.spec.max_tokens
             if rest and not (capped and self._spoken_or_queued(chunks)):
                 self._mark("llm_first_chunk")
                 await chunks.put(rest)
@@ -440,19 +339,10 @@ class ResponseRun:
     def _spoken_or_queued(self, chunks: asyncio.Queue[str | None]) -> bool:
         return bool(self._spoken) or not chunks.empty()
 
-    async def _speak(self, text: str, resampler: soxr.ResampleStream) -> None:
-        assert self._pipeline is not None
-        pipeline = self._pipeline
+    async def _speak(self, text: str, speaker: Speaker) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-
-        def synth() -> bytes:
-            pcm = pipeline.tts.synthesize(
-                text, voice=self.spec.voice.local_name, length_scale=self.spec.voice.length_scale
-            )
-            return np.asarray(resampler.resample_chunk(pcm), dtype="<i2").tobytes()
-
-        pcm = await loop.run_in_executor(pipeline.tts_pool, synth)
+        pcm = await loop.run_in_executor(self._pipeline.tts_pool, speaker.speak, text)
         self._mark("tts_first_chunk", started)
         await self._ensure_message()
         self._spoken.append(text)

@@ -23,7 +23,7 @@ REALTIME_PATH = "/voice-live/realtime"
 MAX_INCOMING_FRAME = 16 * 1024 * 1024
 
 CONFIG_KEY = web.AppKey("config", ServerConfig)
-PIPELINE_KEY = web.AppKey("pipeline", object)
+PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
 VOICES_KEY = web.AppKey("voices", VoiceMap)
 SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 STARTED_KEY = web.AppKey("started", float)
@@ -68,7 +68,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         ws,
         request,
         config,
-        pipeline if isinstance(pipeline, Pipeline) else None,
+        pipeline,
         app[VOICES_KEY],
         request.query.get("model", "gpt-realtime"),
     )
@@ -87,7 +87,7 @@ async def healthz(request: web.Request) -> web.Response:
         {
             "status": "ok",
             "mode": "echo" if app[CONFIG_KEY].echo else "models",
-            "models": pipeline.describe() if isinstance(pipeline, Pipeline) else {},
+            "models": pipeline.describe(),
             "sessions": len(app[SOCKETS_KEY]),
             "uptime_seconds": round(time.monotonic() - app[STARTED_KEY], 1),
         }
@@ -100,14 +100,13 @@ async def _close_sockets(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutting down")
 
 
-def create_app(config: ServerConfig, pipeline: Pipeline | None) -> web.Application:
-    """Build the application (models already loaded, or ``None`` in echo mode)."""
+def create_app(config: ServerConfig, pipeline: Pipeline) -> web.Application:
+    """Build the application (stages already loaded; ``pipeline/loopback.py``'s in echo mode)."""
     app = web.Application()
     app[CONFIG_KEY] = config
     app[PIPELINE_KEY] = pipeline
-    installed = pipeline.tts.voices if pipeline is not None else ["joe"]
-    default = pipeline.tts.default_voice if pipeline is not None else "joe"
-    app[VOICES_KEY] = VoiceMap(installed, default, load_voice_map(config.voice_map))
+    tts = pipeline.tts
+    app[VOICES_KEY] = VoiceMap(tts.voices, tts.default_voice, load_voice_map(config.voice_map))
     app[SOCKETS_KEY] = weakref.WeakSet()
     app[STARTED_KEY] = time.monotonic()
     app.router.add_get(REALTIME_PATH, realtime)
@@ -116,7 +115,7 @@ def create_app(config: ServerConfig, pipeline: Pipeline | None) -> web.Applicati
     return app
 
 
-async def serve(config: ServerConfig, pipeline: Pipeline | None) -> None:
+async def serve(config: ServerConfig, pipeline: Pipeline) -> None:
     """Listen until SIGINT/SIGTERM, then close sessions with code 1001."""
     runner = web.AppRunner(create_app(config, pipeline), access_log=None)
     await runner.setup()
@@ -126,7 +125,7 @@ async def serve(config: ServerConfig, pipeline: Pipeline | None) -> None:
     port = sockets[0].getsockname()[1] if sockets else config.port
     mode = "echo" if config.echo else "models"
     # The one print outside logging: scripts and tests read where the server listens.
-    print(f"localvoice listening on http://{config.host}:{port} ({mode})", flush=True)  # noqa: T201
+    print(f"localvoice listening on http://{config.host}:{port} ({mode})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -136,5 +135,4 @@ async def serve(config: ServerConfig, pipeline: Pipeline | None) -> None:
     finally:
         logger.info("shutting down")
         await runner.cleanup()
-        if pipeline is not None:
-            pipeline.shutdown()
+        pipeline.shutdown()

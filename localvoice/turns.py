@@ -4,27 +4,39 @@ Latency tricks (see docs/localvoice.md):
 
 * while the user speaks, the growing segment is re-transcribed in the background about every
   ``PARTIAL_INTERVAL_MS`` (only when the STT worker is idle) and sent as transcription deltas;
-* when the VAD first drops below its threshold, the utterance is transcribed *speculatively*, so
-  the transcript is usually ready by the time the silence hang-over ends; speech that resumes
-  discards the guess.
+* once a pause has lasted ``SPECULATE_AFTER_MS``, the utterance is transcribed *speculatively*,
+  so the transcript is usually ready by the time the silence hang-over ends (and the session
+  can prepare the reply meanwhile); speech that resumes discards the guess.
+
+``AudioInput`` is the models' ``signals.SessionInput``; ``--echo`` has its own
+(``pipeline/loopback.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import soxr
 
 from localvoice.cleanup import InputCleanup
-from localvoice.events import new_id
-from localvoice.pipeline.base import PIPELINE_RATE, Pipeline, VadStream
-from localvoice.session import TurnDetection
+from localvoice.events import ErrorCode, new_id
+from localvoice.pipeline.base import PIPELINE_RATE, Pipeline
+from localvoice.session import ProtocolError, TurnDetection
+from localvoice.signals import (
+    Committed,
+    Signal,
+    SilenceStarted,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,68 +51,22 @@ TAIL_MS = 64
 SPECULATE_AFTER_MS = 64
 
 
-@dataclass(slots=True)
-class SpeechStarted:
-    """VAD opened a turn."""
-
-    item_id: str
-    audio_start_ms: int
-
-
-@dataclass(slots=True)
-class SpeechStopped:
-    """VAD closed a turn (after the silence hang-over)."""
-
-    item_id: str
-    audio_end_ms: int
-
-
-@dataclass(slots=True)
-class Committed:
-    """Audio committed as a user item; ``transcript`` resolves to its text."""
-
-    item_id: str
-    audio_ms: int
-    transcript: asyncio.Future[str]
-    by_vad: bool
-    committed_at: float = field(default_factory=time.perf_counter)
-
-
-@dataclass(slots=True)
-class SilenceStarted:
-    """The VAD dropped mid-turn; ``transcript`` is the speculative transcription so far."""
-
-    item_id: str
-    transcript: asyncio.Future[str]
-
-
-@dataclass(slots=True)
-class SpeechResumed:
-    """Speech came back before the hang-over ended: speculation on this turn is stale."""
-
-    item_id: str
-
-
-Signal = SpeechStarted | SpeechStopped | Committed | SilenceStarted | SpeechResumed
-
-
 class AudioInput:
-    """Input audio buffer and turn detector of one session.
+    """Input audio buffer and turn detector of one session (a ``signals.SessionInput``).
 
     Args:
-        pipeline: models and thread pools.
-        vad: this session's VAD stream.
+        pipeline: models and thread pools; a VAD stream is taken from it until ``close``.
         on_partial: called with (item_id, text so far) when a background transcription finishes.
     """
 
     def __init__(
         self,
         pipeline: Pipeline,
-        vad: VadStream,
         on_partial: Callable[[str, str], Awaitable[None]],
     ) -> None:
         self._pipeline = pipeline
-        self._vad = vad
+        self._vad = pipeline.vad.acquire()
+        self._closed = False
         self._on_partial = on_partial
         self._rate = 24000
         self._resampler: soxr.ResampleStream | None = None
@@ -124,13 +90,12 @@ class AudioInput:
         self._last_partial = 0
         self._partial_busy = False
 
-    @property
-    def speaking(self) -> bool:
-        """True between ``speech_started`` and ``speech_stopped``."""
-        return self._speaking
+    def configure(self, rate: int, turn: TurnDetection | None, session: dict[str, Any]) -> None:
+        """Follow the session's input rate, turn detection and input clean-up settings.
 
-    def configure(self, rate: int, turn: TurnDetection | None) -> None:
-        """Apply the session's input rate and turn detection (mid-turn changes reset the turn)."""
+        A change between VAD and manual commits mid-turn resets the turn.
+        """
+        self.cleanup.configure(session)
         if rate != self._rate:
             self._rate = rate
             self._resampler = None
@@ -172,8 +137,17 @@ class AudioInput:
             self._pcm = self._pcm[drop:]
             self._pcm_start += drop
 
-    async def append(self, pcm: bytes) -> list[Signal]:
-        """Add client audio; returns the turn events it caused."""
+    async def append(self, audio: str) -> list[Signal]:
+        """Add client audio (base64 PCM16); returns the turn events it caused.
+
+        Raises:
+            ProtocolError: the audio is not base64.
+        """
+        try:
+            pcm = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            msg = "audio must be base64-encoded PCM16."
+            raise ProtocolError(ErrorCode.INVALID_AUDIO, msg, "audio") from exc
         samples = self._to_pipeline_rate(pcm)
         loop = asyncio.get_running_loop()
         for_vad = samples
@@ -310,10 +284,13 @@ class AudioInput:
             return None
         return Committed(item_id, self._ms(audio.size), self._transcribe(audio), by_vad=False)
 
-    @property
-    def position(self) -> int:
-        """Input samples received so far (16 kHz): the clock output audio is placed on."""
-        return self._total
+    def played(self, pcm: bytes, rate: int) -> None:
+        """Output audio went out: placed on the input clock as the echo canceller's reference."""
+        self.cleanup.play(pcm, rate, self._total)
+
+    def playback_cut(self) -> None:
+        """The client dropped what it had not played: so does the echo reference."""
+        self.cleanup.stop(self._total)
 
     def clear(self) -> None:
         """Drop buffered audio and any turn in progress."""
@@ -321,6 +298,13 @@ class AudioInput:
         self._pending = np.zeros(0, dtype=np.float32)
         self._reset_turn()
         self._vad.reset()
+
+    def close(self) -> None:
+        """Free the echo canceller and denoiser and return the VAD stream."""
+        self.cleanup.close()
+        if not self._closed:
+            self._closed = True
+            self._pipeline.vad.release(self._vad)
 
 
 # Keeps fire-and-forget partial-transcript tasks alive until they finish (RUF006).

@@ -1,7 +1,9 @@
 """What a chat model needs to be driven well: prompt shape, sampling limits, tool-call format.
 
-One module per model family defines a :class:`ChatFormat`; ``registry.py`` lists the models.
-Nothing here imports llama.cpp, so the responder and the tests can use it freely.
+One module per model family defines a :class:`ChatFormat`, the adapter that holds that family's
+policy (system-prompt rule, example exchanges, temperature cap, history window, stop strings,
+tool calls); ``registry.py`` lists the models. The responder and the conversation only ask the
+adapter. Nothing here imports llama.cpp, so the responder and the tests can use it freely.
 """
 
 from __future__ import annotations
@@ -19,6 +21,30 @@ TOOL_RESULT_ROLE = "tool"
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryWindow:
+    """How much of the conversation a model is prompted with (``Conversation.history``).
+
+    The window grows to ``max_messages`` / ``max_chars`` and then jumps to the last ``keep``
+    messages: between jumps each prompt extends the previous one, so llama.cpp's prefix cache
+    only evaluates the new messages.
+
+    Attributes:
+        max_messages: messages before the window jumps.
+        max_chars: characters before the window jumps.
+        keep: messages kept by a jump.
+        message_chars: each message cut to this (a long earlier reply would cost prompt
+            evaluation on every later turn).
+        tool_output_chars: a tool output cut to this (it is the reply's substance: keep more).
+    """
+
+    max_messages: int = 8
+    max_chars: int = 800
+    keep: int = 2
+    message_chars: int = 160
+    tool_output_chars: int = 400
+
+
+@dataclass(frozen=True, slots=True)
 class RawCall:
     """A tool call as the model wrote it, before validation."""
 
@@ -27,7 +53,9 @@ class RawCall:
 
 
 class ChatFormat:
-    """The generic format: plain chat messages, no tool calls.
+    """The generic format (an ``--llm-url`` endpoint): plain chat messages, no tool calls.
+
+    An unknown model gets the cautious rule of the smallest bundled one: English, brief.
 
     Attributes:
         key: the ``--llm`` name.
@@ -37,6 +65,7 @@ class ChatFormat:
         stop: extra stop strings.
         supports_tools: whether the model is offered the session's tools.
         rule: appended to the system prompt (brevity, language).
+        window: the conversation history the model is prompted with.
     """
 
     key = "generic"
@@ -46,6 +75,11 @@ class ChatFormat:
     stop: tuple[str, ...] = ()
     supports_tools = False
     rule = " Always reply in English, in one or two short spoken sentences, without lists."
+    window = HistoryWindow()
+
+    def temperature(self, requested: float) -> float:
+        """The sampling temperature for a response that asks for ``requested``."""
+        return min(requested, self.max_temperature)
 
     def messages(
         self,

@@ -16,6 +16,7 @@ from localvoice.llms.base import (
     TOOL_CALL_ROLE,
     TOOL_RESULT_ROLE,
     ChatFormat,
+    HistoryWindow,
     RawCall,
     parse_json_call,
 )
@@ -88,6 +89,8 @@ class Qwen25(ChatFormat):
     stop = (CLOSE, "<|im_end|>", "<|endoftext|>")
     supports_tools = True
     rule = " Reply in one or two short spoken sentences, without lists or markdown."
+    # Short prompts keep prompt evaluation cheap on 2 cores; the jumps keep the prefix cache hit.
+    window = HistoryWindow(max_messages=8, max_chars=800, keep=2)
 
     def tools_prompt(self, tools: list[dict[str, Any]]) -> str:
         """Tool signatures in the system prompt, as Qwen2.5's template writes them."""

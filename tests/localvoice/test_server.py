@@ -70,7 +70,7 @@ def test_healthz_lists_models(localvoice_models):
 
 def test_unknown_path_is_404(localvoice_echo):
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{localvoice_echo}/nope")  # noqa: S310
+        urllib.request.urlopen(f"{localvoice_echo}/nope")
     assert info.value.code == 404
 
 
@@ -279,7 +279,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
 
     requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 (http.server naming)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeOpenAI.requests.append({"path": self.path, **body})
         self.send_response(200)
@@ -334,3 +334,16 @@ async def test_llm_url_streams_from_an_openai_compatible_endpoint(llm_url_server
     assert request["messages"][0]["role"] == "system"
     assert request["messages"][0]["content"].startswith("Be a fake.")
     assert request["messages"][-1] == {"role": "user", "content": "Hi"}
+
+
+@pytest.mark.integration
+@pytest.mark.models
+def test_healthz_and_log_name_the_chat_model(localvoice_models_process):
+    models = healthz(localvoice_models_process.endpoint)["models"]
+    assert models["llm_model"] == "qwen2.5-0.5b"
+    assert "Qwen2.5-Coder-0.5B-Instruct" in models["llm"]
+    assert "tiny.en" in models["stt"]
+    assert (
+        "chat model: llama.cpp Qwen2.5-Coder-0.5B-Instruct"
+        in localvoice_models_process.log_tail(400)
+    )

@@ -1,0 +1,151 @@
+"""Fake pipeline stages: instant, deterministic, no model loaded.
+
+They follow the Protocols of ``localvoice/pipeline/base.py`` and are put in place either
+through ``localvoice/pipeline/registry.py`` (``fake_registry``) or by building a ``Pipeline``
+from them (``fake_pipeline``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from localvoice.config import ServerConfig
+from localvoice.llms.base import ChatFormat
+from localvoice.pipeline import registry
+from localvoice.pipeline.base import ChatStats, Pipeline
+from localvoice.pipeline.resample import ResampledSpeaker
+
+WINDOW = 512
+TTS_RATE = 16000
+
+
+class FakeVadStream:
+    """Speech is any window whose mean level is above 0.05 (tests send a tone or zeros)."""
+
+    window_samples = WINDOW
+
+    def probability(self, window: npt.NDArray[np.float32]) -> float:
+        return 0.9 if float(np.abs(window).mean()) > 0.05 else 0.0
+
+    def reset(self) -> None:
+        pass
+
+
+class FakeVad:
+    name = "fake vad"
+
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.released = 0
+
+    def acquire(self) -> FakeVadStream:
+        self.acquired += 1
+        return FakeVadStream()
+
+    def release(self, stream: Any) -> None:
+        self.released += 1
+
+
+class FakeStt:
+    """Transcribes every utterance as ``text``; ``heard`` counts the calls (partials included)."""
+
+    name = "fake stt"
+
+    def __init__(self, text: str = "what time is it") -> None:
+        self.text = text
+        self.heard: list[int] = []
+
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+        self.heard.append(int(audio.size))
+        return self.text if audio.size else ""
+
+
+class FakeChat:
+    """Streams ``reply`` word by word; ``gate`` (when set) holds each token until it is opened."""
+
+    name = "fake chat"
+
+    def __init__(
+        self, reply: str = "It is noon. Have a nice day.", chat_format: ChatFormat | None = None
+    ) -> None:
+        self.format = chat_format or ChatFormat()
+        #: What each stream says; more than one: the next stream says the next one.
+        self.replies = [reply]
+        self.prompts: list[list[dict[str, str]]] = []
+        self.temperatures: list[float] = []
+        self.gate: threading.Event | None = None
+
+    async def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+        cancel: threading.Event,
+        stats: ChatStats,
+    ) -> AsyncIterator[str]:
+        self.prompts.append(messages)
+        self.temperatures.append(temperature)
+        stats.prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        stats.first_token_ms = 1.0
+        reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        for word in reply.split(" "):
+            while self.gate is not None and not self.gate.is_set():
+                await asyncio.sleep(0.005)
+            if cancel.is_set():
+                return
+            stats.completion_tokens += 1
+            yield word + " "
+
+
+class FakeTts:
+    """10 ms of a quiet tone per character, at 16 kHz."""
+
+    voices = ["joe"]
+    default_voice = "joe"
+
+    def __init__(self) -> None:
+        self.spoken: list[str] = []
+
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> ResampledSpeaker:
+        return ResampledSpeaker(
+            lambda text: self.synthesize(text, voice=voice, length_scale=length_scale),
+            TTS_RATE,
+            rate,
+        )
+
+    def synthesize(
+        self, text: str, *, voice: str, length_scale: float | None
+    ) -> npt.NDArray[np.int16]:
+        self.spoken.append(text)
+        return np.full(len(text) * TTS_RATE // 100, 100, dtype=np.int16)
+
+
+def fake_pipeline(**stages: Any) -> Pipeline:
+    """A ``Pipeline`` of fake stages; pass ``stt=FakeStt("...")`` and so on to replace one."""
+    parts: dict[str, Any] = {
+        "vad": FakeVad(),
+        "stt": FakeStt(),
+        "llm": FakeChat(),
+        "tts": FakeTts(),
+        **stages,
+    }
+    return Pipeline(**parts)
+
+
+def fake_registry(monkeypatch: pytest.MonkeyPatch, **stages: Any) -> ServerConfig:
+    """Register the fake stages under ``fake`` and return a configuration that picks them."""
+    pipeline = fake_pipeline(**stages)
+    monkeypatch.setitem(registry.VAD, "fake", lambda config: pipeline.vad)
+    monkeypatch.setitem(registry.STT, "fake", lambda config: pipeline.stt)
+    monkeypatch.setitem(registry.TTS, "fake", lambda config: pipeline.tts)
+    monkeypatch.setitem(registry.LLM, "llama.cpp", lambda config, fmt, path: pipeline.llm)
+    return ServerConfig(vad="fake", stt="fake", tts="fake", llm_model=Path("fake.gguf"))

@@ -1,0 +1,73 @@
+"""Function tools: validation, the tools offered, checks on a model's call."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from localvoice.llms.base import RawCall
+from localvoice.tools import ToolCall, ToolError, check_call, offered, validate_tools
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+TIMER = {
+    "type": "function",
+    "name": "set_timer",
+    "description": "Start a countdown timer",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "minutes": {"type": "integer", "minimum": 1},
+            "unit": {"type": "string", "enum": ["minutes", "seconds"]},
+        },
+        "required": ["minutes"],
+    },
+}
+
+
+def test_check_call_accepts_grounded_schema_valid_calls():
+    tools = [WEATHER, TIMER]
+    call = check_call(RawCall("get_weather", {"city": "New York"}), tools, "weather in new york?")
+    assert call == ToolCall("get_weather", json.dumps({"city": "New York"}, separators=(",", ":")))
+    timer = check_call(RawCall("set_timer", {"minutes": 5, "unit": "minutes"}), tools, "a timer")
+    assert isinstance(timer, ToolCall)
+
+
+@pytest.mark.parametrize(
+    ("raw", "said", "reason"),
+    [
+        (RawCall("get_players", {}), "how many players", "unknown tool"),
+        (RawCall("get_weather", {}), "weather please", "schema"),
+        (RawCall("get_weather", {"city": 3}), "weather in 3", "schema"),
+        (RawCall("set_timer", {"minutes": 0}), "set a timer", "schema"),
+        (RawCall("get_weather", {"city": "London"}), "What is 2 plus 2?", "not said"),
+        (RawCall("get_weather", {"city": "Paris"}), "What is the capital of Paris", "does not"),
+        (RawCall("set_timer", {"minutes": 5}), "What is 2 plus 2?", "does not mention"),
+        (RawCall("get_weather", {"city": "Canada"}), "the biggest city in Canada", "does not"),
+    ],
+)
+def test_check_call_rejects(raw, said, reason):
+    verdict = check_call(raw, [WEATHER, TIMER], said)
+    assert isinstance(verdict, str)
+    assert reason in verdict
+
+
+def test_tool_validation_and_choice():
+    with pytest.raises(ToolError):
+        validate_tools([{"type": "function", "name": "x", "parameters": {"type": 5}}], "tools")
+    with pytest.raises(ToolError):
+        validate_tools("nope", "tools")
+    assert offered([WEATHER, TIMER], "none") == []
+    assert offered([WEATHER, TIMER], {"type": "function", "name": "set_timer"}) == [TIMER]
+    assert offered([WEATHER, {"type": "mcp", "server_label": "x"}], "auto") == [WEATHER]
