@@ -22,9 +22,9 @@ from django.core.exceptions import ValidationError
 from django.utils.crypto import constant_time_compare
 
 from assistant import metrics
+from assistant.codes import CloseCode, ErrorCode
 from assistant.config import UpstreamSettings
 from assistant.limits import connection_allowed
-from assistant.protocol import CloseCode, ErrorCode
 from assistant.worker import worker
 
 logger = logging.getLogger(__name__)

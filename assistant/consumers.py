@@ -24,16 +24,14 @@ from assistant.admission import (
     upstream_settings,
 )
 from assistant.beats import heartbeats
+from assistant.codes import ClientError, CloseCode, ErrorCode, State
 from assistant.config import AssistantConfig
 from assistant.control import ControlSubscription, SupervisedConsumer
 from assistant.inbound import InboundLimits, Refusal
-from assistant.monitor import (
-    ASSISTANT_AUDIO,
-    USER_AUDIO,
-    MonitorFanout,
-)
+from assistant.layer import layer_send
+from assistant.monitor import MonitorFanout
 from assistant.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
-from assistant.protocol import ClientError, CloseCode, ErrorCode, State
+from assistant.protocol import ASSISTANT_AUDIO, USER_AUDIO
 from assistant.supervision import SessionSupervision
 from assistant.upstream import VoiceLiveUnavailable
 from assistant.voicelive import VoiceLiveSession
@@ -111,7 +109,7 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
             await self._refuse(ErrorCode.TOO_MANY_SESSIONS, CloseCode.TOO_MANY_SESSIONS)
             return
         for _, channel in claim.replaced:
-            await registry.asession_end_send(channel_name=channel, reason="replaced")
+            await layer_send(self.channel_layer, channel, protocol.session_end("replaced"))
         session_id = claim.session_id
         assert session_id is not None  # not refused
         self.session_id = session_id
@@ -147,7 +145,7 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         """Accept only to say why, then close: the browser can show the reason."""
         metrics.SESSIONS_REFUSED.labels(reason=code.value).inc()
         await self.accept()
-        await self.send(text_data=protocol.encode_error(code))
+        await self.send(text_data=protocol.encode(protocol.error(code)))
         await self.close(code=int(close_code))
 
     async def _start_voice(self, config: AssistantConfig) -> None:
@@ -162,11 +160,10 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
             await self._failed("start", exc)
             return
         await self.send_message(
-            "session.ready",
-            {
-                "session_id": str(self.session_id),
-                "profile": {"id": config.profile_id, "name": config.profile_name},
-            },
+            protocol.SessionReady(
+                session_id=str(self.session_id),
+                profile={"id": config.profile_id, "name": config.profile_name},
+            )
         )
 
     # ------------------------------------------------------------------ browser -> server
@@ -221,7 +218,7 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
             return
         self.last_activity = time.monotonic()
         if isinstance(message, protocol.Ping):
-            await self.send(text_data=protocol.encode("pong"))
+            await self.send(text_data=protocol.encode(protocol.Pong()))
         elif isinstance(message, protocol.SessionStop):
             await self.end_session(None, CloseCode.NORMAL)
         elif self.voice is None or self.state in (State.CONNECTING, State.ERROR):
@@ -229,7 +226,7 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         elif isinstance(message, protocol.PlaybackInterrupted):
             await self.voice.truncate(item_id=message.item_id, played_ms=message.played_ms)
         elif isinstance(message, protocol.ResponseCancel):
-            await self.send_message("playback.clear", {})
+            await self.clear_playback()
             await self.voice.cancel_response()
         elif isinstance(message, protocol.TextSend):
             await self.voice.send_text(message.text)
@@ -275,22 +272,27 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
     async def _client_error(self, code: ErrorCode) -> None:
         metrics.CLIENT_ERRORS.labels(code=code.value).inc()
         if self.inbound is None or self.inbound.error_reply():
-            await self.send(text_data=protocol.encode_error(code))
+            await self.send(text_data=protocol.encode(protocol.error(code)))
 
     # ------------------------------------------------------------------ SessionSink
 
-    async def send_message(self, kind: str, fields: dict[str, Any]) -> None:
+    async def send_message(self, message: protocol.ServerMessage) -> None:
         """Send a control message to the browser (and copy it to monitors)."""
-        if self.ended and kind != "error":
+        if self.ended and not isinstance(message, protocol.Error):
             return
-        if kind == "playback.clear":
-            # The browser drops what it has not played; what it has not even received yet is
-            # dropped here.
-            self.outbound.clear()
-        text = protocol.encode(kind, **fields)
+        text = protocol.encode(message)
         await self.send(text_data=text)
         if self.fanout is not None:
             self.fanout.publish_text(text)
+
+    async def clear_playback(self) -> None:
+        """Tell the browser to drop the assistant audio it has not played yet.
+
+        The browser drops what it holds; what it has not even received yet is dropped here.
+        """
+        if not self.ended:
+            self.outbound.clear()
+        await self.send_message(protocol.PlaybackClear())
 
     async def send_audio(self, pcm: bytes) -> None:
         """Send assistant audio to the browser (and copy it to monitors that listen)."""
@@ -316,7 +318,7 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
     async def set_state(self, state: State) -> None:
         """Show a state change in the browser."""
         self.state = state
-        await self.send_message("state", {"state": state.value})
+        await self.send_message(protocol.StateChanged(state=state))
 
     async def upstream_lost(self, code: ErrorCode) -> None:
         """Voice Live ended under us: say so, and close."""
@@ -332,10 +334,12 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         metrics.SESSIONS_ENDED.labels(reason=code.value if code else "normal").inc()
         with contextlib.suppress(Exception):
             if code is not None:
-                await self.send(text_data=protocol.encode_error(code))
-                await self.send(text_data=protocol.encode_state(State.ERROR))
+                await self.send(text_data=protocol.encode(protocol.error(code)))
+                await self.send(text_data=protocol.encode(protocol.StateChanged(state=State.ERROR)))
             else:
-                await self.send(text_data=protocol.encode_state(State.STOPPED))
+                await self.send(
+                    text_data=protocol.encode(protocol.StateChanged(state=State.STOPPED))
+                )
             await self.close(code=int(close_code))
         # Release now rather than when the browser acknowledges the close.
         await self._release(close_code)

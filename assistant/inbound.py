@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant import metrics, protocol
+from assistant.codes import ClientError, ErrorCode
 from assistant.limits import TokenBucket
-from assistant.protocol import ClientError, ErrorCode
 
 # Persistent abuse (this many refused control messages) ends the session.
 MAX_CONTROL_VIOLATIONS = 50

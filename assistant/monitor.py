@@ -15,27 +15,24 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from assistant import metrics, registry
+from assistant import metrics, protocol, registry
 from assistant.admission import MONITOR_PERMISSION, monitor_refusal
+from assistant.codes import CloseCode
 from assistant.control import ControlSubscription, SupervisedConsumer
+from assistant.layer import layer_send
 from assistant.models import LiveSession
-from assistant.protocol import CloseCode, encode
+from assistant.protocol import (
+    MONITOR_AUDIO,
+    MONITOR_ENDED,
+    MONITOR_TEXT,
+    LayerMessage,
+)
 
 logger = logging.getLogger(__name__)
 
-MONITOR_ATTACH = "monitor.attach"
-MONITOR_DETACH = "monitor.detach"
-MONITOR_TEXT = "monitor.text"
-MONITOR_AUDIO = "monitor.audio"
-MONITOR_ENDED = "monitor.ended"
-# Internal to the fanout: wakes its task to deliver a new observer's greeting; never sent.
-_GREET = "monitor.greet"
 FANOUT_QUEUE = 256
-USER_AUDIO = 0x01
-ASSISTANT_AUDIO = 0x02
 
 
 class MonitorFanout:
@@ -50,7 +47,7 @@ class MonitorFanout:
         self.observers: dict[str, bool] = {}  # channel name -> wants audio
         self._attached_at: dict[str, float] = {}  # channel name -> time.monotonic()
         self._greetings: dict[str, Callable[[], str]] = {}  # observers not greeted yet
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=FANOUT_QUEUE)
+        self._queue: asyncio.Queue[LayerMessage | None] = asyncio.Queue(maxsize=FANOUT_QUEUE)
         self._task: asyncio.Task[None] | None = None
 
     def attach(
@@ -71,7 +68,7 @@ class MonitorFanout:
             self._task = asyncio.create_task(self._run())
         if greeting is not None:
             self._greetings[channel_name] = greeting
-            self._put({"type": _GREET})
+            self._put(None)  # wakes the task to greet it
 
     def detach(self, channel_name: str) -> None:
         """Remove an observer."""
@@ -91,14 +88,14 @@ class MonitorFanout:
     def publish_text(self, text: str) -> None:
         """Queue a JSON message for every observer."""
         if self.observers:
-            self._put({"type": MONITOR_TEXT, "text": text})
+            self._put(protocol.monitor_text(text))
 
     def publish_audio(self, side: int, pcm: bytes) -> None:
         """Queue audio for the observers that listen."""
         if self.wants_audio:
-            self._put({"type": MONITOR_AUDIO, "side": side, "pcm": pcm})
+            self._put(protocol.monitor_audio(side, pcm))
 
-    def _put(self, message: dict[str, Any]) -> None:
+    def _put(self, message: LayerMessage | None) -> None:
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
@@ -107,29 +104,23 @@ class MonitorFanout:
     async def _run(self) -> None:
         while True:
             message = await self._queue.get()
-            audio = message["type"] == MONITOR_AUDIO
+            audio = message is not None and message["type"] == MONITOR_AUDIO
             for channel, wants_audio in list(self.observers.items()):
                 greeting = self._greetings.get(channel)
                 if greeting is not None:
-                    if not await self._send(channel, {"type": MONITOR_TEXT, "text": greeting()}):
+                    if not await self._send(channel, protocol.monitor_text(greeting())):
                         continue  # not greeted: nothing else either, the next message retries
                     self._greetings.pop(channel, None)
-                if message["type"] == _GREET or (audio and not wants_audio):
+                if message is None or (audio and not wants_audio):
                     continue
                 await self._send(channel, message)
 
-    async def _send(self, channel: str, message: dict[str, Any]) -> bool:
-        """One layer send to an observer; a failure is counted, never raised."""
-        try:
-            await self._layer.send(channel, message)
-        except ChannelFull:
-            metrics.MONITOR_DROPS.inc()
-            return False
-        except Exception:
-            metrics.MONITOR_DROPS.inc()
-            metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
-            return False
-        return True
+    async def _send(self, channel: str, message: LayerMessage) -> bool:
+        """One copy to an observer; a lost one is counted as a monitor drop, never raised."""
+        if await layer_send(self._layer, channel, message, kind="monitor", quiet=True):
+            return True
+        metrics.MONITOR_DROPS.inc()
+        return False
 
     async def aclose(self, *, reason: str) -> None:
         """Tell observers the session ended and stop sending."""
@@ -141,7 +132,9 @@ class MonitorFanout:
         for channel in list(self.observers):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
-                    await self._layer.send(channel, {"type": MONITOR_ENDED, "reason": reason})
+                    await layer_send(
+                        self._layer, channel, protocol.monitor_ended(reason), quiet=True
+                    )
         self.observers.clear()
         self._attached_at.clear()
         self._greetings.clear()
@@ -200,14 +193,13 @@ class MonitorConsumer(SupervisedConsumer):
         if not attached:
             await self._end("not_found", CloseCode.NORMAL)
             return
-        try:
-            await self.channel_layer.send(
-                self.target,
-                {"type": MONITOR_ATTACH, "reply_channel": self.channel_name, "audio": audio},
-            )
-        except Exception:
-            # The registry is the slow path: the session attaches us on its next heartbeat.
-            metrics.LAYER_SEND_FAILURES.labels(kind="monitor").inc()
+        # The registry is the slow path: the session attaches us on its next heartbeat.
+        await layer_send(
+            self.channel_layer,
+            self.target,
+            protocol.monitor_attach(self.channel_name, audio=audio),
+            kind="monitor",
+        )
 
     async def on_layer(self, message: dict[str, Any]) -> None:
         """A channel-layer message (the supervised subscription's handler)."""
@@ -218,7 +210,7 @@ class MonitorConsumer(SupervisedConsumer):
             await self.send(bytes_data=bytes([message["side"]]) + message["pcm"])
         elif kind == MONITOR_ENDED:
             await self._end(str(message.get("reason", "ended")), CloseCode.NORMAL)
-        elif kind == registry.SESSION_END:
+        elif kind == protocol.SESSION_END:
             # The monitoring admin logged out (their user group): as their own calls end.
             await self._end("logout", CloseCode.UNAUTHENTICATED)
 
@@ -240,7 +232,7 @@ class MonitorConsumer(SupervisedConsumer):
             return
         self.ended = True
         with contextlib.suppress(Exception):
-            await self.send(text_data=encode(MONITOR_ENDED, reason=reason))
+            await self.send(text_data=protocol.encode(protocol.MonitorEnded(reason=reason)))
             await self.close(code=int(code))
 
     async def disconnect(self, code: int) -> None:
@@ -261,8 +253,12 @@ class MonitorConsumer(SupervisedConsumer):
                 await registry.amonitor_detach(channel_name=self.channel_name)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.channel_layer.send(
-                    self.target, {"type": MONITOR_DETACH, "reply_channel": self.channel_name}
+                await layer_send(
+                    self.channel_layer,
+                    self.target,
+                    protocol.monitor_detach(self.channel_name),
+                    kind="monitor",
+                    quiet=True,
                 )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

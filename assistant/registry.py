@@ -16,22 +16,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from assistant import metrics
+from assistant import protocol
+from assistant.layer import layer_send_sync
 from assistant.models import LiveSession, MonitorAttachment
 from assistant.services import profile_version
 
 logger = logging.getLogger(__name__)
 
-SESSION_END = "session.end"
 STALE_AFTER_HEARTBEATS = 3
 
 
@@ -244,48 +242,12 @@ def session_end_request(*, session_id: uuid.UUID, reason: str) -> bool:
     if row is None:
         return False
     LiveSession.objects.filter(pk=session_id).update(end_reason=reason)
-    session_end_send(channel_name=row.channel_name, reason=reason)
-    return True
-
-
-def session_end_send(*, channel_name: str, reason: str) -> bool:
-    """Send an end request over the channel layer (fast path; the row is the slow path)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    try:
-        async_to_sync(layer.send)(channel_name, {"type": SESSION_END, "reason": reason})
-    except Exception:
-        metrics.LAYER_SEND_FAILURES.labels(kind=SESSION_END).inc()
-        logger.warning("could not send %s to a live session", reason, exc_info=True)
-        return False
-    return True
-
-
-async def asession_end_send(*, channel_name: str, reason: str) -> bool:
-    """Async twin of :func:`session_end_send`, for consumers."""
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    try:
-        await layer.send(channel_name, {"type": SESSION_END, "reason": reason})
-    except Exception:
-        metrics.LAYER_SEND_FAILURES.labels(kind=SESSION_END).inc()
-        logger.warning("could not send %s to a live session", reason)
-        return False
+    layer_send_sync(row.channel_name, protocol.session_end(reason))
     return True
 
 
 def user_sessions_end(*, user_id: int, reason: str) -> int:
     """End every live session of a user (logout); returns how many were marked."""
     count = LiveSession.objects.filter(user_id=user_id).update(end_reason=reason)
-    layer = get_channel_layer()
-    if layer is not None:
-        try:
-            async_to_sync(layer.group_send)(
-                user_group(user_id), {"type": SESSION_END, "reason": reason}
-            )
-        except Exception:
-            metrics.LAYER_SEND_FAILURES.labels(kind=SESSION_END).inc()
-            logger.warning("could not notify live sessions of user %s", user_id)
+    layer_send_sync(user_group(user_id), protocol.session_end(reason), group=True)
     return count

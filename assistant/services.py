@@ -6,22 +6,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import QuerySet
 
-from assistant import metrics
+from assistant import protocol
+from assistant.codes import ClientError, ErrorCode
 from assistant.config import AssistantConfig
+from assistant.layer import layer_send_sync
 from assistant.models import AssistantProfile
-from assistant.protocol import ClientError, ErrorCode
 
 logger = logging.getLogger(__name__)
-
-PROFILE_CHANGED = "profile.changed"
 
 
 def profile_group(profile_id: int) -> str:
@@ -151,15 +148,6 @@ def profile_changed_notify(*, profile_id: int) -> bool:
         sessions then pick the change up on their next heartbeat, from the database
         (``registry.sessions_tick``).
     """
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    try:
-        async_to_sync(layer.group_send)(
-            profile_group(profile_id), {"type": PROFILE_CHANGED, "profile_id": profile_id}
-        )
-    except Exception:
-        metrics.LAYER_SEND_FAILURES.labels(kind=PROFILE_CHANGED).inc()
-        logger.warning("could not notify live sessions of profile %s", profile_id, exc_info=True)
-        return False
-    return True
+    return layer_send_sync(
+        profile_group(profile_id), protocol.profile_changed(profile_id), group=True
+    )

@@ -19,8 +19,8 @@ from django.conf import settings
 
 from assistant import protocol, registry, services
 from assistant.admission import login_still_valid
-from assistant.monitor import MONITOR_ATTACH, MONITOR_DETACH, MonitorFanout
-from assistant.protocol import CloseCode, ErrorCode, State
+from assistant.codes import CloseCode, ErrorCode, State
+from assistant.monitor import MonitorFanout
 from assistant.voicelive import VoiceLiveSession
 
 logger = logging.getLogger("assistant.consumers")
@@ -54,7 +54,7 @@ class SessionSupervision:
         """Implemented by the consumer."""
         raise NotImplementedError
 
-    async def send_message(self, kind: str, fields: dict[str, Any]) -> None:
+    async def send_message(self, message: protocol.ServerMessage) -> None:
         """Implemented by the consumer."""
         raise NotImplementedError
 
@@ -63,14 +63,14 @@ class SessionSupervision:
     async def on_control(self, message: dict[str, Any]) -> None:
         """A control message from another worker or the admin, via the channel layer."""
         kind = message.get("type")
-        if kind == registry.SESSION_END:
+        if kind == protocol.SESSION_END:
             code, close_code = END_REASONS.get(message.get("reason", ""), END_REASONS["gone"])
             await self.end_session(code, close_code)
-        elif kind == services.PROFILE_CHANGED:
+        elif kind == protocol.PROFILE_CHANGED:
             await self._apply_profile_change()
-        elif kind == MONITOR_ATTACH:
+        elif kind == protocol.MONITOR_ATTACH:
             self._monitor_attach(message["reply_channel"], audio=bool(message.get("audio")))
-        elif kind == MONITOR_DETACH and self.fanout is not None:
+        elif kind == protocol.MONITOR_DETACH and self.fanout is not None:
             self.fanout.detach(message["reply_channel"])
 
     def _monitor_attach(self, channel: str, *, audio: bool) -> None:
@@ -88,11 +88,12 @@ class SessionSupervision:
         user = self.scope["user"]
         assert user is not None
         return protocol.encode(
-            "monitor.attached",
-            session_id=str(self.session_id),
-            username=user.get_username(),
-            profile=self.voice.config.profile_name if self.voice else "",
-            state=self.state.value,
+            protocol.MonitorAttached(
+                session_id=str(self.session_id),
+                username=user.get_username(),
+                profile=self.voice.config.profile_name if self.voice else "",
+                state=self.state,
+            )
         )
 
     async def _apply_profile_change(self) -> None:
@@ -106,7 +107,7 @@ class SessionSupervision:
             return  # already applied (the heartbeat's slow path came before the layer message)
         await self.voice.update_config(config)
         await self.send_message(
-            "profile.updated", {"profile": {"id": config.profile_id, "name": config.profile_name}}
+            protocol.ProfileUpdated(profile={"id": config.profile_id, "name": config.profile_name})
         )
 
     # ------------------------------------------------------------------ heartbeat

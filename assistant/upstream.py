@@ -16,13 +16,14 @@ from typing import Any
 import aiohttp
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
+from azure.ai.voicelive.models import ClientEventType, ServerEventType
 from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from assistant import metrics
+from assistant.codes import ErrorCode
 from assistant.config import AssistantConfig, UpstreamSettings
-from assistant.protocol import ErrorCode
 from assistant.session_request import session_request_build
 
 logger = logging.getLogger(__name__)
@@ -244,11 +245,11 @@ async def _await_session_updated(conn: VoiceLiveConnection) -> str:
     session_id = ""
     while True:
         event = await conn.recv()
-        if event.type == "session.created":
+        if event.type == ServerEventType.SESSION_CREATED:
             session_id = str(event.get("session", {}).get("id", ""))
-        elif event.type == "session.updated":
+        elif event.type == ServerEventType.SESSION_UPDATED:
             return session_id
-        elif event.type == "error":
+        elif event.type == ServerEventType.ERROR:
             error = event.get("error") or {}
             # Upstream-controlled text: %r, so it can never forge a log line.
             logger.warning("voice live refused the session: %r", error.get("code"))
@@ -260,7 +261,7 @@ def message_item(role: str, text: str) -> dict[str, Any]:
     """A ``conversation.item.create`` carrying text, in the shape each role expects."""
     part_type = "text" if role == "assistant" else "input_text"
     return {
-        "type": "conversation.item.create",
+        "type": ClientEventType.CONVERSATION_ITEM_CREATE.value,
         "item": {"type": "message", "role": role, "content": [{"type": part_type, "text": text}]},
     }
 

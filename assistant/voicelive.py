@@ -17,14 +17,15 @@ from typing import Any, Protocol
 
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
-from azure.ai.voicelive.models import ServerEvent
+from azure.ai.voicelive.models import ClientEventType, ServerEvent, ServerEventType
 
 # SIMD base64, ~10x the standard library's speed: every audio frame is encoded or decoded once.
 from pybase64 import b64decode, b64encode_as_string
 
 from assistant import metrics
+from assistant.codes import ErrorCode, State
 from assistant.config import AssistantConfig, UpstreamSettings
-from assistant.protocol import BYTES_PER_SECOND, ErrorCode, State
+from assistant.protocol import BYTES_PER_SECOND, ServerMessage
 from assistant.session_request import session_request_build
 from assistant.upstream import (
     CLOSE_TIMEOUT,
@@ -47,13 +48,19 @@ logger = logging.getLogger(__name__)
 AUDIO_QUEUE_FRAMES = 50
 # Frames already queued are merged into one append of at most this much audio.
 MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
+# The audio path's event types as plain strings: compared and sent for every frame.
+_APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
+_AUDIO_DELTA = ServerEventType.RESPONSE_AUDIO_DELTA.value
 
 
 class SessionSink(Protocol):
     """Where a session's output goes: the browser socket (and anything observing it)."""
 
-    async def send_message(self, kind: str, fields: dict[str, Any]) -> None:
+    async def send_message(self, message: ServerMessage) -> None:
         """Send a control message to the browser."""
+
+    async def clear_playback(self) -> None:
+        """Tell the browser to drop the assistant audio it has not played, and drop ours."""
 
     async def send_audio(self, pcm: bytes) -> None:
         """Send assistant audio (PCM16, 24 kHz) to the browser."""
@@ -211,9 +218,7 @@ class VoiceLiveSession(ServerEventHandlers):
                 continue
             try:
                 # A plain mapping: the typed model would cost a construct + as_dict per append.
-                await conn.send(
-                    {"type": "input_audio_buffer.append", "audio": b64encode_as_string(chunk)}
-                )
+                await conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
             except VoiceLiveConnectionError:
                 if self._rolling_over:
                     continue
@@ -243,7 +248,7 @@ class VoiceLiveSession(ServerEventHandlers):
             return
         if self._response_id is not None:
             # Typing over the assistant interrupts it, like speaking over it does.
-            await self._sink.send_message("playback.clear", {})
+            await self._sink.clear_playback()
             await self._send_safely(self._conn.response.cancel())
         await self._send_safely(self._conn.send(message_item("user", text)))
         await self._send_safely(self._conn.response.create())
@@ -334,7 +339,7 @@ class VoiceLiveSession(ServerEventHandlers):
             self._watchdog.heard()
             try:
                 payload = json.loads(raw)
-                if payload.get("type") == "response.audio.delta":
+                if payload.get("type") == _AUDIO_DELTA:
                     delta = payload.get("delta")
                     pcm = b64decode(delta) if isinstance(delta, str) else b""
                     event: Any = None

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.ai.voicelive.models import ServerEventType
 
-from assistant import metrics
-from assistant.protocol import ERROR_MESSAGES, ErrorCode, State
+from assistant import metrics, protocol
+from assistant.codes import ErrorCode, State
 
 if TYPE_CHECKING:
     from azure.ai.voicelive.aio import VoiceLiveConnection
@@ -28,9 +28,14 @@ BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
 SESSION_EXPIRED = "session_expired"
 RESPONSE_ALREADY_ACTIVE = "conversation_already_has_active_response"
 #: Every server event type the SDK knows; anything else is counted as ``unknown_event``.
-KNOWN_SERVER_EVENTS = frozenset(str(t.value) for t in ServerEventType) | {
-    "rate_limits.updated"  # sent by the service, not modelled by SDK 1.3.1
-}
+# Sent by the service, not modelled by SDK 1.3.1.
+RATE_LIMITS_UPDATED = "rate_limits.updated"
+KNOWN_SERVER_EVENTS = frozenset(str(t.value) for t in ServerEventType) | {RATE_LIMITS_UPDATED}
+# The audio transcript's done carries ``transcript``, the text reply's ``text``.
+_AUDIO_TRANSCRIPT_EVENTS = (
+    ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
+    ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DONE,
+)
 
 
 class ServerEventHandlers:
@@ -71,48 +76,52 @@ class ServerEventHandlers:
         kind = event.type
         send = self._sink.send_message
         # response.audio.delta never gets here: the receive loop handles it from the raw JSON.
-        if kind == "input_audio_buffer.speech_started":
+        if kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STARTED:
             await self._on_speech_started(event)
-        elif kind == "input_audio_buffer.speech_stopped":
+        elif kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STOPPED:
             self._speech_stopped_at = time.monotonic()
-            await send("speech.stopped", {"item_id": event.get("item_id")})
+            await send(protocol.SpeechStopped(item_id=event.get("item_id")))
             await self._set_state(State.PROCESSING)
-        elif kind == "conversation.item.input_audio_transcription.delta":
-            await send("transcript.user.delta", {"item_id": event.item_id, "delta": event.delta})
-        elif kind == "conversation.item.input_audio_transcription.completed":
+        elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_DELTA:
+            await send(protocol.UserTranscriptDelta(item_id=event.item_id, delta=event.delta))
+        elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
             transcript = event.transcript or ""
             if transcript.strip():
                 self._history.append(("user", transcript.strip()))
-            await send("transcript.user.done", {"item_id": event.item_id, "transcript": transcript})
-        elif kind == "response.created":
+            await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
+        elif kind == ServerEventType.RESPONSE_CREATED:
             self._response_id = event.response.id
             self._create_retries = 0
             self._expect_reply()
-        elif kind in ("response.audio_transcript.delta", "response.text.delta"):
+        elif kind in (
+            ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
+            ServerEventType.RESPONSE_TEXT_DELTA,
+        ):
             await send(
-                "transcript.assistant.delta",
-                {"item_id": event.item_id, "response_id": event.response_id, "delta": event.delta},
+                protocol.AssistantTranscriptDelta(
+                    item_id=event.item_id, response_id=event.response_id, delta=event.delta
+                )
             )
-        elif kind in ("response.audio_transcript.done", "response.text.done"):
-            transcript = event.get("transcript") if kind.startswith("response.audio") else None
+        elif kind in (
+            ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DONE,
+            ServerEventType.RESPONSE_TEXT_DONE,
+        ):
+            transcript = event.get("transcript") if kind in _AUDIO_TRANSCRIPT_EVENTS else None
             transcript = transcript if transcript is not None else event.get("text", "")
             if transcript.strip():
                 self._history.append(("assistant", transcript.strip()))
             await send(
-                "transcript.assistant.done",
-                {
-                    "item_id": event.item_id,
-                    "response_id": event.response_id,
-                    "transcript": transcript,
-                },
+                protocol.AssistantTranscriptDone(
+                    item_id=event.item_id, response_id=event.response_id, transcript=transcript
+                )
             )
-        elif kind == "response.audio.done":
-            await send("audio.done", {"item_id": event.item_id})
-        elif kind == "response.done":
+        elif kind == ServerEventType.RESPONSE_AUDIO_DONE:
+            await send(protocol.AudioDone(item_id=event.item_id))
+        elif kind == ServerEventType.RESPONSE_DONE:
             await self._on_response_done(event)
-        elif kind == "error":
+        elif kind == ServerEventType.ERROR:
             await self._on_error(event)
-        elif kind == "session.updated":
+        elif kind == ServerEventType.SESSION_UPDATED:
             logger.debug("voice live session updated")
         elif kind not in KNOWN_SERVER_EVENTS:
             # Not part of the protocol this SDK knows: count it, ignore it, keep the session.
@@ -126,7 +135,7 @@ class ServerEventHandlers:
         if item_id != self._audio_item_id:
             self._audio_item_id = item_id
             await self._sink.send_message(
-                "audio.start", {"item_id": item_id, "response_id": response_id}
+                protocol.AudioStart(item_id=item_id, response_id=response_id)
             )
         if self._speech_stopped_at is not None:
             metrics.TURN_LATENCY.observe(time.monotonic() - self._speech_stopped_at)
@@ -138,20 +147,20 @@ class ServerEventHandlers:
     async def _on_speech_started(self, event: Any) -> None:
         # The browser may still be playing audio of a reply that is already complete upstream,
         # so playback is cleared on every speech start; the player reports what was heard.
-        await self._sink.send_message("playback.clear", {})
+        await self._sink.clear_playback()
         if self._response_id is not None or self.state == State.ASSISTANT_SPEAKING:
             metrics.BARGE_INS.inc()
         if self._response_id is not None and self._conn is not None:
             await self._send_safely(self._conn.response.cancel())
         self._audio_item_id = None
-        await self._sink.send_message("speech.started", {"item_id": event.get("item_id")})
+        await self._sink.send_message(protocol.SpeechStarted(item_id=event.get("item_id")))
         await self._set_state(State.LISTENING)
 
     async def _on_response_done(self, event: Any) -> None:
         response = event.get("response") or {}
         status = response.get("status", "completed")
         await self._sink.send_message(
-            "response.done", {"response_id": response.get("id"), "status": status}
+            protocol.ResponseDone(response_id=response.get("id"), status=status)
         )
         self._response_id = None
         self._audio_item_id = None
@@ -189,7 +198,4 @@ class ServerEventHandlers:
             self._reply_settled()  # a refused response.create: no reply is coming
         # Upstream-controlled values: %r, so a newline in them cannot start a forged log line.
         logger.warning("voice live error event: type=%r code=%r", error.get("type"), code)
-        code_out = ErrorCode.UPSTREAM_ERROR
-        await self._sink.send_message(
-            "error", {"code": code_out.value, "message": ERROR_MESSAGES[code_out]}
-        )
+        await self._sink.send_message(protocol.error(ErrorCode.UPSTREAM_ERROR))

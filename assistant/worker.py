@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 from django.conf import settings
 
 from assistant import metrics
-from assistant.protocol import CloseCode, ErrorCode
+from assistant.codes import CloseCode, ErrorCode
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from assistant.codes import ErrorCode
 from assistant.inbound import (
     AUDIO_VIOLATION_BURST,
     ERROR_REPLY_BURST,
@@ -9,7 +10,6 @@ from assistant.inbound import (
     InboundLimits,
     Refusal,
 )
-from assistant.protocol import ErrorCode
 
 FRAME = b"\x01\x00" * 2400  # 100 ms
 

@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from assistant.admission import monitor_refusal, session_user
-from assistant.protocol import CloseCode
+from assistant.codes import CloseCode
 from voiceproject.logsafe import SingleLineFormatter
 from voiceproject.origins import origin_allowed
 
