@@ -1,8 +1,9 @@
 """One Voice Live connection per browser session, through the real ``azure-ai-voicelive`` SDK.
 
 ``VoiceLiveSession`` owns the SDK connection, its single receive task and an audio sender task,
-maps server events onto a small sink interface, and rolls the connection over before the
-service's session limit. It imports no Django, so it is testable on its own.
+hands server events to its :class:`EventRouter` (what they mean for the browser), and rolls the
+connection over before the service's session limit. It imports no Django, so it is testable on
+its own.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
@@ -25,7 +25,7 @@ from pybase64 import b64decode, b64encode_as_string
 from assistant import metrics
 from assistant.codes import ErrorCode, State
 from assistant.config import AssistantConfig, UpstreamSettings
-from assistant.protocol import BYTES_PER_SECOND, ServerMessage
+from assistant.protocol import BYTES_PER_SECOND
 from assistant.session_request import session_request_build
 from assistant.upstream import (
     CLOSE_TIMEOUT,
@@ -38,12 +38,12 @@ from assistant.upstream import (
     message_item,
     open_connection,
 )
-from assistant.voicelive_events import ServerEventHandlers
+from assistant.voicelive_events import EventRouter, SessionSink
 from assistant.watchdog import ReplyWatchdog
 
 logger = logging.getLogger(__name__)
 
-# Browser frames waiting for the upstream socket: about 2 s of audio at 40 ms frames. Beyond
+# Browser frames waiting for the upstream socket: 5 s of the talk page's 100 ms frames. Beyond
 # that the oldest is dropped, so a slow upstream costs audio, never unbounded memory.
 AUDIO_QUEUE_FRAMES = 50
 # Frames already queued are merged into one append of at most this much audio.
@@ -53,26 +53,7 @@ _APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
 _AUDIO_DELTA = ServerEventType.RESPONSE_AUDIO_DELTA.value
 
 
-class SessionSink(Protocol):
-    """Where a session's output goes: the browser socket (and anything observing it)."""
-
-    async def send_message(self, message: ServerMessage) -> None:
-        """Send a control message to the browser."""
-
-    async def clear_playback(self) -> None:
-        """Tell the browser to drop the assistant audio it has not played, and drop ours."""
-
-    async def send_audio(self, pcm: bytes) -> None:
-        """Send assistant audio (PCM16, 24 kHz) to the browser."""
-
-    async def set_state(self, state: State) -> None:
-        """The session's state changed."""
-
-    async def upstream_lost(self, code: ErrorCode) -> None:
-        """The upstream ended for good; the session is over."""
-
-
-class VoiceLiveSession(ServerEventHandlers):
+class VoiceLiveSession:
     """A browser session's conversation with Voice Live.
 
     Args:
@@ -99,9 +80,7 @@ class VoiceLiveSession(ServerEventHandlers):
         self._receive_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
         self._rollover_task: asyncio.Task[None] | None = None
-        self._reply_owed = False
-        self._create_retries = 0  # response.create re-sent after a stale "already active"
-        # Armed while a reply is asked for or running (see _expect_reply).
+        # Armed while a reply is asked for or running (see expect_reply).
         self._watchdog = ReplyWatchdog(upstream.reply_stall_seconds, self._stalled)
         self._stall_task: asyncio.Task[None] | None = None
         self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=AUDIO_QUEUE_FRAMES)
@@ -109,13 +88,23 @@ class VoiceLiveSession(ServerEventHandlers):
         self._rolling_over = False
         self._connected_at = 0.0
         self.upstream_session_id = ""
-        self.state = State.CONNECTING
-        self._response_id: str | None = None
-        self._audio_item_id: str | None = None
-        self._speech_stopped_at: float | None = None
-        self._history: deque[tuple[str, str]] = deque(maxlen=upstream.history_items)
+        self._events = EventRouter(sink=sink, upstream=self, history_items=upstream.history_items)
         self.audio_in_bytes = 0
-        self.audio_out_bytes = 0
+
+    @property
+    def state(self) -> State:
+        """The session's state, as the browser was last told."""
+        return self._events.state
+
+    @property
+    def audio_out_bytes(self) -> int:
+        """Assistant audio relayed to the browser so far."""
+        return self._events.audio_out_bytes
+
+    @property
+    def connected(self) -> bool:
+        """True while there is an upstream connection to send on."""
+        return self._conn is not None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -131,7 +120,7 @@ class VoiceLiveSession(ServerEventHandlers):
         metrics.UPSTREAM_CONNECT_SECONDS.observe(time.monotonic() - started)
         self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
         self._sender_task = self._spawn(self._send_audio_loop(), "audio sender")
-        await self._set_state(State.READY)
+        await self._events.set_state(State.READY)
 
     async def _open_connection(self) -> Opened:
         return await open_connection(
@@ -230,8 +219,18 @@ class VoiceLiveSession(ServerEventHandlers):
 
     async def cancel_response(self) -> None:
         """Stop the assistant's current reply, if there is one."""
-        if self._conn is not None and self._response_id is not None:
+        if self._events.response_id is not None:
+            await self.send_cancel()
+
+    async def send_cancel(self) -> None:
+        """Send ``response.cancel`` (the router decides when)."""
+        if self._conn is not None:
             await self._send_safely(self._conn.response.cancel())
+
+    async def send_create(self) -> None:
+        """Send ``response.create`` (the router decides when)."""
+        if self._conn is not None:
+            await self._send_safely(self._conn.response.create())
 
     async def truncate(self, *, item_id: str, played_ms: int) -> None:
         """Cut an assistant item upstream to what the user actually heard."""
@@ -246,14 +245,14 @@ class VoiceLiveSession(ServerEventHandlers):
         """Add a typed user message and ask for a reply."""
         if self._conn is None:
             return
-        if self._response_id is not None:
+        if self._events.response_id is not None:
             # Typing over the assistant interrupts it, like speaking over it does.
             await self._sink.clear_playback()
             await self._send_safely(self._conn.response.cancel())
         await self._send_safely(self._conn.send(message_item("user", text)))
         await self._send_safely(self._conn.response.create())
-        self._expect_reply()
-        self._history.append(("user", text))
+        self.expect_reply()
+        self._events.history.append(("user", text))
 
     async def update_config(self, config: AssistantConfig) -> None:
         """Apply a changed profile to the live connection (``session.update``, no reconnect)."""
@@ -279,8 +278,8 @@ class VoiceLiveSession(ServerEventHandlers):
             self._conn is not None
             and not self._rolling_over
             and age >= self._upstream.rollover_seconds
-            and self._response_id is None
-            and self.state in (State.READY, State.CONNECTING)
+            and self._events.response_id is None
+            and self._events.state in (State.READY, State.CONNECTING)
         )
 
     def begin_rollover(self) -> None:
@@ -299,20 +298,22 @@ class VoiceLiveSession(ServerEventHandlers):
         try:
             opened = await self._open_connection()
             try:
-                for role, text in list(self._history):
+                for role, text in list(self._events.history):
                     await opened.conn.send(message_item(role, text))
             except BaseException:
                 await asyncio.shield(_close_opened(opened))
                 raise
             old_conn, old_credential, old_task = self._conn, self._credential, self._receive_task
             self._adopt(opened)
-            self._response_id = None
-            self._reply_settled()
+            self._events.connection_replaced()
+            self.reply_settled()
             self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
         finally:
             self._rolling_over = False
         metrics.UPSTREAM_ROLLOVERS.inc()
-        logger.info("voice live connection rolled over with %d context items", len(self._history))
+        logger.info(
+            "voice live connection rolled over with %d context items", len(self._events.history)
+        )
         try:
             if old_task is not None and not old_task.done():
                 old_task.cancel()
@@ -352,9 +353,11 @@ class VoiceLiveSession(ServerEventHandlers):
                 continue
             try:
                 if event is None:
-                    await self._on_audio(pcm, payload.get("item_id"), payload.get("response_id"))
+                    await self._events.on_audio(
+                        pcm, payload.get("item_id"), payload.get("response_id")
+                    )
                 else:
-                    await self._handle(event)
+                    await self._events.handle(event)
             except Exception:
                 # A bug in handling one event must surface, not stall the session silently.
                 logger.exception("failed to handle voice live event %r", payload.get("type"))
@@ -367,12 +370,12 @@ class VoiceLiveSession(ServerEventHandlers):
 
     # ------------------------------------------------------------------ reply watchdog
 
-    def _expect_reply(self) -> None:
+    def expect_reply(self) -> None:
         """A reply was asked for or has started (see assistant/watchdog.py)."""
         if not self._closing:
             self._watchdog.expect()
 
-    def _reply_settled(self) -> None:
+    def reply_settled(self) -> None:
         """No reply is owed any more."""
         self._watchdog.settled()
 

@@ -1,7 +1,9 @@
-"""How a voice session turns Voice Live server events into browser messages and state.
+"""What each Voice Live server event means for the browser: messages, states, barge-in.
 
-A mixin of :class:`assistant.voicelive.VoiceLiveSession`, kept apart so the event table reads
-on its own: the session owns the connection, this owns what each event means for the user.
+:class:`EventRouter` owns the conversation as the user sees it (state, the running reply, the
+history carried over a rollover); the session owns the connection and hands it every event.
+The router asks the session for what needs the connection through :class:`Upstream`, and
+talks to the browser through :class:`SessionSink`.
 """
 
 from __future__ import annotations
@@ -9,17 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from azure.ai.voicelive.models import ServerEventType
 
 from assistant import metrics, protocol
 from assistant.codes import ErrorCode, State
-
-if TYPE_CHECKING:
-    from azure.ai.voicelive.aio import VoiceLiveConnection
-
-    from assistant.voicelive import SessionSink
 
 logger = logging.getLogger(__name__)
 
@@ -27,52 +24,96 @@ logger = logging.getLogger(__name__)
 BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
 SESSION_EXPIRED = "session_expired"
 RESPONSE_ALREADY_ACTIVE = "conversation_already_has_active_response"
-#: Every server event type the SDK knows; anything else is counted as ``unknown_event``.
 # Sent by the service, not modelled by SDK 1.3.1.
 RATE_LIMITS_UPDATED = "rate_limits.updated"
+#: Every server event type the SDK knows; anything else is counted as ``unknown_event``.
 KNOWN_SERVER_EVENTS = frozenset(str(t.value) for t in ServerEventType) | {RATE_LIMITS_UPDATED}
 # The audio transcript's done carries ``transcript``, the text reply's ``text``.
 _AUDIO_TRANSCRIPT_EVENTS = (
     ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
     ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DONE,
 )
+# A refused response.create is asked again at most this often before waiting for a done.
+MAX_CREATE_RETRIES = 3
 
 
-class ServerEventHandlers:
-    """Maps server events onto the sink; the state it reads and writes lives on the session."""
+class SessionSink(Protocol):
+    """Where a session's output goes: the browser socket (and anything observing it)."""
 
-    _sink: SessionSink
-    _conn: VoiceLiveConnection | None
-    state: State
-    _response_id: str | None
-    _audio_item_id: str | None
-    _speech_stopped_at: float | None
-    _history: deque[tuple[str, str]]
-    _reply_owed: bool
-    _create_retries: int
-    audio_out_bytes: int
+    async def send_message(self, message: protocol.ServerMessage) -> None:
+        """Send a control message to the browser."""
 
-    async def _set_state(self, state: State) -> None:
+    async def clear_playback(self) -> None:
+        """Tell the browser to drop the assistant audio it has not played, and drop ours."""
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Send assistant audio (PCM16, 24 kHz) to the browser."""
+
+    async def set_state(self, state: State) -> None:
+        """The session's state changed."""
+
+    async def upstream_lost(self, code: ErrorCode) -> None:
+        """The upstream ended for good; the session is over."""
+
+
+class Upstream(Protocol):
+    """What the router asks of the session that holds the connection."""
+
+    @property
+    def connected(self) -> bool:
+        """True while there is a connection to send on."""
+
+    async def send_cancel(self) -> None:
+        """Send ``response.cancel`` (a failed send is the receive loop's to report)."""
+
+    async def send_create(self) -> None:
+        """Send ``response.create``."""
+
+    def begin_rollover(self) -> None:
+        """Replace the connection, the conversation carried over."""
+
+    def expect_reply(self) -> None:
+        """Arm the reply watchdog: a reply was asked for or has started."""
+
+    def reply_settled(self) -> None:
+        """Disarm the reply watchdog: no reply is owed any more."""
+
+
+class EventRouter:
+    """Maps one session's server events onto its sink.
+
+    Args:
+        sink: the browser side.
+        upstream: the session, for what needs the connection.
+        history_items: how many transcript items to keep for a rollover.
+    """
+
+    def __init__(self, *, sink: SessionSink, upstream: Upstream, history_items: int) -> None:
+        self._sink = sink
+        self._upstream = upstream
+        self.state = State.CONNECTING
+        #: The reply running upstream, if any.
+        self.response_id: str | None = None
+        #: What was said, to re-seed a rolled-over connection: (role, text).
+        self.history: deque[tuple[str, str]] = deque(maxlen=history_items)
+        self.audio_out_bytes = 0
+        self._audio_item_id: str | None = None
+        self._speech_stopped_at: float | None = None
+        self._reply_owed = False
+        self._create_retries = 0  # response.create re-sent after a stale "already active"
+
+    async def set_state(self, state: State) -> None:
+        """Move to ``state``, telling the sink only of a change."""
         if state != self.state:
             self.state = state
             await self._sink.set_state(state)
 
-    async def _send_safely(self, sending: Any) -> None:
-        raise NotImplementedError
+    def connection_replaced(self) -> None:
+        """A fresh connection carries the conversation on: no reply runs on it."""
+        self.response_id = None
 
-    def begin_rollover(self) -> None:
-        """Replace the upstream connection (implemented by the session)."""
-        raise NotImplementedError
-
-    def _expect_reply(self) -> None:
-        """Arm the reply watchdog (implemented by the session)."""
-        raise NotImplementedError
-
-    def _reply_settled(self) -> None:
-        """Disarm the reply watchdog (implemented by the session)."""
-        raise NotImplementedError
-
-    async def _handle(self, event: Any) -> None:  # noqa: C901 - a flat event table reads best
+    async def handle(self, event: Any) -> None:
+        """One server event (anything but audio deltas, see :meth:`on_audio`)."""
         kind = event.type
         send = self._sink.send_message
         # response.audio.delta never gets here: the receive loop handles it from the raw JSON.
@@ -81,18 +122,18 @@ class ServerEventHandlers:
         elif kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STOPPED:
             self._speech_stopped_at = time.monotonic()
             await send(protocol.SpeechStopped(item_id=event.get("item_id")))
-            await self._set_state(State.PROCESSING)
+            await self.set_state(State.PROCESSING)
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_DELTA:
             await send(protocol.UserTranscriptDelta(item_id=event.item_id, delta=event.delta))
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
             transcript = event.transcript or ""
             if transcript.strip():
-                self._history.append(("user", transcript.strip()))
+                self.history.append(("user", transcript.strip()))
             await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
         elif kind == ServerEventType.RESPONSE_CREATED:
-            self._response_id = event.response.id
+            self.response_id = event.response.id
             self._create_retries = 0
-            self._expect_reply()
+            self._upstream.expect_reply()
         elif kind in (
             ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
             ServerEventType.RESPONSE_TEXT_DELTA,
@@ -109,7 +150,7 @@ class ServerEventHandlers:
             transcript = event.get("transcript") if kind in _AUDIO_TRANSCRIPT_EVENTS else None
             transcript = transcript if transcript is not None else event.get("text", "")
             if transcript.strip():
-                self._history.append(("assistant", transcript.strip()))
+                self.history.append(("assistant", transcript.strip()))
             await send(
                 protocol.AssistantTranscriptDone(
                     item_id=event.item_id, response_id=event.response_id, transcript=transcript
@@ -128,7 +169,8 @@ class ServerEventHandlers:
             metrics.UPSTREAM_ERRORS.labels(kind="unknown_event").inc()
             logger.warning("voice live sent an unknown event type %r; ignored", str(kind)[:64])
 
-    async def _on_audio(self, pcm: Any, item_id: str | None, response_id: str | None) -> None:
+    async def on_audio(self, pcm: Any, item_id: str | None, response_id: str | None) -> None:
+        """One ``response.audio.delta``, decoded by the receive loop straight from the JSON."""
         if not isinstance(pcm, bytes) or not pcm:
             metrics.UPSTREAM_ERRORS.labels(kind="bad_audio").inc()
             return
@@ -140,7 +182,7 @@ class ServerEventHandlers:
         if self._speech_stopped_at is not None:
             metrics.TURN_LATENCY.observe(time.monotonic() - self._speech_stopped_at)
             self._speech_stopped_at = None
-        await self._set_state(State.ASSISTANT_SPEAKING)
+        await self.set_state(State.ASSISTANT_SPEAKING)
         self.audio_out_bytes += len(pcm)
         await self._sink.send_audio(pcm)
 
@@ -148,13 +190,13 @@ class ServerEventHandlers:
         # The browser may still be playing audio of a reply that is already complete upstream,
         # so playback is cleared on every speech start; the player reports what was heard.
         await self._sink.clear_playback()
-        if self._response_id is not None or self.state == State.ASSISTANT_SPEAKING:
+        if self.response_id is not None or self.state == State.ASSISTANT_SPEAKING:
             metrics.BARGE_INS.inc()
-        if self._response_id is not None and self._conn is not None:
-            await self._send_safely(self._conn.response.cancel())
+        if self.response_id is not None:
+            await self._upstream.send_cancel()
         self._audio_item_id = None
         await self._sink.send_message(protocol.SpeechStarted(item_id=event.get("item_id")))
-        await self._set_state(State.LISTENING)
+        await self.set_state(State.LISTENING)
 
     async def _on_response_done(self, event: Any) -> None:
         response = event.get("response") or {}
@@ -162,17 +204,17 @@ class ServerEventHandlers:
         await self._sink.send_message(
             protocol.ResponseDone(response_id=response.get("id"), status=status)
         )
-        self._response_id = None
+        self.response_id = None
         self._audio_item_id = None
-        self._reply_settled()
-        if self._reply_owed and self._conn is not None:
+        self._upstream.reply_settled()
+        if self._reply_owed and self._upstream.connected:
             # A reply was refused because another was running (a turn detected at the same
             # moment as a typed message): ask again now that it is over.
             self._reply_owed = False
-            await self._send_safely(self._conn.response.create())
-            self._expect_reply()
+            await self._upstream.send_create()
+            self._upstream.expect_reply()
         if self.state != State.LISTENING:
-            await self._set_state(State.READY)
+            await self.set_state(State.READY)
 
     async def _on_error(self, event: Any) -> None:
         error = event.get("error") or {}
@@ -183,19 +225,23 @@ class ServerEventHandlers:
         metrics.UPSTREAM_ERRORS.labels(kind="event").inc()
         if code == SESSION_EXPIRED:
             # The service's session limit: carry on over a fresh connection.
-            self.begin_rollover()
+            self._upstream.begin_rollover()
             return
         if code == RESPONSE_ALREADY_ACTIVE:
-            if self._response_id is None and self._conn is not None and self._create_retries < 3:
+            if (
+                self.response_id is None
+                and self._upstream.connected
+                and self._create_retries < MAX_CREATE_RETRIES
+            ):
                 # The running response's done came before this refusal (events are in order,
                 # so its created came first): it has ended, and nothing would ask again.
                 self._create_retries += 1
-                await self._send_safely(self._conn.response.create())
+                await self._upstream.send_create()
                 return
             self._reply_owed = True
             return
-        if self._response_id is None and not self._reply_owed:
-            self._reply_settled()  # a refused response.create: no reply is coming
+        if self.response_id is None and not self._reply_owed:
+            self._upstream.reply_settled()  # a refused response.create: no reply is coming
         # Upstream-controlled values: %r, so a newline in them cannot start a forged log line.
         logger.warning("voice live error event: type=%r code=%r", error.get("type"), code)
         await self._sink.send_message(protocol.error(ErrorCode.UPSTREAM_ERROR))
