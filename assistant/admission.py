@@ -25,17 +25,21 @@ from assistant import metrics
 from assistant.codes import CloseCode, ErrorCode
 from assistant.config import UpstreamSettings
 from assistant.limits import connection_allowed
-from assistant.worker import worker
+from assistant.worker import PendingSlot, worker
 
 logger = logging.getLogger(__name__)
 
 _Verdict = TypeVar("_Verdict")
 
 
-async def admission_refusal(*, user_id: int, client_ip: str) -> tuple[ErrorCode, CloseCode] | None:
-    """Why a new session must be refused right now, or None to admit it.
+async def admit(*, user_id: int, client_ip: str) -> PendingSlot | tuple[ErrorCode, CloseCode]:
+    """Admit a new session now, or say why it must be refused.
 
     Draining and capacity are this worker's; the connection rates are shared by all workers.
+
+    Returns:
+        The pending slot the handshake now holds (a context manager that gives it back), or
+        the refusal's error and close codes.
     """
     if worker.draining:
         metrics.SESSIONS_REFUSED.labels(reason="draining").inc()
@@ -43,8 +47,8 @@ async def admission_refusal(*, user_id: int, client_ip: str) -> tuple[ErrorCode,
     if worker.at_capacity():
         metrics.SESSIONS_REFUSED.labels(reason="busy").inc()
         return ErrorCode.SERVER_BUSY, CloseCode.SERVER_BUSY
-    # Hold the slot from here, with no await since the check; the caller gives it back.
-    worker.pending += 1
+    # Held from here, with no await since the check: handshakes in flight count against capacity.
+    slot = PendingSlot()
     try:
         user_ok = await connection_allowed(
             key=f"user:{user_id}", per_minute=settings.VOICE_CONNECTIONS_PER_MINUTE_PER_USER
@@ -53,13 +57,13 @@ async def admission_refusal(*, user_id: int, client_ip: str) -> tuple[ErrorCode,
             key=f"ip:{client_ip}", per_minute=settings.VOICE_CONNECTIONS_PER_MINUTE_PER_IP
         )
     except BaseException:
-        worker.pending -= 1
+        slot.release()
         raise
     if not (user_ok and ip_ok):
-        worker.pending -= 1
+        slot.release()
         metrics.SESSIONS_REFUSED.labels(reason="rate_limited").inc()
         return ErrorCode.RATE_LIMITED, CloseCode.TOO_MANY_SESSIONS
-    return None
+    return slot
 
 
 def requested_profile_id(query_string: bytes) -> int | None:

@@ -18,24 +18,18 @@ from typing import Any, ClassVar, cast
 from django.conf import settings
 
 from assistant import metrics, protocol, registry, services
-from assistant.admission import (
-    admission_refusal,
-    requested_profile_id,
-    upstream_settings,
-)
-from assistant.beats import heartbeats
+from assistant.admission import admit, requested_profile_id, upstream_settings
 from assistant.codes import ClientError, CloseCode, ErrorCode, State
 from assistant.config import AssistantConfig
 from assistant.control import ControlSubscription, SupervisedConsumer
 from assistant.inbound import InboundLimits, Refusal
 from assistant.layer import layer_send
-from assistant.monitor import MonitorFanout
 from assistant.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
 from assistant.protocol import ASSISTANT_AUDIO, USER_AUDIO
-from assistant.supervision import SessionSupervision
+from assistant.supervision import SessionSupervisor
 from assistant.upstream import VoiceLiveUnavailable
 from assistant.voicelive import VoiceLiveSession
-from assistant.worker import worker
+from assistant.worker import Membership, PendingSlot, worker
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +39,34 @@ AUDIO_OUT_FRAMES = metrics.AUDIO_FRAMES.labels(direction="out")
 AUDIO_OUT_BYTES = metrics.AUDIO_BYTES.labels(direction="out")
 
 
-class VoiceConsumer(SessionSupervision, SupervisedConsumer):
-    """One browser conversation: one websocket, one Voice Live connection."""
+class VoiceConsumer(SupervisedConsumer):
+    """One browser conversation: one websocket, one Voice Live connection.
+
+    Transport only: the Voice Live session (``voice``) talks to the upstream, the
+    :class:`SessionSupervisor` handles control messages, timers and the heartbeat, and the
+    :class:`Membership` is the session's place among the worker's live sessions.
+    """
 
     #: Builds the Voice Live session; tests replace it with a fake.
     session_factory: ClassVar[Any] = VoiceLiveSession
 
-    voice: VoiceLiveSession | None = None
-    session_id: uuid.UUID | None = None
-    control: ControlSubscription | None = None
-    fanout: MonitorFanout | None = None
-    state: State = State.CONNECTING
-    ended: bool = False
-    inbound: InboundLimits | None = None
-    start_task: asyncio.Task[None] | None = None
-    heartbeat_task: asyncio.Task[None] | None = None
-    released: bool = False
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # All of a session's state; everything but ``state`` and ``ended`` stays None (and the
+        # release has nothing to do) unless the socket was accepted as a live session.
+        self.session_id: uuid.UUID | None = None
+        self.membership: Membership | None = None
+        self.supervisor: SessionSupervisor | None = None
+        self.control: ControlSubscription | None = None
+        self.voice: VoiceLiveSession | None = None
+        self.inbound: InboundLimits | None = None
+        self.outbound: AudioSendWindow | None = None
+        self.start_task: asyncio.Task[None] | None = None
+        self.timer_task: asyncio.Task[None] | None = None
+        self.state = State.CONNECTING
+        self.ended = False
+        self.released = False
+        self.last_activity = 0.0
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route a message; audio frames skip Channels' per-message DB-connection check."""
@@ -82,19 +88,14 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
             return
         worker.install_drain_handler()
         client = self.scope.get("client") or ("unknown", 0)
-        refusal = await admission_refusal(user_id=user.pk, client_ip=str(client[0]))
-        if refusal is not None:
-            await self._refuse(*refusal)
+        admitted = await admit(user_id=user.pk, client_ip=str(client[0]))
+        if not isinstance(admitted, PendingSlot):
+            await self._refuse(*admitted)
             return
-        # Admitted: this handshake holds one of worker.pending until it is added or refused.
-        self.holding_slot = True
-        try:
-            await self._open(user)
-        finally:
-            if self.holding_slot:
-                worker.pending -= 1
+        with admitted as slot:
+            await self._open(user, slot)
 
-    async def _open(self, user: Any) -> None:
+    async def _open(self, user: Any, slot: PendingSlot) -> None:
         try:
             config = await services.aprofile_config_get(
                 user=user, profile_id=requested_profile_id(self.scope.get("query_string", b""))
@@ -113,7 +114,11 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         session_id = claim.session_id
         assert session_id is not None  # not refused
         self.session_id = session_id
-        self.started_at = self.last_activity = time.monotonic()
+        self.membership = Membership(session_id)
+        self.last_activity = time.monotonic()
+        self.supervisor = SessionSupervisor(
+            self, session_id=session_id, scope=self.scope, channel_layer=self.channel_layer
+        )
         self.inbound = InboundLimits(
             control_per_minute=settings.VOICE_CONTROL_MESSAGES_PER_MINUTE,
             audio_rate_limit=settings.VOICE_AUDIO_RATE_LIMIT,
@@ -124,22 +129,21 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
             window_bytes=settings.VOICE_AUDIO_SEND_WINDOW_BYTES,
             backlog_bytes=settings.VOICE_AUDIO_SEND_BACKLOG_BYTES,
         )
-        self.ended = False
         await self.accept()
-        self.holding_slot = False
-        worker.pending -= 1  # the held slot becomes the session
-        worker.add(self)
+        # No await from here to the heartbeat's join: the slot becomes the session at once.
+        self.membership.join(self, self.supervisor, slot)
         metrics.SESSIONS_STARTED.inc()
-        logger.info("voice session %s started for user %s", self.session_id, user.pk)
+        logger.info("voice session %s started for user %s", session_id, user.pk)
         await self.set_state(State.CONNECTING)
-        self.control = ControlSubscription(self.channel_layer, self.channel_name, self.on_control)
+        self.control = ControlSubscription(
+            self.channel_layer, self.channel_name, self.supervisor.on_control
+        )
         await self.control.start(
             [registry.user_group(user.pk), services.profile_group(config.profile_id)]
         )
         self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
         self.start_task = asyncio.create_task(self._start_voice(config))
-        self.heartbeat_task = asyncio.create_task(self._supervised(self._heartbeat(), "heartbeat"))
-        heartbeats.join(session_id, self)
+        self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))
 
     async def _refuse(self, code: ErrorCode, close_code: CloseCode) -> None:
         """Accept only to say why, then close: the browser can show the reason."""
@@ -190,8 +194,9 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         self.voice.append_audio(pcm)
         AUDIO_IN_FRAMES.inc()
         AUDIO_IN_BYTES.inc(len(pcm))
-        if self.fanout is not None:
-            self.fanout.publish_audio(USER_AUDIO, pcm)
+        fanout = self.supervisor.fanout if self.supervisor else None
+        if fanout is not None:
+            fanout.publish_audio(USER_AUDIO, pcm)
 
     async def _receive_control(self, text: str) -> None:
         message: protocol.BrowserMessage | None = None
@@ -233,6 +238,8 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
 
     async def _audio_acked(self, received: int) -> bool:
         """Apply the browser's ack: send the held audio that now fits. False if invalid."""
+        if self.outbound is None:
+            return False
         try:
             released = self.outbound.ack(received)
         except AckOutOfRange:
@@ -282,21 +289,22 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
             return
         text = protocol.encode(message)
         await self.send(text_data=text)
-        if self.fanout is not None:
-            self.fanout.publish_text(text)
+        fanout = self.supervisor.fanout if self.supervisor else None
+        if fanout is not None:
+            fanout.publish_text(text)
 
     async def clear_playback(self) -> None:
         """Tell the browser to drop the assistant audio it has not played yet.
 
         The browser drops what it holds; what it has not even received yet is dropped here.
         """
-        if not self.ended:
+        if not self.ended and self.outbound is not None:
             self.outbound.clear()
         await self.send_message(protocol.PlaybackClear())
 
     async def send_audio(self, pcm: bytes) -> None:
         """Send assistant audio to the browser (and copy it to monitors that listen)."""
-        if self.ended:
+        if self.ended or self.outbound is None:
             return
         try:
             if not self.outbound.offer(pcm):
@@ -312,8 +320,9 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         await self.send(bytes_data=pcm)
         AUDIO_OUT_FRAMES.inc()
         AUDIO_OUT_BYTES.inc(len(pcm))
-        if self.fanout is not None:
-            self.fanout.publish_audio(ASSISTANT_AUDIO, pcm)
+        fanout = self.supervisor.fanout if self.supervisor else None
+        if fanout is not None:
+            fanout.publish_audio(ASSISTANT_AUDIO, pcm)
 
     async def set_state(self, state: State) -> None:
         """Show a state change in the browser."""
@@ -354,32 +363,28 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
         await self._release(code)
 
     async def _release(self, code: int) -> None:
-        """Stop the tasks, close the upstream, leave the registry (once; bounded in time).
+        """Stop the tasks, close the upstream, leave the worker's live set (once; bounded).
 
         Usually milliseconds; at worst, with the upstream and Redis both hanging, about 10 s
         (Daphne's application close timeout): 1 s for the session's tasks, the upstream close
-        (bounded inside: its tasks, the close handshake, the credential), the registry and the
-        monitors together (2.5 s), then the control subscription (2.5 s). Cancelled all the
+        (bounded inside: its tasks, the close handshake, the credential), the membership and
+        the monitors together (2.5 s), then the control subscription (2.5 s). Cancelled all the
         same, the worker still lets go of the session.
         """
-        if self.session_id is None or self.released:
+        membership = self.membership
+        if membership is None or self.released:
             return
         self.released = True
-        session_id = self.session_id
         try:
-            heartbeats.leave(session_id)
             await self._stop_tasks()
             if self.voice is not None:
                 # No outer timeout: it could cut between cancelling tasks and closing.
                 await self._release_step("upstream close", self.voice.aclose(), None)
-            steps = [
-                self._release_step(
-                    "registry release", registry.asession_release(session_id=session_id), 2.5
-                )
-            ]
-            if self.fanout is not None:
+            steps = [self._release_step("membership release", membership.leave(), None)]
+            fanout = self.supervisor.fanout if self.supervisor else None
+            if fanout is not None:
                 steps.append(
-                    self._release_step("monitor close", self.fanout.aclose(reason="ended"), 2.5)
+                    self._release_step("monitor close", fanout.aclose(reason="ended"), 2.5)
                 )
             await asyncio.gather(*steps)
             if self.control is not None:
@@ -387,14 +392,15 @@ class VoiceConsumer(SessionSupervision, SupervisedConsumer):
                 # subscription's own task, which aclose() must recognise as the current one.
                 await self._release_step("control close", self.control.aclose(), 2.5)
         finally:
-            worker.discard(self)
-            logger.info("voice session %s ended (close code %s)", session_id, code)
+            membership.forget()
+            logger.info("voice session %s ended (close code %s)", self.session_id, code)
 
     async def _stop_tasks(self) -> None:
         """Cancel the session's own tasks and collect what they ended with."""
         current = asyncio.current_task()
-        owned = (self.start_task, self.heartbeat_task, self.registry_profile_task)
-        tasks = [t for t in (*owned, self.registry_end_task) if t is not None and t is not current]
+        supervisor_tasks = self.supervisor.tasks() if self.supervisor else []
+        owned = (self.start_task, self.timer_task, *supervisor_tasks)
+        tasks = [t for t in owned if t is not None and t is not current]
         for task in tasks:
             task.cancel()
         pending = [t for t in tasks if not t.done()]

@@ -3,7 +3,8 @@
 Control messages from other workers and admins (via the channel layer: end, profile changed,
 monitors), the session's timer (maximum duration, idle timeout, rollover, login
 re-validation), and what the worker's heartbeat task reads and tells (the registry beat, end
-requests found in the registry). A mixin of ``VoiceConsumer``: its state lives on the consumer.
+requests found in the registry). :class:`SessionSupervisor` does all of it for one session,
+through the small :class:`Supervised` interface the voice consumer offers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -33,30 +34,49 @@ END_REASONS: dict[str, tuple[ErrorCode, CloseCode]] = {
 }
 
 
-class SessionSupervision:
-    """Control messages and the heartbeat of one voice session (mixed into the consumer)."""
+class Supervised(Protocol):
+    """The live session a supervisor keeps in line (the voice consumer)."""
 
-    scope: Any
-    channel_layer: Any
     voice: VoiceLiveSession | None
-    session_id: uuid.UUID | None
-    fanout: MonitorFanout | None
     state: State
     ended: bool
-    started_at: float
     last_activity: float
-    # Tasks started from the worker's heartbeat (sync callbacks); the consumer's release
-    # cancels them.
-    registry_profile_task: asyncio.Task[None] | None = None
-    registry_end_task: asyncio.Task[None] | None = None
 
     async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
-        """Implemented by the consumer."""
-        raise NotImplementedError
+        """Tell the browser why (if it is an error), and close."""
 
     async def send_message(self, message: protocol.ServerMessage) -> None:
-        """Implemented by the consumer."""
-        raise NotImplementedError
+        """Send a control message to the browser."""
+
+
+class SessionSupervisor:
+    """Control messages, the timer and the heartbeat's orders of one voice session.
+
+    Args:
+        session: the session it supervises.
+        session_id: the session's registry id.
+        scope: the websocket's scope (the user and the login session).
+        channel_layer: the layer monitors are reached through (None: no monitors).
+    """
+
+    def __init__(
+        self, session: Supervised, *, session_id: uuid.UUID, scope: Any, channel_layer: Any
+    ) -> None:
+        self._session = session
+        self.session_id = session_id
+        self._scope = scope
+        self._layer = channel_layer
+        self.started_at = time.monotonic()
+        #: Copies of the session for its monitors, from the first one that attaches.
+        self.fanout: MonitorFanout | None = None
+        # Started from the worker's heartbeat (sync callbacks); the consumer's release cancels
+        # them with its own tasks (:meth:`tasks`).
+        self._registry_profile_task: asyncio.Task[None] | None = None
+        self._registry_end_task: asyncio.Task[None] | None = None
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks this supervisor started that may still run."""
+        return [t for t in (self._registry_profile_task, self._registry_end_task) if t is not None]
 
     # ------------------------------------------------------------------ control (layer)
 
@@ -65,7 +85,7 @@ class SessionSupervision:
         kind = message.get("type")
         if kind == protocol.SESSION_END:
             code, close_code = END_REASONS.get(message.get("reason", ""), END_REASONS["gone"])
-            await self.end_session(code, close_code)
+            await self._session.end_session(code, close_code)
         elif kind == protocol.PROFILE_CHANGED:
             await self._apply_profile_change()
         elif kind == protocol.MONITOR_ATTACH:
@@ -75,81 +95,86 @@ class SessionSupervision:
 
     def _monitor_attach(self, channel: str, *, audio: bool) -> None:
         """Copy this session to a monitor's channel (once per monitor, whichever path came)."""
-        if self.channel_layer is None:
+        if self._layer is None:
             return
         if self.fanout is None:
-            self.fanout = MonitorFanout(self.channel_layer)
+            self.fanout = MonitorFanout(self._layer)
         if channel in self.fanout.observers:
             return
         self.fanout.attach(channel, audio=audio, greeting=self._monitor_greeting)
 
     def _monitor_greeting(self) -> str:
         """``monitor.attached`` as of now (built when the fanout delivers it)."""
-        user = self.scope["user"]
+        user = self._scope["user"]
         assert user is not None
+        voice = self._session.voice
         return protocol.encode(
             protocol.MonitorAttached(
                 session_id=str(self.session_id),
                 username=user.get_username(),
-                profile=self.voice.config.profile_name if self.voice else "",
-                state=self.state,
+                profile=voice.config.profile_name if voice else "",
+                state=self._session.state,
             )
         )
 
     async def _apply_profile_change(self) -> None:
-        if self.voice is None:
+        voice = self._session.voice
+        if voice is None:
             return
-        config = await services.aprofile_config_reload(profile_id=self.voice.config.profile_id)
+        config = await services.aprofile_config_reload(profile_id=voice.config.profile_id)
         if config is None:
-            await self.end_session(ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN)
+            await self._session.end_session(ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN)
             return
-        if config.profile_version and config.profile_version == self.voice.config.profile_version:
+        if config.profile_version and config.profile_version == voice.config.profile_version:
             return  # already applied (the heartbeat's slow path came before the layer message)
-        await self.voice.update_config(config)
-        await self.send_message(
+        await voice.update_config(config)
+        await self._session.send_message(
             protocol.ProfileUpdated(profile={"id": config.profile_id, "name": config.profile_name})
         )
 
-    # ------------------------------------------------------------------ heartbeat
+    # ------------------------------------------------------------------ timer
 
-    async def _heartbeat(self) -> None:
+    async def run(self) -> None:
         """Enforce the session's timeouts, roll over and re-validate the login, on a timer.
 
         The registry row is written by the worker's heartbeat task (assistant/beats.py).
         """
+        session = self._session
         period = settings.VOICE_HEARTBEAT_SECONDS
         last_validated = time.monotonic()
         # Spread over the period: sessions started together (a reconnect storm after a deploy)
         # would otherwise all do their checks in the same instant.
         first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
-        while not self.ended:
+        while not session.ended:
             await asyncio.sleep(first if first else period)
             first = 0.0
             now = time.monotonic()
             if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
-                await self.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
+                await session.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
                 return
-            if now - self.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
-                await self.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
+            if now - session.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
+                await session.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
                 return
-            if self.voice is not None and self.voice.rollover_due():
-                self.voice.begin_rollover()
+            voice = session.voice
+            if voice is not None and voice.rollover_due():
+                voice.begin_rollover()
             if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
                 last_validated = now
-                user = self.scope["user"]
+                user = self._scope["user"]
                 if not await login_still_valid(
-                    session=self.scope.get("session"), user_id=user.pk if user else None
+                    session=self._scope.get("session"), user_id=user.pk if user else None
                 ):
-                    await self.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
+                    await session.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
                     return
+
+    # ------------------------------------------------------------------ heartbeat (BeatSource)
 
     def beat(self) -> registry.Beat:
         """What this session's registry row says now."""
-        assert self.session_id is not None
-        voice = self.voice
+        voice = self._session.voice
         return registry.Beat(
             session_id=self.session_id,
-            state=self.state.value,
+            state=self._session.state.value,
             audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
             audio_out_seconds=(voice.audio_out_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
         )
@@ -161,17 +186,17 @@ class SessionSupervision:
         registry are attached, and monitors gone from it (attached before the read began, so
         not merely newer than it) are detached.
         """
-        if self.ended:
+        if self._session.ended:
             return
-        voice = self.voice
-        running = self.registry_profile_task
+        voice = self._session.voice
+        running = self._registry_profile_task
         if (
             voice is not None
             and orders.profile_version
             and orders.profile_version != voice.config.profile_version
             and (running is None or running.done())
         ):
-            self.registry_profile_task = asyncio.create_task(self._profile_change_from_registry())
+            self._registry_profile_task = asyncio.create_task(self._profile_change_from_registry())
         for channel, audio in orders.monitors.items():
             self._monitor_attach(channel, audio=audio)
         if self.fanout is not None:
@@ -192,7 +217,7 @@ class SessionSupervision:
 
     def registry_says_end(self, reason: str) -> None:
         """An end request that arrived through the registry (the layer message may be lost)."""
-        if self.ended:
+        if self._session.ended:
             return
         code, close_code = END_REASONS.get(reason, END_REASONS["gone"])
-        self.registry_end_task = asyncio.create_task(self.end_session(code, close_code))
+        self._registry_end_task = asyncio.create_task(self._session.end_session(code, close_code))

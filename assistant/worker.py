@@ -1,5 +1,9 @@
 """Process-wide state of one Daphne worker: its live sessions, admission control and drain.
 
+A session is in this worker's live set through one :class:`Membership`: its registry row, its
+count here and its heartbeat are joined and left together. A handshake admitted but not yet a
+session holds a :class:`PendingSlot`.
+
 On SIGTERM Daphne would cancel every consumer at once, dropping calls without a word. We take
 over the signal: stop admitting sessions, close the live ones with a retryable code so browsers
 reconnect to another worker, wait for them to finish, then let Daphne shut down.
@@ -12,11 +16,14 @@ import contextlib
 import logging
 import signal
 import sys
+import types
+import uuid
 from typing import Any, Protocol, cast
 
 from django.conf import settings
 
-from assistant import metrics
+from assistant import metrics, registry
+from assistant.beats import BeatSource, heartbeats
 from assistant.codes import CloseCode, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -121,3 +128,79 @@ class Worker:
 
 
 worker = Worker()
+
+# The registry release is bounded: with the database hanging, the rest of the release goes on.
+RELEASE_TIMEOUT = 2.5
+
+
+class PendingSlot:
+    """One of ``worker.pending``: held from admission until the session is counted or refused.
+
+    Taken with no await after the capacity check; given back on leaving the ``with`` block
+    unless :meth:`Membership.join` turned it into the session first.
+    """
+
+    def __init__(self) -> None:
+        worker.pending += 1
+        self._held = True
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        if self._held:
+            self._held = False
+            worker.pending -= 1
+
+    def __enter__(self) -> PendingSlot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Membership:
+    """A session's place among this worker's live sessions: registry row, count and heartbeat.
+
+    Args:
+        session_id: the registry row the session claimed (``registry.session_claim``).
+    """
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        self.session_id = session_id
+        self._session: Drainable | None = None
+
+    def join(self, session: Drainable, beats: BeatSource, slot: PendingSlot) -> None:
+        """Count the session here (its pending slot becomes it) and beat for it from now on."""
+        slot.release()
+        self._session = session
+        worker.add(session)
+        heartbeats.join(self.session_id, beats)
+
+    async def leave(self) -> None:
+        """Stop beating, delete the registry row (bounded), and stop counting the session.
+
+        A failure or timeout of the row's delete is logged; the worker lets go all the same.
+        """
+        heartbeats.leave(self.session_id)
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await registry.asession_release(session_id=self.session_id)
+        except Exception as exc:
+            logger.warning(
+                "voice session %s: registry release failed (%s)",
+                self.session_id,
+                type(exc).__name__,
+            )
+        finally:
+            self.forget()
+
+    def forget(self) -> None:
+        """Stop beating and counting (idempotent): the release's last resort when cancelled."""
+        heartbeats.leave(self.session_id)
+        if self._session is not None:
+            worker.discard(self._session)
+            self._session = None
