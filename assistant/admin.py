@@ -14,7 +14,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from assistant import registry, services
+from assistant import services
+from assistant.live import registry
 from assistant.models import CURATED_VOICES, AssistantProfile, LiveSession
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 
-from assistant import registry
+from assistant.live import registry
 
 
 @receiver(user_logged_out, dispatch_uid="assistant_end_sessions_on_logout")

@@ -14,9 +14,9 @@ from django.db.models import QuerySet
 
 from assistant import protocol
 from assistant.codes import ClientError, ErrorCode
-from assistant.config import AssistantConfig
-from assistant.layer import layer_send_sync
+from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
+from assistant.voicelive.config import SessionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ class ProfileChoice:
     name: str
 
 
-def _config_from_profile(profile: AssistantProfile) -> AssistantConfig:
-    return AssistantConfig(
+def _config_from_profile(profile: AssistantProfile) -> SessionConfig:
+    return SessionConfig(
         profile_id=profile.pk,
         profile_name=profile.name,
         instructions=profile.instructions,
@@ -91,7 +91,7 @@ def profile_choices_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[
 
 def profile_config_get(
     *, user: AbstractBaseUser | AnonymousUser, profile_id: int | None
-) -> AssistantConfig:
+) -> SessionConfig:
     """The configuration for a new session of ``user``.
 
     Args:
@@ -119,7 +119,7 @@ def profile_config_get(
 aprofile_config_get = database_sync_to_async(profile_config_get)
 
 
-def profile_config_reload(*, profile_id: int) -> AssistantConfig | None:
+def profile_config_reload(*, profile_id: int) -> SessionConfig | None:
     """Reload a profile after an admin changed it; None when it is gone or disabled."""
     profile = AssistantProfile.objects.filter(pk=profile_id, is_enabled=True).first()
     return _config_from_profile(profile) if profile else None

@@ -11,10 +11,10 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from assistant import beats, registry
-from assistant.beats import HeartbeatBatcher, next_tick_delay
+from assistant.live import beats, registry
+from assistant.live.beats import HeartbeatBatcher, next_tick_delay
+from assistant.live.registry import Beat
 from assistant.models import AssistantProfile, LiveSession
-from assistant.registry import Beat
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, Group, User
 
-from assistant import registry, services
+from assistant import services
+from assistant.live import registry
 from assistant.models import AssistantProfile, LiveSession
 from tests.fakes import FakeConnect, audio_delta
 from tests.support.consumer import communicator, next_binary, next_message, start_session
@@ -178,7 +179,7 @@ async def test_upstream_unavailable_gives_error_state_and_close_code(
     user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeConnect(fail=VoiceLiveConnectionError("Failed to establish WebSocket connection"))
-    monkeypatch.setattr("assistant.upstream.connect", fake)
+    monkeypatch.setattr("assistant.voicelive.upstream.connect", fake)
     comm = communicator(user)
     connected, _ = await comm.connect()
     assert connected
@@ -195,7 +196,7 @@ async def test_upstream_connect_timeout_is_bounded(
     user: User, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.VOICE_CONNECT_TIMEOUT = 0.3
-    monkeypatch.setattr("assistant.upstream.connect", FakeConnect(hang=True))
+    monkeypatch.setattr("assistant.voicelive.upstream.connect", FakeConnect(hang=True))
     comm = communicator(user)
     await comm.connect()
     started = asyncio.get_running_loop().time()

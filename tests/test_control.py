@@ -7,7 +7,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer
 
-from assistant.control import ControlSubscription
+from assistant.live.control import ControlSubscription
 
 
 async def test_messages_reach_the_handler_and_a_failing_handler_is_not_fatal() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.codes import ErrorCode
-from assistant.inbound import (
+from assistant.consumers.inbound import (
     AUDIO_VIOLATION_BURST,
     ERROR_REPLY_BURST,
     MAX_CONTROL_VIOLATIONS,

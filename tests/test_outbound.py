@@ -8,8 +8,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from assistant.consumers.outbound import (
+    MIN_ACK_STEP_BYTES,
+    AckOutOfRange,
+    AudioSendWindow,
+    BacklogFull,
+)
 from assistant.models import AssistantProfile
-from assistant.outbound import MIN_ACK_STEP_BYTES, AckOutOfRange, AudioSendWindow, BacklogFull
 from tests.fakes import FakeConnect, audio_delta
 from tests.support.consumer import next_binary, next_message, start_session
 

@@ -16,8 +16,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from assistant.admission import monitor_refusal, session_user
 from assistant.codes import CloseCode
+from assistant.live.admission import monitor_refusal, session_user
 from voiceproject.logsafe import SingleLineFormatter
 from voiceproject.origins import origin_allowed
 

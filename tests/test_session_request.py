@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from assistant.config import AssistantConfig
-from assistant.session_request import session_request_build
+from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.session_request import session_request_build
 
-BASE = AssistantConfig(
+BASE = SessionConfig(
     profile_id=1,
     profile_name="P",
     instructions="Be kind.",

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from assistant import upstream
+from assistant.voicelive import upstream
 
 
 class HangingClose:

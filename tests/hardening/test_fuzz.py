@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from assistant import metrics, protocol
 from assistant.codes import ERROR_MESSAGES, ClientError, ErrorCode
-from assistant.voicelive import VoiceLiveSession
+from assistant.voicelive.session import VoiceLiveSession
 from tests.fakes import FakeConnect
 from tests.hardening.conftest import ErrorLogCollector, communicator, next_message
 

@@ -23,8 +23,8 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from assistant import metrics
 from assistant.codes import ErrorCode
-from assistant.config import AssistantConfig, UpstreamSettings
-from assistant.session_request import session_request_build
+from assistant.voicelive.config import SessionConfig, UpstreamSettings
+from assistant.voicelive.session_request import session_request_build
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def classify_open_error(exc: BaseException) -> type[VoiceLiveUnavailable]:
 
 async def open_connection(
     *,
-    config: AssistantConfig,
+    config: SessionConfig,
     upstream: UpstreamSettings,
     credential_factory: Callable[[str], Credential] = credential_build,
 ) -> Opened:

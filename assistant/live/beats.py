@@ -21,7 +21,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from assistant import registry
+from assistant.live import registry
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from assistant import protocol
-from assistant.layer import layer_send_sync
+from assistant.live.layer import layer_send_sync
 from assistant.models import LiveSession, MonitorAttachment
 from assistant.services import profile_version
 

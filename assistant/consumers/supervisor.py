@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from assistant import protocol, registry, services
-from assistant.admission import login_still_valid
+from assistant import protocol, services
 from assistant.codes import CloseCode, ErrorCode, State
-from assistant.monitor import MonitorFanout
-from assistant.voicelive import VoiceLiveSession
+from assistant.live import registry
+from assistant.live.admission import login_still_valid
+from assistant.live.fanout import MonitorFanout
+from assistant.voicelive.session import VoiceLiveSession
 
-logger = logging.getLogger("assistant.consumers")
+logger = logging.getLogger(__name__)
 
 END_REASONS: dict[str, tuple[ErrorCode, CloseCode]] = {
     "replaced": (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
@@ -137,7 +138,7 @@ class SessionSupervisor:
     async def run(self) -> None:
         """Enforce the session's timeouts, roll over and re-validate the login, on a timer.
 
-        The registry row is written by the worker's heartbeat task (assistant/beats.py).
+        The registry row is written by the worker's heartbeat task (assistant/live/beats.py).
         """
         session = self._session
         period = settings.VOICE_HEARTBEAT_SECONDS

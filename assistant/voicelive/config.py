@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class AssistantConfig:
+class SessionConfig:
     """Everything a voice session needs from an assistant profile, detached from the ORM."""
 
     profile_id: int

@@ -17,19 +17,21 @@ from typing import Any, ClassVar, cast
 
 from django.conf import settings
 
-from assistant import metrics, protocol, registry, services
-from assistant.admission import admit, requested_profile_id, upstream_settings
+from assistant import metrics, protocol, services
 from assistant.codes import ClientError, CloseCode, ErrorCode, State
-from assistant.config import AssistantConfig
-from assistant.control import ControlSubscription, SupervisedConsumer
-from assistant.inbound import InboundLimits, Refusal
-from assistant.layer import layer_send
-from assistant.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
+from assistant.consumers.inbound import InboundLimits, Refusal
+from assistant.consumers.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
+from assistant.consumers.socket import SupervisedConsumer
+from assistant.consumers.supervisor import SessionSupervisor
+from assistant.live import registry
+from assistant.live.admission import admit, requested_profile_id, upstream_settings
+from assistant.live.control import ControlSubscription
+from assistant.live.layer import layer_send
+from assistant.live.worker import Membership, PendingSlot, worker
 from assistant.protocol import ASSISTANT_AUDIO, USER_AUDIO
-from assistant.supervision import SessionSupervisor
-from assistant.upstream import VoiceLiveUnavailable
-from assistant.voicelive import VoiceLiveSession
-from assistant.worker import Membership, PendingSlot, worker
+from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.session import VoiceLiveSession
+from assistant.voicelive.upstream import VoiceLiveUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +154,7 @@ class VoiceConsumer(SupervisedConsumer):
         await self.send(text_data=protocol.encode(protocol.error(code)))
         await self.close(code=int(close_code))
 
-    async def _start_voice(self, config: AssistantConfig) -> None:
+    async def _start_voice(self, config: SessionConfig) -> None:
         assert self.voice is not None
         try:
             await self.voice.start()

@@ -22,9 +22,10 @@ from typing import Any, Protocol, cast
 
 from django.conf import settings
 
-from assistant import metrics, registry
-from assistant.beats import BeatSource, heartbeats
+from assistant import metrics
 from assistant.codes import CloseCode, ErrorCode
+from assistant.live import registry
+from assistant.live.beats import BeatSource, heartbeats
 
 logger = logging.getLogger(__name__)
 

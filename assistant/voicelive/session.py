@@ -24,10 +24,11 @@ from pybase64 import b64decode, b64encode_as_string
 
 from assistant import metrics
 from assistant.codes import ErrorCode, State
-from assistant.config import AssistantConfig, UpstreamSettings
 from assistant.protocol import BYTES_PER_SECOND
-from assistant.session_request import session_request_build
-from assistant.upstream import (
+from assistant.voicelive.config import SessionConfig, UpstreamSettings
+from assistant.voicelive.events import EventRouter, SessionSink
+from assistant.voicelive.session_request import session_request_build
+from assistant.voicelive.upstream import (
     CLOSE_TIMEOUT,
     Credential,
     Opened,
@@ -38,8 +39,7 @@ from assistant.upstream import (
     message_item,
     open_connection,
 )
-from assistant.voicelive_events import EventRouter, SessionSink
-from assistant.watchdog import ReplyWatchdog
+from assistant.voicelive.watchdog import ReplyWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class VoiceLiveSession:
     def __init__(
         self,
         *,
-        config: AssistantConfig,
+        config: SessionConfig,
         upstream: UpstreamSettings,
         sink: SessionSink,
         credential_factory: Callable[[str], Credential] = credential_build,
@@ -254,7 +254,7 @@ class VoiceLiveSession:
         self.expect_reply()
         self._events.history.append(("user", text))
 
-    async def update_config(self, config: AssistantConfig) -> None:
+    async def update_config(self, config: SessionConfig) -> None:
         """Apply a changed profile to the live connection (``session.update``, no reconnect)."""
         self.config = config
         if self._conn is not None:
@@ -371,7 +371,7 @@ class VoiceLiveSession:
     # ------------------------------------------------------------------ reply watchdog
 
     def expect_reply(self) -> None:
-        """A reply was asked for or has started (see assistant/watchdog.py)."""
+        """A reply was asked for or has started (see assistant/voicelive/watchdog.py)."""
         if not self._closing:
             self._watchdog.expect()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from assistant import metrics, protocol
 from assistant.codes import ClientError, ErrorCode
-from assistant.limits import TokenBucket
+from assistant.live.limits import TokenBucket
 
 # Persistent abuse (this many refused control messages) ends the session.
 MAX_CONTROL_VIOLATIONS = 50

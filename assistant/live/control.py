@@ -3,7 +3,8 @@
 Channels' built-in consumer loop ends the consumer when the layer's ``receive`` raises, so a
 Redis blip would drop every live voice session on the worker. Here the layer is only a control
 bus: receive errors are counted and retried with backoff, group memberships are re-added once
-the layer answers again, and the talking user's audio never depends on it.
+the layer answers again, and the talking user's audio never depends on it. The consumers'
+socket loop that leaves the layer to this subscription is ``assistant/consumers/socket.py``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 
 from assistant import metrics
 
@@ -129,49 +125,3 @@ class ControlSubscription:
             for group in list(self._groups):
                 await self._group_op(self._layer.group_discard, group)
         self._groups.clear()
-
-
-class SupervisedConsumer(AsyncWebsocketConsumer):
-    """A websocket consumer whose channel layer is read by a :class:`ControlSubscription`.
-
-    Channels' own loop reads the socket and the layer together and ends the consumer on the
-    first layer receive error, so a Redis blip would drop every socket. This loop reads only the
-    socket (one source: no per-message task and ``asyncio.wait``); the subclass starts its
-    subscription once the socket is accepted.
-    """
-
-    # Channels allows no layer at all.
-    channel_layer: Any
-    # The client's socket is gone (a send failed); Daphne's disconnect message follows.
-    browser_gone: bool = False
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve the socket until it closes."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = (
-            await self.channel_layer.new_channel()
-            if self.channel_layer is not None
-            else f"local.{uuid.uuid4().hex}"
-        )
-        self.transport_send = send
-        self.base_send = self._send_to_client  # type: ignore[assignment]  # ASGI events are dicts
-        dispatch = self.dispatch
-        with contextlib.suppress(StopConsumer):
-            while True:
-                await dispatch(await receive())
-
-    async def _send_to_client(self, message: dict[str, Any]) -> None:
-        """Every frame to the client goes here; a client that has gone is not our error.
-
-        Between the client's socket closing and Daphne telling us (its disconnect message,
-        which releases everything), a send raises autobahn's ``Disconnected``: from then on
-        frames are dropped, so no handler or task fails because the browser left.
-        """
-        if self.browser_gone:
-            return
-        try:
-            await self.transport_send(message)
-        except Exception as exc:
-            self.browser_gone = True
-            logger.debug("%s: client gone (%s)", self.channel_name, type(exc).__name__)

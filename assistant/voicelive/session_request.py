@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assistant.config import AssistantConfig
 from assistant.protocol import SAMPLE_RATE
+from assistant.voicelive.config import SessionConfig
 
 OPENAI_VOICE_NAMES = frozenset(
     {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
@@ -27,7 +27,7 @@ def voice_build(name: str) -> dict[str, Any]:
     return voice
 
 
-def turn_detection_build(config: AssistantConfig) -> dict[str, Any]:
+def turn_detection_build(config: SessionConfig) -> dict[str, Any]:
     """The turn-detection object for the profile's VAD mode."""
     detection: dict[str, Any] = {
         "type": config.turn_detection,
@@ -42,7 +42,7 @@ def turn_detection_build(config: AssistantConfig) -> dict[str, Any]:
     return detection
 
 
-def session_request_build(config: AssistantConfig) -> dict[str, Any]:
+def session_request_build(config: SessionConfig) -> dict[str, Any]:
     """The ``session`` object of a ``session.update`` for a profile.
 
     Switched-off features are sent as explicit nulls so a live update turns them off too

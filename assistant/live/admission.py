@@ -23,9 +23,9 @@ from django.utils.crypto import constant_time_compare
 
 from assistant import metrics
 from assistant.codes import CloseCode, ErrorCode
-from assistant.config import UpstreamSettings
-from assistant.limits import connection_allowed
-from assistant.worker import PendingSlot, worker
+from assistant.live.limits import connection_allowed
+from assistant.live.worker import PendingSlot, worker
+from assistant.voicelive.config import UpstreamSettings
 
 logger = logging.getLogger(__name__)
 

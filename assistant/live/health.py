@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from assistant.worker import worker
+from assistant.live.worker import worker
 
 CHECK_TIMEOUT = 2.0
 
