@@ -8,18 +8,41 @@ from typing import Any
 from assistant.protocol import SAMPLE_RATE
 from assistant.voicelive.config import SessionConfig
 
-OPENAI_VOICE_NAMES = frozenset(
-    {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
+#: OpenAI voices Voice Live accepts by plain name.
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
 )
+# Azure standard and HD voices: locale, name, optional ":<model>" suffix, e.g.
+# "en-US-AvaNeural", "en-US-Ava:DragonHDLatestNeural", "zh-CN-XiaoxiaoMultilingualNeural".
+AZURE_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2,4}(-[A-Za-z]+)?-[A-Za-z0-9]+(:[A-Za-z0-9]+)?$")
 _HD_VOICE_RE = re.compile(r":[A-Za-z0-9]*HD[A-Za-z0-9]*$")
+
+
+def voice_kind(name: str) -> str | None:
+    """Classify a voice name: ``"openai"``, ``"azure-standard"`` or None when it is not valid."""
+    if name in OPENAI_VOICES:
+        return "openai"
+    if AZURE_VOICE_RE.fullmatch(name):
+        return "azure-standard"
+    return None
 
 
 def voice_build(name: str) -> dict[str, Any]:
     """The voice object for a voice name: OpenAI voices by name, Azure voices as azure-standard.
 
-    HD voices (``...:DragonHDLatestNeural``) get a moderate temperature, as Azure suggests.
+    HD voices (``...:DragonHDLatestNeural``) get a moderate temperature, as Azure suggests. A
+    name the admin form would refuse (stored before validation existed) goes as azure-standard.
     """
-    if name in OPENAI_VOICE_NAMES:
+    if voice_kind(name) == "openai":
         return {"type": "openai", "name": name}
     voice: dict[str, Any] = {"type": "azure-standard", "name": name}
     if _HD_VOICE_RE.search(name):
