@@ -28,7 +28,7 @@ class DatalistTextInput(forms.TextInput):
 
     def render(
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
-    ) -> SafeString:  # noqa: E501
+    ) -> SafeString:
         list_id = f"{name}-suggestions"
         attrs = {**(attrs or {}), "list": list_id}
         box = super().render(name, value, attrs, renderer)
@@ -106,7 +106,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
 
     def save_model(
         self, request: HttpRequest, obj: AssistantProfile, form: Any, change: bool
-    ) -> None:  # noqa: E501
+    ) -> None:
         """Save through the service: one site default, and live sessions get the change."""
         services.profile_save(profile=obj)
 

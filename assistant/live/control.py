@@ -43,11 +43,6 @@ class ControlSubscription:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def groups(self) -> frozenset[str]:
-        """The groups this channel belongs to (or will rejoin)."""
-        return frozenset(self._groups)
-
     async def start(self, groups: list[str]) -> None:
         """Join the groups (best effort) and start receiving."""
         if self._layer is None:
@@ -61,12 +56,6 @@ class ControlSubscription:
         self._groups.add(group)
         if self._layer is not None:
             await self._group_op(self._layer.group_add, group)
-
-    async def leave(self, group: str) -> None:
-        """Leave a group."""
-        self._groups.discard(group)
-        if self._layer is not None:
-            await self._group_op(self._layer.group_discard, group)
 
     async def _group_op(self, op: Callable[[str, str], Awaitable[None]], group: str) -> bool:
         try:

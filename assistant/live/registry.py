@@ -1,7 +1,8 @@
 """The cross-worker registry of live voice sessions (rows in the database).
 
 A worker claims a row when a session starts, refreshes it on every heartbeat and deletes it
-at the end. Rows whose heartbeat stopped (a crashed worker) are swept after a few periods.
+at the end. A row whose heartbeat stopped (a crashed worker) counts as gone after a few
+periods: the sessions console hides it, and the user's next claim deletes it.
 End requests (terminate, takeover, logout) are written to the row as well as sent over the
 channel layer, so they land even when a layer message is lost.
 """
@@ -218,18 +219,6 @@ def session_release(*, session_id: uuid.UUID) -> None:
 
 
 asession_release = database_sync_to_async(session_release)
-
-
-def sessions_sweep_stale() -> int:
-    """Delete rows of sessions whose worker stopped heartbeating; returns how many."""
-    deleted, _ = LiveSession.objects.filter(last_seen__lt=stale_before()).delete()
-    return deleted
-
-
-def sessions_live() -> list[LiveSession]:
-    """Live sessions across all workers, newest first (stale rows swept first)."""
-    sessions_sweep_stale()
-    return list(LiveSession.objects.select_related("user", "profile").order_by("-started_at"))
 
 
 def session_end_request(*, session_id: uuid.UUID, reason: str) -> bool:
