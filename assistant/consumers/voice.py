@@ -143,6 +143,10 @@ class VoiceConsumer(SupervisedConsumer):
         await self.control.start(
             [registry.user_group(user.pk), services.profile_group(config.profile_id)]
         )
+        if self.ended:
+            # Ended while joining its groups (a drain, an end request the heartbeat found) and
+            # already released: starting the upstream now would leave it open.
+            return
         self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
         self.start_task = asyncio.create_task(self._start_voice(config))
         self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))

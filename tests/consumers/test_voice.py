@@ -13,6 +13,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser, Group, User
 
+from assistant import protocol
 from assistant.models import AssistantProfile, LiveSession
 from tests.fakes import FakeConnect, audio_delta
 from tests.sessions import close_code, start
@@ -189,3 +190,26 @@ async def test_group_assignment_is_respected(user: User, fake_connect: FakeConne
     assert session["instructions"] == "Sell things."
     assert await LiveSession.objects.filter(profile=sales).aexists()
     await comm.disconnect()
+
+
+async def test_a_session_ended_while_joining_its_groups_never_opens_the_upstream(
+    user: User, fake_connect: FakeConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An end that lands while the control subscription joins its groups (Redis slow)."""
+    from assistant.live.control import ControlSubscription
+
+    join = ControlSubscription.start
+
+    async def slow_start(self: ControlSubscription, groups: list[str]) -> None:
+        await join(self, groups)
+        # What a heartbeat finding an end request, or a drain, does meanwhile.
+        await self._handler(protocol.session_end("terminated"))
+
+    monkeypatch.setattr(ControlSubscription, "start", slow_start)
+    comm = communicator(user)
+    await comm.connect()
+    assert (await next_message(comm, "error"))["code"] == "terminated"
+    assert await close_code(comm) == 4410
+    await asyncio.sleep(0.1)
+    assert fake_connect.calls == []
+    assert await LiveSession.objects.acount() == 0
