@@ -168,7 +168,7 @@ def test_trusted_origins_exact_and_wildcard(default_settings: Any) -> None:
 def test_a_message_with_newlines_is_one_line() -> None:
     formatter = SingleLineFormatter("%(levelname)s %(name)s %(message)s")
     record = logging.LogRecord(
-        "assistant.voicelive_events",
+        "assistant.voicelive.events",
         logging.WARNING,
         __file__,
         1,
