@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any, ClassVar, Final, TypedDict
 
 from assistant.codes import ERROR_MESSAGES, ClientError, ErrorCode, State
@@ -388,6 +389,17 @@ MONITOR_DETACH: Final = "monitor.detach"
 MONITOR_TEXT: Final = "monitor.text"
 MONITOR_AUDIO: Final = "monitor.audio"
 MONITOR_ENDED: Final = "monitor.ended"
+
+
+class EndReason(StrEnum):
+    """Why a live session is asked to end (``session.end``, and the registry row's end_reason)."""
+
+    REPLACED = "replaced"  # the same user started a session elsewhere (takeover)
+    TERMINATED = "terminated"  # an admin's Terminate
+    LOGOUT = "logout"  # the user logged out
+    GONE = "gone"  # the registry row is gone (a newer claim swept it as stale)
+
+
 #: The first byte of a monitor's binary frame: whose audio follows.
 USER_AUDIO = 0x01
 ASSISTANT_AUDIO = 0x02
@@ -456,9 +468,9 @@ LayerMessage = (
 )
 
 
-def session_end(reason: str) -> SessionEnd:
-    """A :class:`SessionEnd`."""
-    return {"type": SESSION_END, "reason": reason}
+def session_end(reason: EndReason) -> SessionEnd:
+    """A :class:`SessionEnd` (the reason as a plain string: it crosses the layer as msgpack)."""
+    return {"type": SESSION_END, "reason": str(reason)}
 
 
 def profile_changed(profile_id: int) -> ProfileChanged:

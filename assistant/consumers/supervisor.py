@@ -23,15 +23,16 @@ from assistant.codes import CloseCode, ErrorCode, State
 from assistant.live import registry
 from assistant.live.admission import login_still_valid
 from assistant.live.fanout import MonitorFanout
+from assistant.protocol import EndReason
 from assistant.voicelive.session import VoiceLiveSession
 
 logger = logging.getLogger(__name__)
 
 END_REASONS: dict[str, tuple[ErrorCode, CloseCode]] = {
-    "replaced": (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
-    "terminated": (ErrorCode.TERMINATED, CloseCode.TERMINATED),
-    "logout": (ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED),
-    "gone": (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    EndReason.REPLACED: (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
+    EndReason.TERMINATED: (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    EndReason.LOGOUT: (ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED),
+    EndReason.GONE: (ErrorCode.TERMINATED, CloseCode.TERMINATED),
 }
 
 
@@ -85,7 +86,9 @@ class SessionSupervisor:
         """A control message from another worker or the admin, via the channel layer."""
         kind = message.get("type")
         if kind == protocol.SESSION_END:
-            code, close_code = END_REASONS.get(message.get("reason", ""), END_REASONS["gone"])
+            code, close_code = END_REASONS.get(
+                message.get("reason", ""), END_REASONS[EndReason.GONE]
+            )
             await self._session.end_session(code, close_code)
         elif kind == protocol.PROFILE_CHANGED:
             await self._apply_profile_change()
@@ -220,5 +223,5 @@ class SessionSupervisor:
         """An end request that arrived through the registry (the layer message may be lost)."""
         if self._session.ended:
             return
-        code, close_code = END_REASONS.get(reason, END_REASONS["gone"])
+        code, close_code = END_REASONS.get(reason, END_REASONS[EndReason.GONE])
         self._registry_end_task = asyncio.create_task(self._session.end_session(code, close_code))

@@ -112,7 +112,9 @@ class VoiceConsumer(SupervisedConsumer):
             await self._refuse(ErrorCode.TOO_MANY_SESSIONS, CloseCode.TOO_MANY_SESSIONS)
             return
         for _, channel in claim.replaced:
-            await layer_send(self.channel_layer, channel, protocol.session_end("replaced"))
+            await layer_send(
+                self.channel_layer, channel, protocol.session_end(protocol.EndReason.REPLACED)
+            )
         session_id = claim.session_id
         assert session_id is not None  # not refused
         self.session_id = session_id

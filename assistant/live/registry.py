@@ -27,6 +27,7 @@ from django.utils import timezone
 from assistant import protocol
 from assistant.live.layer import layer_send_sync
 from assistant.models import LiveSession, MonitorAttachment
+from assistant.protocol import EndReason
 from assistant.services import profile_version
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ def session_claim(*, user_id: int, profile_id: int, channel_name: str) -> Claim:
             if settings.VOICE_SESSION_POLICY != "takeover":
                 return Claim(session_id=None)
             victims = live[: len(live) - limit + 1]
-            LiveSession.objects.filter(pk__in=[v.pk for v in victims]).update(end_reason="replaced")
+            LiveSession.objects.filter(pk__in=[v.pk for v in victims]).update(
+                end_reason=EndReason.REPLACED.value
+            )
             replaced = [(v.pk, v.channel_name) for v in victims]
         row = LiveSession.objects.create(
             user_id=user_id,
@@ -151,7 +154,11 @@ def sessions_tick(beats: list[Beat]) -> dict[uuid.UUID, Orders]:
         session_id__in=list(found)
     ).values_list("session_id", "channel_name", "audio"):
         monitors.setdefault(session_id, {})[channel] = audio
-    orders = {b.session_id: Orders(end_reason="gone") for b in beats if b.session_id not in found}
+    orders = {
+        b.session_id: Orders(end_reason=EndReason.GONE.value)
+        for b in beats
+        if b.session_id not in found
+    }
     orders |= {
         pk: Orders(end_reason=reason, profile_version=version, monitors=monitors.get(pk, {}))
         for pk, (reason, version) in found.items()
@@ -221,7 +228,7 @@ def session_release(*, session_id: uuid.UUID) -> None:
 asession_release = database_sync_to_async(session_release)
 
 
-def session_end_request(*, session_id: uuid.UUID, reason: str) -> bool:
+def session_end_request(*, session_id: uuid.UUID, reason: EndReason) -> bool:
     """Ask the worker holding a session to end it (terminate from the admin).
 
     Returns:
@@ -235,7 +242,7 @@ def session_end_request(*, session_id: uuid.UUID, reason: str) -> bool:
     return True
 
 
-def user_sessions_end(*, user_id: int, reason: str) -> int:
+def user_sessions_end(*, user_id: int, reason: EndReason) -> int:
     """End every live session of a user (logout); returns how many were marked."""
     count = LiveSession.objects.filter(user_id=user_id).update(end_reason=reason)
     layer_send_sync(user_group(user_id), protocol.session_end(reason), group=True)
