@@ -362,6 +362,16 @@ class MonitorAttached(ServerMessage):
     state: State
 
 
+class MonitorEndReason(StrEnum):
+    """Why a monitor stops following its session (``monitor.ended``)."""
+
+    ENDED = "ended"  # the session ended
+    NOT_FOUND = "not_found"  # no such live session
+    UNREACHABLE = "unreachable"  # the registry could not record the monitor
+    LOGOUT = "logout"  # the monitoring admin logged out
+    FORBIDDEN = "forbidden"  # the admin lost staff status or the monitor permission
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorEnded(ServerMessage):
     """To a monitor: it stops following (the session ended, or the monitor may not go on)."""
@@ -498,6 +508,6 @@ def monitor_audio(side: int, pcm: bytes) -> MonitorAudio:
     return {"type": MONITOR_AUDIO, "side": side, "pcm": pcm}
 
 
-def monitor_ended(reason: str) -> MonitorEndedNotice:
+def monitor_ended(reason: MonitorEndReason) -> MonitorEndedNotice:
     """A :class:`MonitorEndedNotice`."""
-    return {"type": MONITOR_ENDED, "reason": reason}
+    return {"type": MONITOR_ENDED, "reason": str(reason)}

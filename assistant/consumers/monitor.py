@@ -26,6 +26,7 @@ from assistant.protocol import (
     MONITOR_AUDIO,
     MONITOR_ENDED,
     MONITOR_TEXT,
+    MonitorEndReason,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class MonitorConsumer(SupervisedConsumer):
         row = await LiveSession.objects.filter(pk=session_id).afirst()
         if row is None or self.channel_layer is None:
             await self.accept()
-            await self._end("not_found", CloseCode.NORMAL)
+            await self._end(MonitorEndReason.NOT_FOUND, CloseCode.NORMAL)
             return
         self.target = row.channel_name
         await self.accept()
@@ -79,10 +80,10 @@ class MonitorConsumer(SupervisedConsumer):
         except Exception:
             # Not in the registry, the session's heartbeat would detach us again: try later.
             logger.warning("could not record a monitor in the registry")
-            await self._end("unreachable", CloseCode.NORMAL)
+            await self._end(MonitorEndReason.UNREACHABLE, CloseCode.NORMAL)
             return
         if not attached:
-            await self._end("not_found", CloseCode.NORMAL)
+            await self._end(MonitorEndReason.NOT_FOUND, CloseCode.NORMAL)
             return
         # The registry is the slow path: the session attaches us on its next heartbeat.
         await layer_send(
@@ -100,10 +101,10 @@ class MonitorConsumer(SupervisedConsumer):
         elif kind == MONITOR_AUDIO:
             await self.send(bytes_data=bytes([message["side"]]) + message["pcm"])
         elif kind == MONITOR_ENDED:
-            await self._end(str(message.get("reason", "ended")), CloseCode.NORMAL)
+            await self._end(str(message.get("reason", MonitorEndReason.ENDED)), CloseCode.NORMAL)
         elif kind == protocol.SESSION_END:
             # The monitoring admin logged out (their user group): as their own calls end.
-            await self._end("logout", CloseCode.UNAUTHENTICATED)
+            await self._end(MonitorEndReason.LOGOUT, CloseCode.UNAUTHENTICATED)
 
     async def _revalidate(self) -> None:
         """Every VOICE_REVALIDATE_SECONDS: still logged in, active, staff and permitted?"""
@@ -113,7 +114,11 @@ class MonitorConsumer(SupervisedConsumer):
             await asyncio.sleep(settings.VOICE_REVALIDATE_SECONDS)
             refusal = await monitor_refusal(session=self.scope.get("session"), user_id=user_id)
             if refusal is not None:
-                reason = "logout" if refusal == CloseCode.UNAUTHENTICATED else "forbidden"
+                reason = (
+                    MonitorEndReason.LOGOUT
+                    if refusal == CloseCode.UNAUTHENTICATED
+                    else MonitorEndReason.FORBIDDEN
+                )
                 await self._end(reason, refusal)
                 return
 

@@ -392,7 +392,9 @@ class VoiceConsumer(SupervisedConsumer):
             fanout = self.supervisor.fanout if self.supervisor else None
             if fanout is not None:
                 steps.append(
-                    self._release_step("monitor close", fanout.aclose(reason="ended"), 2.5)
+                    self._release_step(
+                        "monitor close", fanout.aclose(reason=protocol.MonitorEndReason.ENDED), 2.5
+                    )
                 )
             await asyncio.gather(*steps)
             if self.control is not None:

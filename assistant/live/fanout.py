@@ -107,7 +107,7 @@ class MonitorFanout:
         metrics.MONITOR_DROPS.inc()
         return False
 
-    async def aclose(self, *, reason: str) -> None:
+    async def aclose(self, *, reason: protocol.MonitorEndReason) -> None:
         """Tell observers the session ended and stop sending."""
         if self._task is not None:
             self._task.cancel()
