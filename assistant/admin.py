@@ -14,8 +14,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from assistant import registry, services
+from assistant import services
+from assistant.live import registry
 from assistant.models import CURATED_VOICES, AssistantProfile, LiveSession
+from assistant.protocol import EndReason
 
 
 class DatalistTextInput(forms.TextInput):
@@ -27,7 +29,7 @@ class DatalistTextInput(forms.TextInput):
 
     def render(
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
-    ) -> SafeString:  # noqa: E501
+    ) -> SafeString:
         list_id = f"{name}-suggestions"
         attrs = {**(attrs or {}), "list": list_id}
         box = super().render(name, value, attrs, renderer)
@@ -105,7 +107,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
 
     def save_model(
         self, request: HttpRequest, obj: AssistantProfile, form: Any, change: bool
-    ) -> None:  # noqa: E501
+    ) -> None:
         """Save through the service: one site default, and live sessions get the change."""
         services.profile_save(profile=obj)
 
@@ -186,7 +188,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def terminate_view(self, request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         """End one session on whichever worker holds it."""
         self._check_terminate(request)
-        if registry.session_end_request(session_id=session_id, reason="terminated"):
+        if registry.session_end_request(session_id=session_id, reason=EndReason.TERMINATED):
             self.message_user(request, _("Session terminated."), messages.SUCCESS)
         else:
             self.message_user(request, _("That session had already ended."), messages.WARNING)
@@ -196,7 +198,8 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def terminate_selected(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         self._check_terminate(request)
         ended = sum(
-            registry.session_end_request(session_id=row.pk, reason="terminated") for row in queryset
+            registry.session_end_request(session_id=row.pk, reason=EndReason.TERMINATED)
+            for row in queryset
         )
         self.message_user(
             request, _("%(n)d session(s) terminated.") % {"n": ended}, messages.SUCCESS

@@ -12,19 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-#: OpenAI voices Voice Live accepts by plain name.
-OPENAI_VOICES = (
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "sage",
-    "shimmer",
-    "verse",
-    "marin",
-    "cedar",
-)
+from assistant.voicelive.session_request import OPENAI_VOICES, voice_kind
 
 #: A curated list for the admin's suggestions; any valid Azure voice name is accepted too.
 CURATED_VOICES = (
@@ -40,19 +28,6 @@ CURATED_VOICES = (
     "fr-FR-DeniseNeural",
     *OPENAI_VOICES,
 )
-
-# Azure standard and HD voices: locale, name, optional ":<model>" suffix, e.g.
-# "en-US-AvaNeural", "en-US-Ava:DragonHDLatestNeural", "zh-CN-XiaoxiaoMultilingualNeural".
-AZURE_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2,4}(-[A-Za-z]+)?-[A-Za-z0-9]+(:[A-Za-z0-9]+)?$")
-
-
-def voice_kind(name: str) -> str | None:
-    """Classify a voice name: ``"openai"``, ``"azure-standard"`` or None when it is not valid."""
-    if name in OPENAI_VOICES:
-        return "openai"
-    if AZURE_VOICE_RE.fullmatch(name):
-        return "azure-standard"
-    return None
 
 
 def validate_voice_name(value: str) -> None:
@@ -276,7 +251,7 @@ class LiveSession(models.Model):
     """One live voice session, registered by the worker that holds its websocket.
 
     The row is the cross-worker registry: it survives a worker crash, and rows whose heartbeat
-    stopped are treated as gone (and swept) after a few heartbeat periods.
+    stopped are treated as gone after a few heartbeat periods (deleted at the user's next claim).
     """
 
     id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)

@@ -1,17 +1,22 @@
-"""The browser <-> server message schema: an allowlist, close codes, parse and encode.
+"""Every message schema: browser -> server, server -> browser, and the channel layer's.
 
 Audio travels as binary websocket frames both ways (PCM16 little-endian, mono, 24 kHz).
-Everything else is a JSON text frame with a ``type`` field. This module is pure: no Django,
-no Channels, no SDK. See docs/protocol.md for the prose version.
+Everything else is a JSON text frame with a ``type`` field: the browser's are parsed against an
+allowlist into dataclasses, the server's are dataclasses encoded by :func:`encode`. Messages
+between workers over the channel layer are the TypedDicts at the end, built by their
+constructors. No other module spells a message type. Pure: no Django, no Channels, no SDK. The
+codes these messages carry are in ``assistant/codes.py``; docs/protocol.md is the prose version.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
-from typing import Any
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any, ClassVar, Final, TypedDict
+
+from assistant.codes import ERROR_MESSAGES, ClientError, ErrorCode, State
 
 SAMPLE_RATE = 24_000
 BYTES_PER_SAMPLE = 2
@@ -19,107 +24,6 @@ BYTES_PER_SECOND = SAMPLE_RATE * BYTES_PER_SAMPLE
 MAX_TEXT_MESSAGE_CHARS = 2_000
 # Browser messages are flat objects; anything nested deeper is refused before decoding.
 MAX_JSON_DEPTH = 32
-
-
-class CloseCode(IntEnum):
-    """Websocket close codes the server uses; 4000-4999 is the application range."""
-
-    NORMAL = 1000
-    MESSAGE_TOO_BIG = 1009
-    SERVER_DRAINING = 4001  # retryable: this worker is shutting down, reconnect elsewhere
-    UNAUTHENTICATED = 4401
-    FORBIDDEN = 4403
-    IDLE_TIMEOUT = 4408
-    CLIENT_TOO_SLOW = 4413  # the browser fell too far behind on the assistant's audio
-    SESSION_REPLACED = 4409
-    TERMINATED = 4410  # ended by an admin, by logout or by the maximum session duration
-    TOO_MANY_SESSIONS = 4429
-    PROTOCOL_VIOLATION = 4400
-    UPSTREAM_UNAVAILABLE = 4502
-    SERVER_BUSY = 4503  # retryable: this worker is at capacity
-
-
-#: Close codes after which the browser reconnects by itself, with backoff.
-RETRYABLE_CLOSE_CODES = frozenset({CloseCode.SERVER_DRAINING, CloseCode.SERVER_BUSY})
-
-
-class State(StrEnum):
-    """The session states the talk page shows."""
-
-    IDLE = "idle"
-    CONNECTING = "connecting"
-    READY = "ready"
-    LISTENING = "listening"
-    PROCESSING = "processing"
-    ASSISTANT_SPEAKING = "assistant_speaking"
-    STOPPED = "stopped"
-    ERROR = "error"
-
-
-class ErrorCode(StrEnum):
-    """Stable error codes sent to the browser; the message for each is fixed text."""
-
-    BAD_JSON = "bad_json"
-    BAD_MESSAGE = "bad_message"
-    UNKNOWN_TYPE = "unknown_type"
-    MESSAGE_TOO_LARGE = "message_too_large"
-    BAD_AUDIO = "bad_audio"
-    RATE_LIMITED = "rate_limited"
-    AUDIO_TOO_FAST = "audio_too_fast"
-    NOT_READY = "not_ready"
-    PROFILE_FORBIDDEN = "profile_forbidden"
-    PROFILE_UNAVAILABLE = "profile_unavailable"
-    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
-    UPSTREAM_AUTH_FAILED = "upstream_auth_failed"
-    UPSTREAM_LOST = "upstream_lost"
-    UPSTREAM_ERROR = "upstream_error"
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    SESSION_REPLACED = "session_replaced"
-    TERMINATED = "terminated"
-    IDLE_TIMEOUT = "idle_timeout"
-    SESSION_EXPIRED = "session_expired"
-    SERVER_BUSY = "server_busy"
-    SERVER_DRAINING = "server_draining"
-    CLIENT_TOO_SLOW = "client_too_slow"
-    INTERNAL = "internal_error"
-
-
-ERROR_MESSAGES: dict[ErrorCode, str] = {
-    ErrorCode.BAD_JSON: "The message was not valid JSON.",
-    ErrorCode.BAD_MESSAGE: "The message is missing a field or has a field of the wrong type.",
-    ErrorCode.UNKNOWN_TYPE: "Unknown message type.",
-    ErrorCode.MESSAGE_TOO_LARGE: "The message is too large.",
-    ErrorCode.BAD_AUDIO: "Audio must be 16-bit PCM: an even, non-zero number of bytes.",
-    ErrorCode.RATE_LIMITED: "Too many messages; slow down.",
-    ErrorCode.AUDIO_TOO_FAST: "Audio is arriving faster than real time; some was dropped.",
-    ErrorCode.NOT_READY: "The assistant is not connected yet.",
-    ErrorCode.PROFILE_FORBIDDEN: "That assistant profile is not available to you.",
-    ErrorCode.PROFILE_UNAVAILABLE: "No enabled assistant profile is configured for you.",
-    ErrorCode.UPSTREAM_UNAVAILABLE: "The voice service is unavailable. Try again in a moment.",
-    ErrorCode.UPSTREAM_AUTH_FAILED: (
-        "The assistant could not sign in to the voice service. An administrator must check "
-        "its credentials (the server log says what to check)."
-    ),
-    ErrorCode.UPSTREAM_LOST: "The connection to the voice service was lost.",
-    ErrorCode.UPSTREAM_ERROR: "The voice service reported an error.",
-    ErrorCode.TOO_MANY_SESSIONS: "You already have a live session open elsewhere.",
-    ErrorCode.SESSION_REPLACED: "This session was replaced by a newer one in another tab.",
-    ErrorCode.TERMINATED: "The session was ended.",
-    ErrorCode.IDLE_TIMEOUT: "The session was idle for too long.",
-    ErrorCode.SESSION_EXPIRED: "The session reached its maximum duration.",
-    ErrorCode.SERVER_BUSY: "The server is busy. Reconnecting shortly.",
-    ErrorCode.SERVER_DRAINING: "The server is restarting. Reconnecting.",
-    ErrorCode.CLIENT_TOO_SLOW: "Your connection cannot keep up with the assistant's audio.",
-    ErrorCode.INTERNAL: "Something went wrong on the server.",
-}
-
-
-class ClientError(Exception):
-    """A problem with what the browser sent; reported as ``{"type": "error", "code": ...}``."""
-
-    def __init__(self, code: ErrorCode) -> None:
-        super().__init__(code.value)
-        self.code = code
 
 
 # ----------------------------------------------------------------------------
@@ -131,10 +35,14 @@ class ClientError(Exception):
 class Ping:
     """Keep-alive probe; answered with ``pong``."""
 
+    type: ClassVar[str] = "ping"
+
 
 @dataclass(frozen=True, slots=True)
 class PlaybackInterrupted:
     """The player was cleared after barge-in; ``played_ms`` of ``item_id`` was heard."""
+
+    type: ClassVar[str] = "playback.interrupted"
 
     item_id: str
     played_ms: int
@@ -144,17 +52,26 @@ class PlaybackInterrupted:
 class ResponseCancel:
     """The user asked the assistant to stop talking."""
 
+    type: ClassVar[str] = "response.cancel"
+
 
 @dataclass(frozen=True, slots=True)
 class TextSend:
     """A typed user message, answered like a spoken one."""
+
+    type: ClassVar[str] = "text.send"
 
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class AudioAck:
-    """How many bytes of assistant audio the browser has received on this socket, in all."""
+    """How many bytes of assistant audio the browser has received on this socket, in all.
+
+    On the wire the count is the ``bytes`` field.
+    """
+
+    type: ClassVar[str] = "audio.ack"
 
     received: int
 
@@ -163,11 +80,14 @@ class AudioAck:
 class SessionStop:
     """The user pressed Stop; the server closes the session cleanly."""
 
+    type: ClassVar[str] = "session.stop"
+
 
 BrowserMessage = Ping | PlaybackInterrupted | ResponseCancel | TextSend | AudioAck | SessionStop
 
 ALLOWED_BROWSER_TYPES = frozenset(
-    {"ping", "playback.interrupted", "response.cancel", "text.send", "audio.ack", "session.stop"}
+    kind.type
+    for kind in (Ping, PlaybackInterrupted, ResponseCancel, TextSend, AudioAck, SessionStop)
 )
 # Largest exact integer a browser's JSON numbers carry.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -251,18 +171,18 @@ def parse_browser_message(text: str, *, max_chars: int) -> BrowserMessage:
         raise ClientError(ErrorCode.BAD_MESSAGE)
     if kind not in ALLOWED_BROWSER_TYPES:
         raise ClientError(ErrorCode.UNKNOWN_TYPE)
-    if kind == "ping":
+    if kind == Ping.type:
         return Ping()
-    if kind == "playback.interrupted":
+    if kind == PlaybackInterrupted.type:
         return PlaybackInterrupted(
             item_id=_require_str(data, "item_id", max_len=128),
             played_ms=_require_int(data, "played_ms", low=0, high=24 * 3600 * 1000),
         )
-    if kind == "response.cancel":
+    if kind == ResponseCancel.type:
         return ResponseCancel()
-    if kind == "text.send":
+    if kind == TextSend.type:
         return TextSend(text=_require_str(data, "text", max_len=MAX_TEXT_MESSAGE_CHARS).strip())
-    if kind == "audio.ack":
+    if kind == AudioAck.type:
         return AudioAck(received=_require_int(data, "bytes", low=0, high=MAX_SAFE_INTEGER))
     return SessionStop()
 
@@ -284,16 +204,310 @@ def validate_audio_frame(data: bytes, *, max_bytes: int) -> None:
 # ----------------------------------------------------------------------------
 
 
-def encode(kind: str, **fields: Any) -> str:
+class ProfileRef(TypedDict):
+    """The profile a session uses, as the page shows it."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """A control message to the browser; its fields are the JSON object's, after ``type``."""
+
+    type: ClassVar[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(ServerMessage):
+    """The answer to ``ping``."""
+
+    type: ClassVar[str] = "pong"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(ServerMessage):
+    """The session's state changed."""
+
+    type: ClassVar[str] = "state"
+    state: State
+
+
+@dataclass(frozen=True, slots=True)
+class Error(ServerMessage):
+    """An error with its stable code; build it with :func:`error` (the text goes with the code)."""
+
+    type: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+
+
+def error(code: ErrorCode) -> Error:
+    """The error message for ``code``, with its fixed text (never exception text)."""
+    return Error(code=code, message=ERROR_MESSAGES[code])
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady(ServerMessage):
+    """The upstream is configured: the user can talk."""
+
+    type: ClassVar[str] = "session.ready"
+    session_id: str
+    profile: ProfileRef
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdated(ServerMessage):
+    """An admin changed the session's profile; it applies from the next turn."""
+
+    type: ClassVar[str] = "profile.updated"
+    profile: ProfileRef
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackClear(ServerMessage):
+    """Drop the assistant audio not played yet (barge-in, Stop, typing over it)."""
+
+    type: ClassVar[str] = "playback.clear"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted(ServerMessage):
+    """The user started speaking."""
+
+    type: ClassVar[str] = "speech.started"
+    item_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped(ServerMessage):
+    """The user stopped speaking; a reply is being prepared."""
+
+    type: ClassVar[str] = "speech.stopped"
+    item_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserTranscriptDelta(ServerMessage):
+    """Part of the transcript of what the user said."""
+
+    type: ClassVar[str] = "transcript.user.delta"
+    item_id: str | None
+    delta: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserTranscriptDone(ServerMessage):
+    """The whole transcript of what the user said."""
+
+    type: ClassVar[str] = "transcript.user.done"
+    item_id: str | None
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantTranscriptDelta(ServerMessage):
+    """Part of the text of the assistant's reply."""
+
+    type: ClassVar[str] = "transcript.assistant.delta"
+    item_id: str | None
+    response_id: str | None
+    delta: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantTranscriptDone(ServerMessage):
+    """The whole text of the assistant's reply."""
+
+    type: ClassVar[str] = "transcript.assistant.done"
+    item_id: str | None
+    response_id: str | None
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStart(ServerMessage):
+    """The binary frames that follow belong to this assistant item."""
+
+    type: ClassVar[str] = "audio.start"
+    item_id: str | None
+    response_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDone(ServerMessage):
+    """The assistant item's audio is complete."""
+
+    type: ClassVar[str] = "audio.done"
+    item_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone(ServerMessage):
+    """A reply ended (``completed``, ``cancelled``, ...)."""
+
+    type: ClassVar[str] = "response.done"
+    response_id: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorAttached(ServerMessage):
+    """To a monitor: the session it now follows."""
+
+    type: ClassVar[str] = "monitor.attached"
+    session_id: str
+    username: str
+    profile: str
+    state: State
+
+
+class MonitorEndReason(StrEnum):
+    """Why a monitor stops following its session (``monitor.ended``)."""
+
+    ENDED = "ended"  # the session ended
+    NOT_FOUND = "not_found"  # no such live session
+    UNREACHABLE = "unreachable"  # the registry could not record the monitor
+    LOGOUT = "logout"  # the monitoring admin logged out
+    FORBIDDEN = "forbidden"  # the admin lost staff status or the monitor permission
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorEnded(ServerMessage):
+    """To a monitor: it stops following (the session ended, or the monitor may not go on)."""
+
+    type: ClassVar[str] = "monitor.ended"
+    reason: str
+
+
+def encode(message: ServerMessage) -> str:
     """Encode one server -> browser control message as a JSON text frame."""
-    return json.dumps({"type": kind, **fields}, separators=(",", ":"))
+    body: dict[str, Any] = {"type": message.type}
+    for field in fields(message):
+        body[field.name] = getattr(message, field.name)
+    return json.dumps(body, separators=(",", ":"))
 
 
-def encode_state(state: State) -> str:
-    """Encode a state change."""
-    return encode("state", state=state.value)
+# ----------------------------------------------------------------------------
+# Channel layer (worker <-> worker, admin -> worker): small control messages only
+# ----------------------------------------------------------------------------
+
+SESSION_END: Final = "session.end"
+PROFILE_CHANGED: Final = "profile.changed"
+MONITOR_ATTACH: Final = "monitor.attach"
+MONITOR_DETACH: Final = "monitor.detach"
+MONITOR_TEXT: Final = "monitor.text"
+MONITOR_AUDIO: Final = "monitor.audio"
+MONITOR_ENDED: Final = "monitor.ended"
 
 
-def encode_error(code: ErrorCode) -> str:
-    """Encode an error with its fixed, human-readable message (never exception text)."""
-    return encode("error", code=code.value, message=ERROR_MESSAGES[code])
+class EndReason(StrEnum):
+    """Why a live session is asked to end (``session.end``, and the registry row's end_reason)."""
+
+    REPLACED = "replaced"  # the same user started a session elsewhere (takeover)
+    TERMINATED = "terminated"  # an admin's Terminate
+    LOGOUT = "logout"  # the user logged out
+    GONE = "gone"  # the registry row is gone (a newer claim swept it as stale)
+
+
+#: The first byte of a monitor's binary frame: whose audio follows.
+USER_AUDIO = 0x01
+ASSISTANT_AUDIO = 0x02
+
+
+# Each travels as a plain dict (msgpack on Redis), built only by the constructors below.
+class SessionEnd(TypedDict):
+    """End a live session (``terminated``, ``replaced``, ``logout``): to its channel or user."""
+
+    type: str
+    reason: str
+
+
+class ProfileChanged(TypedDict):
+    """A profile was saved: to the group of the sessions using it."""
+
+    type: str
+    profile_id: int
+
+
+class MonitorAttach(TypedDict):
+    """A monitor asks a session to copy itself to ``reply_channel`` (with audio or not)."""
+
+    type: str
+    reply_channel: str
+    audio: bool
+
+
+class MonitorDetach(TypedDict):
+    """A monitor left."""
+
+    type: str
+    reply_channel: str
+
+
+class MonitorText(TypedDict):
+    """A copy, for a monitor, of one JSON text frame the session sent its browser."""
+
+    type: str
+    text: str
+
+
+class MonitorAudio(TypedDict):
+    """A copy of one audio frame; ``side`` is :data:`USER_AUDIO` or :data:`ASSISTANT_AUDIO`."""
+
+    type: str
+    side: int
+    pcm: bytes
+
+
+class MonitorEndedNotice(TypedDict):
+    """The followed session ended: to its monitors (whose browsers get :class:`MonitorEnded`)."""
+
+    type: str
+    reason: str
+
+
+LayerMessage = (
+    SessionEnd
+    | ProfileChanged
+    | MonitorAttach
+    | MonitorDetach
+    | MonitorText
+    | MonitorAudio
+    | MonitorEndedNotice
+)
+
+
+def session_end(reason: EndReason) -> SessionEnd:
+    """A :class:`SessionEnd` (the reason as a plain string: it crosses the layer as msgpack)."""
+    return {"type": SESSION_END, "reason": str(reason)}
+
+
+def profile_changed(profile_id: int) -> ProfileChanged:
+    """A :class:`ProfileChanged`."""
+    return {"type": PROFILE_CHANGED, "profile_id": profile_id}
+
+
+def monitor_attach(reply_channel: str, *, audio: bool) -> MonitorAttach:
+    """A :class:`MonitorAttach`."""
+    return {"type": MONITOR_ATTACH, "reply_channel": reply_channel, "audio": audio}
+
+
+def monitor_detach(reply_channel: str) -> MonitorDetach:
+    """A :class:`MonitorDetach`."""
+    return {"type": MONITOR_DETACH, "reply_channel": reply_channel}
+
+
+def monitor_text(text: str) -> MonitorText:
+    """A :class:`MonitorText`."""
+    return {"type": MONITOR_TEXT, "text": text}
+
+
+def monitor_audio(side: int, pcm: bytes) -> MonitorAudio:
+    """A :class:`MonitorAudio`."""
+    return {"type": MONITOR_AUDIO, "side": side, "pcm": pcm}
+
+
+def monitor_ended(reason: MonitorEndReason) -> MonitorEndedNotice:
+    """A :class:`MonitorEndedNotice`."""
+    return {"type": MONITOR_ENDED, "reason": str(reason)}

@@ -7,11 +7,12 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 
-from assistant import registry
+from assistant import protocol
+from assistant.live import registry
 
 
 @receiver(user_logged_out, dispatch_uid="assistant_end_sessions_on_logout")
 def end_sessions_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """The handshake is the only check Channels makes, so logout must close live sockets."""
     if user is not None and user.pk is not None:
-        registry.user_sessions_end(user_id=user.pk, reason="logout")
+        registry.user_sessions_end(user_id=user.pk, reason=protocol.EndReason.LOGOUT)

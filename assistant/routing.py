@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from assistant.consumers import VoiceConsumer
-from assistant.monitor import MonitorConsumer
+from assistant.consumers.monitor import MonitorConsumer
+from assistant.consumers.voice import VoiceConsumer
 
 websocket_urlpatterns = [
     # The stubs type django.urls.path for views only; Channels routes ASGI apps with it.

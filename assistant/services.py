@@ -6,22 +6,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import QuerySet
 
-from assistant import metrics
-from assistant.config import AssistantConfig
+from assistant import protocol
+from assistant.codes import ClientError, ErrorCode
+from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
-from assistant.protocol import ClientError, ErrorCode
+from assistant.voicelive.config import SessionConfig
 
 logger = logging.getLogger(__name__)
-
-PROFILE_CHANGED = "profile.changed"
 
 
 def profile_group(profile_id: int) -> str:
@@ -37,8 +34,8 @@ class ProfileChoice:
     name: str
 
 
-def _config_from_profile(profile: AssistantProfile) -> AssistantConfig:
-    return AssistantConfig(
+def _config_from_profile(profile: AssistantProfile) -> SessionConfig:
+    return SessionConfig(
         profile_id=profile.pk,
         profile_name=profile.name,
         instructions=profile.instructions,
@@ -94,7 +91,7 @@ def profile_choices_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[
 
 def profile_config_get(
     *, user: AbstractBaseUser | AnonymousUser, profile_id: int | None
-) -> AssistantConfig:
+) -> SessionConfig:
     """The configuration for a new session of ``user``.
 
     Args:
@@ -122,7 +119,7 @@ def profile_config_get(
 aprofile_config_get = database_sync_to_async(profile_config_get)
 
 
-def profile_config_reload(*, profile_id: int) -> AssistantConfig | None:
+def profile_config_reload(*, profile_id: int) -> SessionConfig | None:
     """Reload a profile after an admin changed it; None when it is gone or disabled."""
     profile = AssistantProfile.objects.filter(pk=profile_id, is_enabled=True).first()
     return _config_from_profile(profile) if profile else None
@@ -151,15 +148,6 @@ def profile_changed_notify(*, profile_id: int) -> bool:
         sessions then pick the change up on their next heartbeat, from the database
         (``registry.sessions_tick``).
     """
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    try:
-        async_to_sync(layer.group_send)(
-            profile_group(profile_id), {"type": PROFILE_CHANGED, "profile_id": profile_id}
-        )
-    except Exception:
-        metrics.LAYER_SEND_FAILURES.labels(kind=PROFILE_CHANGED).inc()
-        logger.warning("could not notify live sessions of profile %s", profile_id, exc_info=True)
-        return False
-    return True
+    return layer_send_sync(
+        profile_group(profile_id), protocol.profile_changed(profile_id), group=True
+    )

@@ -14,7 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from assistant import health, services
+from assistant import services
+from assistant.live import health
 from assistant.models import LiveSession
 
 

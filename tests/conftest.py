@@ -4,7 +4,7 @@ import pytest
 
 from tests.support import measurements
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.sessions"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -127,7 +127,7 @@ class FakeConnection:
 
 
 class FakeConnect:
-    """Replaces ``assistant.upstream.connect``; hands out fake connections and records calls."""
+    """Replaces ``assistant.voicelive.upstream.connect``: fake connections, calls recorded."""
 
     def __init__(self, *, fail: BaseException | None = None, hang: bool = False) -> None:
         self.fail = fail

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from assistant import protocol
-from assistant.protocol import ClientError, ErrorCode
+from assistant import codes, protocol
+from assistant.codes import ClientError, ErrorCode
 
 MAX = 16384
 
@@ -87,17 +87,17 @@ def test_audio_frames_are_validated(frame: bytes, code: ErrorCode) -> None:
 
 
 def test_every_error_code_has_fixed_text() -> None:
-    assert set(protocol.ERROR_MESSAGES) == set(ErrorCode)
-    message = json.loads(protocol.encode_error(ErrorCode.UPSTREAM_UNAVAILABLE))
+    assert set(codes.ERROR_MESSAGES) == set(ErrorCode)
+    message = json.loads(protocol.encode(protocol.error(ErrorCode.UPSTREAM_UNAVAILABLE)))
     assert message == {
         "type": "error",
         "code": "upstream_unavailable",
-        "message": protocol.ERROR_MESSAGES[ErrorCode.UPSTREAM_UNAVAILABLE],
+        "message": codes.ERROR_MESSAGES[ErrorCode.UPSTREAM_UNAVAILABLE],
     }
 
 
 def test_retryable_close_codes_are_the_drain_and_busy_codes() -> None:
-    assert {int(code) for code in protocol.RETRYABLE_CLOSE_CODES} == {4001, 4503}
+    assert {int(code) for code in codes.RETRYABLE_CLOSE_CODES} == {4001, 4503}
 
 
 def test_nesting_is_refused_the_same_way_wherever_it_is_parsed() -> None:

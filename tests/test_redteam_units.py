@@ -16,8 +16,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from assistant.admission import monitor_refusal, session_user
-from assistant.protocol import CloseCode
+from assistant.codes import CloseCode
+from assistant.live.admission import monitor_refusal, session_user
 from voiceproject.logsafe import SingleLineFormatter
 from voiceproject.origins import origin_allowed
 
@@ -168,7 +168,7 @@ def test_trusted_origins_exact_and_wildcard(default_settings: Any) -> None:
 def test_a_message_with_newlines_is_one_line() -> None:
     formatter = SingleLineFormatter("%(levelname)s %(name)s %(message)s")
     record = logging.LogRecord(
-        "assistant.voicelive_events",
+        "assistant.voicelive.events",
         logging.WARNING,
         __file__,
         1,

@@ -28,16 +28,16 @@ def single_line(text: str) -> str:
 class SingleLineFormatter(logging.Formatter):
     """A formatter whose message part is always one line (see the module docstring)."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's API
+    def formatMessage(self, record: logging.LogRecord) -> str:
         """Format the record with its message escaped to one line."""
         record.message = single_line(record.message)
         return super().formatMessage(record)
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's API
+    def formatException(self, ei: Any) -> str:
         """The traceback, every line indented (never mistaken for a record of its own)."""
         return _indented(super().formatException(ei))
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's API
+    def formatStack(self, stack_info: str) -> str:
         """The stack, every line indented."""
         return _indented(super().formatStack(stack_info))
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from assistant.consumers import VoiceConsumer
+from assistant.consumers.voice import VoiceConsumer
 from assistant.models import AssistantProfile
-from assistant.voicelive import VoiceLiveSession
+from assistant.voicelive.session import VoiceLiveSession
 
 # Re-exported: the hardening tests import these helpers from here.
 from tests.support.consumer import communicator as communicator

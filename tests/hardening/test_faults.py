@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from assistant import metrics, upstream
-from assistant.voicelive import VoiceLiveSession
+from assistant import metrics
+from assistant.voicelive import upstream
+from assistant.voicelive.session import VoiceLiveSession
 from tests.hardening.conftest import (
     close_code,
     communicator,

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant import metrics, protocol
-from assistant.protocol import ClientError, ErrorCode
-from assistant.voicelive import VoiceLiveSession
+from assistant.codes import ERROR_MESSAGES, ClientError, ErrorCode
+from assistant.voicelive.session import VoiceLiveSession
 from tests.fakes import FakeConnect
 from tests.hardening.conftest import ErrorLogCollector, communicator, next_message
 from tests.support import measurements
@@ -201,7 +201,7 @@ def test_parser_raises_only_client_errors_with_stable_codes(text: str, examples:
     if code is not None:
         assert code in ErrorCode
         # The reply is fixed text: never an echo of the input.
-        assert json.loads(protocol.encode_error(code))["message"] == protocol.ERROR_MESSAGES[code]
+        assert json.loads(protocol.encode(protocol.error(code)))["message"] == ERROR_MESSAGES[code]
         return
     # Whatever parsed is a well-formed, allowlisted message with in-range fields.
     data = json.loads(text)
@@ -319,7 +319,7 @@ async def _fuzz_one_session(
             assert message["type"] in SERVER_TYPES, message
             if message["type"] == "error":
                 assert message["code"] in ERROR_CODES
-                assert message["message"] == protocol.ERROR_MESSAGES[ErrorCode(message["code"])]
+                assert message["message"] == ERROR_MESSAGES[ErrorCode(message["code"])]
                 seen_errors.append(message["code"])
             elif message["type"] == "pong":
                 pongs += 1

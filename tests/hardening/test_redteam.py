@@ -382,7 +382,7 @@ async def test_upstream_values_cannot_forge_log_lines(tmp_path: Path) -> None:
         await asyncio.to_thread(manage, env, "migrate", "--noinput")
         await asyncio.to_thread(manage, env, "shell", "-c", FORGERS_SCRIPT)
         daphne.start()
-        # An error event in a live session (voicelive_events._on_error).
+        # An error event in a live session (voicelive/events.py EventRouter._on_error).
         async with Browser(daphne.base_url) as browser:
             await browser.login("forger", PASSWORD)
             sock = await browser.websocket(daphne.ws_url("/ws/voice/"))

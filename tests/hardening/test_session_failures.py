@@ -24,10 +24,11 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from django.contrib.auth.models import User
 
-from assistant import metrics, upstream
-from assistant.consumers import VoiceConsumer
+from assistant import metrics
+from assistant.consumers.voice import VoiceConsumer
 from assistant.models import LiveSession
-from assistant.voicelive import VoiceLiveSession
+from assistant.voicelive import upstream
+from assistant.voicelive.session import VoiceLiveSession
 from tests.hardening.conftest import (
     ErrorLogCollector,
     close_code,

@@ -43,5 +43,5 @@ def localvoice_echo() -> Iterator[str]:
 def fake_connect(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
     """Replace the SDK's ``connect`` with fakes (see ``tests/fakes.py``); returns the factory."""
     fake = FakeConnect()
-    monkeypatch.setattr("assistant.upstream.connect", fake)
+    monkeypatch.setattr("assistant.voicelive.upstream.connect", fake)
     return fake

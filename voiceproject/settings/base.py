@@ -211,8 +211,9 @@ VOICE_CONNECTIONS_PER_MINUTE_PER_IP = env(
     "VOICE_CONNECTIONS_PER_MINUTE_PER_IP", cast=int, default=60
 )
 # Admission control: a worker holding this many sessions refuses new ones (retryable close).
-# Measured in docs/benchmarks.md: about 60-65 % of what one process relays without an underrun
-# at the talk page's 40 ms frames, leaving room for transcripts, TLS and bursts.
+# Measured in docs/benchmarks.md with 40 ms frames: about 60-65 % of what one process relays
+# without an underrun, leaving room for transcripts, TLS and bursts. The talk page now sends
+# 100 ms frames, which cost a worker less, so the default errs on the safe side.
 VOICE_MAX_SESSIONS_PER_WORKER = env("VOICE_MAX_SESSIONS_PER_WORKER", cast=int, default=130)
 VOICE_WORKER_NAME = env("VOICE_WORKER_NAME", default="")
 # On SIGTERM, how long live sessions get to close before the worker exits (keep it under the

@@ -6,8 +6,8 @@ import os
 
 os.environ.setdefault("DJANGO_DEBUG", "1")
 
-from voiceproject.settings.base import *  # noqa: E402,F403
-from voiceproject.settings.base import BASE_DIR  # noqa: E402
+from voiceproject.settings.base import *  # noqa: F403
+from voiceproject.settings.base import BASE_DIR
 
 (BASE_DIR / "var").mkdir(exist_ok=True)
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105

@@ -1,0 +1,110 @@
+"""Codes the browser sees: close codes, session states, error codes and their fixed text.
+
+Pure (no Django, no Channels, no SDK): the message schema (``assistant/protocol.py``), the
+relay and the consumers all speak in these.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class CloseCode(IntEnum):
+    """Websocket close codes the server uses; 4000-4999 is the application range."""
+
+    NORMAL = 1000
+    MESSAGE_TOO_BIG = 1009
+    SERVER_DRAINING = 4001  # retryable: this worker is shutting down, reconnect elsewhere
+    UNAUTHENTICATED = 4401
+    FORBIDDEN = 4403
+    IDLE_TIMEOUT = 4408
+    CLIENT_TOO_SLOW = 4413  # the browser fell too far behind on the assistant's audio
+    SESSION_REPLACED = 4409
+    TERMINATED = 4410  # ended by an admin, by logout or by the maximum session duration
+    TOO_MANY_SESSIONS = 4429
+    PROTOCOL_VIOLATION = 4400
+    UPSTREAM_UNAVAILABLE = 4502
+    SERVER_BUSY = 4503  # retryable: this worker is at capacity
+
+
+#: Close codes after which the browser reconnects by itself, with backoff.
+RETRYABLE_CLOSE_CODES = frozenset({CloseCode.SERVER_DRAINING, CloseCode.SERVER_BUSY})
+
+
+class State(StrEnum):
+    """The session states the talk page shows."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    READY = "ready"
+    LISTENING = "listening"
+    PROCESSING = "processing"
+    ASSISTANT_SPEAKING = "assistant_speaking"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes sent to the browser; the message for each is fixed text."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    BAD_AUDIO = "bad_audio"
+    RATE_LIMITED = "rate_limited"
+    AUDIO_TOO_FAST = "audio_too_fast"
+    NOT_READY = "not_ready"
+    PROFILE_FORBIDDEN = "profile_forbidden"
+    PROFILE_UNAVAILABLE = "profile_unavailable"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_AUTH_FAILED = "upstream_auth_failed"
+    UPSTREAM_LOST = "upstream_lost"
+    UPSTREAM_ERROR = "upstream_error"
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    SESSION_REPLACED = "session_replaced"
+    TERMINATED = "terminated"
+    IDLE_TIMEOUT = "idle_timeout"
+    SESSION_EXPIRED = "session_expired"
+    SERVER_BUSY = "server_busy"
+    SERVER_DRAINING = "server_draining"
+    CLIENT_TOO_SLOW = "client_too_slow"
+    INTERNAL = "internal_error"
+
+
+ERROR_MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.BAD_JSON: "The message was not valid JSON.",
+    ErrorCode.BAD_MESSAGE: "The message is missing a field or has a field of the wrong type.",
+    ErrorCode.UNKNOWN_TYPE: "Unknown message type.",
+    ErrorCode.MESSAGE_TOO_LARGE: "The message is too large.",
+    ErrorCode.BAD_AUDIO: "Audio must be 16-bit PCM: an even, non-zero number of bytes.",
+    ErrorCode.RATE_LIMITED: "Too many messages; slow down.",
+    ErrorCode.AUDIO_TOO_FAST: "Audio is arriving faster than real time; some was dropped.",
+    ErrorCode.NOT_READY: "The assistant is not connected yet.",
+    ErrorCode.PROFILE_FORBIDDEN: "That assistant profile is not available to you.",
+    ErrorCode.PROFILE_UNAVAILABLE: "No enabled assistant profile is configured for you.",
+    ErrorCode.UPSTREAM_UNAVAILABLE: "The voice service is unavailable. Try again in a moment.",
+    ErrorCode.UPSTREAM_AUTH_FAILED: (
+        "The assistant could not sign in to the voice service. An administrator must check "
+        "its credentials (the server log says what to check)."
+    ),
+    ErrorCode.UPSTREAM_LOST: "The connection to the voice service was lost.",
+    ErrorCode.UPSTREAM_ERROR: "The voice service reported an error.",
+    ErrorCode.TOO_MANY_SESSIONS: "You already have a live session open elsewhere.",
+    ErrorCode.SESSION_REPLACED: "This session was replaced by a newer one in another tab.",
+    ErrorCode.TERMINATED: "The session was ended.",
+    ErrorCode.IDLE_TIMEOUT: "The session was idle for too long.",
+    ErrorCode.SESSION_EXPIRED: "The session reached its maximum duration.",
+    ErrorCode.SERVER_BUSY: "The server is busy. Reconnecting shortly.",
+    ErrorCode.SERVER_DRAINING: "The server is restarting. Reconnecting.",
+    ErrorCode.CLIENT_TOO_SLOW: "Your connection cannot keep up with the assistant's audio.",
+    ErrorCode.INTERNAL: "Something went wrong on the server.",
+}
+
+
+class ClientError(Exception):
+    """A problem with what the browser sent; reported as ``{"type": "error", "code": ...}``."""
+
+    def __init__(self, code: ErrorCode) -> None:
+        super().__init__(code.value)
+        self.code = code

@@ -1,0 +1,1 @@
+"""The websocket consumers: voice conversations, live monitors, and their shared socket loop."""

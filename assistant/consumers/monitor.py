@@ -1,0 +1,161 @@
+"""``/ws/monitor/<session_id>/``: staff follow a session held by any worker.
+
+The session's worker sends copies of it through the channel layer (``assistant/live/fanout.py``);
+this consumer only relays them to the monitoring browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+
+from assistant import protocol
+from assistant.codes import CloseCode
+from assistant.consumers.socket import SupervisedConsumer
+from assistant.live import registry
+from assistant.live.admission import MONITOR_PERMISSION, monitor_refusal
+from assistant.live.control import ControlSubscription
+from assistant.live.layer import layer_send
+from assistant.models import LiveSession
+from assistant.protocol import (
+    MONITOR_AUDIO,
+    MONITOR_ENDED,
+    MONITOR_TEXT,
+    MonitorEndReason,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class MonitorConsumer(SupervisedConsumer):
+    """``/ws/monitor/<session_id>/``: a staff member follows one live session.
+
+    Held to the rules of a voice session: the channel layer is read through a supervised
+    :class:`ControlSubscription` (a Redis outage does not end it), the monitor joins its user's
+    group (logging out ends it, like the user's calls), and a timer re-validates the login,
+    staff status and permission every ``VOICE_REVALIDATE_SECONDS`` (4401 / 4403).
+    """
+
+    control: ControlSubscription | None = None
+    revalidate_task: asyncio.Task[None] | None = None
+    target: str | None = None
+    ended: bool = False
+
+    async def connect(self) -> None:
+        """Check permission, find the session and ask its worker to copy it to us."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=int(CloseCode.UNAUTHENTICATED))
+            return
+        if not (user.is_staff and await user.ahas_perm(MONITOR_PERMISSION)):
+            await self.close(code=int(CloseCode.FORBIDDEN))
+            return
+        try:
+            session_id = uuid.UUID(str(self.scope["url_route"]["kwargs"]["session_id"]))
+        except ValueError:
+            await self.close(code=int(CloseCode.FORBIDDEN))
+            return
+        row = await LiveSession.objects.filter(pk=session_id).afirst()
+        if row is None or self.channel_layer is None:
+            await self.accept()
+            await self._end(MonitorEndReason.NOT_FOUND, CloseCode.NORMAL)
+            return
+        self.target = row.channel_name
+        await self.accept()
+        self.control = ControlSubscription(self.channel_layer, self.channel_name, self.on_layer)
+        await self.control.start([registry.user_group(user.pk)])
+        self.revalidate_task = asyncio.create_task(self._revalidate())
+        audio = bool(settings.VOICE_MONITOR_AUDIO)
+        # The registry first: the session's heartbeat attaches us from it when the layer
+        # message below is lost (and never detaches a monitor it has not read yet).
+        try:
+            attached = await registry.amonitor_attach(
+                session_id=session_id, channel_name=self.channel_name, audio=audio
+            )
+        except Exception:
+            # Not in the registry, the session's heartbeat would detach us again: try later.
+            logger.warning("could not record a monitor in the registry")
+            await self._end(MonitorEndReason.UNREACHABLE, CloseCode.NORMAL)
+            return
+        if not attached:
+            await self._end(MonitorEndReason.NOT_FOUND, CloseCode.NORMAL)
+            return
+        # The registry is the slow path: the session attaches us on its next heartbeat.
+        await layer_send(
+            self.channel_layer,
+            self.target,
+            protocol.monitor_attach(self.channel_name, audio=audio),
+            kind="monitor",
+        )
+
+    async def on_layer(self, message: dict[str, Any]) -> None:
+        """A channel-layer message (the supervised subscription's handler)."""
+        kind = message.get("type")
+        if kind == MONITOR_TEXT:
+            await self.send(text_data=message["text"])
+        elif kind == MONITOR_AUDIO:
+            await self.send(bytes_data=bytes([message["side"]]) + message["pcm"])
+        elif kind == MONITOR_ENDED:
+            await self._end(str(message.get("reason", MonitorEndReason.ENDED)), CloseCode.NORMAL)
+        elif kind == protocol.SESSION_END:
+            # The monitoring admin logged out (their user group): as their own calls end.
+            await self._end(MonitorEndReason.LOGOUT, CloseCode.UNAUTHENTICATED)
+
+    async def _revalidate(self) -> None:
+        """Every VOICE_REVALIDATE_SECONDS: still logged in, active, staff and permitted?"""
+        user = self.scope["user"]
+        user_id = user.pk if user is not None else None
+        while not self.ended:
+            await asyncio.sleep(settings.VOICE_REVALIDATE_SECONDS)
+            refusal = await monitor_refusal(session=self.scope.get("session"), user_id=user_id)
+            if refusal is not None:
+                reason = (
+                    MonitorEndReason.LOGOUT
+                    if refusal == CloseCode.UNAUTHENTICATED
+                    else MonitorEndReason.FORBIDDEN
+                )
+                await self._end(reason, refusal)
+                return
+
+    async def _end(self, reason: str, code: CloseCode) -> None:
+        """Say why, then close (once)."""
+        if self.ended:
+            return
+        self.ended = True
+        with contextlib.suppress(Exception):
+            await self.send(text_data=protocol.encode(protocol.MonitorEnded(reason=reason)))
+            await self.close(code=int(code))
+
+    async def disconnect(self, code: int) -> None:
+        """Stop the timer and the subscription, detach from the session (best effort)."""
+        self.ended = True
+        task = self.revalidate_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                async with asyncio.timeout(1.0):
+                    await task
+        if self.control is not None:
+            await self.control.aclose()
+        if self.target is None or self.channel_layer is None:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await registry.amonitor_detach(channel_name=self.channel_name)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await layer_send(
+                    self.channel_layer,
+                    self.target,
+                    protocol.monitor_detach(self.channel_name),
+                    kind="monitor",
+                    quiet=True,
+                )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Monitors are read-only; anything they send is ignored."""

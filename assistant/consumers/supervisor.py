@@ -1,0 +1,227 @@
+"""What keeps a live voice session in line besides its own frames.
+
+Control messages from other workers and admins (via the channel layer: end, profile changed,
+monitors), the session's timer (maximum duration, idle timeout, rollover, login
+re-validation), and what the worker's heartbeat task reads and tells (the registry beat, end
+requests found in the registry). :class:`SessionSupervisor` does all of it for one session,
+through the small :class:`Supervised` interface the voice consumer offers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from assistant import protocol, services
+from assistant.codes import CloseCode, ErrorCode, State
+from assistant.live import registry
+from assistant.live.admission import login_still_valid
+from assistant.live.fanout import MonitorFanout
+from assistant.protocol import EndReason
+from assistant.voicelive.session import VoiceLiveSession
+
+logger = logging.getLogger(__name__)
+
+END_REASONS: dict[str, tuple[ErrorCode, CloseCode]] = {
+    EndReason.REPLACED: (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
+    EndReason.TERMINATED: (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    EndReason.LOGOUT: (ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED),
+    EndReason.GONE: (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+}
+
+
+class Supervised(Protocol):
+    """The live session a supervisor keeps in line (the voice consumer)."""
+
+    voice: VoiceLiveSession | None
+    state: State
+    ended: bool
+    last_activity: float
+
+    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
+        """Tell the browser why (if it is an error), and close."""
+
+    async def send_message(self, message: protocol.ServerMessage) -> None:
+        """Send a control message to the browser."""
+
+
+class SessionSupervisor:
+    """Control messages, the timer and the heartbeat's orders of one voice session.
+
+    Args:
+        session: the session it supervises.
+        session_id: the session's registry id.
+        scope: the websocket's scope (the user and the login session).
+        channel_layer: the layer monitors are reached through (None: no monitors).
+    """
+
+    def __init__(
+        self, session: Supervised, *, session_id: uuid.UUID, scope: Any, channel_layer: Any
+    ) -> None:
+        self._session = session
+        self.session_id = session_id
+        self._scope = scope
+        self._layer = channel_layer
+        self.started_at = time.monotonic()
+        #: Copies of the session for its monitors, from the first one that attaches.
+        self.fanout: MonitorFanout | None = None
+        # Started from the worker's heartbeat (sync callbacks); the consumer's release cancels
+        # them with its own tasks (:meth:`tasks`).
+        self._registry_profile_task: asyncio.Task[None] | None = None
+        self._registry_end_task: asyncio.Task[None] | None = None
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks this supervisor started that may still run."""
+        return [t for t in (self._registry_profile_task, self._registry_end_task) if t is not None]
+
+    # ------------------------------------------------------------------ control (layer)
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        """A control message from another worker or the admin, via the channel layer."""
+        kind = message.get("type")
+        if kind == protocol.SESSION_END:
+            code, close_code = END_REASONS.get(
+                message.get("reason", ""), END_REASONS[EndReason.GONE]
+            )
+            await self._session.end_session(code, close_code)
+        elif kind == protocol.PROFILE_CHANGED:
+            await self._apply_profile_change()
+        elif kind == protocol.MONITOR_ATTACH:
+            self._monitor_attach(message["reply_channel"], audio=bool(message.get("audio")))
+        elif kind == protocol.MONITOR_DETACH and self.fanout is not None:
+            self.fanout.detach(message["reply_channel"])
+
+    def _monitor_attach(self, channel: str, *, audio: bool) -> None:
+        """Copy this session to a monitor's channel (once per monitor, whichever path came)."""
+        if self._layer is None:
+            return
+        if self.fanout is None:
+            self.fanout = MonitorFanout(self._layer)
+        if channel in self.fanout.observers:
+            return
+        self.fanout.attach(channel, audio=audio, greeting=self._monitor_greeting)
+
+    def _monitor_greeting(self) -> str:
+        """``monitor.attached`` as of now (built when the fanout delivers it)."""
+        user = self._scope["user"]
+        assert user is not None
+        voice = self._session.voice
+        return protocol.encode(
+            protocol.MonitorAttached(
+                session_id=str(self.session_id),
+                username=user.get_username(),
+                profile=voice.config.profile_name if voice else "",
+                state=self._session.state,
+            )
+        )
+
+    async def _apply_profile_change(self) -> None:
+        voice = self._session.voice
+        if voice is None:
+            return
+        config = await services.aprofile_config_reload(profile_id=voice.config.profile_id)
+        if config is None:
+            await self._session.end_session(ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN)
+            return
+        if config.profile_version and config.profile_version == voice.config.profile_version:
+            return  # already applied (the heartbeat's slow path came before the layer message)
+        await voice.update_config(config)
+        await self._session.send_message(
+            protocol.ProfileUpdated(profile={"id": config.profile_id, "name": config.profile_name})
+        )
+
+    # ------------------------------------------------------------------ timer
+
+    async def run(self) -> None:
+        """Enforce the session's timeouts, roll over and re-validate the login, on a timer.
+
+        The registry row is written by the worker's heartbeat task (assistant/live/beats.py).
+        """
+        session = self._session
+        period = settings.VOICE_HEARTBEAT_SECONDS
+        last_validated = time.monotonic()
+        # Spread over the period: sessions started together (a reconnect storm after a deploy)
+        # would otherwise all do their checks in the same instant.
+        first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
+        while not session.ended:
+            await asyncio.sleep(first if first else period)
+            first = 0.0
+            now = time.monotonic()
+            if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
+                await session.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
+                return
+            if now - session.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
+                await session.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
+                return
+            voice = session.voice
+            if voice is not None and voice.rollover_due():
+                voice.begin_rollover()
+            if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
+                last_validated = now
+                user = self._scope["user"]
+                if not await login_still_valid(
+                    session=self._scope.get("session"), user_id=user.pk if user else None
+                ):
+                    await session.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
+                    return
+
+    # ------------------------------------------------------------------ heartbeat (BeatSource)
+
+    def beat(self) -> registry.Beat:
+        """What this session's registry row says now."""
+        voice = self._session.voice
+        return registry.Beat(
+            session_id=self.session_id,
+            state=self._session.state.value,
+            audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+            audio_out_seconds=(voice.audio_out_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+        )
+
+    def registry_orders(self, orders: registry.Orders, read_at: float) -> None:
+        """The heartbeat's read of the registry: the slow path of lost layer messages.
+
+        A profile saved since this session loaded it is applied; monitors recorded in the
+        registry are attached, and monitors gone from it (attached before the read began, so
+        not merely newer than it) are detached.
+        """
+        if self._session.ended:
+            return
+        voice = self._session.voice
+        running = self._registry_profile_task
+        if (
+            voice is not None
+            and orders.profile_version
+            and orders.profile_version != voice.config.profile_version
+            and (running is None or running.done())
+        ):
+            self._registry_profile_task = asyncio.create_task(self._profile_change_from_registry())
+        for channel, audio in orders.monitors.items():
+            self._monitor_attach(channel, audio=audio)
+        if self.fanout is not None:
+            for channel in self.fanout.attached_before(read_at):
+                if channel not in orders.monitors:
+                    self.fanout.detach(channel)
+
+    async def _profile_change_from_registry(self) -> None:
+        """Apply a profile change found by the heartbeat; a database hiccup waits for the next."""
+        try:
+            await self._apply_profile_change()
+        except Exception as exc:
+            logger.warning(
+                "voice session %s: profile change from the registry failed (%s); retried next beat",
+                self.session_id,
+                type(exc).__name__,
+            )
+
+    def registry_says_end(self, reason: str) -> None:
+        """An end request that arrived through the registry (the layer message may be lost)."""
+        if self._session.ended:
+            return
+        code, close_code = END_REASONS.get(reason, END_REASONS[EndReason.GONE])
+        self._registry_end_task = asyncio.create_task(self._session.end_session(code, close_code))

@@ -1,0 +1,1 @@
+"""Cross-worker plumbing: registry, heartbeats, control subscriptions, admission, drain."""

@@ -1,0 +1,1 @@
+"""The Voice Live relay: one browser session's upstream connection. No Django, no Channels."""

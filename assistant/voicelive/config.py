@@ -1,0 +1,49 @@
+"""Plain configuration objects shared by the Django side and the Voice Live side (no Django)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Everything a voice session needs from an assistant profile, detached from the ORM."""
+
+    profile_id: int
+    profile_name: str
+    instructions: str
+    model: str
+    voice: str
+    temperature: float
+    max_response_output_tokens: int | None
+    turn_detection: str
+    vad_threshold: float
+    vad_prefix_padding_ms: int
+    vad_silence_duration_ms: int
+    interrupt_response: bool
+    remove_filler_words: bool
+    input_transcription_model: str
+    input_transcription_language: str
+    noise_suppression: bool
+    echo_cancellation: bool
+    # When the profile was saved (its updated_at); the heartbeat compares it with the saved
+    # profile's to pick up changes whose layer message was lost. Empty when unknown.
+    profile_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """Where and how to reach Voice Live (Azure, or the local engine)."""
+
+    endpoint: str
+    api_key: str
+    api_version: str
+    connect_timeout: float = 5.0
+    # Replace the upstream connection after this long, between responses, before the service's
+    # own session limit ends it.
+    rollover_seconds: float = 1680.0
+    # Keep at most this much context when re-seeding a rolled-over connection.
+    history_items: int = 20
+    # A reply that was asked for or is running, with no upstream event for this long, means the
+    # upstream went silent (the SDK's own heartbeat only notices a dead socket after ~30 s).
+    reply_stall_seconds: float = 15.0

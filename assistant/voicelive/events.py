@@ -1,0 +1,247 @@
+"""What each Voice Live server event means for the browser: messages, states, barge-in.
+
+:class:`EventRouter` owns the conversation as the user sees it (state, the running reply, the
+history carried over a rollover); the session owns the connection and hands it every event.
+The router asks the session for what needs the connection through :class:`Upstream`, and
+talks to the browser through :class:`SessionSink`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from azure.ai.voicelive.models import ServerEventType
+
+from assistant import metrics, protocol
+from assistant.codes import ErrorCode, State
+
+logger = logging.getLogger(__name__)
+
+#: Upstream error codes that are expected and never shown to the user.
+BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
+SESSION_EXPIRED = "session_expired"
+RESPONSE_ALREADY_ACTIVE = "conversation_already_has_active_response"
+# Sent by the service, not modelled by SDK 1.3.1.
+RATE_LIMITS_UPDATED = "rate_limits.updated"
+#: Every server event type the SDK knows; anything else is counted as ``unknown_event``.
+KNOWN_SERVER_EVENTS = frozenset(str(t.value) for t in ServerEventType) | {RATE_LIMITS_UPDATED}
+# The audio transcript's done carries ``transcript``, the text reply's ``text``.
+_AUDIO_TRANSCRIPT_EVENTS = (
+    ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
+    ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DONE,
+)
+# A refused response.create is asked again at most this often before waiting for a done.
+MAX_CREATE_RETRIES = 3
+
+
+class SessionSink(Protocol):
+    """Where a session's output goes: the browser socket (and anything observing it)."""
+
+    async def send_message(self, message: protocol.ServerMessage) -> None:
+        """Send a control message to the browser."""
+
+    async def clear_playback(self) -> None:
+        """Tell the browser to drop the assistant audio it has not played, and drop ours."""
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Send assistant audio (PCM16, 24 kHz) to the browser."""
+
+    async def set_state(self, state: State) -> None:
+        """The session's state changed."""
+
+    async def upstream_lost(self, code: ErrorCode) -> None:
+        """The upstream ended for good; the session is over."""
+
+
+class Upstream(Protocol):
+    """What the router asks of the session that holds the connection."""
+
+    @property
+    def connected(self) -> bool:
+        """True while there is a connection to send on."""
+
+    async def send_cancel(self) -> None:
+        """Send ``response.cancel`` (a failed send is the receive loop's to report)."""
+
+    async def send_create(self) -> None:
+        """Send ``response.create``."""
+
+    def begin_rollover(self) -> None:
+        """Replace the connection, the conversation carried over."""
+
+    def expect_reply(self) -> None:
+        """Arm the reply watchdog: a reply was asked for or has started."""
+
+    def reply_settled(self) -> None:
+        """Disarm the reply watchdog: no reply is owed any more."""
+
+
+class EventRouter:
+    """Maps one session's server events onto its sink.
+
+    Args:
+        sink: the browser side.
+        upstream: the session, for what needs the connection.
+        history_items: how many transcript items to keep for a rollover.
+    """
+
+    def __init__(self, *, sink: SessionSink, upstream: Upstream, history_items: int) -> None:
+        self._sink = sink
+        self._upstream = upstream
+        self.state = State.CONNECTING
+        #: The reply running upstream, if any.
+        self.response_id: str | None = None
+        #: What was said, to re-seed a rolled-over connection: (role, text).
+        self.history: deque[tuple[str, str]] = deque(maxlen=history_items)
+        self.audio_out_bytes = 0
+        self._audio_item_id: str | None = None
+        self._speech_stopped_at: float | None = None
+        self._reply_owed = False
+        self._create_retries = 0  # response.create re-sent after a stale "already active"
+
+    async def set_state(self, state: State) -> None:
+        """Move to ``state``, telling the sink only of a change."""
+        if state != self.state:
+            self.state = state
+            await self._sink.set_state(state)
+
+    def connection_replaced(self) -> None:
+        """A fresh connection carries the conversation on: no reply runs on it."""
+        self.response_id = None
+
+    async def handle(self, event: Any) -> None:
+        """One server event (anything but audio deltas, see :meth:`on_audio`)."""
+        kind = event.type
+        send = self._sink.send_message
+        # response.audio.delta never gets here: the receive loop handles it from the raw JSON.
+        if kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STARTED:
+            await self._on_speech_started(event)
+        elif kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STOPPED:
+            self._speech_stopped_at = time.monotonic()
+            await send(protocol.SpeechStopped(item_id=event.get("item_id")))
+            await self.set_state(State.PROCESSING)
+        elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_DELTA:
+            await send(protocol.UserTranscriptDelta(item_id=event.item_id, delta=event.delta))
+        elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
+            transcript = event.transcript or ""
+            if transcript.strip():
+                self.history.append(("user", transcript.strip()))
+            await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
+        elif kind == ServerEventType.RESPONSE_CREATED:
+            self.response_id = event.response.id
+            self._create_retries = 0
+            self._upstream.expect_reply()
+        elif kind in (
+            ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
+            ServerEventType.RESPONSE_TEXT_DELTA,
+        ):
+            await send(
+                protocol.AssistantTranscriptDelta(
+                    item_id=event.item_id, response_id=event.response_id, delta=event.delta
+                )
+            )
+        elif kind in (
+            ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DONE,
+            ServerEventType.RESPONSE_TEXT_DONE,
+        ):
+            transcript = event.get("transcript") if kind in _AUDIO_TRANSCRIPT_EVENTS else None
+            transcript = transcript if transcript is not None else event.get("text", "")
+            if transcript.strip():
+                self.history.append(("assistant", transcript.strip()))
+            await send(
+                protocol.AssistantTranscriptDone(
+                    item_id=event.item_id, response_id=event.response_id, transcript=transcript
+                )
+            )
+        elif kind == ServerEventType.RESPONSE_AUDIO_DONE:
+            await send(protocol.AudioDone(item_id=event.item_id))
+        elif kind == ServerEventType.RESPONSE_DONE:
+            await self._on_response_done(event)
+        elif kind == ServerEventType.ERROR:
+            await self._on_error(event)
+        elif kind == ServerEventType.SESSION_UPDATED:
+            logger.debug("voice live session updated")
+        elif kind not in KNOWN_SERVER_EVENTS:
+            # Not part of the protocol this SDK knows: count it, ignore it, keep the session.
+            metrics.UPSTREAM_ERRORS.labels(kind="unknown_event").inc()
+            logger.warning("voice live sent an unknown event type %r; ignored", str(kind)[:64])
+
+    async def on_audio(self, pcm: Any, item_id: str | None, response_id: str | None) -> None:
+        """One ``response.audio.delta``, decoded by the receive loop straight from the JSON."""
+        if not isinstance(pcm, bytes) or not pcm:
+            metrics.UPSTREAM_ERRORS.labels(kind="bad_audio").inc()
+            return
+        if item_id != self._audio_item_id:
+            self._audio_item_id = item_id
+            await self._sink.send_message(
+                protocol.AudioStart(item_id=item_id, response_id=response_id)
+            )
+        if self._speech_stopped_at is not None:
+            metrics.TURN_LATENCY.observe(time.monotonic() - self._speech_stopped_at)
+            self._speech_stopped_at = None
+        await self.set_state(State.ASSISTANT_SPEAKING)
+        self.audio_out_bytes += len(pcm)
+        await self._sink.send_audio(pcm)
+
+    async def _on_speech_started(self, event: Any) -> None:
+        # The browser may still be playing audio of a reply that is already complete upstream,
+        # so playback is cleared on every speech start; the player reports what was heard.
+        await self._sink.clear_playback()
+        if self.response_id is not None or self.state == State.ASSISTANT_SPEAKING:
+            metrics.BARGE_INS.inc()
+        if self.response_id is not None:
+            await self._upstream.send_cancel()
+        self._audio_item_id = None
+        await self._sink.send_message(protocol.SpeechStarted(item_id=event.get("item_id")))
+        await self.set_state(State.LISTENING)
+
+    async def _on_response_done(self, event: Any) -> None:
+        response = event.get("response") or {}
+        status = response.get("status", "completed")
+        await self._sink.send_message(
+            protocol.ResponseDone(response_id=response.get("id"), status=status)
+        )
+        self.response_id = None
+        self._audio_item_id = None
+        self._upstream.reply_settled()
+        if self._reply_owed and self._upstream.connected:
+            # A reply was refused because another was running (a turn detected at the same
+            # moment as a typed message): ask again now that it is over.
+            self._reply_owed = False
+            await self._upstream.send_create()
+            self._upstream.expect_reply()
+        if self.state != State.LISTENING:
+            await self.set_state(State.READY)
+
+    async def _on_error(self, event: Any) -> None:
+        error = event.get("error") or {}
+        code = str(error.get("code") or "")
+        if code in BENIGN_ERROR_CODES:
+            logger.debug("ignored benign voice live error %r", code)
+            return
+        metrics.UPSTREAM_ERRORS.labels(kind="event").inc()
+        if code == SESSION_EXPIRED:
+            # The service's session limit: carry on over a fresh connection.
+            self._upstream.begin_rollover()
+            return
+        if code == RESPONSE_ALREADY_ACTIVE:
+            if (
+                self.response_id is None
+                and self._upstream.connected
+                and self._create_retries < MAX_CREATE_RETRIES
+            ):
+                # The running response's done came before this refusal (events are in order,
+                # so its created came first): it has ended, and nothing would ask again.
+                self._create_retries += 1
+                await self._upstream.send_create()
+                return
+            self._reply_owed = True
+            return
+        if self.response_id is None and not self._reply_owed:
+            self._upstream.reply_settled()  # a refused response.create: no reply is coming
+        # Upstream-controlled values: %r, so a newline in them cannot start a forged log line.
+        logger.warning("voice live error event: type=%r code=%r", error.get("type"), code)
+        await self._sink.send_message(protocol.error(ErrorCode.UPSTREAM_ERROR))

@@ -1,0 +1,102 @@
+"""Build Voice Live ``session.update`` payloads from an assistant profile (pure, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from assistant.protocol import SAMPLE_RATE
+from assistant.voicelive.config import SessionConfig
+
+#: OpenAI voices Voice Live accepts by plain name.
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
+# Azure standard and HD voices: locale, name, optional ":<model>" suffix, e.g.
+# "en-US-AvaNeural", "en-US-Ava:DragonHDLatestNeural", "zh-CN-XiaoxiaoMultilingualNeural".
+AZURE_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2,4}(-[A-Za-z]+)?-[A-Za-z0-9]+(:[A-Za-z0-9]+)?$")
+_HD_VOICE_RE = re.compile(r":[A-Za-z0-9]*HD[A-Za-z0-9]*$")
+
+
+def voice_kind(name: str) -> str | None:
+    """Classify a voice name: ``"openai"``, ``"azure-standard"`` or None when it is not valid."""
+    if name in OPENAI_VOICES:
+        return "openai"
+    if AZURE_VOICE_RE.fullmatch(name):
+        return "azure-standard"
+    return None
+
+
+def voice_build(name: str) -> dict[str, Any]:
+    """The voice object for a voice name: OpenAI voices by name, Azure voices as azure-standard.
+
+    HD voices (``...:DragonHDLatestNeural``) get a moderate temperature, as Azure suggests. A
+    name the admin form would refuse (stored before validation existed) goes as azure-standard.
+    """
+    if voice_kind(name) == "openai":
+        return {"type": "openai", "name": name}
+    voice: dict[str, Any] = {"type": "azure-standard", "name": name}
+    if _HD_VOICE_RE.search(name):
+        voice["temperature"] = 0.8
+    return voice
+
+
+def turn_detection_build(config: SessionConfig) -> dict[str, Any]:
+    """The turn-detection object for the profile's VAD mode."""
+    detection: dict[str, Any] = {
+        "type": config.turn_detection,
+        "threshold": config.vad_threshold,
+        "prefix_padding_ms": config.vad_prefix_padding_ms,
+        "silence_duration_ms": config.vad_silence_duration_ms,
+        "create_response": True,
+        "interrupt_response": config.interrupt_response,
+    }
+    if config.turn_detection != "server_vad":
+        detection["remove_filler_words"] = config.remove_filler_words
+    return detection
+
+
+def session_request_build(config: SessionConfig) -> dict[str, Any]:
+    """The ``session`` object of a ``session.update`` for a profile.
+
+    Switched-off features are sent as explicit nulls so a live update turns them off too
+    (``session.update`` only changes the fields present).
+
+    Args:
+        config: the profile's detached configuration.
+
+    Returns:
+        A JSON-ready mapping, sent verbatim by the SDK.
+    """
+    transcription: dict[str, Any] | None = None
+    if config.input_transcription_model:
+        transcription = {"model": config.input_transcription_model}
+        if config.input_transcription_language:
+            transcription["language"] = config.input_transcription_language
+    return {
+        "modalities": ["text", "audio"],
+        "instructions": config.instructions,
+        "voice": voice_build(config.voice),
+        "input_audio_format": "pcm16",
+        "output_audio_format": "pcm16",
+        "input_audio_sampling_rate": SAMPLE_RATE,
+        "turn_detection": turn_detection_build(config),
+        "input_audio_transcription": transcription,
+        "input_audio_noise_reduction": (
+            {"type": "azure_deep_noise_suppression"} if config.noise_suppression else None
+        ),
+        "input_audio_echo_cancellation": (
+            {"type": "server_echo_cancellation"} if config.echo_cancellation else None
+        ),
+        "temperature": config.temperature,
+        "max_response_output_tokens": config.max_response_output_tokens or "inf",
+    }
