@@ -157,9 +157,21 @@ def playwright_api() -> Iterator[Any]:
         yield playwright
 
 
-def launch_chromium(playwright: Any, extra_args: list[str], *, fake_ui: bool = True) -> Any:
-    """Debian's headless Chromium; without ``fake_ui`` a page must be granted the microphone."""
-    args = [a for a in CHROMIUM_ARGS if fake_ui or a != "--use-fake-ui-for-media-stream"]
+def launch_chromium(
+    playwright: Any, extra_args: list[str], *, fake_ui: bool = True, fake_device: bool = True
+) -> Any:
+    """Debian's headless Chromium.
+
+    Without ``fake_ui`` a context must be granted the microphone (``permissions=["microphone"]``)
+    or getUserMedia fails with NotAllowedError; without ``fake_device`` there is no microphone
+    at all (NotFoundError).
+    """
+    dropped = set()
+    if not fake_ui:
+        dropped.add("--use-fake-ui-for-media-stream")
+    if not fake_device:
+        dropped.add("--use-fake-device-for-media-stream")
+    args = [a for a in CHROMIUM_ARGS if a not in dropped]
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=[*args, *extra_args], timeout=60_000
     )
