@@ -75,3 +75,16 @@ def test_the_compiled_catalogue_matches_the_po_file(domain: str) -> None:
         else:
             assert compiled.ngettext(entry.msgid, entry.plural, 1) == entry.msgstr[0], entry
             assert compiled.ngettext(entry.msgid, entry.plural, 5) == entry.msgstr[1], entry
+
+
+def test_the_page_translates_exactly_the_servers_error_texts() -> None:
+    """protocol.js shows each `error` code's text translated: the same English as the server's."""
+    from assistant.protocol import ERROR_MESSAGES
+
+    source = (Path(__file__).resolve().parent.parent / "static" / "js" / "protocol.js").read_text()
+    block = source.split("const ERROR_TEXTS = Object.freeze({", 1)[1].split("});", 1)[0]
+    mirrored = {
+        code: text.replace("\\'", "'")
+        for code, text in re.findall(r"^\s+(\w+): gettext\('((?:[^'\\]|\\.)*)'\),$", block, re.M)
+    }
+    assert mirrored == {code.value: text for code, text in ERROR_MESSAGES.items()}

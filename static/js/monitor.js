@@ -10,6 +10,7 @@ import {
   ServerMessage,
   State,
   closeMessage,
+  errorMessage,
   monitorEndMessage,
   socketUrl,
 } from './protocol.js';
@@ -132,7 +133,7 @@ function onMessage(message) {
       ui.profile.textContent = message.profile?.name ?? '—';
       break;
     case ServerMessage.ERROR:
-      view.notice(interpolate(gettext('The session reported: %(message)s'), { message: message.message ?? message.code }), 'warn');
+      view.notice(interpolate(gettext('The session reported: %(message)s'), { message: errorMessage(message) }), 'warn');
       break;
     default:
       break;

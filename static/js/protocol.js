@@ -130,6 +130,40 @@ export function monitorEndMessage(reason) {
   return MONITOR_END_MESSAGES[reason] ?? interpolate(gettext('The session ended (%(reason)s).'), { reason });
 }
 
+// The `error` message's fixed text for each code (assistant/protocol.py ERROR_MESSAGES, the same
+// English, checked by tests/test_translations.py), so that it can be shown translated.
+const ERROR_TEXTS = Object.freeze({
+  bad_json: gettext('The message was not valid JSON.'),
+  bad_message: gettext('The message is missing a field or has a field of the wrong type.'),
+  unknown_type: gettext('Unknown message type.'),
+  message_too_large: gettext('The message is too large.'),
+  bad_audio: gettext('Audio must be 16-bit PCM: an even, non-zero number of bytes.'),
+  rate_limited: gettext('Too many messages; slow down.'),
+  audio_too_fast: gettext('Audio is arriving faster than real time; some was dropped.'),
+  not_ready: gettext('The assistant is not connected yet.'),
+  profile_forbidden: gettext('That assistant profile is not available to you.'),
+  profile_unavailable: gettext('No enabled assistant profile is configured for you.'),
+  upstream_unavailable: gettext('The voice service is unavailable. Try again in a moment.'),
+  upstream_auth_failed: gettext('The assistant could not sign in to the voice service. An administrator must check its credentials (the server log says what to check).'),
+  upstream_lost: gettext('The connection to the voice service was lost.'),
+  upstream_error: gettext('The voice service reported an error.'),
+  too_many_sessions: gettext('You already have a live session open elsewhere.'),
+  session_replaced: gettext('This session was replaced by a newer one in another tab.'),
+  terminated: gettext('The session was ended.'),
+  idle_timeout: gettext('The session was idle for too long.'),
+  session_expired: gettext('The session reached its maximum duration.'),
+  server_busy: gettext('The server is busy. Reconnecting shortly.'),
+  server_draining: gettext('The server is restarting. Reconnecting.'),
+  client_too_slow: gettext('Your connection cannot keep up with the assistant\'s audio.'),
+  internal_error: gettext('Something went wrong on the server.'),
+});
+
+// What to show for an `error` message: its code's text, in the page's language; the server's own
+// text for a code this page does not know.
+export function errorMessage(message) {
+  return ERROR_TEXTS[message?.code] ?? message?.message ?? message?.code ?? '';
+}
+
 // Error codes that mean the session carries on: shown as a notice, not as a failure.
 export const NON_FATAL_ERRORS = Object.freeze(
   new Set([

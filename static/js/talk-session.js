@@ -14,6 +14,7 @@ import {
   TRANSIENT_ERRORS,
   VOICE_PATH,
   closeMessage,
+  errorMessage,
   socketUrl,
 } from './protocol.js';
 import { VoiceSocket } from './voice-socket.js';
@@ -264,10 +265,10 @@ export class TalkSession {
         break;
       case ServerMessage.ERROR:
         if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
-          view.notice(message.message ?? message.code, 'warn');
+          view.notice(errorMessage(message), 'warn');
         } else {
           this.lastError = message;
-          view.notice(message.message ?? message.code, 'error');
+          view.notice(errorMessage(message), 'error');
         }
         break;
       default:
