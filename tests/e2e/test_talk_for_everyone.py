@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import USERNAME, launch_chromium
+from tests.e2e.test_audio_worklets import CAPTURE, PLAYER, tone_db
 from tests.e2e.test_talk_page import (
     SCREENSHOT_MAX_BYTES,
     Pages,
@@ -301,3 +302,25 @@ def test_a_denied_or_missing_microphone_is_explained(
                 page.wait_for_selector("#start:enabled", timeout=5_000)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("rate", [16_000, 22_050, 96_000])
+def test_the_worklets_run_at_headset_and_phone_rates(
+    chromium: Any, daphne: DaphneServer, rate: int
+) -> None:
+    """Bluetooth headsets run at 16 kHz, some Android devices at 22.05 kHz, USB interfaces at
+    96 kHz: speech still goes out at 24 kHz and replies play at the device's rate, at level."""
+    context = chromium.new_context(base_url=daphne.base_url)
+    try:
+        page = context.new_page()
+        page.goto("/accounts/login/")  # same origin as the worklet modules
+        capture = "/static/js/worklets/pcm-capture-processor.js"
+        speech = page.evaluate(CAPTURE, [capture, rate, 1000])
+        assert len(speech) % 2400 == 0
+        assert 21_600 <= len(speech) <= 24_000, len(speech)
+        assert abs(tone_db([s / 32768 for s in speech[2400:]], 1000, 24_000, 0.5)) < 0.5
+        player = "/static/js/worklets/pcm-player-processor.js"
+        out = page.evaluate(PLAYER, [player, rate, 3000])[rate // 10 : rate * 8 // 10]
+        assert abs(tone_db(out, 3000, rate, 0.5)) < 0.5
+    finally:
+        context.close()
