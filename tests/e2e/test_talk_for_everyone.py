@@ -45,6 +45,16 @@ talk = Conversation.objects.create(user=user, profile_name="Bastille", started_a
 Turn.objects.create(conversation=talk, seq=0, role="user", text="Bastille", started_at=when)
 """
 
+# Installed before the page's scripts: records what getUserMedia is asked for.
+RECORD_GUM = """
+window.__gum = [];
+const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = (constraints) => {
+  window.__gum.push(JSON.parse(JSON.stringify(constraints)));
+  return original(constraints);
+};
+"""
+
 NO_HORIZONTAL_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 ASSISTANT_SAID = (
     "() => [...document.querySelectorAll('#conversation .entry.assistant:not(.partial) .text')]"
@@ -94,6 +104,7 @@ def test_keyboard_alone_and_what_a_screen_reader_hears(pages: Pages) -> None:
     The conversation list is not a live region; #announcer gets each finished line once.
     """
     page = pages.open("keyboard")
+    page.add_init_script(RECORD_GUM)
     log_in(page)
     page.wait_for_url(lambda url: "/accounts/" not in url)
     assert page.locator("#conversation").get_attribute("aria-live") is None
@@ -167,6 +178,16 @@ def test_keyboard_alone_and_what_a_screen_reader_hears(pages: Pages) -> None:
     )
     page.click("#stop")
     page.wait_for_selector("#start:enabled", timeout=10_000)
+    # Echo cancellation, noise suppression and automatic gain asked for explicitly, every time;
+    # the chosen microphone exactly.
+    asked = page.evaluate("window.__gum")
+    assert len(asked) == 2, asked
+    for audio in (a["audio"] for a in asked):
+        assert audio["echoCancellation"] is True, audio
+        assert audio["noiseSuppression"] is True, audio
+        assert audio["autoGainControl"] is True, audio
+    chosen = page.locator("#mic-device").input_value()
+    assert asked[1]["audio"]["deviceId"] == {"exact": chosen}, asked
     page.reload()  # both choices are remembered by this browser
     assert page.locator("#speakerphone").is_checked()
     page.wait_for_function("() => document.getElementById('mic-device').value !== ''")
