@@ -19,7 +19,9 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 # also need speech tools, a browser, nginx, shellcheck and Node (ESLint).
 # An entry may name a shared library instead of a command (libspeexdsp: echo cancellation).
 RUN_APT := redis-server:redis-server cmake:cmake g++:g++ libspeexdsp.so.1:libspeexdsp1
-TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck node:nodejs npm:npm
+# gettext: msgfmt for `make messages` (the compiled .mo files are committed, so serving needs none).
+TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck node:nodejs npm:npm \
+	msgfmt:gettext
 # Every package of every extra, transitive ones included, pinned: `make lock` refreshes it.
 LOCK := requirements.lock
 ENV_FILE ?= .env
@@ -28,13 +30,15 @@ PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
 .PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
-	llama-wheel run test test-fast lint typecheck check pytest lock clean
+	llama-wheel run test test-fast lint typecheck check pytest lock clean messages screenshots
 
 help:
 	@echo "make run    set up everything and serve the app with the local voice engine"
 	@echo "make test   set up everything and run linters, type checks and the whole test suite"
 	@echo "make test-fast  unit and consumer tests only (no models, browser, Redis or servers)"
 	@echo "make lock   re-resolve every dependency and rewrite $(LOCK)"
+	@echo "make messages     re-extract the French catalogues (locale/fr) and compile them"
+	@echo "make screenshots  regenerate docs/talk-page*.png (desktop, phone, French) in real Chromium"
 
 setup: system-deps python-deps var/.dirs
 setup-test: setup system-test-deps python-test-deps
@@ -63,7 +67,7 @@ system-deps:
 	$(call apt_install,$(RUN_APT),redis-server cmake g++ libspeexdsp1)
 
 system-test-deps:
-	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck nodejs npm)
+	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck nodejs npm gettext)
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -167,6 +171,21 @@ FAST_TESTS := not (e2e or models or integration or redis)
 
 test-fast: python-test-deps
 	$(BIN)/pytest -m "$(FAST_TESTS)"
+
+# The French catalogues: new strings of the templates, Python and static/js are added (translate
+# them in the .po files: an empty msgstr fails tests/test_translations.py), then compiled.
+MESSAGES_IGNORE := --ignore=.venv --ignore=node_modules --ignore=staticfiles --ignore=var \
+	--ignore=localvoice --ignore=bench --ignore=tests
+
+messages: system-test-deps python-deps
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemessages -l fr --no-obsolete $(MESSAGES_IGNORE)
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemessages -d djangojs -l fr --no-obsolete $(MESSAGES_IGNORE)
+	DJANGO_DEBUG=1 $(BIN)/python manage.py compilemessages -l fr $(MESSAGES_IGNORE)
+
+# docs/talk-page.png (desktop), docs/talk-page-phone.png (360 px) and docs/talk-page-fr.png.
+screenshots: setup-test $(NODE_STAMP)
+	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_page.py -k spoken
+	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_for_everyone.py -k "phone or french"
 
 clean:
 	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,7 @@
 // What the talk and monitor pages do when their socket closes: log it, then either say that it
 // is reconnecting (VoiceSocket retries by itself), or end quietly, or say why it failed. The
 // pages word some of it differently, so each passes its texts; each then does its own cleanup.
-import { CloseCode, State, closeMessage } from './protocol.js';
+import { CloseCode, State, closeMessage, errorMessage } from './protocol.js';
 
 // detail: VoiceSocket's close event. ended: the page meant it to end (Stop, monitor.ended).
 // lastError: the last fatal `error` message, whose text explains the close better than its code.
@@ -26,7 +26,7 @@ export function showClose(view, detail, { ended = false, lastError = null, texts
 
 function failureMessage(detail, lastError, texts) {
   if (detail.retriesExhausted) return texts.gaveUp(detail);
-  if (lastError) return lastError.message ?? closeMessage(detail.code);
+  if (lastError) return errorMessage(lastError) || closeMessage(detail.code);
   const special = texts.byCode?.[detail.code];
   if (special) return special;
   if (!detail.opened && detail.code === CloseCode.ABNORMAL) return texts.notConnected;

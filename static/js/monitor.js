@@ -1,6 +1,7 @@
 // The monitor page: follow someone's live session (state, transcripts and, if enabled, audio).
 import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
 import { showClose } from './close-notice.js';
+import { gettext, interpolate } from './i18n.js';
 import { AssistantPlayback } from './playback.js';
 import {
   CloseCode,
@@ -9,6 +10,7 @@ import {
   ServerMessage,
   State,
   closeMessage,
+  errorMessage,
   monitorEndMessage,
   socketUrl,
 } from './protocol.js';
@@ -18,10 +20,11 @@ import { VoiceSocket } from './voice-socket.js';
 // How this page words a close (close-notice.js). After the last retry it shows the close's own
 // text, as it always did.
 const CLOSE_TEXTS = {
-  retrying: (detail, seconds) => `${closeMessage(detail.code)} Trying again in ${seconds} s.`,
+  retrying: (detail, seconds) =>
+    `${closeMessage(detail.code)} ${interpolate(gettext('Trying again in %(seconds)s s.'), { seconds })}`,
   gaveUp: (detail) => closeMessage(detail.code),
-  notConnected: 'Could not connect to the server (reload the page to log in again).',
-  byCode: { [CloseCode.FORBIDDEN]: 'You do not have permission to monitor sessions.' },
+  notConnected: gettext('Could not connect to the server (reload the page to log in again).'),
+  byCode: { [CloseCode.FORBIDDEN]: gettext('You do not have permission to monitor sessions.') },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -35,7 +38,7 @@ const ui = {
   muteUser: $('mute-user'),
   muteAssistant: $('mute-assistant'),
 };
-const view = new SessionView(sessionElements($), { roleLabels: { user: 'User' } });
+const view = new SessionView(sessionElements($), { roleLabels: { user: gettext('User') } });
 
 let audio = null; // {context, user, assistant, gains} once Listen was pressed
 let ended = false;
@@ -55,7 +58,10 @@ async function listen() {
     await resumed;
     await registerWorklets(context, root.dataset.playerWorklet);
   } catch (error) {
-    view.notice(`The audio engine could not start (${error?.message ?? error}).`, 'error');
+    view.notice(
+      interpolate(gettext('The audio engine could not start (%(error)s).'), { error: error?.message ?? error }),
+      'error',
+    );
     context.close().catch(() => {});
     ui.listen.disabled = false;
     return;
@@ -67,7 +73,7 @@ async function listen() {
     return node;
   };
   const gains = { user: gain(ui.muteUser), assistant: gain(ui.muteAssistant) };
-  const onError = () => view.notice('The audio engine stopped working; reload to listen again.', 'error');
+  const onError = () => view.notice(gettext('The audio engine stopped working; reload to listen again.'), 'error');
   audio = {
     context,
     gains,
@@ -78,7 +84,7 @@ async function listen() {
       onError,
     }),
   };
-  ui.listen.textContent = 'Listening';
+  ui.listen.textContent = gettext('Listening');
   ui.muteUser.disabled = false;
   ui.muteAssistant.disabled = false;
 }
@@ -86,7 +92,11 @@ async function listen() {
 function toggleMute(button, side) {
   const muted = button.getAttribute('aria-pressed') !== 'true';
   button.setAttribute('aria-pressed', String(muted));
-  button.textContent = `${muted ? 'Unmute' : 'Mute'} ${side}`;
+  const labels = {
+    user: [gettext('Mute user'), gettext('Unmute user')],
+    assistant: [gettext('Mute assistant'), gettext('Unmute assistant')],
+  };
+  button.textContent = labels[side][muted ? 1 : 0];
   if (audio) audio.gains[side].gain.setTargetAtTime(muted ? 0 : 1, audio.context.currentTime, 0.01);
 }
 
@@ -113,7 +123,7 @@ function onMessage(message) {
     case ServerMessage.MONITOR_ENDED:
       ended = true;
       view.notice(monitorEndMessage(message.reason), 'info');
-      view.addNote('Session ended.');
+      view.addNote(gettext('Session ended.'));
       view.setState(State.STOPPED);
       break;
     case ServerMessage.STATE:
@@ -123,7 +133,7 @@ function onMessage(message) {
       ui.profile.textContent = message.profile?.name ?? '—';
       break;
     case ServerMessage.ERROR:
-      view.notice(`The session reported: ${message.message ?? message.code}`, 'warn');
+      view.notice(interpolate(gettext('The session reported: %(message)s'), { message: errorMessage(message) }), 'warn');
       break;
     default:
       break;

@@ -1,7 +1,8 @@
 // The browser side of docs/protocol.md (assistant/protocol.py is the Python source).
 // Every other module imports message types, close codes, states, side bytes and their texts
 // from here: one place only. The audio worklets import it too, so nothing at the top level may
-// need a window (no location, document or URL outside a function).
+// need a window (no location, document or URL outside a function; gettext falls back to English).
+import { gettext, interpolate } from './i18n.js';
 
 // PCM16 mono, both ways (the capture and player worklets resample to and from it).
 export const SAMPLE_RATE = 24000;
@@ -63,14 +64,14 @@ export const State = Object.freeze({
 });
 
 export const STATE_LABELS = Object.freeze({
-  [State.IDLE]: 'Idle — press Start',
-  [State.CONNECTING]: 'Connecting…',
-  [State.READY]: 'Ready — speak any time',
-  [State.LISTENING]: 'Listening…',
-  [State.PROCESSING]: 'Thinking…',
-  [State.ASSISTANT_SPEAKING]: 'Assistant speaking',
-  [State.STOPPED]: 'Stopped',
-  [State.ERROR]: 'Error',
+  [State.IDLE]: gettext('Idle — press Start'),
+  [State.CONNECTING]: gettext('Connecting…'),
+  [State.READY]: gettext('Ready — speak any time'),
+  [State.LISTENING]: gettext('Listening…'),
+  [State.PROCESSING]: gettext('Thinking…'),
+  [State.ASSISTANT_SPEAKING]: gettext('Assistant speaking'),
+  [State.STOPPED]: gettext('Stopped'),
+  [State.ERROR]: gettext('Error'),
 });
 
 export const CloseCode = Object.freeze({
@@ -96,37 +97,71 @@ export const RETRYABLE_CLOSE_CODES = Object.freeze(
 );
 
 const CLOSE_MESSAGES = Object.freeze({
-  [CloseCode.NORMAL]: 'The session ended.',
-  [CloseCode.ABNORMAL]: 'The connection to the server was lost.',
-  [CloseCode.MESSAGE_TOO_BIG]: 'A message was too large for the server; the session was closed.',
-  [CloseCode.SERVER_DRAINING]: 'The server is restarting. Reconnecting…',
-  [CloseCode.PROTOCOL_VIOLATION]: 'The session was closed: too many invalid or rapid messages.',
-  [CloseCode.UNAUTHENTICATED]: 'You are not logged in (or your login expired). Log in again.',
-  [CloseCode.FORBIDDEN]: 'That assistant profile is not available to you.',
-  [CloseCode.IDLE_TIMEOUT]: 'The session was closed after being idle for too long.',
-  [CloseCode.CLIENT_TOO_SLOW]: 'Your connection could not keep up with the assistant\'s audio; the session was closed.',
-  [CloseCode.SESSION_REPLACED]: 'This session was replaced by a newer one in another tab or device.',
-  [CloseCode.TERMINATED]: 'The session was ended by an administrator or reached its maximum length.',
-  [CloseCode.TOO_MANY_SESSIONS]: 'You have too many sessions open (or connected too often). Try again later.',
-  [CloseCode.UPSTREAM_UNAVAILABLE]: 'The voice service is unavailable right now. Try again in a moment.',
-  [CloseCode.SERVER_BUSY]: 'The server is busy. Reconnecting…',
+  [CloseCode.NORMAL]: gettext('The session ended.'),
+  [CloseCode.ABNORMAL]: gettext('The connection to the server was lost.'),
+  [CloseCode.MESSAGE_TOO_BIG]: gettext('A message was too large for the server; the session was closed.'),
+  [CloseCode.SERVER_DRAINING]: gettext('The server is restarting. Reconnecting…'),
+  [CloseCode.PROTOCOL_VIOLATION]: gettext('The session was closed: too many invalid or rapid messages.'),
+  [CloseCode.UNAUTHENTICATED]: gettext('You are not logged in (or your login expired). Log in again.'),
+  [CloseCode.FORBIDDEN]: gettext('That assistant profile is not available to you.'),
+  [CloseCode.IDLE_TIMEOUT]: gettext('The session was closed after being idle for too long.'),
+  [CloseCode.CLIENT_TOO_SLOW]: gettext('Your connection could not keep up with the assistant\'s audio; the session was closed.'),
+  [CloseCode.SESSION_REPLACED]: gettext('This session was replaced by a newer one in another tab or device.'),
+  [CloseCode.TERMINATED]: gettext('The session was ended by an administrator or reached its maximum length.'),
+  [CloseCode.TOO_MANY_SESSIONS]: gettext('You have too many sessions open (or connected too often). Try again later.'),
+  [CloseCode.UPSTREAM_UNAVAILABLE]: gettext('The voice service is unavailable right now. Try again in a moment.'),
+  [CloseCode.SERVER_BUSY]: gettext('The server is busy. Reconnecting…'),
 });
 
 export function closeMessage(code) {
-  return CLOSE_MESSAGES[code] ?? `The connection closed unexpectedly (code ${code}).`;
+  return CLOSE_MESSAGES[code] ?? interpolate(gettext('The connection closed unexpectedly (code %(code)s).'), { code });
 }
 
 // monitor.ended reasons.
 const MONITOR_END_MESSAGES = Object.freeze({
-  ended: 'The session ended.',
-  not_found: 'That session is not live (it may have ended already).',
-  unreachable: 'The worker holding that session could not be reached.',
-  logout: 'You logged out, so monitoring stopped.',
-  forbidden: 'You are no longer allowed to monitor sessions.',
+  ended: gettext('The session ended.'),
+  not_found: gettext('That session is not live (it may have ended already).'),
+  unreachable: gettext('The worker holding that session could not be reached.'),
+  logout: gettext('You logged out, so monitoring stopped.'),
+  forbidden: gettext('You are no longer allowed to monitor sessions.'),
 });
 
 export function monitorEndMessage(reason) {
-  return MONITOR_END_MESSAGES[reason] ?? `The session ended (${reason}).`;
+  return MONITOR_END_MESSAGES[reason] ?? interpolate(gettext('The session ended (%(reason)s).'), { reason });
+}
+
+// The `error` message's fixed text for each code (assistant/protocol.py ERROR_MESSAGES, the same
+// English, checked by tests/test_translations.py), so that it can be shown translated.
+const ERROR_TEXTS = Object.freeze({
+  bad_json: gettext('The message was not valid JSON.'),
+  bad_message: gettext('The message is missing a field or has a field of the wrong type.'),
+  unknown_type: gettext('Unknown message type.'),
+  message_too_large: gettext('The message is too large.'),
+  bad_audio: gettext('Audio must be 16-bit PCM: an even, non-zero number of bytes.'),
+  rate_limited: gettext('Too many messages; slow down.'),
+  audio_too_fast: gettext('Audio is arriving faster than real time; some was dropped.'),
+  not_ready: gettext('The assistant is not connected yet.'),
+  profile_forbidden: gettext('That assistant profile is not available to you.'),
+  profile_unavailable: gettext('No enabled assistant profile is configured for you.'),
+  upstream_unavailable: gettext('The voice service is unavailable. Try again in a moment.'),
+  upstream_auth_failed: gettext('The assistant could not sign in to the voice service. An administrator must check its credentials (the server log says what to check).'),
+  upstream_lost: gettext('The connection to the voice service was lost.'),
+  upstream_error: gettext('The voice service reported an error.'),
+  too_many_sessions: gettext('You already have a live session open elsewhere.'),
+  session_replaced: gettext('This session was replaced by a newer one in another tab.'),
+  terminated: gettext('The session was ended.'),
+  idle_timeout: gettext('The session was idle for too long.'),
+  session_expired: gettext('The session reached its maximum duration.'),
+  server_busy: gettext('The server is busy. Reconnecting shortly.'),
+  server_draining: gettext('The server is restarting. Reconnecting.'),
+  client_too_slow: gettext('Your connection cannot keep up with the assistant\'s audio.'),
+  internal_error: gettext('Something went wrong on the server.'),
+});
+
+// What to show for an `error` message: its code's text, in the page's language; the server's own
+// text for a code this page does not know.
+export function errorMessage(message) {
+  return ERROR_TEXTS[message?.code] ?? message?.message ?? message?.code ?? '';
 }
 
 // Error codes that mean the session carries on: shown as a notice, not as a failure.

@@ -1,10 +1,13 @@
 // What talk.js and monitor.js both show: the state indicator, the live conversation and the
 // event log. Page modules own the DOM; this view only touches the elements it is handed.
+import { gettext, interpolate } from './i18n.js';
 import { STATE_LABELS, ServerMessage, State } from './protocol.js';
 
 const LOG_LIMIT = 200;
 const SCROLL_SLACK_PX = 48;
-const ROLE_LABELS = { user: 'You', assistant: 'Assistant' };
+// Lines kept in the screen reader's live region (only the newest is new to it).
+const ANNOUNCE_LIMIT = 3;
+const ROLE_LABELS = { user: gettext('You'), assistant: gettext('Assistant') };
 
 function clock() {
   const d = new Date();
@@ -21,11 +24,14 @@ export function sessionElements(byId) {
     log: byId('log-list'),
     logCount: byId('log-count'),
     notice: byId('notice'),
+    announcer: byId('announcer'),
   };
 }
 
 export class SessionView {
-  // elements: {state, stateLabel?, conversation, log?, logCount?, notice?}; roleLabels overrides
+  // elements: {state, stateLabel?, conversation, log?, logCount?, notice?, announcer?}: the
+  // announcer is a polite live region that gets each finished line once (the conversation list
+  // itself changes word by word, so it is not a live region); roleLabels overrides
   // "You"/"Assistant" (the monitor shows the username).
   constructor(elements, { roleLabels = {} } = {}) {
     this.el = elements;
@@ -116,6 +122,17 @@ export class SessionView {
     li.className = 'entry note';
     li.textContent = text;
     this._add(li);
+    this.announce(text);
+  }
+
+  // Tell screen readers one finished line (a fresh element, so it is read even if repeated).
+  announce(text) {
+    const region = this.el.announcer;
+    if (!region || !text) return;
+    const line = document.createElement('p');
+    line.textContent = text;
+    region.append(line);
+    while (region.childElementCount > ANNOUNCE_LIMIT) region.firstElementChild.remove();
   }
 
   _entry(role, itemId, { placeholder = false } = {}) {
@@ -171,7 +188,10 @@ export class SessionView {
         return;
       }
       li.classList.add('empty');
-      text.textContent = '(nothing recognised)';
+      text.textContent = gettext('(nothing recognised)');
+    }
+    if (!li.classList.contains('empty')) {
+      this.announce(interpolate(gettext('%(who)s: %(text)s'), { who: this.roleLabels[role], text: text.textContent }));
     }
     this._scroll();
   }
@@ -203,7 +223,8 @@ export class SessionView {
     const arrow = document.createElement('span');
     arrow.className = 'dir';
     arrow.textContent = direction === 'in' ? '←' : direction === 'out' ? '→' : '•';
-    arrow.title = direction === 'in' ? 'from the server' : direction === 'out' ? 'to the server' : 'page';
+    arrow.title =
+      direction === 'in' ? gettext('from the server') : direction === 'out' ? gettext('to the server') : gettext('page');
     const body = document.createElement('code');
     body.textContent = typeof message === 'string' ? message : JSON.stringify(message);
     li.append(time, ' ', arrow, ' ', body);

@@ -3,6 +3,7 @@
 // the SessionView and hooks for the page's own controls.
 import { registerWorklets } from './audio-worklet.js';
 import { showClose } from './close-notice.js';
+import { gettext, interpolate } from './i18n.js';
 import { PcmCaptureNode } from './pcm-capture-node.js';
 import { AssistantPlayback } from './playback.js';
 import {
@@ -13,47 +14,82 @@ import {
   TRANSIENT_ERRORS,
   VOICE_PATH,
   closeMessage,
+  errorMessage,
   socketUrl,
 } from './protocol.js';
 import { VoiceSocket } from './voice-socket.js';
 
+// Playback volume with the speakerphone setting on: less of the assistant reaches the microphone,
+// so the browser's echo canceller has less to remove (it is on either way).
+export const SPEAKERPHONE_GAIN = 0.5;
+
 // How the talk page words a close (close-notice.js).
 const CLOSE_TEXTS = {
   retrying: (detail, seconds) =>
-    `${closeMessage(detail.code)} Trying again in ${seconds} s (attempt ${detail.attempt} of ${detail.maxTries}).`,
+    `${closeMessage(detail.code)} ${interpolate(gettext('Trying again in %(seconds)s s (attempt %(attempt)s of %(tries)s).'), {
+      seconds,
+      attempt: detail.attempt,
+      tries: detail.maxTries,
+    })}`,
   gaveUp: (detail) =>
-    `${closeMessage(detail.code).replace(' Reconnecting…', '')} Gave up after ${detail.maxTries} attempts; press Start to try again.`,
-  notConnected: 'Could not connect to the server. Check your connection, or reload the page to log in again.',
+    `${closeMessage(detail.code).replace(` ${gettext('Reconnecting…')}`, '')} ${interpolate(
+      gettext('Gave up after %(tries)s attempts; press Start to try again.'),
+      { tries: detail.maxTries },
+    )}`,
+  notConnected: gettext('Could not connect to the server. Check your connection, or reload the page to log in again.'),
 };
 
 function microphoneMessage(error) {
   switch (error?.name) {
     case 'NotAllowedError':
     case 'SecurityError':
-      return 'Microphone access was denied. Allow the microphone for this site (the icon in the address bar) and press Start again.';
+      return gettext(
+        'Microphone access was denied. Allow the microphone for this site (the icon in the address bar) and press Start again.',
+      );
     case 'NotFoundError':
     case 'OverconstrainedError':
-      return 'No microphone was found. Connect one and press Start again.';
+      return gettext('No microphone was found. Connect one and press Start again.');
     case 'NotReadableError':
     case 'AbortError':
-      return 'The microphone could not be opened: another application may be using it.';
+      return gettext('The microphone could not be opened: another application may be using it.');
     default:
-      return `The microphone could not be opened (${error?.name ?? 'unknown error'}).`;
+      return interpolate(gettext('The microphone could not be opened (%(error)s).'), {
+        error: error?.name ?? gettext('unknown error'),
+      });
   }
+}
+
+// What getUserMedia is asked for: mono, with the browser's echo cancellation, noise suppression
+// and automatic gain all requested explicitly (phones default differently); a chosen device
+// exactly, or the default one.
+export function microphoneConstraints(deviceId = '') {
+  const audio = { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+  if (deviceId) audio.deviceId = { exact: deviceId };
+  return audio;
 }
 
 export class TalkSession {
   // view: the page's SessionView. worklets: {capture, player}, the processor module URLs;
-  // profileId: '' for the user's default; muted: the microphone starts muted. Hooks: onChange()
+  // profileId: '' for the user's default; muted: the microphone starts muted; micId and
+  // outputId: device ids ('' for the default); speakerphone: quieter playback. Hooks: onChange()
   // when ready changed (the page's controls), onLevel(rms) for the microphone meter,
-  // onProfile(profile) from session.ready and profile.updated, onEnd() once it is torn down.
-  constructor(view, { worklets, profileId = '', muted = false }, { onChange, onLevel, onProfile, onEnd }) {
+  // onProfile(profile) from session.ready and profile.updated, onMicrophone() once the
+  // microphone is open (device names are readable from then on), onEnd() once it is torn down.
+  constructor(
+    view,
+    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false },
+    { onChange, onLevel, onProfile, onMicrophone, onEnd },
+  ) {
     this.view = view;
     this.worklets = worklets;
     this.profileId = profileId;
     this.muted = muted;
-    this.hooks = { onChange, onLevel, onProfile, onEnd };
+    this.micId = micId;
+    this.outputId = outputId;
+    this.speakerphone = speakerphone;
+    this.hooks = { onChange, onLevel, onProfile, onMicrophone: onMicrophone ?? (() => {}), onEnd };
     this.context = null;
+    this.output = null; // the gain node the assistant plays through (speakerphone volume)
     this.stream = null;
     this.source = null;
     this.capture = null;
@@ -79,17 +115,19 @@ export class TalkSession {
       await resumed;
       await registerWorklets(context, this.worklets.capture, this.worklets.player);
     } catch (error) {
-      this.fail(`The audio engine could not start (${error?.message ?? error}).`);
+      this.fail(
+        interpolate(gettext('The audio engine could not start (%(error)s).'), { error: error?.message ?? error }),
+      );
       return;
     }
+    if (this.outputId) await this.setOutputDevice(this.outputId);
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-      });
+      this.stream = await navigator.mediaDevices.getUserMedia({ audio: microphoneConstraints(this.micId) });
     } catch (error) {
       this.fail(microphoneMessage(error));
       return;
     }
+    this.hooks.onMicrophone();
     if (this.stopping || this.ended) {
       // Stopped while the browser asked for the microphone: release it again.
       this._stopTracks();
@@ -97,8 +135,11 @@ export class TalkSession {
       return;
     }
 
-    const onProcessorError = () => this.fail('The audio engine stopped working. Press Start to try again.');
-    this.playback = new AssistantPlayback(context, context.destination, {
+    const onProcessorError = () => this.fail(gettext('The audio engine stopped working. Press Start to try again.'));
+    this.output = context.createGain();
+    this.output.gain.value = this.speakerphone ? SPEAKERPHONE_GAIN : 1;
+    this.output.connect(context.destination);
+    this.playback = new AssistantPlayback(context, this.output, {
       onActive: (active) => {
         if (!this.ended) this.view.setPlaybackActive(active);
       },
@@ -144,6 +185,28 @@ export class TalkSession {
     if (this.capture) this.capture.setMuted(muted);
   }
 
+  // Speakerphone: the assistant plays at SPEAKERPHONE_GAIN; off: at full volume.
+  setSpeakerphone(on) {
+    this.speakerphone = on;
+    if (this.output) this.output.gain.setTargetAtTime(on ? SPEAKERPHONE_GAIN : 1, this.context.currentTime, 0.02);
+  }
+
+  // Where the assistant is heard, where the browser can choose (AudioContext.setSinkId).
+  async setOutputDevice(deviceId) {
+    this.outputId = deviceId;
+    if (!this.context || typeof this.context.setSinkId !== 'function') return;
+    try {
+      await this.context.setSinkId(deviceId);
+    } catch (error) {
+      this.view.notice(
+        interpolate(gettext('The chosen speaker could not be used (%(error)s); playing on the default one.'), {
+          error: error?.name ?? error,
+        }),
+        'warn',
+      );
+    }
+  }
+
   // A typed message (text.send); false if it could not be sent.
   sendText(text) {
     return this.ready && this.socket.sendJson({ type: ClientMessage.TEXT_SEND, text });
@@ -171,6 +234,7 @@ export class TalkSession {
       this.capture.disconnect();
     }
     if (this.playback) this.playback.disconnect();
+    if (this.output) this.output.disconnect();
     this.context.close().catch(() => {});
     this.view.setPlaybackActive(false);
     this.view.setState(state);
@@ -191,20 +255,20 @@ export class TalkSession {
         this.ready = true;
         this.lastError = null;
         view.clearNotice();
-        if (this.sessions++ > 0) view.addNote('Reconnected: a new session started.');
+        if (this.sessions++ > 0) view.addNote(gettext('Reconnected: a new session started.'));
         this.hooks.onProfile(message.profile);
         this.hooks.onChange();
         break;
       case ServerMessage.PROFILE_UPDATED:
         this.hooks.onProfile(message.profile);
-        view.notice('An administrator updated this profile; the change applies from your next turn.', 'info');
+        view.notice(gettext('An administrator updated this profile; the change applies from your next turn.'), 'info');
         break;
       case ServerMessage.ERROR:
         if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
-          view.notice(message.message ?? message.code, 'warn');
+          view.notice(errorMessage(message), 'warn');
         } else {
           this.lastError = message;
-          view.notice(message.message ?? message.code, 'error');
+          view.notice(errorMessage(message), 'error');
         }
         break;
       default:
@@ -228,7 +292,7 @@ export class TalkSession {
     });
     if (this.playback) this.playback.interrupt();
     if (state === State.CONNECTING) return;
-    this.view.addNote(state === State.STOPPED ? 'Session ended.' : message);
+    this.view.addNote(state === State.STOPPED ? gettext('Session ended.') : message);
     this._teardown(state);
   }
 }

@@ -1,11 +1,16 @@
 // The talk page: the only module of the page that looks elements up in the document. The
 // conversation itself (audio, socket, server messages) is a TalkSession.
 import { audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
+import { gettext, interpolate } from './i18n.js';
 import { MAX_TEXT_CHARS, State } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { TalkSession } from './talk-session.js';
 
 const LEVEL_FLOOR_DB = -60;
+// Page settings this browser remembers (a per-profile setting would need the server).
+const STORAGE = { mic: 'voice.micDevice', output: 'voice.outputDevice', speakerphone: 'voice.speakerphone' };
+// Keyboard shortcuts, when the focus is not in a text field (typing never triggers them).
+const SHORTCUTS = { s: 'start', m: 'mute', Escape: 'stop' };
 
 const $ = (id) => document.getElementById(id);
 const root = $('talk');
@@ -20,6 +25,10 @@ const ui = {
   textInput: $('text-input'),
   textSend: $('text-send'),
   sessionInfo: $('session-info'),
+  micDevice: $('mic-device'),
+  outputDevice: $('output-device'),
+  outputField: $('output-device-field'),
+  speakerphone: $('speakerphone'),
 };
 const view = new SessionView(sessionElements($));
 
@@ -47,7 +56,7 @@ function showLevel(rms) {
 }
 
 function showProfile(profile) {
-  ui.sessionInfo.textContent = `Profile: ${profile?.name ?? '—'}`;
+  ui.sessionInfo.textContent = interpolate(gettext('Profile: %(name)s'), { name: profile?.name ?? '—' });
 }
 
 function muted() {
@@ -66,18 +75,22 @@ function start() {
   }
   if (!navigator.mediaDevices?.getUserMedia) {
     view.setState(State.ERROR);
-    view.notice('This page cannot use the microphone: open it over https (or on localhost).', 'error');
+    view.notice(gettext('This page cannot use the microphone: open it over https (or on localhost).'), 'error');
     return;
   }
   const options = {
     worklets: { capture: root.dataset.captureWorklet, player: root.dataset.playerWorklet },
     profileId: ui.profile ? ui.profile.value : '',
     muted: muted(),
+    micId: ui.micDevice.value,
+    outputId: ui.outputDevice.value,
+    speakerphone: ui.speakerphone.checked,
   };
   const s = new TalkSession(view, options, {
     onChange: setControls,
     onLevel: showLevel,
     onProfile: showProfile,
+    onMicrophone: listDevices,
     onEnd: () => {
       if (session === s) session = null;
       showLevel(0);
@@ -93,16 +106,107 @@ function stop() {
   if (session !== null) session.stop();
 }
 
+function toggleMute() {
+  const mute = !muted();
+  ui.mute.setAttribute('aria-pressed', String(mute));
+  ui.mute.textContent = mute ? gettext('Unmute microphone') : gettext('Mute microphone');
+  if (session !== null) session.setMuted(mute);
+}
+
+// ------------------------------------------------------------------ devices and settings
+
+function remembered(key) {
+  try {
+    return localStorage.getItem(key) ?? '';
+  } catch {
+    return ''; // storage blocked: nothing is remembered
+  }
+}
+
+function remember(key, value) {
+  try {
+    if (value) localStorage.setItem(key, value);
+    else localStorage.removeItem(key);
+  } catch {
+    // storage blocked: the choice holds for this page only
+  }
+}
+
+// Fill a device select (keeping its first, default option), re-selecting the remembered one.
+function fillDevices(select, devices, fallbackName, storageKey) {
+  const chosen = select.value || remembered(storageKey);
+  while (select.options.length > 1) select.remove(1);
+  devices.forEach((device, index) => {
+    if (!device.deviceId || device.deviceId === 'default') return;
+    const name = device.label || interpolate(fallbackName, { n: index + 1 });
+    select.add(new Option(name, device.deviceId));
+  });
+  select.value = [...select.options].some((o) => o.value === chosen) ? chosen : '';
+}
+
+// Microphones (and speakers, where the page can choose them). Before the first Start the browser
+// may hide the names, so the lists are read again once the microphone is open.
+async function listDevices() {
+  if (!navigator.mediaDevices?.enumerateDevices) return;
+  let devices;
+  try {
+    devices = await navigator.mediaDevices.enumerateDevices();
+  } catch {
+    return;
+  }
+  fillDevices(
+    ui.micDevice,
+    devices.filter((d) => d.kind === 'audioinput'),
+    gettext('Microphone %(n)s'),
+    STORAGE.mic,
+  );
+  const canChooseOutput = typeof AudioContext !== 'undefined' && 'setSinkId' in AudioContext.prototype;
+  const outputs = devices.filter((d) => d.kind === 'audiooutput');
+  ui.outputField.hidden = !canChooseOutput || outputs.length === 0;
+  if (canChooseOutput) fillDevices(ui.outputDevice, outputs, gettext('Speaker %(n)s'), STORAGE.output);
+}
+
+// ------------------------------------------------------------------ keyboard
+
+function inTextField(target) {
+  if (!(target instanceof Element)) return false;
+  if (target.isContentEditable || target.closest('select, textarea')) return true;
+  if (target instanceof HTMLInputElement) {
+    return !['checkbox', 'radio', 'button', 'submit', 'reset'].includes(target.type);
+  }
+  return false;
+}
+
+function onShortcut(event) {
+  if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey || event.repeat) return;
+  if (inTextField(event.target)) return;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  const action = SHORTCUTS[key];
+  if (!action) return;
+  const button = ui[action];
+  if (button.disabled) return;
+  event.preventDefault();
+  button.click(); // a click: the AudioContext may start from a key press too
+}
+
 // ------------------------------------------------------------------ wiring
 
 ui.start.addEventListener('click', start);
 ui.stop.addEventListener('click', stop);
-ui.mute.addEventListener('click', () => {
-  const mute = !muted();
-  ui.mute.setAttribute('aria-pressed', String(mute));
-  ui.mute.textContent = mute ? 'Unmute microphone' : 'Mute microphone';
-  if (session !== null) session.setMuted(mute);
+ui.mute.addEventListener('click', toggleMute);
+document.addEventListener('keydown', onShortcut);
+ui.micDevice.addEventListener('change', () => remember(STORAGE.mic, ui.micDevice.value));
+ui.outputDevice.addEventListener('change', () => {
+  remember(STORAGE.output, ui.outputDevice.value);
+  if (session !== null) session.setOutputDevice(ui.outputDevice.value);
 });
+ui.speakerphone.checked = remembered(STORAGE.speakerphone) === 'on';
+ui.speakerphone.addEventListener('change', () => {
+  remember(STORAGE.speakerphone, ui.speakerphone.checked ? 'on' : '');
+  if (session !== null) session.setSpeakerphone(ui.speakerphone.checked);
+});
+navigator.mediaDevices?.addEventListener?.('devicechange', listDevices);
+listDevices();
 if (ui.profile) {
   ui.profile.addEventListener('change', () => {
     const url = new URL(location.href);
@@ -115,7 +219,7 @@ ui.textForm.addEventListener('submit', (event) => {
   const text = ui.textInput.value.trim();
   if (!text || session === null || !session.ready) return;
   if (text.length > MAX_TEXT_CHARS) {
-    view.notice(`Messages can be at most ${MAX_TEXT_CHARS} characters.`, 'warn');
+    view.notice(interpolate(gettext('Messages can be at most %(max)s characters.'), { max: MAX_TEXT_CHARS }), 'warn');
     return;
   }
   if (session.sendText(text)) {

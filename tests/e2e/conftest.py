@@ -147,18 +147,41 @@ def wrong_key_daphne(
 # Package scope, not session: Playwright's sync API keeps an event loop running in this thread
 # while it is alive, which would break every asyncio test collected after tests/e2e.
 @pytest.fixture(scope="package")
-def chromium(speech_wav: Path) -> Iterator[object]:
-    """Debian's headless Chromium with a fake microphone playing ``speech_wav`` in a loop."""
+def playwright_api() -> Iterator[Any]:
+    """Playwright's sync API (its device descriptors, and browsers launched by a test)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright
 
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={speech_wav}"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=args, timeout=60_000
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield playwright
+
+
+def launch_chromium(
+    playwright: Any, extra_args: list[str], *, fake_ui: bool = True, fake_device: bool = True
+) -> Any:
+    """Debian's headless Chromium.
+
+    Without ``fake_ui`` a context must be granted the microphone (``permissions=["microphone"]``)
+    or getUserMedia fails with NotAllowedError; without ``fake_device`` there is no microphone
+    at all (NotFoundError).
+    """
+    dropped = set()
+    if not fake_ui:
+        dropped.add("--use-fake-ui-for-media-stream")
+    if not fake_device:
+        dropped.add("--use-fake-device-for-media-stream")
+    args = [a for a in CHROMIUM_ARGS if a not in dropped]
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=[*args, *extra_args], timeout=60_000
+    )
+
+
+@pytest.fixture(scope="package")
+def chromium(playwright_api: Any, speech_wav: Path) -> Iterator[object]:
+    """Debian's headless Chromium with a fake microphone playing ``speech_wav`` in a loop."""
+    browser = launch_chromium(playwright_api, [f"--use-file-for-fake-audio-capture={speech_wav}"])
+    try:
+        yield browser
+    finally:
+        browser.close()

@@ -51,10 +51,10 @@ class Pages:
         self.base_url = base_url
         self.opened: list[tuple[str, Any, list[str]]] = []
 
-    def open(self, name: str) -> Any:
-        context = self.chromium.new_context(
-            base_url=self.base_url, viewport={"width": 1100, "height": 860}
-        )
+    def open(self, name: str, **options: Any) -> Any:
+        """A page in a context of its own; ``options`` for new_context (a device, a locale)."""
+        options = {"viewport": {"width": 1100, "height": 860}, **options}
+        context = self.chromium.new_context(base_url=self.base_url, **options)
         context.set_default_timeout(15_000)
         page = context.new_page()
         console: list[str] = []
