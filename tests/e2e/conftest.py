@@ -14,12 +14,16 @@ import shutil
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.audio import silence, speak, write_wav
+from tests.support.localvoice import LocalVoiceProcess
 from tests.support.servers import DaphneServer, Database, daphne_env, manage, throwaway_database
+
+if TYPE_CHECKING:
+    from tests.e2e.test_talk_page import Pages
 
 CHROMIUM = Path("/usr/bin/chromium")
 USERNAME = "e2e-user"
@@ -185,3 +189,31 @@ def chromium(playwright_api: Any, speech_wav: Path) -> Iterator[object]:
         yield browser
     finally:
         browser.close()
+
+
+@pytest.fixture
+def pages(
+    request: pytest.FixtureRequest,
+    chromium: Any,
+    daphne: DaphneServer,
+    localvoice_models_process: LocalVoiceProcess,
+) -> Iterator[Pages]:
+    """Browser pages on the live server; console, page logs and server logs printed on failure."""
+    from tests.e2e.test_talk_page import Pages  # the test module imports this one's constants
+
+    opened = Pages(chromium, daphne.base_url)
+    try:
+        yield opened
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is None or report.failed:
+            opened.report(Path(daphne.log_path).parent)
+            print("---- daphne log ----\n" + daphne.log_tail(60))
+            print("---- localvoice log ----\n" + localvoice_models_process.log_tail(60))
+        opened.close()
+
+
+@pytest.fixture
+def page(pages: Pages) -> Any:
+    """One browser page on the live server."""
+    return pages.open("page")

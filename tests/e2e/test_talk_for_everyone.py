@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from tests.e2e.test_talk_page import (
     pages_on,
     wait_for_states,
 )
-from tests.support.localvoice import LocalVoiceProcess
 from tests.support.servers import REPO, DaphneServer, Database, daphne_env, manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -64,26 +62,6 @@ USER_ASKED = (
     "() => [...document.querySelectorAll('#conversation .entry.user:not(.partial) .text')]"
     ".some(e => /capital|france/i.test(e.textContent))"
 )
-
-
-@pytest.fixture
-def pages(
-    request: pytest.FixtureRequest,
-    chromium: Any,
-    daphne: DaphneServer,
-    localvoice_models_process: LocalVoiceProcess,
-) -> Iterator[Pages]:
-    """Pages on the live server (test_talk_page's, here with a context's options per page)."""
-    opened = Pages(chromium, daphne.base_url)
-    try:
-        yield opened
-    finally:
-        report = getattr(request.node, "report_call", None)
-        if report is None or report.failed:
-            opened.report(Path(daphne.log_path).parent)
-            print("---- daphne log ----\n" + daphne.log_tail(60))
-            print("---- localvoice log ----\n" + localvoice_models_process.log_tail(60))
-        opened.close()
 
 
 def keep_screenshot(page: Any, shot: Path, docs_copy: Path) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PASSWORD, STAFF_USERNAME, USERNAME
-from tests.support.localvoice import LocalVoiceProcess
 from tests.support.servers import REPO, DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -101,32 +100,6 @@ def pages_on(chromium: Any, server: DaphneServer) -> Iterator[Pages]:
         raise
     finally:
         pages.close()
-
-
-@pytest.fixture
-def pages(
-    request: pytest.FixtureRequest,
-    chromium: Any,
-    daphne: DaphneServer,
-    localvoice_models_process: LocalVoiceProcess,
-) -> Iterator[Pages]:
-    """Browser pages on the live server; console, page logs and server logs printed on failure."""
-    opened = Pages(chromium, daphne.base_url)
-    try:
-        yield opened
-    finally:
-        report = getattr(request.node, "report_call", None)
-        if report is None or report.failed:
-            opened.report(Path(daphne.log_path).parent)
-            print("---- daphne log ----\n" + daphne.log_tail(60))
-            print("---- localvoice log ----\n" + localvoice_models_process.log_tail(60))
-        opened.close()
-
-
-@pytest.fixture
-def page(pages: Pages) -> Any:
-    """One browser page on the live server."""
-    return pages.open("page")
 
 
 def log_in(page: Any, username: str = USERNAME, password: str = PASSWORD) -> None:
