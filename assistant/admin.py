@@ -207,5 +207,5 @@ class LiveSessionAdmin(admin.ModelAdmin):
 
 
 # The history admin (conversations, usage, prices, quotas) registers itself on import.
-import assistant.history.admin  # noqa: E402, F401
+import assistant.history.admin  # noqa: E402
 import assistant.tools.admin  # noqa: E402, F401

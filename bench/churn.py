@@ -22,12 +22,12 @@ from _common import REPO, git_rev, uptime
 
 sys.path.insert(0, str(REPO))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from tests.support.browser import Browser  # noqa: E402
-from tests.support.churn import UPSTREAM_ERROR_SERIES, bad_lines, churn, series  # noqa: E402
-from tests.support.localvoice import LocalVoiceProcess  # noqa: E402
-from tests.support.servers import DaphneServer, daphne_env, manage  # noqa: E402
+from tests.support.browser import Browser
+from tests.support.churn import UPSTREAM_ERROR_SERIES, bad_lines, churn, series
+from tests.support.localvoice import LocalVoiceProcess
+from tests.support.servers import DaphneServer, daphne_env, manage
 
 USERS = """
 from django.contrib.auth.models import User

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from turn_latency import (  # noqa: E402
+from turn_latency import (
     SENTENCES,
     Turn,
     machine_load,
@@ -25,8 +25,8 @@ from turn_latency import (  # noqa: E402
     run_session,
 )
 
-from tests.support.localvoice import LocalVoiceProcess  # noqa: E402
-from tests.support.stats import percentile  # noqa: E402
+from tests.support.localvoice import LocalVoiceProcess
+from tests.support.stats import percentile
 
 
 async def level(endpoint: str, sessions: int, turns: int, silence_ms: int) -> list[list[Turn]]:

@@ -32,9 +32,9 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import cpu_seconds, rss_mb, uptime  # noqa: E402
+from _common import cpu_seconds, rss_mb, uptime
 
-from tests.support.stats import percentile  # noqa: E402
+from tests.support.stats import percentile
 
 VICTIM_FRAME_MS = 100
 

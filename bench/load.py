@@ -244,7 +244,7 @@ def clean(r: PointResult) -> bool:
     return r.lost == 0 and r.late == 0 and r.refused == 0
 
 
-def main() -> None:  # noqa: C901 - a flat driver
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", default="20,40,100", help="frame sizes in ms")
     parser.add_argument("--sessions", default="25,50,100,200,300")

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.models]
 
 FRAME_MS = 40
 FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
-PASSWORD = "integration-pw-123"  # noqa: S105 - a throwaway test login
+PASSWORD = "integration-pw-123"
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ class ToolForm(forms.ModelForm):
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
 
-    def save(self, commit: bool = True) -> Tool:  # noqa: FBT001, FBT002 - Django's signature
+    def save(self, commit: bool = True) -> Tool:
         """Encrypt what was typed into the secret headers."""
         tool: Tool = super().save(commit=False)
         if self.cleaned_data.get("clear_secret_headers"):

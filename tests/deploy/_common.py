@@ -32,7 +32,7 @@ DAPHNE_REQUIRED = {
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("timeout", 120)
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # noqa: PLW1510
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
 
 
 def daphne_args(argv: list[str]):

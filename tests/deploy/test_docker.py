@@ -67,7 +67,7 @@ def test_dockerfile_cmd_runs_daphne_with_the_production_flags():
     web = dockerfile_stages()["web"]
     cmd = json.loads(next(ln for ln in web if ln.startswith("CMD")).removeprefix("CMD"))
     args = assert_production_daphne(cmd)
-    assert (args.host, args.port) == ("0.0.0.0", 8000)  # noqa: S104
+    assert (args.host, args.port) == ("0.0.0.0", 8000)
 
 
 def test_dockerfile_localvoice_target():
@@ -78,7 +78,7 @@ def test_dockerfile_localvoice_target():
     assert "-DGGML_NATIVE=OFF" in deps
     cmd = json.loads(next(ln for ln in stages["localvoice"] if ln.startswith("CMD"))[3:])
     assert cmd[:3] == ["python", "-m", "localvoice"]
-    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"  # noqa: S104
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
 
 
 def test_dockerfile_copies_only_existing_paths_the_ignore_file_keeps():
@@ -96,7 +96,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     status = 200
     seen: dict[str, str] = {}
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         type(self).seen = {"path": self.path, **dict(self.headers)}
         self.send_response(self.status)
         self.end_headers()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 CHROMIUM = Path("/usr/bin/chromium")
 USERNAME = "e2e-user"
-PASSWORD = "e2e-pw-4k2m9"  # noqa: S105 - a user of a throwaway database
+PASSWORD = "e2e-pw-4k2m9"
 SENTENCE = "What is the capital of France?"
 TRAILING_SILENCE_MS = 2500
 WAV_RATE = 24_000

@@ -71,7 +71,7 @@ class MakeRun:
             raise RuntimeError(msg)
         with (
             contextlib.suppress(OSError),
-            urllib.request.urlopen(url, timeout=1) as resp,  # noqa: S310 - loopback
+            urllib.request.urlopen(url, timeout=1) as resp,
         ):
             return bool(resp.status == 200)
         return False
@@ -103,7 +103,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeRun]:
     shell_env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     log_path = tmp / "make-run.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [
                 "make",
                 "--no-print-directory",

@@ -39,7 +39,7 @@ from tests.support.stats import percentile
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 PERIOD = 0.5  # VOICE_REVALIDATE_SECONDS and VOICE_HEARTBEAT_SECONDS of this worker
-PASSWORD = "pw-redteam-12345"  # noqa: S105 - throwaway test users
+PASSWORD = "pw-redteam-12345"
 USERS = ["pw_changed", "expired", "bystander", "flooder", "tiny", "victim"]
 MEASURED = measurements.section("red-team measurements")
 

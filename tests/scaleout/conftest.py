@@ -25,7 +25,7 @@ from tests.support.servers import (
     throwaway_database,
 )
 
-PASSWORD = "scaleout-pw-9f3k"  # noqa: S105 - test users of a throwaway database
+PASSWORD = "scaleout-pw-9f3k"
 ADMIN = "root"
 USERS = [f"user{i}" for i in range(1, 13)]
 SESSIONS_PER_USER = 4

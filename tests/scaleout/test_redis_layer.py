@@ -81,7 +81,7 @@ async def test_200_control_messages_at_random_moments_all_arrive_through_20_ms(
                 continue
             received[channel].append(message["n"])
 
-    rng = random.Random(8)  # noqa: S311 - test timing, not security
+    rng = random.Random(8)
     plan = sorted(
         (rng.uniform(0, SPREAD_SECONDS), channel, n)
         for channel in channels

@@ -62,7 +62,7 @@ async def leave(sock: Socket, *, abrupt: bool) -> None:
 
 async def churn(browser: Browser, ws_url: str, cycles: int, *, seed: int = 3) -> ChurnResult:
     """Run ``cycles`` connect/leave cycles of one logged-in browser, one after another."""
-    rng = random.Random(seed)  # noqa: S311 - test timing, not security
+    rng = random.Random(seed)
     result = ChurnResult(by_moment=dict.fromkeys(MOMENTS, 0))
     for i in range(cycles):
         moment = MOMENTS[i % len(MOMENTS)]
