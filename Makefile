@@ -47,6 +47,9 @@ setup-quality: setup
 	@$(PIP_LOCKED) --no-build-isolation -e '.[local,quality]'
 
 # Installs the missing Debian packages of a list and says which ones it installed.
+# Waits for a dpkg lock held by another install (two setups at once) instead of failing.
+APT_GET := apt-get -o DPkg::Lock::Timeout=600
+
 define apt_install
 	@missing=""; for entry in $(1); do \
 		cmd=$${entry%%:*}; pkg=$${entry##*:}; \
@@ -56,7 +59,7 @@ define apt_install
 	if [ -n "$$missing" ]; then \
 		echo "==> Installing system packages:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+		$$SUDO $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO $(APT_GET) install -y -qq $$missing >/dev/null \
 			&& echo "==> Installed:$$missing"; \
 	else \
 		echo "==> System packages present ($(2))"; \

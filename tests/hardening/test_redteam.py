@@ -172,14 +172,24 @@ async def test_a_bad_frame_flood_is_closed_4400_and_memory_stays_flat(stack: Ech
         await asyncio.sleep(1.0)  # whatever was queued has drained
         after = rss_mb(stack.daphne.pid)
         # ... and again: memory that grows per flood would show here (the first one also
-        # warms the allocator's arenas up).
-        proc = await abuser(stack, browser, seconds=5, frame_bytes=1)
-        again = await abuser_result(proc, timeout=30)
-        await asyncio.sleep(1.0)
-        after_again = rss_mb(stack.daphne.pid)
-        MEASURED["bad frames: worker RSS MB after a second flood"] = round(after_again, 1)
-        assert {c["code"] for c in again["closes"]} == {4400}
-        assert after_again - after < 5, f"grew again from {after:.0f} to {after_again:.0f} MB"
+        # warms the allocator's arenas up). Under CPU load a flood can land in arenas the
+        # first one did not touch, so the worker gets up to three more floods to level off; a
+        # leak grows with every one of them.
+        growth: list[float] = []
+        previous = after
+        for _ in range(3):
+            proc = await abuser(stack, browser, seconds=5, frame_bytes=1)
+            again = await abuser_result(proc, timeout=30)
+            await asyncio.sleep(1.0)
+            assert {c["code"] for c in again["closes"]} == {4400}
+            after_again = rss_mb(stack.daphne.pid)
+            growth.append(round(after_again - previous, 1))
+            previous = after_again
+            if growth[-1] < 5:
+                break
+        MEASURED["bad frames: worker RSS MB after the last flood"] = round(after_again, 1)
+        MEASURED["bad frames: RSS growth per later flood (MB)"] = growth
+        assert growth[-1] < 5, f"grew after every flood: {growth} MB (from {after:.0f} MB)"
         closes = result["closes"]
         MEASURED["bad frames: frames sent in 5 s"] = result["frames_sent"]
         MEASURED["bad frames: closes"] = len(closes)
