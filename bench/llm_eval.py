@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,6 +33,7 @@ from bench.speech_sets import (  # noqa: E402
     synth,
 )
 from localvoice.llms import registry  # noqa: E402
+from localvoice.llms.base import ChatFormat  # noqa: E402
 from localvoice.pipeline.base import ChatStats  # noqa: E402
 from localvoice.pipeline.llm import LlamaChat  # noqa: E402
 from localvoice.pipeline.stt import WhisperStt  # noqa: E402
@@ -51,23 +53,11 @@ async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, Ch
     return text, stats, time.process_time() - started
 
 
-async def evaluate(key: str, heard: dict[str, str]) -> dict[str, object]:
-    fmt = registry.get(key)
-    assert fmt.weights is not None
-    llm = LlamaChat(resolve(fmt.weights), fmt, n_threads=1, n_threads_batch=2)
-    correct, ttft, cpu = 0, [], 0.0
-    wrong: list[str] = []
-    for question, answers in FACTS:
-        history = [{"role": "user", "content": question}]
-        text, stats, spent = await reply(llm, fmt.messages(DEFAULT_INSTRUCTIONS, history))
-        cpu += spent
-        ttft.append(stats.first_token_ms or 0.0)
-        if any(a in text.lower() for a in answers):
-            correct += 1
-        else:
-            wrong.append(f"{question} -> {text.strip()[:80]}")
-    tp = fp = fn = 0
-    cases: list[tuple[str, str | None, dict[str, object] | None]] = [
+async def tool_scores(llm: LlamaChat, fmt: ChatFormat, heard: dict[str, str]) -> dict[str, object]:
+    """Tool-call precision and recall, with ``heard`` standing for what the user said."""
+    tp = fp = 0
+    tool_errors: list[str] = []
+    cases: list[tuple[str, str | None, Any]] = [
         *TOOL_REQUESTS,
         *((s, None, None) for s in NO_TOOL_REQUESTS),
     ]
@@ -93,17 +83,42 @@ async def evaluate(key: str, heard: dict[str, str]) -> dict[str, object]:
         elif right:
             tp += 1
         else:
-            fn += 1
             fp += call is not None  # a call, but the wrong one
+        if (name is None) != (call is None) or (name is not None and not right):
+            kind = "no tool" if name is None else "missed"
+            tool_errors.append(f"{kind}: {said!r} -> {text.strip()[:90]!r}")
+    return {
+        "precision": round(tp / (tp + fp), 2) if tp + fp else None,
+        "recall": round(tp / len(TOOL_REQUESTS), 2),
+        "false_calls_on_no_tool_requests": sum(1 for e in tool_errors if e.startswith("no tool:")),
+        "errors": tool_errors,
+    }
+
+
+async def evaluate(key: str, heard: dict[str, str]) -> dict[str, object]:
+    fmt = registry.get(key)
+    assert fmt.weights is not None
+    llm = LlamaChat(resolve(fmt.weights), fmt, n_threads=1, n_threads_batch=2)
+    correct, ttft, cpu = 0, [], 0.0
+    wrong: list[str] = []
+    for question, answers in FACTS:
+        history = [{"role": "user", "content": question}]
+        text, stats, spent = await reply(llm, fmt.messages(DEFAULT_INSTRUCTIONS, history))
+        cpu += spent
+        ttft.append(stats.first_token_ms or 0.0)
+        if any(a in text.lower() for a in answers):
+            correct += 1
+        else:
+            wrong.append(f"{question} -> {text.strip()[:80]}")
     ttft.sort()
     return {
         "facts_correct": f"{correct}/{len(FACTS)}",
         "facts_wrong_examples": wrong[:4],
         "ttft_p50_ms": round(ttft[len(ttft) // 2]),
         "cpu_s_per_answer": round(cpu / len(FACTS), 2),
-        "tool_precision": round(tp / (tp + fp), 2) if tp + fp else None,
-        "tool_recall": round(tp / len(TOOL_REQUESTS), 2),
-        "tool_false_calls_on_no_tool_requests": fp,
+        "tools_spoken": await tool_scores(llm, fmt, heard),
+        # The same requests as written: what the model does when the words arrive intact.
+        "tools_typed": await tool_scores(llm, fmt, {s: s for s in heard}),
     }
 
 

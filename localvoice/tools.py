@@ -171,6 +171,20 @@ def _strings(value: Any, schema: dict[str, Any]) -> list[str]:
     return []
 
 
+def _unsnaked(value: Any, schema: dict[str, Any]) -> Any:
+    """Free strings written as identifiers ("living_room") put back as said ("living room")."""
+    if isinstance(value, str):
+        free = "enum" not in schema and "const" not in schema
+        return value.replace("_", " ") if free and "_" in value and " " not in value else value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return {k: _unsnaked(v, props.get(k) or {}) for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items") or {}
+        return [_unsnaked(v, items) for v in value]
+    return value
+
+
 def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> ToolCall | str:
     """Validate a model's call against the offered tools and what the user said.
 
@@ -186,7 +200,7 @@ def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> Too
     if tool is None:
         return f"unknown tool {raw.name!r}"
     schema = tool.get("parameters") or {"type": "object"}
-    args = raw.arguments if raw.arguments is not None else {}
+    args = _unsnaked(raw.arguments if raw.arguments is not None else {}, schema)
     try:
         jsonschema.validate(args, schema, cls=jsonschema.Draft202012Validator)
     except jsonschema.ValidationError as exc:

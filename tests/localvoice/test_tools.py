@@ -44,6 +44,26 @@ def test_check_call_accepts_grounded_schema_valid_calls():
     assert isinstance(timer, ToolCall)
 
 
+def test_check_call_puts_identifier_style_strings_back_as_said():
+    # Qwen writes "living_room" for "the living room"; an enum value keeps its underscore.
+    lights = {
+        "type": "function",
+        "name": "control_lights",
+        "description": "Turn the lights of a room on or off",
+        "parameters": {
+            "type": "object",
+            "properties": {"room": {"type": "string"}, "mode": {"enum": ["all_on", "off"]}},
+        },
+    }
+    call = check_call(
+        RawCall("control_lights", {"room": "living_room", "mode": "all_on"}),
+        [lights],
+        "Switch on the living room lights",
+    )
+    assert isinstance(call, ToolCall)
+    assert json.loads(call.arguments) == {"room": "living room", "mode": "all_on"}
+
+
 @pytest.mark.parametrize(
     ("raw", "said", "reason"),
     [
