@@ -133,7 +133,8 @@ async def idle_step(watch: IdleWatch, session: IdleSession) -> bool:
     voice = session.voice
     if voice is None or session.ended or not voice.connected:
         return False
-    action = watch.due(voice.config, busy=voice.state in BUSY_STATES)
+    busy = voice.state in BUSY_STATES or voice.reply_pending
+    action = watch.due(voice.config, busy=busy)
     if action is IdleAction.CHECK_IN:
         await voice.respond(check_in_request())
     elif action is IdleAction.END:

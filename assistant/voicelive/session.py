@@ -108,6 +108,11 @@ class VoiceLiveSession:
         return self._events.audio_out_bytes
 
     @property
+    def reply_pending(self) -> bool:
+        """True from asking for a reply until it is done or refused (the watchdog's view)."""
+        return self._watchdog.expected
+
+    @property
     def connected(self) -> bool:
         """True while there is an upstream connection to send on."""
         return self._conn is not None

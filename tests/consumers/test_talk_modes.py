@@ -7,6 +7,7 @@ site (``tests/fakes.py``), which records every event sent upstream in order.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -34,6 +35,30 @@ async def _press(comm: Any) -> None:
 
 async def _release(comm: Any) -> None:
     await comm.send_json_to({"type": "input.release"})
+
+
+def _answer(fake: FakeConnect, response_id: str) -> None:
+    """The upstream runs the reply asked for, to its end (no audio)."""
+    response = {"id": response_id, "object": "realtime.response"}
+    fake.last.push(
+        {"type": "response.created", "event_id": "c", "response": {**response, "status": "x"}}
+    )
+    fake.last.push(
+        {"type": "response.done", "event_id": "d", "response": {**response, "status": "completed"}}
+    )
+
+
+async def _codes_until_pong(comm: Any) -> list[str]:
+    """The error codes the browser got before the answer to a ping sent now."""
+    await comm.send_json_to({"type": "ping"})
+    codes = []
+    while True:
+        frame = await comm.receive_output(3)
+        message = json.loads(frame.get("text") or "{}")
+        if message.get("type") == "pong":
+            return codes
+        if message.get("type") == "error":
+            codes.append(message["code"])
 
 
 async def _sent_types_after(fake: FakeConnect, kind: str, timeout: float = 2.0) -> list[str]:
@@ -226,6 +251,10 @@ async def test_idle_session_is_checked_in_on_then_ended_cleanly(
     await fake_connect.last.wait_for("response.create", timeout=4)
     create = fake_connect.last.sent_of("response.create")[0]
     assert create["additional_instructions"] == CHECK_IN_INSTRUCTIONS
+    # No end while the check-in's reply is still coming.
+    await asyncio.sleep(1.5)
+    assert "idle_ended" not in await _codes_until_pong(comm)
+    _answer(fake_connect, "resp_check_in")
     error = await next_message(comm, "error", timeout=4)
     assert error["code"] == "idle_ended"
     assert (await next_message(comm, "state"))["state"] == "stopped"
@@ -240,13 +269,16 @@ async def test_typing_after_the_check_in_keeps_the_session(
     await _profile(idle_check_in_seconds=1, idle_end_seconds=2)
     comm = await start(user, fake_connect)
     await fake_connect.last.wait_for("response.create", timeout=4)
+    _answer(fake_connect, "resp_check_in")
     await comm.send_json_to({"type": "text.send", "text": "Still here"})
     await fake_connect.last.wait_for("response.create", count=2)
+    _answer(fake_connect, "resp_reply")
     await asyncio.sleep(1.5)  # past the end time counted from the check-in
     await comm.send_json_to({"type": "ping"})
     await next_message(comm, "pong")
     # Quiet again: a fresh check-in (the third reply asked for), then the end.
     await fake_connect.last.wait_for("response.create", count=3, timeout=4)
+    _answer(fake_connect, "resp_check_in_2")
     assert (await next_message(comm, "error", timeout=5))["code"] == "idle_ended"
 
 
