@@ -52,7 +52,15 @@ class AssistantProfileForm(forms.ModelForm):
 @admin.register(AssistantProfile)
 class AssistantProfileAdmin(admin.ModelAdmin):
     form = AssistantProfileForm
-    list_display = ("name", "voice", "turn_detection", "is_default", "is_enabled", "updated_at")
+    list_display = (
+        "name",
+        "voice",
+        "turn_mode",
+        "turn_detection",
+        "is_default",
+        "is_enabled",
+        "updated_at",
+    )
     list_filter = ("is_enabled", "is_default", "turn_detection", "input_transcription_model")
     search_fields = ("name", "instructions", "voice", "users__username", "groups__name")
     filter_horizontal = ("users", "groups")
@@ -67,6 +75,8 @@ class AssistantProfileAdmin(admin.ModelAdmin):
             _("Turn-taking"),
             {
                 "fields": (
+                    "turn_mode",
+                    "allow_turn_mode_switch",
                     "turn_detection",
                     "vad_threshold",
                     "vad_prefix_padding_ms",
@@ -81,6 +91,21 @@ class AssistantProfileAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Greeting and silence"),
+            {
+                "fields": (
+                    "greeting_mode",
+                    "greeting_text",
+                    "idle_check_in_seconds",
+                    "idle_end_seconds",
+                ),
+                "description": _(
+                    "Whether the assistant speaks first, and what it does when nobody speaks: "
+                    "check in once, then end the session."
+                ),
+            },
+        ),
+        (
             _("Audio input"),
             {
                 "classes": ("collapse",),
@@ -89,6 +114,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
                     "input_transcription_language",
                     "noise_suppression",
                     "echo_cancellation",
+                    "speakerphone_default",
                 ),
             },
         ),

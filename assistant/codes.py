@@ -69,6 +69,10 @@ class ErrorCode(StrEnum):
     SERVER_BUSY = "server_busy"
     SERVER_DRAINING = "server_draining"
     CLIENT_TOO_SLOW = "client_too_slow"
+    INPUT_TOO_SHORT = "input_too_short"
+    PUSH_TO_TALK_OFF = "push_to_talk_off"
+    TURN_MODE_LOCKED = "turn_mode_locked"
+    IDLE_ENDED = "idle_ended"
     INTERNAL = "internal_error"
 
 
@@ -98,8 +102,15 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.SERVER_BUSY: "The server is busy. Reconnecting shortly.",
     ErrorCode.SERVER_DRAINING: "The server is restarting. Reconnecting.",
     ErrorCode.CLIENT_TOO_SLOW: "Your connection cannot keep up with the assistant's audio.",
+    ErrorCode.INPUT_TOO_SHORT: "Nothing was heard: hold the button while you speak.",
+    ErrorCode.PUSH_TO_TALK_OFF: "Push-to-talk is not on: just speak.",
+    ErrorCode.TURN_MODE_LOCKED: "This assistant profile does not let you change how turns end.",
+    ErrorCode.IDLE_ENDED: "The session ended because nobody spoke for a while.",
     ErrorCode.INTERNAL: "Something went wrong on the server.",
 }
+
+#: Codes that end a session normally: the page shows why, but the session stopped, not failed.
+CLEAN_END_CODES = frozenset({ErrorCode.IDLE_ENDED})
 
 
 class ClientError(Exception):

@@ -53,6 +53,19 @@ class TurnDetection(models.TextChoices):
     )
 
 
+class TurnMode(models.TextChoices):
+    """Who ends the user's turn: the service's voice activity detection, or the user's button."""
+
+    VOICE_ACTIVITY = "voice_activity", _("Voice activity (hands-free)")
+    PUSH_TO_TALK = "push_to_talk", _("Push-to-talk (hold a button or the space bar)")
+
+
+class GreetingMode(models.TextChoices):
+    NONE = "none", _("No greeting: the user speaks first")
+    FIXED = "fixed", _("Say the greeting text")
+    MODEL = "model", _("Let the model greet")
+
+
 class TranscriptionModel(models.TextChoices):
     AZURE_SPEECH = "azure-speech", "azure-speech"
     WHISPER_1 = "whisper-1", "whisper-1"
@@ -75,7 +88,8 @@ class AssistantProfile(models.Model):
         blank=True,
         help_text=_(
             "The system prompt: who the assistant is and how it should answer. Keep spoken "
-            "answers short; users hear every word."
+            "answers short; users hear every word. {first_name} is replaced by the user's "
+            "first name."
         ),
     )
     model = models.CharField(
@@ -175,6 +189,60 @@ class AssistantProfile(models.Model):
         default=True,
         help_text=_("Server-side echo cancellation, so the assistant does not hear itself."),
     )
+    turn_mode = models.CharField(
+        _("turn-taking mode"),
+        max_length=20,
+        choices=TurnMode.choices,
+        default=TurnMode.VOICE_ACTIVITY,
+        help_text=_(
+            "Voice activity: the service notices when the user stops speaking. Push-to-talk: "
+            "the user holds a button (or the space bar) while speaking; best in noisy rooms."
+        ),
+    )
+    allow_turn_mode_switch = models.BooleanField(
+        _("users may switch the mode"),
+        default=False,
+        help_text=_("Show a switch on the talk page between voice activity and push-to-talk."),
+    )
+    greeting_mode = models.CharField(
+        _("greeting"),
+        max_length=10,
+        choices=GreetingMode.choices,
+        default=GreetingMode.NONE,
+        help_text=_("Whether the assistant speaks first when a session starts."),
+    )
+    greeting_text = models.TextField(
+        _("greeting text"),
+        blank=True,
+        max_length=500,
+        help_text=_(
+            "Said word for word when the greeting is “Say the greeting text”. {first_name} is "
+            "replaced by the user's first name (in the instructions too)."
+        ),
+    )
+    idle_check_in_seconds = models.PositiveIntegerField(
+        _("check in after (s)"),
+        default=0,
+        validators=[MaxValueValidator(3600)],
+        help_text=_(
+            "After this many seconds with nobody speaking or typing, the assistant asks once "
+            "whether the user is still there. 0 turns idle handling off."
+        ),
+    )
+    idle_end_seconds = models.PositiveIntegerField(
+        _("end after check-in (s)"),
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text=_("After the check-in, this many more silent seconds end the session."),
+    )
+    speakerphone_default = models.BooleanField(
+        _("speakerphone by default"),
+        default=False,
+        help_text=_(
+            "Start with the talk page's Speakerphone setting on (for users on phones or "
+            "laptops without headphones); users may still change it."
+        ),
+    )
     is_enabled = models.BooleanField(
         _("enabled"),
         default=True,
@@ -235,6 +303,10 @@ class AssistantProfile(models.Model):
             errors["remove_filler_words"] = ValidationError(
                 _("Removing filler words needs one of the semantic VAD modes."),
                 code="filler_words_need_semantic_vad",
+            )
+        if self.greeting_mode == GreetingMode.FIXED and not self.greeting_text.strip():
+            errors["greeting_text"] = ValidationError(
+                _("Write the greeting the assistant should say."), code="greeting_text_missing"
             )
         if self.input_transcription_language and not re.fullmatch(
             r"[a-z]{2,3}(-[A-Z]{2})?(,[a-z]{2,3}(-[A-Z]{2})?)*", self.input_transcription_language

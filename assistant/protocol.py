@@ -83,11 +83,58 @@ class SessionStop:
     type: ClassVar[str] = "session.stop"
 
 
-BrowserMessage = Ping | PlaybackInterrupted | ResponseCancel | TextSend | AudioAck | SessionStop
+@dataclass(frozen=True, slots=True)
+class InputPress:
+    """Push-to-talk pressed: the user starts a turn (stops the assistant if it is speaking)."""
+
+    type: ClassVar[str] = "input.press"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRelease:
+    """Push-to-talk released: the user's turn is over; the assistant answers it."""
+
+    type: ClassVar[str] = "input.release"
+
+
+#: The turn-taking modes of ``turn_mode.set`` and ``turn_mode``.
+TURN_MODES = ("voice_activity", "push_to_talk")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnModeSet:
+    """The user switched turn-taking mode (where the profile allows it)."""
+
+    type: ClassVar[str] = "turn_mode.set"
+
+    mode: str
+
+
+BrowserMessage = (
+    Ping
+    | PlaybackInterrupted
+    | ResponseCancel
+    | TextSend
+    | AudioAck
+    | SessionStop
+    | InputPress
+    | InputRelease
+    | TurnModeSet
+)
 
 ALLOWED_BROWSER_TYPES = frozenset(
     kind.type
-    for kind in (Ping, PlaybackInterrupted, ResponseCancel, TextSend, AudioAck, SessionStop)
+    for kind in (
+        Ping,
+        PlaybackInterrupted,
+        ResponseCancel,
+        TextSend,
+        AudioAck,
+        SessionStop,
+        InputPress,
+        InputRelease,
+        TurnModeSet,
+    )
 )
 # Largest exact integer a browser's JSON numbers carry.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -184,6 +231,15 @@ def parse_browser_message(text: str, *, max_chars: int) -> BrowserMessage:
         return TextSend(text=_require_str(data, "text", max_len=MAX_TEXT_MESSAGE_CHARS).strip())
     if kind == AudioAck.type:
         return AudioAck(received=_require_int(data, "bytes", low=0, high=MAX_SAFE_INTEGER))
+    if kind == InputPress.type:
+        return InputPress()
+    if kind == InputRelease.type:
+        return InputRelease()
+    if kind == TurnModeSet.type:
+        mode = _require_str(data, "mode", max_len=32)
+        if mode not in TURN_MODES:
+            raise ClientError(ErrorCode.BAD_MESSAGE)
+        return TurnModeSet(mode=mode)
     return SessionStop()
 
 
@@ -262,6 +318,15 @@ class ProfileUpdated(ServerMessage):
 
     type: ClassVar[str] = "profile.updated"
     profile: ProfileRef
+
+
+@dataclass(frozen=True, slots=True)
+class TurnMode(ServerMessage):
+    """How the user's turns end (after ``session.ready``, a switch or a profile change)."""
+
+    type: ClassVar[str] = "turn_mode"
+    mode: str
+    can_switch: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from assistant.codes import ClientError, ErrorCode
 from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
 from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.personalize import first_name_clean
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +29,16 @@ def profile_group(profile_id: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ProfileChoice:
-    """A profile as the profile picker shows it."""
+    """A profile as the profile picker shows it (and the talk page's defaults for it)."""
 
     id: int
     name: str
+    turn_mode: str = "voice_activity"
+    allow_turn_mode_switch: bool = False
+    speakerphone_default: bool = False
 
 
-def _config_from_profile(profile: AssistantProfile) -> SessionConfig:
+def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> SessionConfig:
     return SessionConfig(
         profile_id=profile.pk,
         profile_name=profile.name,
@@ -53,6 +57,14 @@ def _config_from_profile(profile: AssistantProfile) -> SessionConfig:
         input_transcription_language=profile.input_transcription_language,
         noise_suppression=profile.noise_suppression,
         echo_cancellation=profile.echo_cancellation,
+        turn_mode=profile.turn_mode,
+        allow_turn_mode_switch=profile.allow_turn_mode_switch,
+        greeting_mode=profile.greeting_mode,
+        greeting_text=profile.greeting_text,
+        idle_check_in_seconds=profile.idle_check_in_seconds,
+        idle_end_seconds=profile.idle_end_seconds,
+        speakerphone_default=profile.speakerphone_default,
+        first_name=first_name,
         profile_version=profile_version(profile.updated_at),
     )
 
@@ -86,7 +98,16 @@ def profiles_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Assista
 
 def profile_choices_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[ProfileChoice]:
     """The profile picker's entries for a user."""
-    return [ProfileChoice(id=p.pk, name=p.name) for p in profiles_for_user(user=user)]
+    return [
+        ProfileChoice(
+            id=p.pk,
+            name=p.name,
+            turn_mode=p.turn_mode,
+            allow_turn_mode_switch=p.allow_turn_mode_switch,
+            speakerphone_default=p.speakerphone_default,
+        )
+        for p in profiles_for_user(user=user)
+    ]
 
 
 def profile_config_get(
@@ -106,13 +127,14 @@ def profile_config_get(
             disabled), ``profile_unavailable`` when the user has no profile at all.
     """
     allowed = profiles_for_user(user=user)
+    first_name = first_name_clean(str(getattr(user, "first_name", "") or ""))
     if profile_id is None:
         if not allowed:
             raise ClientError(ErrorCode.PROFILE_UNAVAILABLE)
-        return _config_from_profile(allowed[0])
+        return _config_from_profile(allowed[0], first_name)
     for profile in allowed:
         if profile.pk == profile_id:
-            return _config_from_profile(profile)
+            return _config_from_profile(profile, first_name)
     raise ClientError(ErrorCode.PROFILE_FORBIDDEN)
 
 

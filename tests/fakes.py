@@ -45,7 +45,9 @@ class _Response(_Sub):
         await self._conn.send({"type": "response.cancel"})
 
     async def create(self, **kwargs: Any) -> None:
-        await self._conn.send({"type": "response.create"})
+        # The parameters given (a greeting's message, a check-in's instructions) are recorded.
+        given = {key: value for key, value in kwargs.items() if value is not None}
+        await self._conn.send({"type": "response.create", **given})
 
 
 class _Item(_Sub):

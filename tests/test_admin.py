@@ -33,6 +33,10 @@ VALID = {
     "input_transcription_language": "en-US",
     "noise_suppression": "on",
     "echo_cancellation": "on",
+    "turn_mode": "voice_activity",
+    "greeting_mode": "none",
+    "idle_check_in_seconds": "0",
+    "idle_end_seconds": "30",
 }
 
 

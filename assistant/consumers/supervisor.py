@@ -20,11 +20,14 @@ from django.conf import settings
 
 from assistant import protocol, services
 from assistant.codes import CloseCode, ErrorCode, State
+from assistant.consumers.idle import IdleWatch, idle_step
+from assistant.consumers.talk_modes import turn_mode_message
 from assistant.live import registry
 from assistant.live.admission import login_still_valid
 from assistant.live.fanout import MonitorFanout
 from assistant.protocol import EndReason
 from assistant.voicelive.session import VoiceLiveSession
+from assistant.voicelive.talk_modes import carry_over
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ class SessionSupervisor:
         self.started_at = time.monotonic()
         #: Copies of the session for its monitors, from the first one that attaches.
         self.fanout: MonitorFanout | None = None
+        #: The profile's idle handling (check in, then end); see assistant/consumers/idle.py.
+        self.idle = IdleWatch()
         # Started from the worker's heartbeat (sync callbacks); the consumer's release cancels
         # them with its own tasks (:meth:`tasks`).
         self._registry_profile_task: asyncio.Task[None] | None = None
@@ -131,10 +136,11 @@ class SessionSupervisor:
             return
         if config.profile_version and config.profile_version == voice.config.profile_version:
             return  # already applied (the heartbeat's slow path came before the layer message)
-        await voice.update_config(config)
+        await voice.update_config(carry_over(voice.config, config))
         await self._session.send_message(
             protocol.ProfileUpdated(profile={"id": config.profile_id, "name": config.profile_name})
         )
+        await self._session.send_message(turn_mode_message(voice.config))
 
     # ------------------------------------------------------------------ timer
 
@@ -150,8 +156,10 @@ class SessionSupervisor:
         # would otherwise all do their checks in the same instant.
         first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
         while not session.ended:
-            await asyncio.sleep(first if first else period)
+            await asyncio.sleep(first if first else self._timer_sleep(period))
             first = 0.0
+            if await idle_step(self.idle, session):
+                return
             now = time.monotonic()
             if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
                 await session.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
@@ -170,6 +178,11 @@ class SessionSupervisor:
                 ):
                     await session.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
                     return
+
+    def _timer_sleep(self, period: float) -> float:
+        """The timer's period, shorter when idle handling is due sooner."""
+        voice = self._session.voice
+        return self.idle.sleep_for(voice.config if voice else None, period)
 
     # ------------------------------------------------------------------ heartbeat (BeatSource)
 

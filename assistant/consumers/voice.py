@@ -18,7 +18,8 @@ from typing import Any, ClassVar, cast
 from django.conf import settings
 
 from assistant import metrics, protocol, services
-from assistant.codes import ClientError, CloseCode, ErrorCode, State
+from assistant.codes import CLEAN_END_CODES, ClientError, CloseCode, ErrorCode, State
+from assistant.consumers import talk_modes
 from assistant.consumers.inbound import InboundLimits, Refusal
 from assistant.consumers.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
 from assistant.consumers.socket import SupervisedConsumer
@@ -177,6 +178,7 @@ class VoiceConsumer(SupervisedConsumer):
                 profile={"id": config.profile_id, "name": config.profile_name},
             )
         )
+        await talk_modes.session_ready(self, self.voice)
 
     # ------------------------------------------------------------------ browser -> server
 
@@ -230,6 +232,8 @@ class VoiceConsumer(SupervisedConsumer):
             await self._client_error(error or ErrorCode.BAD_MESSAGE)
             return
         self.last_activity = time.monotonic()
+        if self.supervisor is not None:
+            self.supervisor.idle.browser_message(message)
         if isinstance(message, protocol.Ping):
             await self.send(text_data=protocol.encode(protocol.Pong()))
         elif isinstance(message, protocol.SessionStop):
@@ -243,6 +247,10 @@ class VoiceConsumer(SupervisedConsumer):
             await self.voice.cancel_response()
         elif isinstance(message, protocol.TextSend):
             await self.voice.send_text(message.text)
+        elif isinstance(message, talk_modes.TALK_MODE_MESSAGES):
+            error = await talk_modes.handle(self, self.voice, message)
+            if error is not None:
+                await self._client_error(error)
 
     async def _audio_acked(self, received: int) -> bool:
         """Apply the browser's ack: send the held audio that now fits. False if invalid."""
@@ -297,6 +305,8 @@ class VoiceConsumer(SupervisedConsumer):
             return
         text = protocol.encode(message)
         await self.send(text_data=text)
+        if self.supervisor is not None:
+            self.supervisor.idle.observe(message, self.voice.audio_out_bytes if self.voice else 0)
         fanout = self.supervisor.fanout if self.supervisor else None
         if fanout is not None:
             fanout.publish_text(text)
@@ -352,7 +362,8 @@ class VoiceConsumer(SupervisedConsumer):
         with contextlib.suppress(Exception):
             if code is not None:
                 await self.send(text_data=protocol.encode(protocol.error(code)))
-                await self.send(text_data=protocol.encode(protocol.StateChanged(state=State.ERROR)))
+                ending = State.STOPPED if code in CLEAN_END_CODES else State.ERROR
+                await self.send(text_data=protocol.encode(protocol.StateChanged(state=ending)))
             else:
                 await self.send(
                     text_data=protocol.encode(protocol.StateChanged(state=State.STOPPED))

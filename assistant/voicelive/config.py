@@ -26,6 +26,19 @@ class SessionConfig:
     input_transcription_language: str
     noise_suppression: bool
     echo_cancellation: bool
+    # Talk modes (assistant/voicelive/talk_modes.py): "voice_activity" or "push_to_talk", and
+    # whether the user may switch between them.
+    turn_mode: str = "voice_activity"
+    allow_turn_mode_switch: bool = False
+    # "none", "fixed" (say greeting_text) or "model" (the model greets).
+    greeting_mode: str = "none"
+    greeting_text: str = ""
+    # Check in after this many silent seconds (0: off); end the session this long after that.
+    idle_check_in_seconds: int = 0
+    idle_end_seconds: int = 30
+    speakerphone_default: bool = False
+    # The user's first name, for "{first_name}" in the instructions and the greeting.
+    first_name: str = ""
     # When the profile was saved (its updated_at); the heartbeat compares it with the saved
     # profile's to pick up changes whose layer message was lost. Empty when unknown.
     profile_version: str = ""

@@ -51,6 +51,8 @@ MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
 # The audio path's event types as plain strings: compared and sent for every frame.
 _APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
 _AUDIO_DELTA = ServerEventType.RESPONSE_AUDIO_DELTA.value
+_COMMIT = ClientEventType.INPUT_AUDIO_BUFFER_COMMIT.value
+_CLEAR = ClientEventType.INPUT_AUDIO_BUFFER_CLEAR.value
 
 
 class VoiceLiveSession:
@@ -90,6 +92,10 @@ class VoiceLiveSession:
         self.upstream_session_id = ""
         self._events = EventRouter(sink=sink, upstream=self, history_items=upstream.history_items)
         self.audio_in_bytes = 0
+        # Push-to-talk (assistant/voicelive/talk_modes.py): microphone audio since the input
+        # buffer was last cleared or committed, and the lock that keeps a commit behind it.
+        self.turn_bytes = 0
+        self._input_lock = asyncio.Lock()
 
     @property
     def state(self) -> State:
@@ -100,6 +106,11 @@ class VoiceLiveSession:
     def audio_out_bytes(self) -> int:
         """Assistant audio relayed to the browser so far."""
         return self._events.audio_out_bytes
+
+    @property
+    def reply_pending(self) -> bool:
+        """True from asking for a reply until it is done or refused (the watchdog's view)."""
+        return self._watchdog.expected
 
     @property
     def connected(self) -> bool:
@@ -196,26 +207,29 @@ class VoiceLiveSession:
             self._audio.get_nowait()
             metrics.AUDIO_DROPPED.labels(reason="upstream_backlog").inc()
         self._audio.put_nowait(pcm)
+        self.turn_bytes += len(pcm)
 
     async def _send_audio_loop(self) -> None:
         while True:
             chunk = await self._audio.get()
-            while not self._audio.empty() and len(chunk) < MAX_APPEND_BYTES:
-                chunk += self._audio.get_nowait()
-            conn = self._conn
-            if conn is None:
-                continue
-            try:
-                # A plain mapping: the typed model would cost a construct + as_dict per append.
-                await conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
-            except VoiceLiveConnectionError:
-                if self._rolling_over:
+            # Held from taking a chunk to sending it: a commit waits for the audio before it.
+            async with self._input_lock:
+                while not self._audio.empty() and len(chunk) < MAX_APPEND_BYTES:
+                    chunk += self._audio.get_nowait()
+                conn = self._conn
+                if conn is None:
                     continue
-                # Send errors are fatal: recovering mid-stream costs more than a restart.
-                metrics.UPSTREAM_ERRORS.labels(kind="send").inc()
-                await self._lost(ErrorCode.UPSTREAM_LOST)
-                return
-            self.audio_in_bytes += len(chunk)
+                try:
+                    # A plain mapping: the typed model would cost a construct + as_dict per append.
+                    await conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
+                except VoiceLiveConnectionError:
+                    if self._rolling_over:
+                        continue
+                    # Send errors are fatal: recovering mid-stream costs more than a restart.
+                    metrics.UPSTREAM_ERRORS.labels(kind="send").inc()
+                    await self._lost(ErrorCode.UPSTREAM_LOST)
+                    return
+                self.audio_in_bytes += len(chunk)
 
     async def cancel_response(self) -> None:
         """Stop the assistant's current reply, if there is one."""
@@ -231,6 +245,44 @@ class VoiceLiveSession:
         """Send ``response.create`` (the router decides when)."""
         if self._conn is not None:
             await self._send_safely(self._conn.response.create())
+
+    async def respond(self, request: dict[str, Any]) -> None:
+        """Ask for a reply nobody spoke for (a greeting, a check-in): ``response.create``."""
+        if self._conn is not None:
+            await self._send_safely(self._conn.response.create(**request))
+            self.expect_reply()
+
+    async def commit_input(self) -> None:
+        """Push-to-talk released: commit the input buffer and ask for the reply."""
+        await self._input_event(_COMMIT)
+        await self.respond({})
+
+    async def show_state(self, state: State) -> None:
+        """A state the upstream does not announce (push-to-talk has no speech events)."""
+        await self._events.set_state(state)
+
+    async def clear_input(self) -> None:
+        """Drop the microphone audio queued here and buffered upstream (push-to-talk)."""
+        await self._input_event(_CLEAR)
+
+    async def _input_event(self, kind: str) -> None:
+        """``input_audio_buffer.commit`` or ``.clear``, after the audio queued before it."""
+        async with self._input_lock:
+            pending = b""
+            while not self._audio.empty():
+                pending += self._audio.get_nowait()
+            self.turn_bytes = 0
+            conn = self._conn
+            if conn is None:
+                return
+            if kind == _COMMIT:
+                for start in range(0, len(pending), MAX_APPEND_BYTES):
+                    chunk = pending[start : start + MAX_APPEND_BYTES]
+                    await self._send_safely(
+                        conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
+                    )
+                    self.audio_in_bytes += len(chunk)
+            await self._send_safely(conn.send({"type": kind}))
 
     async def truncate(self, *, item_id: str, played_ms: int) -> None:
         """Cut an assistant item upstream to what the user actually heard."""

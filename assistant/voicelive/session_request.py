@@ -7,6 +7,7 @@ from typing import Any
 
 from assistant.protocol import SAMPLE_RATE
 from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.personalize import personalize
 
 #: OpenAI voices Voice Live accepts by plain name.
 OPENAI_VOICES = (
@@ -50,8 +51,10 @@ def voice_build(name: str) -> dict[str, Any]:
     return voice
 
 
-def turn_detection_build(config: SessionConfig) -> dict[str, Any]:
-    """The turn-detection object for the profile's VAD mode."""
+def turn_detection_build(config: SessionConfig) -> dict[str, Any] | None:
+    """The turn-detection object for the profile's VAD mode; None (off) for push-to-talk."""
+    if config.turn_mode == "push_to_talk":
+        return None
     detection: dict[str, Any] = {
         "type": config.turn_detection,
         "threshold": config.vad_threshold,
@@ -84,7 +87,7 @@ def session_request_build(config: SessionConfig) -> dict[str, Any]:
             transcription["language"] = config.input_transcription_language
     return {
         "modalities": ["text", "audio"],
-        "instructions": config.instructions,
+        "instructions": personalize(config.instructions, config.first_name),
         "voice": voice_build(config.voice),
         "input_audio_format": "pcm16",
         "output_audio_format": "pcm16",

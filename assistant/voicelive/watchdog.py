@@ -28,6 +28,11 @@ class ReplyWatchdog:
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = False
 
+    @property
+    def expected(self) -> bool:
+        """True while a reply is asked for or running."""
+        return self._expected
+
     def heard(self) -> None:
         """An upstream frame arrived (called for every frame: keep it cheap)."""
         self._last_heard = time.monotonic()

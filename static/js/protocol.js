@@ -13,6 +13,9 @@ export const MONITOR_PATH = '/ws/monitor/';
 // The message types the pages send...
 export const ClientMessage = Object.freeze({
   AUDIO_ACK: 'audio.ack',
+  INPUT_PRESS: 'input.press',
+  INPUT_RELEASE: 'input.release',
+  TURN_MODE_SET: 'turn_mode.set',
   PLAYBACK_INTERRUPTED: 'playback.interrupted',
   SESSION_STOP: 'session.stop',
   TEXT_SEND: 'text.send',
@@ -31,9 +34,16 @@ export const ServerMessage = Object.freeze({
   TRANSCRIPT_ASSISTANT_DELTA: 'transcript.assistant.delta',
   TRANSCRIPT_ASSISTANT_DONE: 'transcript.assistant.done',
   PROFILE_UPDATED: 'profile.updated',
+  TURN_MODE: 'turn_mode',
   ERROR: 'error',
   MONITOR_ATTACHED: 'monitor.attached',
   MONITOR_ENDED: 'monitor.ended',
+});
+
+// How the user's turns end (turn_mode.set, turn_mode).
+export const TurnMode = Object.freeze({
+  VOICE_ACTIVITY: 'voice_activity',
+  PUSH_TO_TALK: 'push_to_talk',
 });
 
 // A message of one of these types means the session is up: the retry budget starts again.
@@ -73,6 +83,9 @@ export const STATE_LABELS = Object.freeze({
   [State.STOPPED]: gettext('Stopped'),
   [State.ERROR]: gettext('Error'),
 });
+
+// "Ready" in push-to-talk: nothing is heard until the user holds the button.
+export const PUSH_TO_TALK_READY_LABEL = gettext('Ready — hold Talk (or the space bar) to speak');
 
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
@@ -155,6 +168,10 @@ const ERROR_TEXTS = Object.freeze({
   server_busy: gettext('The server is busy. Reconnecting shortly.'),
   server_draining: gettext('The server is restarting. Reconnecting.'),
   client_too_slow: gettext('Your connection cannot keep up with the assistant\'s audio.'),
+  input_too_short: gettext('Nothing was heard: hold the button while you speak.'),
+  push_to_talk_off: gettext('Push-to-talk is not on: just speak.'),
+  turn_mode_locked: gettext('This assistant profile does not let you change how turns end.'),
+  idle_ended: gettext('The session ended because nobody spoke for a while.'),
   internal_error: gettext('Something went wrong on the server.'),
 });
 
@@ -176,8 +193,15 @@ export const NON_FATAL_ERRORS = Object.freeze(
     'audio_too_fast',
     'not_ready',
     'upstream_error',
+    'input_too_short',
+    'push_to_talk_off',
+    'turn_mode_locked',
   ]),
 );
+
+// Error codes sent just before the server ends the session normally: the reason is shown, but
+// the session stopped rather than failed (assistant/codes.py CLEAN_END_CODES).
+export const CLEAN_END_ERRORS = Object.freeze(new Set(['idle_ended']));
 
 // Sent just before a retryable close: the socket reconnects by itself, so not a failure.
 export const TRANSIENT_ERRORS = Object.freeze(new Set(['server_busy', 'server_draining']));

@@ -41,7 +41,15 @@ export class SessionView {
     this.playbackActive = false;
     this.shown = null;
     this.logCount = 0;
+    this.labels = { ...STATE_LABELS };
     this.setState(State.IDLE);
+  }
+
+  // Word one state differently (push-to-talk's "ready"); null restores the usual label.
+  setStateLabel(state, label) {
+    this.labels[state] = label ?? STATE_LABELS[state];
+    this.shown = null;
+    this._render();
   }
 
   // ---------------------------------------------------------------- state
@@ -65,7 +73,7 @@ export class SessionView {
     this.shown = state;
     this.el.state.dataset.state = state;
     const label = this.el.stateLabel ?? this.el.state;
-    label.textContent = STATE_LABELS[state] ?? state;
+    label.textContent = this.labels[state] ?? state;
   }
 
   // ---------------------------------------------------------------- notices

@@ -7,11 +7,13 @@ import { gettext, interpolate } from './i18n.js';
 import { PcmCaptureNode } from './pcm-capture-node.js';
 import { AssistantPlayback } from './playback.js';
 import {
+  CLEAN_END_ERRORS,
   ClientMessage,
   NON_FATAL_ERRORS,
   ServerMessage,
   State,
   TRANSIENT_ERRORS,
+  TurnMode,
   VOICE_PATH,
   closeMessage,
   errorMessage,
@@ -22,6 +24,9 @@ import { VoiceSocket } from './voice-socket.js';
 // Playback volume with the speakerphone setting on: less of the assistant reaches the microphone,
 // so the browser's echo canceller has less to remove (it is on either way).
 export const SPEAKERPHONE_GAIN = 0.5;
+// Push-to-talk: the microphone keeps sending this long after the release before input.release,
+// so the last syllable (people let go as they finish the word) is in the turn.
+export const RELEASE_TAIL_MS = 250;
 
 // How the talk page words a close (close-notice.js).
 const CLOSE_TEXTS = {
@@ -74,11 +79,12 @@ export class TalkSession {
   // outputId: device ids ('' for the default); speakerphone: quieter playback. Hooks: onChange()
   // when ready changed (the page's controls), onLevel(rms) for the microphone meter,
   // onProfile(profile) from session.ready and profile.updated, onMicrophone() once the
-  // microphone is open (device names are readable from then on), onEnd() once it is torn down.
+  // microphone is open (device names are readable from then on), onEnd() once it is torn down,
+  // onTurnMode({mode, canSwitch, holding}) when the turn mode or the push-to-talk hold changed.
   constructor(
     view,
     { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false },
-    { onChange, onLevel, onProfile, onMicrophone, onEnd },
+    { onChange, onLevel, onProfile, onMicrophone, onEnd, onTurnMode },
   ) {
     this.view = view;
     this.worklets = worklets;
@@ -87,7 +93,14 @@ export class TalkSession {
     this.micId = micId;
     this.outputId = outputId;
     this.speakerphone = speakerphone;
-    this.hooks = { onChange, onLevel, onProfile, onMicrophone: onMicrophone ?? (() => {}), onEnd };
+    this.hooks = {
+      onChange,
+      onLevel,
+      onProfile,
+      onMicrophone: onMicrophone ?? (() => {}),
+      onEnd,
+      onTurnMode: onTurnMode ?? (() => {}),
+    };
     this.context = null;
     this.output = null; // the gain node the assistant plays through (speakerphone volume)
     this.stream = null;
@@ -100,6 +113,12 @@ export class TalkSession {
     this.ended = false; // torn down: late events are ignored
     this.lastError = null; // the last fatal error message: it explains the close that follows
     this.sessions = 0; // session.ready messages so far: more than one means a reconnect
+    // Push-to-talk: microphone frames go out only while the button is held (and for
+    // RELEASE_TAIL_MS after), so nothing is heard between turns; see docs/protocol.md.
+    this.turnMode = TurnMode.VOICE_ACTIVITY;
+    this.canSwitch = false;
+    this.holding = false;
+    this.releaseTimer = null;
   }
 
   // Call it from the click handler: the AudioContext is created before the first await.
@@ -149,7 +168,7 @@ export class TalkSession {
       onChunk: (pcm, rms) => {
         this.hooks.onLevel(rms);
         // Audio before session.ready would be dropped by the server anyway.
-        if (this.ready) this.socket.sendAudio(pcm.buffer);
+        if (this.ready && this._micOpen()) this.socket.sendAudio(pcm.buffer);
       },
       onError: onProcessorError,
     });
@@ -207,6 +226,47 @@ export class TalkSession {
     }
   }
 
+  get pushToTalk() {
+    return this.turnMode === TurnMode.PUSH_TO_TALK;
+  }
+
+  _micOpen() {
+    return !this.pushToTalk || this.holding || this.releaseTimer !== null;
+  }
+
+  // Push-to-talk pressed (button or space bar): the assistant stops, the user's turn starts.
+  press() {
+    if (!this.ready || !this.pushToTalk || this.holding) return false;
+    if (this.releaseTimer !== null) this._sendRelease(); // a quick re-press ends the last turn
+    this.holding = true;
+    this.socket.sendJson({ type: ClientMessage.INPUT_PRESS });
+    this._turnModeChanged();
+    return true;
+  }
+
+  // Released: the tail of the turn still goes out, then input.release asks for the reply.
+  release() {
+    if (!this.holding) return;
+    this.holding = false;
+    this.releaseTimer = setTimeout(() => this._sendRelease(), RELEASE_TAIL_MS);
+    this._turnModeChanged();
+  }
+
+  _sendRelease() {
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = null;
+    if (this.ready) this.socket.sendJson({ type: ClientMessage.INPUT_RELEASE });
+  }
+
+  // Switch between voice activity and push-to-talk (the server confirms with turn_mode).
+  setTurnMode(mode) {
+    return this.ready && this.socket.sendJson({ type: ClientMessage.TURN_MODE_SET, mode });
+  }
+
+  _turnModeChanged() {
+    this.hooks.onTurnMode({ mode: this.turnMode, canSwitch: this.canSwitch, holding: this.holding });
+  }
+
   // A typed message (text.send); false if it could not be sent.
   sendText(text) {
     return this.ready && this.socket.sendJson({ type: ClientMessage.TEXT_SEND, text });
@@ -227,6 +287,9 @@ export class TalkSession {
     if (this.ended) return;
     this.ended = true;
     this.ready = false;
+    this.holding = false;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = null;
     this._stopTracks();
     if (this.source) this.source.disconnect();
     if (this.capture) {
@@ -263,8 +326,18 @@ export class TalkSession {
         this.hooks.onProfile(message.profile);
         view.notice(gettext('An administrator updated this profile; the change applies from your next turn.'), 'info');
         break;
+      case ServerMessage.TURN_MODE:
+        this.turnMode = message.mode;
+        this.canSwitch = message.can_switch;
+        if (!this.pushToTalk) this.holding = false;
+        this._turnModeChanged();
+        break;
       case ServerMessage.ERROR:
-        if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
+        if (CLEAN_END_ERRORS.has(message.code)) {
+          // The server ends the session normally just after: say why, as a note too.
+          view.notice(errorMessage(message), 'info');
+          view.addNote(errorMessage(message));
+        } else if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
           view.notice(errorMessage(message), 'warn');
         } else {
           this.lastError = message;
@@ -284,6 +357,7 @@ export class TalkSession {
   _onClose(detail) {
     if (this.ended) return;
     this.ready = false;
+    this.holding = false;
     this.hooks.onChange();
     const { state, message } = showClose(this.view, detail, {
       ended: this.stopping,

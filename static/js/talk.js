@@ -2,12 +2,12 @@
 // conversation itself (audio, socket, server messages) is a TalkSession.
 import { audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
 import { gettext, interpolate } from './i18n.js';
-import { MAX_TEXT_CHARS, State } from './protocol.js';
+import { MAX_TEXT_CHARS, PUSH_TO_TALK_READY_LABEL, State, TurnMode } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { TalkSession } from './talk-session.js';
 
 const LEVEL_FLOOR_DB = -60;
-// Page settings this browser remembers (a per-profile setting would need the server).
+// Page settings this browser remembers (speakerphone: 'on'/'off', else the profile's default).
 const STORAGE = { mic: 'voice.micDevice', output: 'voice.outputDevice', speakerphone: 'voice.speakerphone' };
 // Keyboard shortcuts, when the focus is not in a text field (typing never triggers them).
 const SHORTCUTS = { s: 'start', m: 'mute', Escape: 'stop' };
@@ -29,6 +29,10 @@ const ui = {
   outputDevice: $('output-device'),
   outputField: $('output-device-field'),
   speakerphone: $('speakerphone'),
+  talk: $('talk-button'),
+  talkHint: $('talk-button-hint'),
+  turnMode: $('turn-mode'),
+  turnModeField: $('turn-mode-field'),
 };
 const view = new SessionView(sessionElements($));
 
@@ -45,6 +49,8 @@ function setControls() {
   const canType = live && session.ready;
   ui.textInput.disabled = !canType;
   ui.textSend.disabled = !canType;
+  ui.talk.disabled = !canType;
+  ui.turnMode.disabled = !canType;
 }
 
 function showLevel(rms) {
@@ -91,6 +97,7 @@ function start() {
     onLevel: showLevel,
     onProfile: showProfile,
     onMicrophone: listDevices,
+    onTurnMode: showTurnMode,
     onEnd: () => {
       if (session === s) session = null;
       showLevel(0);
@@ -100,6 +107,72 @@ function start() {
   session = s;
   setControls();
   s.start(); // still inside the click handler: the AudioContext may start
+}
+
+// ------------------------------------------------------------------ push-to-talk
+
+// The Talk button, its hint and the mode switch, for a mode (the profile's before Start, the
+// server's turn_mode after).
+function showTurnMode({ mode, canSwitch, holding = false }) {
+  const pushToTalk = mode === TurnMode.PUSH_TO_TALK;
+  ui.talk.hidden = !pushToTalk;
+  ui.talkHint.hidden = !pushToTalk;
+  ui.turnModeField.hidden = !canSwitch;
+  ui.turnMode.checked = pushToTalk;
+  ui.talk.setAttribute('aria-pressed', String(holding));
+  ui.talk.textContent = holding ? gettext('Talking… release to send') : gettext('Hold to talk');
+  view.setStateLabel(State.READY, pushToTalk ? PUSH_TO_TALK_READY_LABEL : null);
+}
+
+function selectedProfile() {
+  return ui.profile ? ui.profile.selectedOptions[0] ?? null : null;
+}
+
+// Before Start: what the selected profile says (turn mode, speakerphone default).
+function showProfileDefaults() {
+  const option = selectedProfile();
+  if (!option) return;
+  showTurnMode({ mode: option.dataset.turnMode, canSwitch: option.dataset.turnSwitch === 'on' });
+  const chosen = remembered(STORAGE.speakerphone);
+  ui.speakerphone.checked = chosen ? chosen === 'on' : option.dataset.speakerphone === 'on';
+}
+
+function press(event) {
+  if (session === null || !session.press()) return;
+  event?.preventDefault();
+}
+
+function release() {
+  if (session !== null) session.release();
+}
+
+// Hold with a pointer (mouse, finger, pen): captured, so sliding off the button still releases.
+function onTalkPointerDown(event) {
+  if (event.button !== 0) return;
+  ui.talk.setPointerCapture?.(event.pointerId);
+  press(event);
+}
+
+// The space bar talks while held, unless the focus is where Space means something else (a text
+// field, another button, a checkbox, a list): there it keeps its usual meaning.
+function spaceTalks(event) {
+  if (event.key !== ' ' || event.altKey || event.ctrlKey || event.metaKey) return false;
+  if (session === null || !session.pushToTalk) return false;
+  const target = event.target;
+  if (target === ui.talk) return true;
+  return !(target instanceof Element && target.closest('input, select, textarea, button, summary, a, [contenteditable]'));
+}
+
+function onSpaceDown(event) {
+  if (!spaceTalks(event)) return;
+  event.preventDefault(); // no scrolling, no click on the Talk button
+  if (!event.repeat) press();
+}
+
+function onSpaceUp(event) {
+  if (!spaceTalks(event)) return;
+  event.preventDefault();
+  release();
 }
 
 function stop() {
@@ -200,15 +273,16 @@ ui.outputDevice.addEventListener('change', () => {
   remember(STORAGE.output, ui.outputDevice.value);
   if (session !== null) session.setOutputDevice(ui.outputDevice.value);
 });
-ui.speakerphone.checked = remembered(STORAGE.speakerphone) === 'on';
 ui.speakerphone.addEventListener('change', () => {
-  remember(STORAGE.speakerphone, ui.speakerphone.checked ? 'on' : '');
+  // 'on' or 'off': an explicit choice overrides the profile's default from now on.
+  remember(STORAGE.speakerphone, ui.speakerphone.checked ? 'on' : 'off');
   if (session !== null) session.setSpeakerphone(ui.speakerphone.checked);
 });
 navigator.mediaDevices?.addEventListener?.('devicechange', listDevices);
 listDevices();
 if (ui.profile) {
   ui.profile.addEventListener('change', () => {
+    showProfileDefaults();
     const url = new URL(location.href);
     url.searchParams.set('profile', ui.profile.value);
     history.replaceState(null, '', url);
@@ -227,6 +301,19 @@ ui.textForm.addEventListener('submit', (event) => {
     ui.textInput.value = '';
   }
 });
+ui.talk.addEventListener('pointerdown', onTalkPointerDown);
+ui.talk.addEventListener('pointerup', release);
+ui.talk.addEventListener('pointercancel', release);
+ui.talk.addEventListener('lostpointercapture', release);
+ui.talk.addEventListener('contextmenu', (event) => event.preventDefault()); // long press on phones
+document.addEventListener('keydown', onSpaceDown);
+document.addEventListener('keyup', onSpaceUp);
+window.addEventListener('blur', release); // a key-up the page never sees must not keep it held
+ui.turnMode.addEventListener('change', () => {
+  const mode = ui.turnMode.checked ? TurnMode.PUSH_TO_TALK : TurnMode.VOICE_ACTIVITY;
+  if (session === null || !session.setTurnMode(mode)) ui.turnMode.checked = !ui.turnMode.checked;
+});
 window.addEventListener('pagehide', stop);
+showProfileDefaults();
 setControls();
 if (!audioWorkletSupported()) view.notice(UNSUPPORTED_AUDIO_MESSAGE, 'error');

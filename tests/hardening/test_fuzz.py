@@ -55,6 +55,7 @@ SERVER_TYPES = {
     "playback.clear",
     "error",
     "pong",
+    "turn_mode",
 }
 # What the consumer may ever send upstream in reaction to browser input.
 UPSTREAM_ALLOWED = {
@@ -88,6 +89,9 @@ type_names = st.sampled_from(
         "response.cancel",
         "text.send",
         "audio.ack",
+        "input.press",
+        "input.release",
+        "turn_mode.set",
         # Upstream event names a browser must never be able to forward.
         "session.update",
         "input_audio_buffer.append",
@@ -302,6 +306,11 @@ async def _fuzz_one_session(
             # The fake upstream sends no audio, so nothing can be acknowledged: every ack
             # (even a well-formed one) is refused by the consumer.
             expected_errors.append(ErrorCode.BAD_MESSAGE.value)
+        elif isinstance(message, protocol.InputPress | protocol.InputRelease):
+            # The site default profile talks by voice activity: no push-to-talk there.
+            expected_errors.append(ErrorCode.PUSH_TO_TALK_OFF.value)
+        elif isinstance(message, protocol.TurnModeSet):
+            expected_errors.append(ErrorCode.TURN_MODE_LOCKED.value)
         await comm.send_input({"type": "websocket.receive", "text": payload})
         examples.messages += 1
 
