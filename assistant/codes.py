@@ -25,6 +25,7 @@ class CloseCode(IntEnum):
     PROTOCOL_VIOLATION = 4400
     UPSTREAM_UNAVAILABLE = 4502
     SERVER_BUSY = 4503  # retryable: this worker is at capacity
+    QUOTA_EXCEEDED = 4402  # the user's usage quota is used up until it resets
 
 
 #: Close codes after which the browser reconnects by itself, with backoff.
@@ -70,6 +71,8 @@ class ErrorCode(StrEnum):
     SERVER_DRAINING = "server_draining"
     CLIENT_TOO_SLOW = "client_too_slow"
     INTERNAL = "internal_error"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    RESUME_NOT_FOUND = "resume_not_found"
 
 
 ERROR_MESSAGES: dict[ErrorCode, str] = {
@@ -99,6 +102,8 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.SERVER_DRAINING: "The server is restarting. Reconnecting.",
     ErrorCode.CLIENT_TOO_SLOW: "Your connection cannot keep up with the assistant's audio.",
     ErrorCode.INTERNAL: "Something went wrong on the server.",
+    ErrorCode.QUOTA_EXCEEDED: "You have used up your conversation quota for now.",
+    ErrorCode.RESUME_NOT_FOUND: "That conversation cannot be continued: it is not one of yours.",
 }
 
 

@@ -175,6 +175,14 @@ class AssistantProfile(models.Model):
         default=True,
         help_text=_("Server-side echo cancellation, so the assistant does not hear itself."),
     )
+    keep_transcripts = models.BooleanField(
+        _("keep transcripts"),
+        default=True,
+        help_text=_(
+            "Store what was said in the users' conversation history. Off: only usage (minutes, "
+            "tokens, cost) is kept, and conversations cannot be continued."
+        ),
+    )
     is_enabled = models.BooleanField(
         _("enabled"),
         default=True,

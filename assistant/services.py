@@ -54,6 +54,7 @@ def _config_from_profile(profile: AssistantProfile) -> SessionConfig:
         noise_suppression=profile.noise_suppression,
         echo_cancellation=profile.echo_cancellation,
         profile_version=profile_version(profile.updated_at),
+        keep_transcripts=profile.keep_transcripts,
     )
 
 

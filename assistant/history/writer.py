@@ -146,6 +146,15 @@ class HistoryWriter:
             self._task = loop.create_task(self._run(loop))
             self._task.add_done_callback(_log_crash)
 
+    def is_own_task(self, task: asyncio.Task[object]) -> bool:
+        """True for the writer's flush task (a worker's task, not a session's)."""
+        return task is self._task
+
+    def forget_all(self) -> None:
+        """Drop every recorder and failed batch unwritten (tests: the rows they need are gone)."""
+        self._members.clear()
+        self._failed.clear()
+
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             await asyncio.sleep(settings.HISTORY_FLUSH_SECONDS)

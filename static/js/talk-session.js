@@ -15,6 +15,8 @@ import {
   VOICE_PATH,
   closeMessage,
   errorMessage,
+  quotaWarningMessage,
+  resumedMessage,
   socketUrl,
 } from './protocol.js';
 import { VoiceSocket } from './voice-socket.js';
@@ -77,12 +79,13 @@ export class TalkSession {
   // microphone is open (device names are readable from then on), onEnd() once it is torn down.
   constructor(
     view,
-    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false },
+    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false, resumeId = '' },
     { onChange, onLevel, onProfile, onMicrophone, onEnd },
   ) {
     this.view = view;
     this.worklets = worklets;
     this.profileId = profileId;
+    this.resumeId = resumeId; // a conversation of the user's to continue ('' for a new one)
     this.muted = muted;
     this.micId = micId;
     this.outputId = outputId;
@@ -158,7 +161,7 @@ export class TalkSession {
     this.capture.connect(context.destination); // silent: keeps the capture node pulled
     this.capture.setMuted(this.muted);
 
-    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId }), { ackAudio: true });
+    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId, resume: this.resumeId }), { ackAudio: true });
     this.socket = socket;
     socket.addEventListener('message', (event) => this._onMessage(event.detail));
     socket.addEventListener('sent', (event) => this.view.log('out', event.detail));
@@ -262,6 +265,12 @@ export class TalkSession {
       case ServerMessage.PROFILE_UPDATED:
         this.hooks.onProfile(message.profile);
         view.notice(gettext('An administrator updated this profile; the change applies from your next turn.'), 'info');
+        break;
+      case ServerMessage.CONVERSATION_RESUMED:
+        view.addNote(resumedMessage(message));
+        break;
+      case ServerMessage.QUOTA_WARNING:
+        view.notice(quotaWarningMessage(message), 'warn');
         break;
       case ServerMessage.ERROR:
         if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
