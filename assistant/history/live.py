@@ -143,6 +143,8 @@ class SessionHistory:
         """The session ended (idempotent): the next flush writes its end."""
         self.sync()
         self.recorder.end(reason)
+        # Written now, not at the next tick: quotas count an ended session by its written usage.
+        history.flush_soon()
 
     def playout_remaining(self) -> float:
         """Seconds of the latest reply's audio the browser has probably not played yet.

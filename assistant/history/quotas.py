@@ -166,6 +166,12 @@ class LiveQuota:
             )
             return
         if check.exceeded:
+            logger.info(
+                "voice session %s: %s quota used up (%.0f %%); ending after the reply",
+                self._session_id,
+                check.limit,
+                check.fraction_used * 100,
+            )
             self.ending = asyncio.create_task(self._end_after_reply(check))
         elif check.warn and not self.warned:
             self.warned = True
@@ -184,14 +190,17 @@ class LiveQuota:
         deadline = loop.time() + MAX_REPLY_WAIT_SECONDS
         while not session.ended and loop.time() < deadline:
             voice = session.voice
-            # A reply asked for (the user finished a turn) or running; then the browser plays it.
-            busy = voice is not None and (voice.reply_running or voice.state == State.PROCESSING)
-            playing = self._history.playout_remaining() if self._history else 0.0
-            remaining = 0.0 if busy else playing
-            if not busy and remaining <= 0.0:
+            # A reply asked for (the user finished a turn) or running.
+            if voice is None or not (voice.reply_running or voice.state == State.PROCESSING):
                 break
-            await asyncio.sleep(max(_REPLY_POLL_SECONDS, min(remaining, deadline - loop.time())))
-        logger.info("voice session %s: quota used up (%s)", self._session_id, check.limit)
+            await asyncio.sleep(_REPLY_POLL_SECONDS)
+        # Then the browser plays what it was sent of it (measured once: audio that keeps
+        # coming outside a reply is not waited for).
+        playing = self._history.playout_remaining() if self._history else 0.0
+        if playing > 0.0 and not session.ended:
+            await asyncio.sleep(min(playing, max(0.0, deadline - loop.time())))
+        waited = MAX_REPLY_WAIT_SECONDS - (deadline - loop.time())
+        logger.info("voice session %s: ending (over quota) after %.1f s", self._session_id, waited)
         await session.end_session(
             ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, error=quota_error(check)
         )
