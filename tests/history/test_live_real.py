@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,30 +71,34 @@ async def say(socket: Socket, text: str) -> dict[str, Any]:
     return turn
 
 
+def key(database: Database, conversation_id: str) -> Any:
+    """A conversation id as the database compares it (SQLite keeps UUIDs as 32 hex digits)."""
+    value = uuid.UUID(conversation_id)
+    return value.hex if database.kind == "sqlite" else value
+
+
 def turns_of(database: Database, conversation_id: str) -> list[tuple[str, str]]:
     rows = database.query(
         "SELECT role, text FROM assistant_turn WHERE conversation_id = %s ORDER BY seq",
-        (conversation_id.replace("-", "") if database.kind == "sqlite" else conversation_id,),
+        (key(database, conversation_id),),
     )
     return [(r[0], r[1]) for r in rows]
 
 
 def conversation_row(database: Database, conversation_id: str) -> tuple[Any, ...] | None:
-    key = conversation_id.replace("-", "") if database.kind == "sqlite" else conversation_id
     rows = database.query(
         "SELECT end_reason, ended_at, upstream_session_ids, resumed_from_id "
         "FROM assistant_conversation WHERE id = %s",
-        (key,),
+        (key(database, conversation_id),),
     )
     return rows[0] if rows else None
 
 
 def usage_of(database: Database, conversation_id: str) -> list[tuple[Any, ...]]:
-    key = conversation_id.replace("-", "") if database.kind == "sqlite" else conversation_id
     return database.query(
         "SELECT input_tokens, output_tokens, audio_in_seconds, audio_out_seconds "
         "FROM assistant_usagerecord WHERE session_id = %s",
-        (key,),
+        (key(database, conversation_id),),
     )
 
 
@@ -144,8 +149,8 @@ async def test_a_spoken_conversation_is_recorded_then_continued(
             timeout=10,
             what="the continued conversation written",
         )
-        resumed_from = str((conversation_row(database, second_id) or ())[3]).replace("-", "")
-        assert resumed_from == first_id.replace("-", "")
+        resumed_from = (conversation_row(database, second_id) or ())[3]
+        assert uuid.UUID(str(resumed_from)) == uuid.UUID(first_id)
 
 
 async def test_a_killed_worker_keeps_the_finished_turns(
