@@ -35,6 +35,8 @@ USER = "quota1"
 QUOTA_SECONDS = 60  # minutes_per_day=1
 USED_SECONDS = 50.0  # already written: 10 s left for both sessions together
 
+OPENED: list[Browser] = []  # browsers a test opened besides the fixture's
+
 SETUP = f"""
 import uuid
 from django.contrib.auth.models import User
@@ -87,8 +89,17 @@ async def sockets(
     for sock in socks:
         await sock.expect("session.ready", timeout=10)
     yield socks
-    for browser in browsers:
+    for browser in [*browsers, *OPENED]:
         await browser.aclose()
+    OPENED.clear()
+
+
+async def fresh_socket(worker: DaphneServer, database: Database) -> Socket:
+    """A fresh socket of the user on ``worker`` (its browser is closed with the test's loop)."""
+    [key] = login_sessions(setup_env(database), [USER], per_user=1)[USER]
+    browser = Browser(worker.base_url).adopt_session(key)
+    OPENED.append(browser)
+    return await browser.websocket(worker.ws_url("/ws/voice/"), origin=worker.base_url)
 
 
 async def talk_until_closed(sock: Socket) -> tuple[float, int]:
@@ -131,6 +142,12 @@ async def test_two_sessions_on_two_workers_cannot_both_overspend(
         errors = sock.texts("error")
         assert errors[-1]["code"] == "quota_exceeded", errors
         assert errors[-1]["resets_at"], errors
+    # Over quota now: a new session is refused at the handshake, with when the quota resets.
+    again = await fresh_socket(quota_workers[0], database)
+    refusal = await again.expect("error")
+    assert refusal["code"] == "quota_exceeded", refusal
+    assert refusal["resets_at"], refusal
+    assert await again.expect_close() == 4402
     # SIGTERM: each worker drains, and its drain writes the history it still holds.
     for worker in quota_workers:
         worker.sigterm()
