@@ -119,6 +119,15 @@ class AssistantProfileAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Conversation history"),
+            {
+                "fields": ("keep_transcripts",),
+                "description": _(
+                    "Kept for HISTORY_RETENTION_DAYS, then purged; usage is always recorded."
+                ),
+            },
+        ),
+        (
             _("Who may use it"),
             {
                 "fields": ("users", "groups"),

@@ -25,6 +25,7 @@ class CloseCode(IntEnum):
     PROTOCOL_VIOLATION = 4400
     UPSTREAM_UNAVAILABLE = 4502
     SERVER_BUSY = 4503  # retryable: this worker is at capacity
+    QUOTA_EXCEEDED = 4402  # the user's usage quota is used up until it resets
 
 
 #: Close codes after which the browser reconnects by itself, with backoff.
@@ -74,6 +75,8 @@ class ErrorCode(StrEnum):
     TURN_MODE_LOCKED = "turn_mode_locked"
     IDLE_ENDED = "idle_ended"
     INTERNAL = "internal_error"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    RESUME_NOT_FOUND = "resume_not_found"
 
 
 ERROR_MESSAGES: dict[ErrorCode, str] = {
@@ -107,6 +110,8 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.TURN_MODE_LOCKED: "This assistant profile does not let you change how turns end.",
     ErrorCode.IDLE_ENDED: "The session ended because nobody spoke for a while.",
     ErrorCode.INTERNAL: "Something went wrong on the server.",
+    ErrorCode.QUOTA_EXCEEDED: "You have used up your conversation quota for now.",
+    ErrorCode.RESUME_NOT_FOUND: "That conversation cannot be continued: it is not one of yours.",
 }
 
 #: Codes that end a session normally: the page shows why, but the session stopped, not failed.

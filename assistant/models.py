@@ -243,6 +243,14 @@ class AssistantProfile(models.Model):
             "laptops without headphones); users may still change it."
         ),
     )
+    keep_transcripts = models.BooleanField(
+        _("keep transcripts"),
+        default=True,
+        help_text=_(
+            "Store what was said in the users' conversation history. Off: only usage (minutes, "
+            "tokens, cost) is kept, and conversations cannot be continued."
+        ),
+    )
     is_enabled = models.BooleanField(
         _("enabled"),
         default=True,

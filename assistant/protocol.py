@@ -304,6 +304,32 @@ def error(code: ErrorCode) -> Error:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaError(Error):
+    """``quota_exceeded``, with when the binding limit resets (ISO 8601, the site's zone)."""
+
+    resets_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaWarning(ServerMessage):
+    """The user has used ``percent`` of a quota (``day``, ``month`` or ``cost``); sent once."""
+
+    type: ClassVar[str] = "quota.warning"
+    percent: int
+    limit: str
+    resets_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationResumed(ServerMessage):
+    """The session continues an earlier conversation: ``messages`` of it were carried over."""
+
+    type: ClassVar[str] = "conversation.resumed"
+    conversation_id: str
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionReady(ServerMessage):
     """The upstream is configured: the user can talk."""
 

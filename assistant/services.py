@@ -66,6 +66,7 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         speakerphone_default=profile.speakerphone_default,
         first_name=first_name,
         profile_version=profile_version(profile.updated_at),
+        keep_transcripts=profile.keep_transcripts,
     )
 
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from assistant import services
+from assistant.history.talk import talk_history_context
 from assistant.live import health
 from assistant.models import LiveSession
 
@@ -31,7 +32,11 @@ def talk(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "assistant/talk.html",
-        {"profiles": profiles, "selected_profile_id": selected},
+        {
+            "profiles": profiles,
+            "selected_profile_id": selected,
+            **talk_history_context(request.user, request.GET.get("resume", "")),
+        },
     )
 
 

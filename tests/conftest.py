@@ -13,6 +13,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
+def fresh_history_writer() -> None:
+    """Every test starts with a history writer holding no earlier test's sessions.
+
+    Their rows (users, conversations) went with that test's database: writing them would fail.
+    """
+    from assistant.history.writer import history
+
+    history.forget_all()
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache() -> None:
     """Every test starts with empty rate-limit and login-throttle counters.
 

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 
@@ -28,6 +28,9 @@ from assistant.live.fanout import MonitorFanout
 from assistant.protocol import EndReason
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.talk_modes import carry_over
+
+if TYPE_CHECKING:
+    from assistant.history.quotas import LiveQuota
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +83,14 @@ class SessionSupervisor:
         # them with its own tasks (:meth:`tasks`).
         self._registry_profile_task: asyncio.Task[None] | None = None
         self._registry_end_task: asyncio.Task[None] | None = None
+        #: Re-checks the user's quota on every tick (set by the consumer; None: not checked).
+        self.quota: LiveQuota | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """The tasks this supervisor started that may still run."""
-        return [t for t in (self._registry_profile_task, self._registry_end_task) if t is not None]
+        quota_end = self.quota.ending if self.quota is not None else None
+        owned = (self._registry_profile_task, self._registry_end_task, quota_end)
+        return [t for t in owned if t is not None]
 
     # ------------------------------------------------------------------ control (layer)
 
@@ -170,6 +177,8 @@ class SessionSupervisor:
             voice = session.voice
             if voice is not None and voice.rollover_due():
                 voice.begin_rollover()
+            if self.quota is not None:
+                await self.quota.check()
             if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
                 last_validated = now
                 user = self._scope["user"]

@@ -24,6 +24,9 @@ from assistant.consumers.inbound import InboundLimits, Refusal
 from assistant.consumers.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
 from assistant.consumers.socket import SupervisedConsumer
 from assistant.consumers.supervisor import SessionSupervisor
+from assistant.history.live import SessionHistory
+from assistant.history.quotas import LiveQuota, handshake_refusal
+from assistant.history.resume import Resume, aresume_load, requested_resume
 from assistant.live import registry
 from assistant.live.admission import admit, requested_profile_id, upstream_settings
 from assistant.live.control import ControlSubscription
@@ -62,6 +65,7 @@ class VoiceConsumer(SupervisedConsumer):
         self.supervisor: SessionSupervisor | None = None
         self.control: ControlSubscription | None = None
         self.voice: VoiceLiveSession | None = None
+        self.history: SessionHistory | None = None
         self.inbound: InboundLimits | None = None
         self.outbound: AudioSendWindow | None = None
         self.start_task: asyncio.Task[None] | None = None
@@ -99,12 +103,22 @@ class VoiceConsumer(SupervisedConsumer):
             await self._open(user, slot)
 
     async def _open(self, user: Any, slot: PendingSlot) -> None:
+        query = self.scope.get("query_string", b"")
         try:
             config = await services.aprofile_config_get(
-                user=user, profile_id=requested_profile_id(self.scope.get("query_string", b""))
+                user=user, profile_id=requested_profile_id(query)
+            )
+            resume = await aresume_load(
+                user_id=user.pk,
+                raw=requested_resume(query),
+                max_items=upstream_settings().history_items,
             )
         except ClientError as exc:
             await self._refuse(exc.code, CloseCode.FORBIDDEN)
+            return
+        over_quota = await handshake_refusal(user.pk)
+        if over_quota is not None:
+            await self._refuse(ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, over_quota)
             return
         claim = await registry.asession_claim(
             user_id=user.pk, profile_id=config.profile_id, channel_name=self.channel_name
@@ -151,17 +165,31 @@ class VoiceConsumer(SupervisedConsumer):
             # already released: starting the upstream now would leave it open.
             return
         self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
-        self.start_task = asyncio.create_task(self._start_voice(config))
+        self.history = SessionHistory.begin(
+            session_id=session_id,
+            user_id=user.pk,
+            config=config,
+            voice=self.voice,
+            resumed_from=resume.conversation_id if resume else None,
+        )
+        self.supervisor.quota = LiveQuota(
+            self, history=self.history, user_id=user.pk, session_id=session_id
+        )
+        if resume is not None:
+            self.voice.carry_over(resume.items)
+        self.start_task = asyncio.create_task(self._start_voice(config, resume))
         self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))
 
-    async def _refuse(self, code: ErrorCode, close_code: CloseCode) -> None:
+    async def _refuse(
+        self, code: ErrorCode, close_code: CloseCode, error: protocol.Error | None = None
+    ) -> None:
         """Accept only to say why, then close: the browser can show the reason."""
         metrics.SESSIONS_REFUSED.labels(reason=code.value).inc()
         await self.accept()
-        await self.send(text_data=protocol.encode(protocol.error(code)))
+        await self.send(text_data=protocol.encode(error or protocol.error(code)))
         await self.close(code=int(close_code))
 
-    async def _start_voice(self, config: SessionConfig) -> None:
+    async def _start_voice(self, config: SessionConfig, resume: Resume | None = None) -> None:
         assert self.voice is not None
         try:
             await self.voice.start()
@@ -178,6 +206,12 @@ class VoiceConsumer(SupervisedConsumer):
                 profile={"id": config.profile_id, "name": config.profile_name},
             )
         )
+        if resume is not None:
+            await self.send_message(
+                protocol.ConversationResumed(
+                    conversation_id=str(resume.conversation_id), messages=len(resume.items)
+                )
+            )
         await talk_modes.session_ready(self, self.voice)
 
     # ------------------------------------------------------------------ browser -> server
@@ -241,11 +275,15 @@ class VoiceConsumer(SupervisedConsumer):
         elif self.voice is None or self.state in (State.CONNECTING, State.ERROR):
             await self._client_error(ErrorCode.NOT_READY)
         elif isinstance(message, protocol.PlaybackInterrupted):
+            if self.history is not None:
+                self.history.interrupted(message.item_id, message.played_ms)
             await self.voice.truncate(item_id=message.item_id, played_ms=message.played_ms)
         elif isinstance(message, protocol.ResponseCancel):
             await self.clear_playback()
             await self.voice.cancel_response()
         elif isinstance(message, protocol.TextSend):
+            if self.history is not None:
+                self.history.typed(message.text)
             await self.voice.send_text(message.text)
         elif isinstance(message, talk_modes.TALK_MODE_MESSAGES):
             error = await talk_modes.handle(self, self.voice, message)
@@ -307,6 +345,8 @@ class VoiceConsumer(SupervisedConsumer):
         await self.send(text_data=text)
         if self.supervisor is not None:
             self.supervisor.idle.observe(message, self.voice.audio_out_bytes if self.voice else 0)
+        if self.history is not None:
+            self.history.outgoing(message)
         fanout = self.supervisor.fanout if self.supervisor else None
         if fanout is not None:
             fanout.publish_text(text)
@@ -351,17 +391,26 @@ class VoiceConsumer(SupervisedConsumer):
         """Voice Live ended under us: say so, and close."""
         await self.end_session(code, CloseCode.UPSTREAM_UNAVAILABLE)
 
+    def response_usage(self, response_id: str, usage: Any) -> None:
+        """A reply ended with the upstream's usage: into the session's history."""
+        if self.history is not None:
+            self.history.response_usage(response_id, usage)
+
     # ------------------------------------------------------------------ close
 
-    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
-        """Tell the browser why (if it is an error), and close the socket."""
+    async def end_session(
+        self, code: ErrorCode | None, close_code: CloseCode, *, error: protocol.Error | None = None
+    ) -> None:
+        """Tell the browser why (if it is an error: ``error``, else the code's), and close."""
         if self.ended:
             return
         self.ended = True
+        if self.history is not None:
+            self.history.end(code.value if code else "stopped")
         metrics.SESSIONS_ENDED.labels(reason=code.value if code else "normal").inc()
         with contextlib.suppress(Exception):
             if code is not None:
-                await self.send(text_data=protocol.encode(protocol.error(code)))
+                await self.send(text_data=protocol.encode(error or protocol.error(code)))
                 ending = State.STOPPED if code in CLEAN_END_CODES else State.ERROR
                 await self.send(text_data=protocol.encode(protocol.StateChanged(state=ending)))
             else:
@@ -378,6 +427,8 @@ class VoiceConsumer(SupervisedConsumer):
             # Closed by the browser, or lost (1006: e.g. dropped by Daphne's keepalive ping).
             reason = "connection_lost" if code == 1006 else "browser_closed"
             metrics.SESSIONS_ENDED.labels(reason=reason).inc()
+            if self.history is not None:
+                self.history.end(reason)
         self.ended = True
         await self._release(code)
 

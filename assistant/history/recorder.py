@@ -87,10 +87,15 @@ class Batch:
 
     @property
     def empty(self) -> bool:
-        """True when there is nothing to write."""
+        """True when there is nothing to write.
+
+        A batch with the start is never empty: dropping it would lose the conversation row,
+        and every later batch with it (they are written only into an existing row).
+        """
         return (
             not (self.turns or self.updates or self.usage or self.upstream_session_ids)
             and self.ended_at is None
+            and self.start is None
         )
 
 

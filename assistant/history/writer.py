@@ -136,6 +136,7 @@ class HistoryWriter:
         self._members: dict[uuid.UUID, tuple[ConversationRecorder, asyncio.AbstractEventLoop]] = {}
         self._failed: list[tuple[Batch, int]] = []  # (batch, tries so far), oldest first
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # set: flush now (the running task's loop)
 
     def join(self, recorder: ConversationRecorder) -> None:
         """Flush this recorder from the next tick on (starts the task if needed)."""
@@ -146,9 +147,29 @@ class HistoryWriter:
             self._task = loop.create_task(self._run(loop))
             self._task.add_done_callback(_log_crash)
 
+    def is_own_task(self, task: asyncio.Task[object]) -> bool:
+        """True for the writer's flush task (a worker's task, not a session's)."""
+        return task is self._task
+
+    def forget_all(self) -> None:
+        """Drop every recorder and failed batch unwritten (tests: the rows they need are gone)."""
+        self._members.clear()
+        self._failed.clear()
+
+    def flush_soon(self) -> None:
+        """Flush now rather than at the next tick (a session ended: its usage counts at once)."""
+        task = self._task
+        if self._wake is not None and task is not None and not task.done():
+            # Called from the loop the task runs on (a session's end, on this worker's loop).
+            task.get_loop().call_soon_threadsafe(self._wake.set)
+
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._wake = wake = asyncio.Event()
         while True:
-            await asyncio.sleep(settings.HISTORY_FLUSH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.HISTORY_FLUSH_SECONDS):
+                    await wake.wait()
+            wake.clear()
             for sid in [sid for sid, (_, lp) in self._members.items() if lp is not loop]:
                 del self._members[sid]  # a finished loop's (a test's)
             await self.flush()

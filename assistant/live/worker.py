@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 #: handshakes already on their way get "retry elsewhere" instead of a reset connection (1006),
 #: which they would not retry.
 DRAIN_REFUSE_SECONDS = 1.0
+#: The history's last write on drain gets at least this long (beyond ``VOICE_DRAIN_SECONDS``).
+HISTORY_CLOSE_SECONDS = 2.0
 
 
 class Drainable(Protocol):
@@ -97,6 +99,16 @@ class Worker:
         if self._drain_task is None:
             self._drain_task = asyncio.get_running_loop().create_task(self.drain())
 
+    async def _history_close(self, limit: float) -> None:
+        """Write the sessions' last history (the writer's final flush), within ``limit``."""
+        from assistant.history.writer import history  # the ORM's models: not at import time
+
+        try:
+            async with asyncio.timeout(limit):
+                await history.close()
+        except Exception as exc:
+            logger.warning("draining: the history's last write failed (%s)", type(exc).__name__)
+
     async def drain(self, *, stop_server: bool = True) -> None:
         """End every live session with a retryable close, then stop the server.
 
@@ -116,6 +128,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, budget - (loop.time() - started))):
                 await self._idle.wait()
+        await self._history_close(max(HISTORY_CLOSE_SECONDS, budget - (loop.time() - started)))
         refusing = min(budget, DRAIN_REFUSE_SECONDS) - (loop.time() - started)
         if stop_server and refusing > 0:
             await asyncio.sleep(refusing)

@@ -42,6 +42,8 @@ class SessionConfig:
     # When the profile was saved (its updated_at); the heartbeat compares it with the saved
     # profile's to pick up changes whose layer message was lost. Empty when unknown.
     profile_version: str = ""
+    # Whether the conversation's text is kept in its history (else only its usage).
+    keep_transcripts: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,9 @@ class SessionSink(Protocol):
     async def upstream_lost(self, code: ErrorCode) -> None:
         """The upstream ended for good; the session is over."""
 
+    def response_usage(self, response_id: str, usage: Any) -> None:
+        """A response ended with this ``usage`` (``response.done``; None when absent)."""
+
 
 class Upstream(Protocol):
     """What the router asks of the session that holds the connection."""
@@ -204,6 +207,7 @@ class EventRouter:
         await self._sink.send_message(
             protocol.ResponseDone(response_id=response.get("id"), status=status)
         )
+        self._sink.response_usage(str(response.get("id") or ""), response.get("usage"))
         self.response_id = None
         self._audio_item_id = None
         self._upstream.reply_settled()

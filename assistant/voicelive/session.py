@@ -111,6 +111,9 @@ class VoiceLiveSession:
     def reply_pending(self) -> bool:
         """True from asking for a reply until it is done or refused (the watchdog's view)."""
         return self._watchdog.expected
+    def reply_running(self) -> bool:
+        """True from ``response.created`` to ``response.done`` of a reply."""
+        return self._events.response_id is not None
 
     @property
     def connected(self) -> bool:
@@ -129,9 +132,16 @@ class VoiceLiveSession:
         opened = await self._open_connection()
         self._adopt(opened)
         metrics.UPSTREAM_CONNECT_SECONDS.observe(time.monotonic() - started)
+        # Empty unless an earlier conversation is continued (carry_over): seeded like a rollover.
+        for role, text in list(self._events.history):
+            await opened.conn.send(message_item(role, text))
         self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
         self._sender_task = self._spawn(self._send_audio_loop(), "audio sender")
         await self._events.set_state(State.READY)
+
+    def carry_over(self, items: list[tuple[str, str]]) -> None:
+        """Seed the conversation with earlier ``(role, text)`` items, sent on :meth:`start`."""
+        self._events.history.extend(items)
 
     async def _open_connection(self) -> Opened:
         return await open_connection(

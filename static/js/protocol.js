@@ -2,7 +2,7 @@
 // Every other module imports message types, close codes, states, side bytes and their texts
 // from here: one place only. The audio worklets import it too, so nothing at the top level may
 // need a window (no location, document or URL outside a function; gettext falls back to English).
-import { gettext, interpolate } from './i18n.js';
+import { gettext, interpolate, ngettext } from './i18n.js';
 
 // PCM16 mono, both ways (the capture and player worklets resample to and from it).
 export const SAMPLE_RATE = 24000;
@@ -38,6 +38,8 @@ export const ServerMessage = Object.freeze({
   ERROR: 'error',
   MONITOR_ATTACHED: 'monitor.attached',
   MONITOR_ENDED: 'monitor.ended',
+  QUOTA_WARNING: 'quota.warning',
+  CONVERSATION_RESUMED: 'conversation.resumed',
 });
 
 // How the user's turns end (turn_mode.set, turn_mode).
@@ -173,12 +175,49 @@ const ERROR_TEXTS = Object.freeze({
   turn_mode_locked: gettext('This assistant profile does not let you change how turns end.'),
   idle_ended: gettext('The session ended because nobody spoke for a while.'),
   internal_error: gettext('Something went wrong on the server.'),
+  quota_exceeded: gettext('You have used up your conversation quota for now.'),
+  resume_not_found: gettext('That conversation cannot be continued: it is not one of yours.'),
 });
+
+// When a quota resets (an ISO 8601 time from the server), in the page's language.
+function resetsText(resetsAt) {
+  if (!resetsAt) return '';
+  const when = new Date(resetsAt).toLocaleString(document.documentElement.lang || undefined, {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+  });
+  return ` ${interpolate(gettext('It resets on %(when)s.'), { when })}`;
+}
+
+// quota.warning: how much of which limit is used, and when it resets.
+export function quotaWarningMessage(message) {
+  const texts = {
+    day: gettext('You have used %(percent)s percent of today\'s conversation minutes.'),
+    month: gettext('You have used %(percent)s percent of this month\'s conversation minutes.'),
+    cost: gettext('You have used %(percent)s percent of this month\'s conversation budget.'),
+  };
+  const text = texts[message.limit] ?? texts.month;
+  return interpolate(text, { percent: message.percent }) + resetsText(message.resets_at);
+}
+
+// conversation.resumed: what of the earlier conversation the assistant was given.
+export function resumedMessage(message) {
+  if (!message.messages) return gettext('Continuing an earlier conversation: it had nothing to carry over.');
+  return interpolate(
+    ngettext(
+      'Continuing: %(count)s earlier message carried over.',
+      'Continuing: %(count)s earlier messages carried over.',
+      message.messages,
+    ),
+    { count: message.messages },
+  );
+}
 
 // What to show for an `error` message: its code's text, in the page's language; the server's own
 // text for a code this page does not know.
 export function errorMessage(message) {
-  return ERROR_TEXTS[message?.code] ?? message?.message ?? message?.code ?? '';
+  const text = ERROR_TEXTS[message?.code] ?? message?.message ?? message?.code ?? '';
+  return text + resetsText(message?.resets_at);
 }
 
 // Error codes that mean the session carries on: shown as a notice, not as a failure.

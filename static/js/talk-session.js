@@ -17,6 +17,8 @@ import {
   VOICE_PATH,
   closeMessage,
   errorMessage,
+  quotaWarningMessage,
+  resumedMessage,
   socketUrl,
 } from './protocol.js';
 import { VoiceSocket } from './voice-socket.js';
@@ -83,12 +85,13 @@ export class TalkSession {
   // onTurnMode({mode, canSwitch, holding}) when the turn mode or the push-to-talk hold changed.
   constructor(
     view,
-    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false },
+    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false, resumeId = '' },
     { onChange, onLevel, onProfile, onMicrophone, onEnd, onTurnMode },
   ) {
     this.view = view;
     this.worklets = worklets;
     this.profileId = profileId;
+    this.resumeId = resumeId; // a conversation of the user's to continue ('' for a new one)
     this.muted = muted;
     this.micId = micId;
     this.outputId = outputId;
@@ -177,7 +180,7 @@ export class TalkSession {
     this.capture.connect(context.destination); // silent: keeps the capture node pulled
     this.capture.setMuted(this.muted);
 
-    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId }), { ackAudio: true });
+    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId, resume: this.resumeId }), { ackAudio: true });
     this.socket = socket;
     socket.addEventListener('message', (event) => this._onMessage(event.detail));
     socket.addEventListener('sent', (event) => this.view.log('out', event.detail));
@@ -331,6 +334,12 @@ export class TalkSession {
         this.canSwitch = message.can_switch;
         if (!this.pushToTalk) this.holding = false;
         this._turnModeChanged();
+        break;
+      case ServerMessage.CONVERSATION_RESUMED:
+        view.addNote(resumedMessage(message));
+        break;
+      case ServerMessage.QUOTA_WARNING:
+        view.notice(quotaWarningMessage(message), 'warn');
         break;
       case ServerMessage.ERROR:
         if (CLEAN_END_ERRORS.has(message.code)) {

@@ -91,7 +91,9 @@ function start() {
     micId: ui.micDevice.value,
     outputId: ui.outputDevice.value,
     speakerphone: ui.speakerphone.checked,
+    resumeId: root.dataset.resume ?? '',
   };
+  delete root.dataset.resume; // continued once: the next Start begins a new conversation
   const s = new TalkSession(view, options, {
     onChange: setControls,
     onLevel: showLevel,

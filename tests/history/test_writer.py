@@ -97,6 +97,21 @@ async def test_a_conversation_is_written_over_ticks_and_ended(user: User, settin
     assert rec.conversation_id not in writer._members
 
 
+async def test_a_flush_before_anything_was_said_keeps_the_conversation(user: User) -> None:
+    """The first batch carries the start: flushed alone, it creates the row the rest need."""
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer.join(rec)
+    await writer.flush()  # the session has just started: nothing said yet
+    assert await Conversation.objects.filter(pk=rec.conversation_id).aexists()
+    talk(rec, "Hello?", "Hi.", 1)
+    rec.end("stopped")
+    await writer.close()
+    conversation = await Conversation.objects.aget(pk=rec.conversation_id)
+    assert conversation.end_reason == "stopped"
+    assert await Turn.objects.filter(conversation=conversation).acount() == 2
+
+
 async def test_a_failed_write_is_counted_and_retried_without_losing_anything(
     user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,225 @@
+"""Quotas of live sessions: refused at the handshake, warned at 80 %, ended at 100 %.
+
+What a user has spent is the ledger's written usage plus what their live sessions used and
+the writer has not written yet: this session's own audio (its exact count) and their other
+live sessions' (from the registry rows, refreshed on every heartbeat of whichever worker holds
+them). So a session on another worker counts here within one heartbeat, and two sessions of
+one user cannot both run on past the quota for longer than that. With the default of one live
+session per user (``VOICE_SESSIONS_PER_USER``) a second session replaces or is refused by the
+first anyway: the claim serialises on the user's row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from typing import Protocol
+
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.db.models import Sum
+from django.utils import timezone
+
+from assistant import protocol
+from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, State
+from assistant.history.ledger import QuotaCheck, effective_quota, quota_check, spent
+from assistant.history.live import SessionHistory
+from assistant.history.models import UsageRecord
+from assistant.live.registry import stale_before
+from assistant.models import LiveSession
+from assistant.voicelive.session import VoiceLiveSession
+
+logger = logging.getLogger(__name__)
+
+#: A session over quota waits at most this long for its running reply before it ends.
+MAX_REPLY_WAIT_SECONDS = 30.0
+# How often the end waits' re-checks whether the reply is over.
+_REPLY_POLL_SECONDS = 0.2
+# Nothing is limited.
+_UNLIMITED = QuotaCheck(0.0, "", None)
+
+
+def quota_status(
+    *, user_id: int, session_id: uuid.UUID | None = None, own_audio_seconds: float = 0.0
+) -> QuotaCheck:
+    """Where ``user_id`` stands now, live sessions included (synchronous ORM: off the loop).
+
+    Args:
+        user_id: the user.
+        session_id: the session asking, whose ``own_audio_seconds`` replace its registry row's.
+        own_audio_seconds: the microphone audio that session has relayed so far.
+    """
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return _UNLIMITED
+    quota = effective_quota(user)
+    if quota.unlimited:
+        return _UNLIMITED
+    live = dict(
+        LiveSession.objects.filter(user_id=user_id, last_seen__gte=stale_before()).values_list(
+            "pk", "audio_in_seconds"
+        )
+    )
+    if session_id is not None:
+        live[session_id] = own_audio_seconds
+    written = dict(
+        UsageRecord.objects.filter(session_id__in=list(live))
+        .values("session_id")
+        .annotate(seconds=Sum("audio_in_seconds"))
+        .values_list("session_id", "seconds")
+    )
+    unwritten = sum(max(0.0, used - (written.get(sid) or 0.0)) for sid, used in live.items())
+    return quota_check(quota, spent(user), extra_minutes=unwritten / 60.0)
+
+
+aquota_status = database_sync_to_async(quota_status)
+
+
+def resets_at_text(check: QuotaCheck) -> str | None:
+    """When the binding limit resets, as ISO 8601 in the site's time zone."""
+    if check.resets_at is None:
+        return None
+    return timezone.localtime(check.resets_at).isoformat(timespec="seconds")
+
+
+def quota_error(check: QuotaCheck) -> protocol.QuotaError:
+    """``quota_exceeded`` with when it resets."""
+    code = ErrorCode.QUOTA_EXCEEDED
+    return protocol.QuotaError(
+        code=code, message=ERROR_MESSAGES[code], resets_at=resets_at_text(check)
+    )
+
+
+async def handshake_refusal(user_id: int) -> protocol.QuotaError | None:
+    """The error to refuse a new session with, or None when the user may talk.
+
+    A database failure lets the session start: the heartbeat checks again.
+    """
+    try:
+        check = await aquota_status(user_id=user_id)
+    except Exception as exc:
+        logger.warning("quota check at the handshake failed (%s); admitted", type(exc).__name__)
+        return None
+    return quota_error(check) if check.exceeded else None
+
+
+class QuotaSession(Protocol):
+    """The live session a :class:`LiveQuota` watches (the voice consumer)."""
+
+    voice: VoiceLiveSession | None
+    ended: bool
+
+    async def send_message(self, message: protocol.ServerMessage) -> None:
+        """Send a control message to the browser."""
+
+    async def end_session(
+        self, code: ErrorCode | None, close_code: CloseCode, *, error: protocol.Error | None = None
+    ) -> None:
+        """Tell the browser why, and close."""
+
+
+class LiveQuota:
+    """Re-checks one live session's user against their quota, from the session's timer.
+
+    Args:
+        session: the live session.
+        history: its history (how much of the latest reply is still playing).
+        user_id: its user.
+        session_id: its registry id (the conversation's id).
+    """
+
+    def __init__(
+        self,
+        session: QuotaSession,
+        *,
+        history: SessionHistory | None,
+        user_id: int,
+        session_id: uuid.UUID,
+    ) -> None:
+        self._session = session
+        self._history = history
+        self._user_id = user_id
+        self._session_id = session_id
+        self.warned = False
+        #: Ends the session once the running reply is over (held; the consumer cancels it).
+        self.ending: asyncio.Task[None] | None = None
+
+    async def check(self) -> None:
+        """One re-check (off the loop): warn once at 80 %, end after the reply at 100 %."""
+        session = self._session
+        if self.ending is not None or session.ended:
+            return
+        if self._history is not None:
+            self._history.sync()  # the rollover's upstream id and the audio so far, no I/O
+        voice = session.voice
+        own = voice.audio_in_bytes / protocol.BYTES_PER_SECOND if voice is not None else 0.0
+        try:
+            check = await aquota_status(
+                user_id=self._user_id, session_id=self._session_id, own_audio_seconds=own
+            )
+        except Exception as exc:
+            # A database hiccup never ends a call: the next beat checks again.
+            logger.warning(
+                "voice session %s: quota check failed (%s)", self._session_id, type(exc).__name__
+            )
+            return
+        if check.exceeded:
+            logger.info(
+                "voice session %s: %s quota used up (%.0f %%); ending after the reply",
+                self._session_id,
+                check.limit,
+                check.fraction_used * 100,
+            )
+            self.ending = asyncio.create_task(self._end_after_reply(check))
+        elif check.warn and not self.warned:
+            self.warned = True
+            await session.send_message(
+                protocol.QuotaWarning(
+                    percent=min(99, int(check.fraction_used * 100)),
+                    limit=check.limit,
+                    resets_at=resets_at_text(check),
+                )
+            )
+
+    async def _end_after_reply(self, check: QuotaCheck) -> None:
+        """End the session once no reply is being prepared, spoken or played (bounded)."""
+        session = self._session
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_REPLY_WAIT_SECONDS
+        while not session.ended and loop.time() < deadline:
+            voice = session.voice
+            # A reply asked for (the user finished a turn) or running.
+            if voice is None or not (voice.reply_running or voice.state == State.PROCESSING):
+                break
+            await asyncio.sleep(_REPLY_POLL_SECONDS)
+        # Then the browser plays what it was sent of it (measured once: audio that keeps
+        # coming outside a reply is not waited for).
+        playing = self._history.playout_remaining() if self._history else 0.0
+        if playing > 0.0 and not session.ended:
+            await asyncio.sleep(min(playing, max(0.0, deadline - loop.time())))
+        waited = MAX_REPLY_WAIT_SECONDS - (deadline - loop.time())
+        logger.info("voice session %s: ending (over quota) after %.1f s", self._session_id, waited)
+        await session.end_session(
+            ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, error=quota_error(check)
+        )
+
+
+def quota_left(user_id: int, now: dt.datetime | None = None) -> dict[str, object] | None:
+    """What the talk page shows: what is left this period per limit; None when unlimited."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    quota = effective_quota(user)
+    if quota.unlimited:
+        return None
+    used = spent(user, now)
+    left: dict[str, object] = {}
+    if quota.minutes_per_day is not None:
+        left["minutes_today"] = max(0.0, quota.minutes_per_day - used.minutes_today)
+    if quota.minutes_per_month is not None:
+        left["minutes_this_month"] = max(0.0, quota.minutes_per_month - used.minutes_this_month)
+    if quota.cost_per_month is not None:
+        left["cost_this_month"] = max(0, quota.cost_per_month - used.cost_this_month)
+    return left
