@@ -83,12 +83,33 @@ class SessionStop:
     type: ClassVar[str] = "session.stop"
 
 
-BrowserMessage = Ping | PlaybackInterrupted | ResponseCancel | TextSend | AudioAck | SessionStop
+@dataclass(frozen=True, slots=True)
+class ToolApproval:
+    """The user's answer to a ``tool.approval.request``: run the call, or not."""
+
+    type: ClassVar[str] = "tool.approval"
+
+    call_id: str
+    approved: bool
+
+
+BrowserMessage = (
+    Ping | PlaybackInterrupted | ResponseCancel | TextSend | AudioAck | SessionStop | ToolApproval
+)
 
 ALLOWED_BROWSER_TYPES = frozenset(
     kind.type
-    for kind in (Ping, PlaybackInterrupted, ResponseCancel, TextSend, AudioAck, SessionStop)
+    for kind in (
+        Ping,
+        PlaybackInterrupted,
+        ResponseCancel,
+        TextSend,
+        AudioAck,
+        SessionStop,
+        ToolApproval,
+    )
 )
+MAX_CALL_ID_CHARS = 128
 # Largest exact integer a browser's JSON numbers carry.
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -184,6 +205,12 @@ def parse_browser_message(text: str, *, max_chars: int) -> BrowserMessage:
         return TextSend(text=_require_str(data, "text", max_len=MAX_TEXT_MESSAGE_CHARS).strip())
     if kind == AudioAck.type:
         return AudioAck(received=_require_int(data, "bytes", low=0, high=MAX_SAFE_INTEGER))
+    if kind == ToolApproval.type:
+        approved = data.get("approved")
+        if not isinstance(approved, bool):
+            raise ClientError(ErrorCode.BAD_MESSAGE)
+        call_id = _require_str(data, "call_id", max_len=MAX_CALL_ID_CHARS)
+        return ToolApproval(call_id=call_id, approved=approved)
     return SessionStop()
 
 
@@ -377,6 +404,60 @@ class MonitorEnded(ServerMessage):
     """To a monitor: it stops following (the session ended, or the monitor may not go on)."""
 
     type: ClassVar[str] = "monitor.ended"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileHandover(ServerMessage):
+    """The assistant handed the conversation over to another profile (context kept)."""
+
+    type: ClassVar[str] = "profile.handover"
+    profile: ProfileRef
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted(ServerMessage):
+    """The assistant called a tool: its name and a short summary of the arguments."""
+
+    type: ClassVar[str] = "tool.started"
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished(ServerMessage):
+    """A tool call ended: ``outcome`` (``ok``, ``error``, ``timeout``, ``declined``, ...)."""
+
+    type: ClassVar[str] = "tool.finished"
+    call_id: str
+    name: str
+    outcome: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolApprovalRequest(ServerMessage):
+    """The user must approve this call (``tool.approval``, or a spoken yes / no) in time."""
+
+    type: ClassVar[str] = "tool.approval.request"
+    call_id: str
+    name: str
+    arguments: str
+    timeout_s: int
+
+
+class SessionEndingReason(StrEnum):
+    """Why the server is about to end a session the user did not stop (``session.ending``)."""
+
+    GOODBYE = "goodbye"  # the assistant ended the conversation (its end_conversation tool)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnding(ServerMessage):
+    """The session ends now, cleanly, for ``reason``; a normal close (1000) follows."""
+
+    type: ClassVar[str] = "session.ending"
     reason: str
 
 

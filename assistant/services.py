@@ -16,6 +16,7 @@ from assistant import protocol
 from assistant.codes import ClientError, ErrorCode
 from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
+from assistant.tools.session_tools import session_tools
 from assistant.voicelive.config import SessionConfig
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def _config_from_profile(profile: AssistantProfile) -> SessionConfig:
         noise_suppression=profile.noise_suppression,
         echo_cancellation=profile.echo_cancellation,
         profile_version=profile_version(profile.updated_at),
+        tools=session_tools(profile.pk),
     )
 
 

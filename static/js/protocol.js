@@ -16,6 +16,7 @@ export const ClientMessage = Object.freeze({
   PLAYBACK_INTERRUPTED: 'playback.interrupted',
   SESSION_STOP: 'session.stop',
   TEXT_SEND: 'text.send',
+  TOOL_APPROVAL: 'tool.approval',
 });
 
 // ...and the ones they act on (a monitor gets copies of the session's, and its own two).
@@ -34,6 +35,11 @@ export const ServerMessage = Object.freeze({
   ERROR: 'error',
   MONITOR_ATTACHED: 'monitor.attached',
   MONITOR_ENDED: 'monitor.ended',
+  PROFILE_HANDOVER: 'profile.handover',
+  SESSION_ENDING: 'session.ending',
+  TOOL_STARTED: 'tool.started',
+  TOOL_FINISHED: 'tool.finished',
+  TOOL_APPROVAL_REQUEST: 'tool.approval.request',
 });
 
 // A message of one of these types means the session is up: the retry budget starts again.

@@ -17,11 +17,21 @@ import {
   errorMessage,
   socketUrl,
 } from './protocol.js';
+import { ToolLines } from './tool-lines.js';
 import { VoiceSocket } from './voice-socket.js';
 
 // Playback volume with the speakerphone setting on: less of the assistant reaches the microphone,
 // so the browser's echo canceller has less to remove (it is on either way).
 export const SPEAKERPHONE_GAIN = 0.5;
+
+// The user's time zone, for the assistant's date and time tool ('' if the browser hides it).
+function browserTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
+  } catch {
+    return '';
+  }
+}
 
 // How the talk page words a close (close-notice.js).
 const CLOSE_TEXTS = {
@@ -100,6 +110,10 @@ export class TalkSession {
     this.ended = false; // torn down: late events are ignored
     this.lastError = null; // the last fatal error message: it explains the close that follows
     this.sessions = 0; // session.ready messages so far: more than one means a reconnect
+    this.tools = new ToolLines(view, {
+      onAnswer: (callId, approved) =>
+        this.socket?.sendJson({ type: ClientMessage.TOOL_APPROVAL, call_id: callId, approved }),
+    });
   }
 
   // Call it from the click handler: the AudioContext is created before the first await.
@@ -158,7 +172,7 @@ export class TalkSession {
     this.capture.connect(context.destination); // silent: keeps the capture node pulled
     this.capture.setMuted(this.muted);
 
-    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId }), { ackAudio: true });
+    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId, tz: browserTimeZone() }), { ackAudio: true });
     this.socket = socket;
     socket.addEventListener('message', (event) => this._onMessage(event.detail));
     socket.addEventListener('sent', (event) => this.view.log('out', event.detail));
@@ -263,6 +277,13 @@ export class TalkSession {
         this.hooks.onProfile(message.profile);
         view.notice(gettext('An administrator updated this profile; the change applies from your next turn.'), 'info');
         break;
+      case ServerMessage.PROFILE_HANDOVER:
+        this.hooks.onProfile(message.profile);
+        view.addNote(interpolate(gettext('Handed over to %(name)s.'), { name: message.profile?.name ?? '' }));
+        break;
+      case ServerMessage.SESSION_ENDING:
+        view.addNote(gettext('The assistant ended the conversation.'));
+        break;
       case ServerMessage.ERROR:
         if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
           view.notice(errorMessage(message), 'warn');
@@ -275,6 +296,7 @@ export class TalkSession {
         break;
     }
     view.handleConversation(message);
+    this.tools.handle(message);
     if (this.playback) {
       const heard = await this.playback.handle(message);
       if (heard && !this.ended) this.socket.sendJson({ type: ClientMessage.PLAYBACK_INTERRUPTED, ...heard });
