@@ -110,6 +110,16 @@ class TurnModeSet:
     mode: str
 
 
+@dataclass(frozen=True, slots=True)
+class ToolApproval:
+    """The user's answer to a ``tool.approval.request``: run the call, or not."""
+
+    type: ClassVar[str] = "tool.approval"
+
+    call_id: str
+    approved: bool
+
+
 BrowserMessage = (
     Ping
     | PlaybackInterrupted
@@ -120,6 +130,7 @@ BrowserMessage = (
     | InputPress
     | InputRelease
     | TurnModeSet
+    | ToolApproval
 )
 
 ALLOWED_BROWSER_TYPES = frozenset(
@@ -134,8 +145,10 @@ ALLOWED_BROWSER_TYPES = frozenset(
         InputPress,
         InputRelease,
         TurnModeSet,
+        ToolApproval,
     )
 )
+MAX_CALL_ID_CHARS = 128
 # Largest exact integer a browser's JSON numbers carry.
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -240,6 +253,12 @@ def parse_browser_message(text: str, *, max_chars: int) -> BrowserMessage:
         if mode not in TURN_MODES:
             raise ClientError(ErrorCode.BAD_MESSAGE)
         return TurnModeSet(mode=mode)
+    if kind == ToolApproval.type:
+        approved = data.get("approved")
+        if not isinstance(approved, bool):
+            raise ClientError(ErrorCode.BAD_MESSAGE)
+        call_id = _require_str(data, "call_id", max_len=MAX_CALL_ID_CHARS)
+        return ToolApproval(call_id=call_id, approved=approved)
     return SessionStop()
 
 
@@ -468,6 +487,60 @@ class MonitorEnded(ServerMessage):
     """To a monitor: it stops following (the session ended, or the monitor may not go on)."""
 
     type: ClassVar[str] = "monitor.ended"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileHandover(ServerMessage):
+    """The assistant handed the conversation over to another profile (context kept)."""
+
+    type: ClassVar[str] = "profile.handover"
+    profile: ProfileRef
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted(ServerMessage):
+    """The assistant called a tool: its name and a short summary of the arguments."""
+
+    type: ClassVar[str] = "tool.started"
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished(ServerMessage):
+    """A tool call ended: ``outcome`` (``ok``, ``error``, ``timeout``, ``declined``, ...)."""
+
+    type: ClassVar[str] = "tool.finished"
+    call_id: str
+    name: str
+    outcome: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolApprovalRequest(ServerMessage):
+    """The user must approve this call (``tool.approval``, or a spoken yes / no) in time."""
+
+    type: ClassVar[str] = "tool.approval.request"
+    call_id: str
+    name: str
+    arguments: str
+    timeout_s: int
+
+
+class SessionEndingReason(StrEnum):
+    """Why the server is about to end a session the user did not stop (``session.ending``)."""
+
+    GOODBYE = "goodbye"  # the assistant ended the conversation (its end_conversation tool)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnding(ServerMessage):
+    """The session ends now, cleanly, for ``reason``; a normal close (1000) follows."""
+
+    type: ClassVar[str] = "session.ending"
     reason: str
 
 

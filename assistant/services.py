@@ -16,6 +16,7 @@ from assistant import protocol
 from assistant.codes import ClientError, ErrorCode
 from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
+from assistant.tools.session_tools import session_tools
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.personalize import first_name_clean
 
@@ -67,6 +68,7 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         first_name=first_name,
         profile_version=profile_version(profile.updated_at),
         keep_transcripts=profile.keep_transcripts,
+        tools=session_tools(profile.pk),
     )
 
 

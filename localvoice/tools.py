@@ -201,6 +201,11 @@ def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> Too
         return f"unknown tool {raw.name!r}"
     schema = tool.get("parameters") or {"type": "object"}
     args = _unsnaked(raw.arguments if raw.arguments is not None else {}, schema)
+    if not schema.get("properties"):
+        # A tool without parameters takes none; a small model often fills the arguments with a
+        # copy of the schema ("get the time" became {"type": "object", ...}). What it wrote is
+        # dropped, as a real model would send {}.
+        args = {}
     try:
         jsonschema.validate(args, schema, cls=jsonschema.Draft202012Validator)
     except jsonschema.ValidationError as exc:

@@ -25,6 +25,9 @@ def test_known_messages_parse_to_typed_values() -> None:
     assert parse(
         '{"type": "playback.interrupted", "item_id": "item_1", "played_ms": 1500.7}'
     ) == protocol.PlaybackInterrupted(item_id="item_1", played_ms=1500)
+    assert parse(
+        '{"type": "tool.approval", "call_id": "call_1", "approved": false}'
+    ) == protocol.ToolApproval(call_id="call_1", approved=False)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,13 @@ def test_known_messages_parse_to_typed_values() -> None:
         ),
         ('{"type": "playback.interrupted", "item_id": "", "played_ms": 1}', ErrorCode.BAD_MESSAGE),
         ("[" * 100000 + "]" * 100000, ErrorCode.MESSAGE_TOO_LARGE),
+        ('{"type": "tool.approval", "call_id": "c1"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "tool.approval", "call_id": "c1", "approved": 1}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "tool.approval", "call_id": "", "approved": true}', ErrorCode.BAD_MESSAGE),
+        (
+            '{"type": "tool.approval", "call_id": "' + "c" * 129 + '", "approved": true}',
+            ErrorCode.BAD_MESSAGE,
+        ),
     ],
 )
 def test_invalid_messages_raise_stable_codes(text: str, code: ErrorCode) -> None:

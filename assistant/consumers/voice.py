@@ -33,6 +33,7 @@ from assistant.live.control import ControlSubscription
 from assistant.live.layer import layer_send
 from assistant.live.worker import Membership, PendingSlot, worker
 from assistant.protocol import ASSISTANT_AUDIO, USER_AUDIO
+from assistant.tools.live import SessionToolExecutor, requested_time_zone
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.upstream import VoiceLiveUnavailable
@@ -164,7 +165,9 @@ class VoiceConsumer(SupervisedConsumer):
             # Ended while joining its groups (a drain, an end request the heartbeat found) and
             # already released: starting the upstream now would leave it open.
             return
-        self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
+        self.voice = self.session_factory(
+            config=config, upstream=upstream_settings(), sink=self, tools=self._tool_executor(user)
+        )
         self.history = SessionHistory.begin(
             session_id=session_id,
             user_id=user.pk,
@@ -179,6 +182,11 @@ class VoiceConsumer(SupervisedConsumer):
             self.voice.carry_over(resume.items)
         self.start_task = asyncio.create_task(self._start_voice(config, resume))
         self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))
+
+    def _tool_executor(self, user: Any) -> SessionToolExecutor:
+        """Runs the model's tool calls for this user (assistant/tools/live.py)."""
+        time_zone = requested_time_zone(self.scope.get("query_string", b""))
+        return SessionToolExecutor(self, user=user, time_zone=time_zone)
 
     async def _refuse(
         self, code: ErrorCode, close_code: CloseCode, error: protocol.Error | None = None
@@ -289,6 +297,9 @@ class VoiceConsumer(SupervisedConsumer):
             error = await talk_modes.handle(self, self.voice, message)
             if error is not None:
                 await self._client_error(error)
+        elif isinstance(message, protocol.ToolApproval):
+            # An answer to a call that no longer waits (timed out, cancelled) changes nothing.
+            self.voice.tool_calls.answer_approval(message.call_id, message.approved)
 
     async def _audio_acked(self, received: int) -> bool:
         """Apply the browser's ack: send the held audio that now fits. False if invalid."""

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTool:
+    """A tool of the session: what ``session.update`` lists, and how its calls are handled.
+
+    Built by the Django side from the profile's tools (``assistant/tools/session_tools.py``).
+    """
+
+    name: str
+    #: The tool as ``session.update`` lists it (``function`` or ``mcp``).
+    definition: Mapping[str, Any]
+    requires_approval: bool = False
+    interim_phrase: str = ""
+    timeout_seconds: float = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +61,15 @@ class SessionConfig:
     profile_version: str = ""
     # Whether the conversation's text is kept in its history (else only its usage).
     keep_transcripts: bool = True
+    #: The profile's enabled tools (function tools are run by this service, MCP by Voice Live).
+    tools: tuple[SessionTool, ...] = ()
+
+    def tool(self, name: str) -> SessionTool | None:
+        """The function tool called ``name``, if the profile has it."""
+        return next(
+            (t for t in self.tools if t.name == name and t.definition.get("type") == "function"),
+            None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

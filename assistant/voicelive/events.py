@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.ai.voicelive.models import ServerEventType
 
 from assistant import metrics, protocol
 from assistant.codes import ErrorCode, State
+
+if TYPE_CHECKING:
+    from assistant.voicelive.toolcalls import ToolCalls
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +92,20 @@ class EventRouter:
         sink: the browser side.
         upstream: the session, for what needs the connection.
         history_items: how many transcript items to keep for a rollover.
+        tools: the session's function calls (assistant/voicelive/toolcalls.py), if any.
     """
 
-    def __init__(self, *, sink: SessionSink, upstream: Upstream, history_items: int) -> None:
+    def __init__(
+        self,
+        *,
+        sink: SessionSink,
+        upstream: Upstream,
+        history_items: int,
+        tools: ToolCalls | None = None,
+    ) -> None:
         self._sink = sink
         self._upstream = upstream
+        self._tools = tools
         self.state = State.CONNECTING
         #: The reply running upstream, if any.
         self.response_id: str | None = None
@@ -133,6 +145,8 @@ class EventRouter:
             if transcript.strip():
                 self.history.append(("user", transcript.strip()))
             await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
+            if self._tools is not None:
+                self._tools.on_user_transcript(transcript)  # a spoken yes / no to an approval
         elif kind == ServerEventType.RESPONSE_CREATED:
             self.response_id = event.response.id
             self._create_retries = 0
@@ -161,6 +175,12 @@ class EventRouter:
             )
         elif kind == ServerEventType.RESPONSE_AUDIO_DONE:
             await send(protocol.AudioDone(item_id=event.item_id))
+        elif kind == ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE:
+            if self._tools is not None:
+                self._tools.on_arguments_done(event)
+        elif kind == ServerEventType.RESPONSE_OUTPUT_ITEM_DONE:
+            if self._tools is not None:
+                self._tools.on_output_item_done(event)
         elif kind == ServerEventType.RESPONSE_DONE:
             await self._on_response_done(event)
         elif kind == ServerEventType.ERROR:
@@ -198,6 +218,8 @@ class EventRouter:
         if self.response_id is not None:
             await self._upstream.send_cancel()
         self._audio_item_id = None
+        if self._tools is not None:
+            await self._tools.on_user_turn()  # barge-in stops a running tool
         await self._sink.send_message(protocol.SpeechStarted(item_id=event.get("item_id")))
         await self.set_state(State.LISTENING)
 
@@ -211,13 +233,17 @@ class EventRouter:
         self.response_id = None
         self._audio_item_id = None
         self._upstream.reply_settled()
+        if self._tools is not None:
+            await self._tools.on_response_done(response)  # runs its calls in their own task
         if self._reply_owed and self._upstream.connected:
             # A reply was refused because another was running (a turn detected at the same
             # moment as a typed message): ask again now that it is over.
             self._reply_owed = False
             await self._upstream.send_create()
             self._upstream.expect_reply()
-        if self.state != State.LISTENING:
+        if self._tools is not None and self._tools.busy and self.state != State.LISTENING:
+            await self.set_state(State.PROCESSING)  # a tool runs; the answer follows
+        elif self.state != State.LISTENING:
             await self.set_state(State.READY)
 
     async def _on_error(self, event: Any) -> None:

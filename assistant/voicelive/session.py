@@ -28,6 +28,7 @@ from assistant.protocol import BYTES_PER_SECOND
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
 from assistant.voicelive.events import EventRouter, SessionSink
 from assistant.voicelive.session_request import session_request_build
+from assistant.voicelive.toolcalls import ToolCalls, ToolExecutor
 from assistant.voicelive.upstream import (
     CLOSE_TIMEOUT,
     Credential,
@@ -36,8 +37,10 @@ from assistant.voicelive.upstream import (
     close_credential,
     close_quietly,
     credential_build,
+    function_output_item,
     message_item,
     open_connection,
+    spoken_reply,
 )
 from assistant.voicelive.watchdog import ReplyWatchdog
 
@@ -63,6 +66,7 @@ class VoiceLiveSession:
         upstream: where Voice Live is and how to authenticate.
         sink: receives browser messages, audio and state changes.
         credential_factory: builds a credential per connection (tests replace it).
+        tools: runs the model's function calls (None: calls are answered "not available").
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class VoiceLiveSession:
         upstream: UpstreamSettings,
         sink: SessionSink,
         credential_factory: Callable[[str], Credential] = credential_build,
+        tools: ToolExecutor | None = None,
     ) -> None:
         self.config = config
         self._upstream = upstream
@@ -90,7 +95,10 @@ class VoiceLiveSession:
         self._rolling_over = False
         self._connected_at = 0.0
         self.upstream_session_id = ""
-        self._events = EventRouter(sink=sink, upstream=self, history_items=upstream.history_items)
+        self.tool_calls = ToolCalls(upstream=self, sink=sink, executor=tools)
+        self._events = EventRouter(
+            sink=sink, upstream=self, history_items=upstream.history_items, tools=self.tool_calls
+        )
         self.audio_in_bytes = 0
         # Push-to-talk (assistant/voicelive/talk_modes.py): microphone audio since the input
         # buffer was last cleared or committed, and the lock that keeps a commit behind it.
@@ -203,6 +211,7 @@ class VoiceLiveSession:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        await self.tool_calls.aclose()
         if self._conn is not None:
             await close_quietly(self._conn)
             self._conn = None
@@ -242,7 +251,8 @@ class VoiceLiveSession:
                 self.audio_in_bytes += len(chunk)
 
     async def cancel_response(self) -> None:
-        """Stop the assistant's current reply, if there is one."""
+        """Stop the assistant's current reply, if there is one, and a tool it is running."""
+        await self.tool_calls.cancel()
         if self._events.response_id is not None:
             await self.send_cancel()
 
@@ -293,6 +303,15 @@ class VoiceLiveSession:
                     )
                     self.audio_in_bytes += len(chunk)
             await self._send_safely(conn.send({"type": kind}))
+    async def send_function_output(self, call_id: str, output: str) -> None:
+        """Answer a function call (``conversation.item.create``, ``function_call_output``)."""
+        if self._conn is not None:
+            await self._send_safely(self._conn.send(function_output_item(call_id, output)))
+
+    async def send_spoken(self, text: str) -> None:
+        """Ask for a reply that says exactly ``text`` (Voice Live's pre-generated message)."""
+        if self._conn is not None:
+            await self._send_safely(self._conn.send(spoken_reply(text)))
 
     async def truncate(self, *, item_id: str, played_ms: int) -> None:
         """Cut an assistant item upstream to what the user actually heard."""
@@ -311,6 +330,7 @@ class VoiceLiveSession:
             # Typing over the assistant interrupts it, like speaking over it does.
             await self._sink.clear_playback()
             await self._send_safely(self._conn.response.cancel())
+        await self.tool_calls.on_user_turn()
         await self._send_safely(self._conn.send(message_item("user", text)))
         await self._send_safely(self._conn.response.create())
         self.expect_reply()

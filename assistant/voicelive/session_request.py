@@ -102,4 +102,7 @@ def session_request_build(config: SessionConfig) -> dict[str, Any]:
         ),
         "temperature": config.temperature,
         "max_response_output_tokens": config.max_response_output_tokens or "inf",
+        # Always present, so a live update that removes the last tool removes it upstream too.
+        "tools": [dict(tool.definition) for tool in config.tools],
+        "tool_choice": "auto" if config.tools else "none",
     }

@@ -266,6 +266,28 @@ def message_item(role: str, text: str) -> dict[str, Any]:
     }
 
 
+def function_output_item(call_id: str, output: str) -> dict[str, Any]:
+    """A ``conversation.item.create`` answering a function call."""
+    return {
+        "type": ClientEventType.CONVERSATION_ITEM_CREATE.value,
+        "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+    }
+
+
+def spoken_reply(text: str) -> dict[str, Any]:
+    """A ``response.create`` whose reply is exactly ``text`` (a pre-generated message)."""
+    return {
+        "type": ClientEventType.RESPONSE_CREATE.value,
+        "response": {
+            "pre_generated_assistant_message": {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "text", "text": text}],
+            }
+        },
+    }
+
+
 async def close_quietly(conn: VoiceLiveConnection, *, limit: float = CLOSE_TIMEOUT) -> None:
     """Close a connection within ``limit`` seconds, ignoring errors of an already broken one."""
     try:

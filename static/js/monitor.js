@@ -15,6 +15,7 @@ import {
   socketUrl,
 } from './protocol.js';
 import { SessionView, sessionElements } from './session-view.js';
+import { ToolLines } from './tool-lines.js';
 import { VoiceSocket } from './voice-socket.js';
 
 // How this page words a close (close-notice.js). After the last retry it shows the close's own
@@ -39,6 +40,7 @@ const ui = {
   muteAssistant: $('mute-assistant'),
 };
 const view = new SessionView(sessionElements($), { roleLabels: { user: gettext('User') } });
+const tools = new ToolLines(view); // read-only: no approval buttons
 
 let audio = null; // {context, user, assistant, gains} once Listen was pressed
 let ended = false;
@@ -130,6 +132,7 @@ function onMessage(message) {
       view.setState(message.state);
       break;
     case ServerMessage.PROFILE_UPDATED:
+    case ServerMessage.PROFILE_HANDOVER:
       ui.profile.textContent = message.profile?.name ?? '—';
       break;
     case ServerMessage.ERROR:
@@ -139,6 +142,7 @@ function onMessage(message) {
       break;
   }
   view.handleConversation(message);
+  tools.handle(message);
   if (audio !== null) audio.assistant.handle(message); // read-only: nothing is sent back
 }
 

@@ -19,6 +19,7 @@ export const ClientMessage = Object.freeze({
   PLAYBACK_INTERRUPTED: 'playback.interrupted',
   SESSION_STOP: 'session.stop',
   TEXT_SEND: 'text.send',
+  TOOL_APPROVAL: 'tool.approval',
 });
 
 // ...and the ones they act on (a monitor gets copies of the session's, and its own two).
@@ -40,6 +41,11 @@ export const ServerMessage = Object.freeze({
   MONITOR_ENDED: 'monitor.ended',
   QUOTA_WARNING: 'quota.warning',
   CONVERSATION_RESUMED: 'conversation.resumed',
+  PROFILE_HANDOVER: 'profile.handover',
+  SESSION_ENDING: 'session.ending',
+  TOOL_STARTED: 'tool.started',
+  TOOL_FINISHED: 'tool.finished',
+  TOOL_APPROVAL_REQUEST: 'tool.approval.request',
 });
 
 // How the user's turns end (turn_mode.set, turn_mode).

@@ -133,6 +133,11 @@ export class SessionView {
     this.announce(text);
   }
 
+  // A line another module builds (tool-lines.js), added like the others.
+  addElement(li) {
+    this._add(li);
+  }
+
   // Tell screen readers one finished line (a fresh element, so it is read even if repeated).
   announce(text) {
     const region = this.el.announcer;

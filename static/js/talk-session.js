@@ -21,6 +21,7 @@ import {
   resumedMessage,
   socketUrl,
 } from './protocol.js';
+import { ToolLines } from './tool-lines.js';
 import { VoiceSocket } from './voice-socket.js';
 
 // Playback volume with the speakerphone setting on: less of the assistant reaches the microphone,
@@ -29,6 +30,15 @@ export const SPEAKERPHONE_GAIN = 0.5;
 // Push-to-talk: the microphone keeps sending this long after the release before input.release,
 // so the last syllable (people let go as they finish the word) is in the turn.
 export const RELEASE_TAIL_MS = 250;
+
+// The user's time zone, for the assistant's date and time tool ('' if the browser hides it).
+function browserTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
+  } catch {
+    return '';
+  }
+}
 
 // How the talk page words a close (close-notice.js).
 const CLOSE_TEXTS = {
@@ -122,6 +132,10 @@ export class TalkSession {
     this.canSwitch = false;
     this.holding = false;
     this.releaseTimer = null;
+    this.tools = new ToolLines(view, {
+      onAnswer: (callId, approved) =>
+        this.socket?.sendJson({ type: ClientMessage.TOOL_APPROVAL, call_id: callId, approved }),
+    });
   }
 
   // Call it from the click handler: the AudioContext is created before the first await.
@@ -180,7 +194,10 @@ export class TalkSession {
     this.capture.connect(context.destination); // silent: keeps the capture node pulled
     this.capture.setMuted(this.muted);
 
-    const socket = new VoiceSocket(() => socketUrl(VOICE_PATH, { profile: this.profileId, resume: this.resumeId }), { ackAudio: true });
+    const socket = new VoiceSocket(
+      () => socketUrl(VOICE_PATH, { profile: this.profileId, resume: this.resumeId, tz: browserTimeZone() }),
+      { ackAudio: true },
+    );
     this.socket = socket;
     socket.addEventListener('message', (event) => this._onMessage(event.detail));
     socket.addEventListener('sent', (event) => this.view.log('out', event.detail));
@@ -340,6 +357,12 @@ export class TalkSession {
         break;
       case ServerMessage.QUOTA_WARNING:
         view.notice(quotaWarningMessage(message), 'warn');
+      case ServerMessage.PROFILE_HANDOVER:
+        this.hooks.onProfile(message.profile);
+        view.addNote(interpolate(gettext('Handed over to %(name)s.'), { name: message.profile?.name ?? '' }));
+        break;
+      case ServerMessage.SESSION_ENDING:
+        view.addNote(gettext('The assistant ended the conversation.'));
         break;
       case ServerMessage.ERROR:
         if (CLEAN_END_ERRORS.has(message.code)) {
@@ -357,6 +380,7 @@ export class TalkSession {
         break;
     }
     view.handleConversation(message);
+    this.tools.handle(message);
     if (this.playback) {
       const heard = await this.playback.handle(message);
       if (heard && !this.ended) this.socket.sendJson({ type: ClientMessage.PLAYBACK_INTERRUPTED, ...heard });

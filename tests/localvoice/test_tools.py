@@ -91,3 +91,15 @@ def test_tool_validation_and_choice():
     assert offered([WEATHER, TIMER], "none") == []
     assert offered([WEATHER, TIMER], {"type": "function", "name": "set_timer"}) == [TIMER]
     assert offered([WEATHER, {"type": "mcp", "server_label": "x"}], "auto") == [WEATHER]
+
+
+def test_a_tool_without_parameters_is_called_with_none() -> None:
+    """The 0.5B model copies the empty schema into the arguments: the call stands, with {}."""
+    clock = {
+        "type": "function",
+        "name": "get_current_time",
+        "description": "Get the current date and time.",
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+    }
+    copied = RawCall("get_current_time", {"type": "object", "properties": {"type": "string"}})
+    assert check_call(copied, [clock], "What time is it?") == ToolCall("get_current_time", "{}")

@@ -54,6 +54,8 @@ def test_every_profile_field_reaches_the_session() -> None:
         "input_audio_echo_cancellation": {"type": "server_echo_cancellation"},
         "temperature": 0.7,
         "max_response_output_tokens": "inf",
+        "tools": [],
+        "tool_choice": "none",
     }
 
 
