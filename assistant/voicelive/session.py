@@ -119,6 +119,8 @@ class VoiceLiveSession:
     def reply_pending(self) -> bool:
         """True from asking for a reply until it is done or refused (the watchdog's view)."""
         return self._watchdog.expected
+
+    @property
     def reply_running(self) -> bool:
         """True from ``response.created`` to ``response.done`` of a reply."""
         return self._events.response_id is not None

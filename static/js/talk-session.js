@@ -357,6 +357,7 @@ export class TalkSession {
         break;
       case ServerMessage.QUOTA_WARNING:
         view.notice(quotaWarningMessage(message), 'warn');
+        break;
       case ServerMessage.PROFILE_HANDOVER:
         this.hooks.onProfile(message.profile);
         view.addNote(interpolate(gettext('Handed over to %(name)s.'), { name: message.profile?.name ?? '' }));
