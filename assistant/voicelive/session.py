@@ -305,6 +305,7 @@ class VoiceLiveSession:
                     )
                     self.audio_in_bytes += len(chunk)
             await self._send_safely(conn.send({"type": kind}))
+
     async def send_function_output(self, call_id: str, output: str) -> None:
         """Answer a function call (``conversation.item.create``, ``function_call_output``)."""
         if self._conn is not None:
