@@ -44,6 +44,7 @@ class RecordingSink:
         self.audio: list[bytes] = []
         self.states: list[State] = []
         self.lost: list[ErrorCode] = []
+        self.usage: list[tuple[str, Any]] = []
         self.changed = asyncio.Event()
 
     async def send_message(self, message: protocol.ServerMessage) -> None:
@@ -64,6 +65,9 @@ class RecordingSink:
     async def upstream_lost(self, code: ErrorCode) -> None:
         self.lost.append(code)
         self.changed.set()
+
+    def response_usage(self, response_id: str, usage: Any) -> None:
+        self.usage.append((response_id, usage))
 
     def types(self) -> list[str]:
         return [m["type"] for m in self.messages]
