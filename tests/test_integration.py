@@ -4,27 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.audio import silence, speak
-from tests.support.servers import (
-    Browser,
-    DaphneServer,
-    Socket,
-    daphne_env,
-    manage,
-    throwaway_database,
-)
+from tests.support.servers import Browser, DaphneServer
+from tests.support.talking import collect_turn, create_user, model_worker, stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
-FRAME_MS = 40
-FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
 PASSWORD = "integration-pw-123"
 
 
@@ -33,62 +22,9 @@ def server(
     localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaphneServer]:
     logs = tmp_path_factory.mktemp("integration")
-    with throwaway_database(logs) as database:
-        env = daphne_env(
-            worker_name="it",
-            database_url=database.url,
-            redis_url="",
-            upstream_url=localvoice_models,
-            # The models take a moment per turn on 2 cores; the connect itself is fast.
-            extra={"VOICE_CONNECT_TIMEOUT": "10"},
-        )
-        manage(env, "migrate", "--noinput")
-        manage(
-            env,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User; "
-            f"User.objects.create_user('talker', password='{PASSWORD}')",
-        )
-        daphne = DaphneServer("it", env, Path(logs)).start()
-        try:
-            yield daphne
-        finally:
-            daphne.stop()
-
-
-async def stream(socket: Socket, pcm: bytes) -> None:
-    """Send audio in real time, as the page's capture worklet does."""
-    started = time.monotonic()
-    for index, offset in enumerate(range(0, len(pcm), FRAME_BYTES)):
-        await socket.send_audio(pcm[offset : offset + FRAME_BYTES])
-        await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_MS / 1000 - time.monotonic()))
-
-
-async def collect_turn(socket: Socket, timeout: float = 60.0) -> dict[str, Any]:
-    """Read one turn's frames until its response is done."""
-    turn: dict[str, Any] = {"states": [], "audio": 0, "assistant": "", "user": ""}
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await socket.next_frame(timeout)
-            if frame.kind == "close":
-                raise AssertionError(f"closed with {frame.code}: {socket.texts('error')}")
-            if frame.kind == "binary":
-                turn["audio"] += len(frame.data)
-                continue
-            message = frame.data
-            kind = message["type"]
-            if kind == "state":
-                turn["states"].append(message["state"])
-            elif kind == "transcript.user.done":
-                turn["user"] = message["transcript"]
-            elif kind == "transcript.assistant.done":
-                turn["assistant"] = message["transcript"]
-            elif kind == "error":
-                raise AssertionError(f"error from the server: {message}")
-            elif kind == "response.done" and turn["audio"]:
-                turn["status"] = message["status"]
-                return turn
+    setup = create_user("talker", PASSWORD)
+    with model_worker("it", logs, upstream_url=localvoice_models, setup=setup) as (daphne, _):
+        yield daphne
 
 
 async def test_spoken_turn_over_the_real_sdk_and_localvoice(server: DaphneServer) -> None:

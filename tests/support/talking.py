@@ -1,0 +1,114 @@
+"""Talking to a real worker: one Daphne on a throwaway database and localvoice's real models,
+and a client that speaks into it in real time and reads the turns back.
+
+Shared by the real-path tests (tests/test_integration.py, the tools, history and talk-mode
+suites): each sets its database up with a few lines of Django shell code and talks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tests.support.audio import silence, speak
+from tests.support.browser import Socket
+from tests.support.processes import (
+    DaphneServer,
+    Database,
+    daphne_env,
+    manage,
+    throwaway_database,
+)
+
+#: The talk page's capture frames.
+FRAME_MS = 40
+FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
+
+
+@contextlib.contextmanager
+def model_worker(
+    name: str,
+    logs: Path,
+    *,
+    upstream_url: str,
+    setup: str,
+    extra: Mapping[str, str] | None = None,
+) -> Iterator[tuple[DaphneServer, Database]]:
+    """A migrated throwaway database, set up by ``setup`` (Django shell code), and one Daphne
+    worker talking to localvoice at ``upstream_url``, without Redis.
+
+    The models take a moment per turn on 2 cores, so the connect timeout is 10 s unless
+    ``extra`` says otherwise.
+    """
+    with throwaway_database(logs) as database:
+        env = daphne_env(
+            worker_name=name,
+            database_url=database.url,
+            redis_url="",
+            upstream_url=upstream_url,
+            extra={"VOICE_CONNECT_TIMEOUT": "10", **(extra or {})},
+        )
+        manage(env, "migrate", "--noinput", "-v", "0")
+        if setup:
+            manage(env, "shell", "-c", setup)
+        daphne = DaphneServer(name, env, Path(logs)).start()
+        try:
+            yield daphne, database
+        finally:
+            daphne.stop()
+
+
+def create_user(username: str, password: str, **fields: str) -> str:
+    """Django shell code creating one user (for ``model_worker``'s ``setup``)."""
+    extra = "".join(f", {key}={value!r}" for key, value in fields.items())
+    return (
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.create_user({username!r}, password={password!r}{extra})\n"
+    )
+
+
+async def stream(socket: Socket, pcm: bytes) -> None:
+    """Send audio in real time, as the page's capture worklet does."""
+    started = time.monotonic()
+    for index, offset in enumerate(range(0, len(pcm), FRAME_BYTES)):
+        await socket.send_audio(pcm[offset : offset + FRAME_BYTES])
+        await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_MS / 1000 - time.monotonic()))
+
+
+async def collect_turn(socket: Socket, timeout: float = 60.0) -> dict[str, Any]:
+    """Read one turn's frames until its response is done (with audio)."""
+    turn: dict[str, Any] = {"states": [], "audio": 0, "assistant": "", "user": ""}
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await socket.next_frame(timeout)
+            if frame.kind == "close":
+                raise AssertionError(f"closed with {frame.code}: {socket.texts('error')}")
+            if frame.kind == "binary":
+                turn["audio"] += len(frame.data)
+                continue
+            message = frame.data
+            kind = message["type"]
+            if kind == "state":
+                turn["states"].append(message["state"])
+            elif kind == "transcript.user.done":
+                turn["user"] = message["transcript"]
+            elif kind == "transcript.assistant.done":
+                turn["assistant"] = message["transcript"]
+            elif kind == "error":
+                raise AssertionError(f"error from the server: {message}")
+            elif kind == "response.done" and turn["audio"]:
+                turn["status"] = message["status"]
+                return turn
+
+
+async def say(socket: Socket, text: str, *, timeout: float = 90.0) -> dict[str, Any]:
+    """Speak ``text`` in real time and collect the turn it starts."""
+    sender = asyncio.create_task(stream(socket, silence(300) + speak(text) + silence(1500)))
+    try:
+        return await collect_turn(socket, timeout=timeout)
+    finally:
+        await sender
