@@ -128,7 +128,14 @@ def test_push_to_talk_hold_speak_release_then_interrupt(pages: Pages) -> None:
     page.wait_for_timeout(5500)
     page.keyboard.up("Space")
     assert len(logged(page, "input.press")) == 2
-    wait_for_states(page, ["processing"], after=spoke, timeout=30)
+    answered = wait_for_states(page, ["processing", "ready"], after=spoke, timeout=90)
+
+    # The profile lets the user switch: back to voice activity, the looping question is heard.
+    page.click("#turn-mode")
+    page.wait_for_selector("#talk-button", state="hidden", timeout=10_000)
+    assert [m["mode"] for m in logged(page, "turn_mode")][-1] == "voice_activity"
+    wait_for_states(page, ["listening"], after=answered, timeout=30)
+    assert logged(page, "speech.started")
     no_errors(page)
     page.click("#stop")
     page.wait_for_selector("#state[data-state=stopped]", timeout=10_000)
