@@ -142,6 +142,31 @@ def test_push_to_talk_hold_speak_release_then_interrupt(pages: Pages) -> None:
 
 
 @pytest.mark.usefixtures("talk_mode_users")
+def test_push_to_talk_pings_between_turns(quiet_chromium: Any, daphne: DaphneServer) -> None:
+    """No audio flows between push-to-talk turns: a ping a minute keeps the hard idle timeout
+    from taking the open page for a dead one (the page's clock is Playwright's)."""
+    with pages_on(quiet_chromium, daphne) as opened:
+        page = opened.open("ptt-keepalive")
+        page.clock.install()
+        logged_in(page, "e2e-ptt")
+        page.click("#start")
+        page.wait_for_selector("#talk-button:enabled", timeout=30_000)
+        assert not logged(page, "ping")
+        page.clock.run_for("01:01")
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#log-list .log-out code')]
+                .some(c => c.textContent.includes('"ping"'))""",
+            timeout=10_000,
+        )
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#log-list .log-in code')]
+                .some(c => c.textContent.includes('"pong"'))""",
+            timeout=10_000,
+        )
+        no_errors(page)
+
+
+@pytest.mark.usefixtures("talk_mode_users")
 def test_the_assistant_greets_before_anyone_speaks(
     quiet_chromium: Any, daphne: DaphneServer
 ) -> None:
