@@ -38,7 +38,7 @@ help:
 	@echo "make test-fast  unit and consumer tests only (no models, browser, Redis or servers)"
 	@echo "make lock   re-resolve every dependency and rewrite $(LOCK)"
 	@echo "make messages     re-extract the French catalogues (locale/fr) and compile them"
-	@echo "make screenshots  regenerate docs/talk-page*.png (desktop, phone, French) in real Chromium"
+	@echo "make screenshots  regenerate docs/talk-page*.png (desktop, phone, French, push-to-talk) in real Chromium"
 
 setup: system-deps python-deps var/.dirs
 setup-test: setup system-test-deps python-test-deps
@@ -185,10 +185,12 @@ messages: system-test-deps python-deps
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemessages -d djangojs -l fr --no-obsolete $(MESSAGES_IGNORE)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py compilemessages -l fr $(MESSAGES_IGNORE)
 
-# docs/talk-page.png (desktop), docs/talk-page-phone.png (360 px) and docs/talk-page-fr.png.
+# docs/talk-page.png (desktop), docs/talk-page-phone.png (360 px), docs/talk-page-fr.png and
+# docs/talk-page-push-to-talk.png.
 screenshots: setup-test $(NODE_STAMP)
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_page.py -k spoken
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_for_everyone.py -k "phone or french"
+	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_modes.py -k hold_speak
 
 clean:
 	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -6,6 +6,7 @@ with its real offline models.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,9 +83,12 @@ async def test_greeting_then_hold_speak_release_gets_a_reply(server: DaphneServe
         question = speak("What is the weather like in Paris")
         await stream(socket, silence(200) + question + silence(300))
         await socket.send_json({"type": "input.release"})
+        released = time.monotonic()
         heard = await socket.expect("transcript.user.done", timeout=60)
         assert "paris" in heard["transcript"].lower(), heard
         await socket.expect("audio.start", timeout=60)
+        # Measured, not asserted: from the release to the reply's first audio.
+        print(f"\npush-to-talk: release -> first audio {time.monotonic() - released:.2f} s")
         assert not socket.texts("speech.started")  # the turn was the button's, not the VAD's
 
         assert (await until_response_done(socket))["status"] == "completed"

@@ -15,6 +15,7 @@ export const ClientMessage = Object.freeze({
   AUDIO_ACK: 'audio.ack',
   INPUT_PRESS: 'input.press',
   INPUT_RELEASE: 'input.release',
+  PING: 'ping',
   TURN_MODE_SET: 'turn_mode.set',
   PLAYBACK_INTERRUPTED: 'playback.interrupted',
   SESSION_STOP: 'session.stop',

@@ -30,6 +30,9 @@ export const SPEAKERPHONE_GAIN = 0.5;
 // Push-to-talk: the microphone keeps sending this long after the release before input.release,
 // so the last syllable (people let go as they finish the word) is in the turn.
 export const RELEASE_TAIL_MS = 250;
+// Push-to-talk sends no audio between turns: a ping this often tells the server's hard idle
+// timeout the page is still there, as the microphone frames of voice activity do.
+export const KEEPALIVE_MS = 60_000;
 
 // The user's time zone, for the assistant's date and time tool ('' if the browser hides it).
 function browserTimeZone() {
@@ -136,6 +139,7 @@ export class TalkSession {
       onAnswer: (callId, approved) =>
         this.socket?.sendJson({ type: ClientMessage.TOOL_APPROVAL, call_id: callId, approved }),
     });
+    this.keepalive = null;
   }
 
   // Call it from the click handler: the AudioContext is created before the first await.
@@ -283,6 +287,15 @@ export class TalkSession {
     return this.ready && this.socket.sendJson({ type: ClientMessage.TURN_MODE_SET, mode });
   }
 
+  _keepAlive() {
+    clearInterval(this.keepalive);
+    this.keepalive = null;
+    if (!this.pushToTalk) return;
+    this.keepalive = setInterval(() => {
+      if (this.ready && !this.holding) this.socket.sendJson({ type: ClientMessage.PING });
+    }, KEEPALIVE_MS);
+  }
+
   _turnModeChanged() {
     this.hooks.onTurnMode({ mode: this.turnMode, canSwitch: this.canSwitch, holding: this.holding });
   }
@@ -310,6 +323,8 @@ export class TalkSession {
     this.holding = false;
     clearTimeout(this.releaseTimer);
     this.releaseTimer = null;
+    clearInterval(this.keepalive);
+    this.keepalive = null;
     this._stopTracks();
     if (this.source) this.source.disconnect();
     if (this.capture) {
@@ -350,6 +365,7 @@ export class TalkSession {
         this.turnMode = message.mode;
         this.canSwitch = message.can_switch;
         if (!this.pushToTalk) this.holding = false;
+        this._keepAlive();
         this._turnModeChanged();
         break;
       case ServerMessage.CONVERSATION_RESUMED:

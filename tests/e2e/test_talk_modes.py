@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PASSWORD, WAV_RATE, launch_chromium
+from tests.e2e.test_talk_for_everyone import keep_screenshot
 from tests.e2e.test_talk_page import Pages, log_in, logged, pages_on, states, wait_for_states
 from tests.support.audio import silence, write_wav
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import REPO, DaphneServer, Database, daphne_env, manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -42,6 +43,8 @@ AssistantProfile.objects.create(
     idle_check_in_seconds=3, idle_end_seconds=3,
 ).users.add(user("e2e-idle"))
 """
+# E2E_UPDATE_SCREENSHOT=1 (make screenshots) refreshes it: the page while the user holds Talk.
+PUSH_TO_TALK_SCREENSHOT = REPO / "docs" / "talk-page-push-to-talk.png"
 ENTRIES = "() => [...document.querySelectorAll('#conversation .entry.{role}:not(.partial) .text')]"
 SAID = ENTRIES.format(role="assistant") + ".some(e => e.textContent.trim().length > 3)"
 
@@ -78,7 +81,7 @@ def no_errors(page: Any) -> None:
 
 
 @pytest.mark.usefixtures("talk_mode_users")
-def test_push_to_talk_hold_speak_release_then_interrupt(pages: Pages) -> None:
+def test_push_to_talk_hold_speak_release_then_interrupt(pages: Pages, e2e_logs: Path) -> None:
     """Hold the Talk button over the spoken question, release: a reply. Then hold the space bar
     while the assistant speaks: it stops (playback cleared, what was heard reported)."""
     page = pages.open("ptt")
@@ -126,12 +129,46 @@ def test_push_to_talk_hold_speak_release_then_interrupt(pages: Pages) -> None:
         timeout=10_000,
     )
     page.wait_for_timeout(5500)
+    page.evaluate("window.scrollTo(0, 0)")
+    keep_screenshot(page, e2e_logs / "talk-page-push-to-talk.png", PUSH_TO_TALK_SCREENSHOT)
     page.keyboard.up("Space")
     assert len(logged(page, "input.press")) == 2
-    wait_for_states(page, ["processing"], after=spoke, timeout=30)
+    answered = wait_for_states(page, ["processing", "ready"], after=spoke, timeout=90)
+
+    # The profile lets the user switch: back to voice activity, the looping question is heard.
+    page.click("#turn-mode")
+    page.wait_for_selector("#talk-button", state="hidden", timeout=10_000)
+    assert [m["mode"] for m in logged(page, "turn_mode")][-1] == "voice_activity"
+    wait_for_states(page, ["listening"], after=answered, timeout=30)
+    assert logged(page, "speech.started")
     no_errors(page)
     page.click("#stop")
     page.wait_for_selector("#state[data-state=stopped]", timeout=10_000)
+
+
+@pytest.mark.usefixtures("talk_mode_users")
+def test_push_to_talk_pings_between_turns(quiet_chromium: Any, daphne: DaphneServer) -> None:
+    """No audio flows between push-to-talk turns: a ping a minute keeps the hard idle timeout
+    from taking the open page for a dead one (the page's clock is Playwright's)."""
+    with pages_on(quiet_chromium, daphne) as opened:
+        page = opened.open("ptt-keepalive")
+        page.clock.install()
+        logged_in(page, "e2e-ptt")
+        page.click("#start")
+        page.wait_for_selector("#talk-button:enabled", timeout=30_000)
+        assert not logged(page, "ping")
+        page.clock.run_for("01:01")
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#log-list .log-out code')]
+                .some(c => c.textContent.includes('"ping"'))""",
+            timeout=10_000,
+        )
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#log-list .log-in code')]
+                .some(c => c.textContent.includes('"pong"'))""",
+            timeout=10_000,
+        )
+        no_errors(page)
 
 
 @pytest.mark.usefixtures("talk_mode_users")
