@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.audio import silence, speak
 from tests.support.browser import Socket
-from tests.support.servers import Browser, DaphneServer, daphne_env, manage, throwaway_database
-from tests.test_integration import stream
+from tests.support.servers import Browser, DaphneServer
+from tests.support.talking import model_worker, stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -42,21 +41,12 @@ def server(
     localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaphneServer]:
     logs = tmp_path_factory.mktemp("talk-modes")
-    with throwaway_database(logs) as database:
-        env = daphne_env(
-            worker_name="tm",
-            database_url=database.url,
-            redis_url="",
-            upstream_url=localvoice_models,
-            extra={"VOICE_CONNECT_TIMEOUT": "10", "VOICE_HEARTBEAT_SECONDS": "0.5"},
-        )
-        manage(env, "migrate", "--noinput", "-v", "0")
-        manage(env, "shell", "-c", SETUP)
-        daphne = DaphneServer("tm", env, Path(logs)).start()
-        try:
-            yield daphne
-        finally:
-            daphne.stop()
+    extra = {"VOICE_HEARTBEAT_SECONDS": "0.5"}
+    with model_worker("tm", logs, upstream_url=localvoice_models, setup=SETUP, extra=extra) as (
+        daphne,
+        _,
+    ):
+        yield daphne
 
 
 async def until_response_done(socket: Socket, timeout: float = 60.0) -> dict[str, object]:
