@@ -164,13 +164,14 @@ class VoiceConsumer(SupervisedConsumer):
             # already released: starting the upstream now would leave it open.
             return
         self.voice = self.session_factory(config=config, upstream=upstream_settings(), sink=self)
-        self.history = SessionHistory.begin(
-            session_id=session_id,
-            user_id=user.pk,
-            config=config,
-            voice=self.voice,
-            resumed_from=resume.conversation_id if resume else None,
-        )
+        if settings.HISTORY_RECORDING:
+            self.history = SessionHistory.begin(
+                session_id=session_id,
+                user_id=user.pk,
+                config=config,
+                voice=self.voice,
+                resumed_from=resume.conversation_id if resume else None,
+            )
         self.supervisor.quota = LiveQuota(
             self, history=self.history, user_id=user.pk, session_id=session_id
         )
