@@ -106,6 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument(
+        "--start-first", choices=list(VARIANTS), default="on", help="which worker starts first"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="history-bench-") as tmp:
         logs = Path(tmp)
@@ -114,7 +117,8 @@ def main() -> None:
         try:
             base = {"VOICE_CONNECT_TIMEOUT": "10", "ASSISTANT_LOG_LEVEL": "WARNING"}
             db = f"sqlite:///{logs / 'bench.sqlite3'}"
-            for name, flag in VARIANTS.items():
+            names = sorted(VARIANTS, key=lambda name: name != args.start_first)
+            for name, flag in ((name, VARIANTS[name]) for name in names):
                 env = daphne_env(
                     worker_name=f"history-{name}",
                     database_url=db,
