@@ -75,11 +75,17 @@ class Rig:
 
     relay_dir: Path | None = None
     relay_extra: dict[str, str] = dataclasses.field(default_factory=dict)
+    relay_env: dict[str, str] = dataclasses.field(default_factory=dict)  # the running worker's
 
     def relay_start(self, cap: int, app_dir: Path | None = None) -> None:
         """(Re)start the worker under test, from ``app_dir`` (default: the rig's code)."""
         app_dir = app_dir or self.app_dir
-        if self.relay is not None and self.relay_cap == cap and self.relay_dir == app_dir:
+        if (
+            self.relay is not None
+            and self.relay_cap == cap
+            and self.relay_dir == app_dir
+            and self.relay_env == self.relay_extra
+        ):
             return
         if self.relay is not None:
             self.kids.stop(self.relay)
@@ -100,6 +106,7 @@ class Rig:
         )
         self.relay_cap = cap
         self.relay_dir = app_dir
+        self.relay_env = dict(self.relay_extra)
         wait_port(self.relay_port)
 
     def floor_start(self) -> None:
@@ -263,6 +270,13 @@ def main() -> None:
         default="",
         help="comma-separated code dirs: relay only, each variant per point, --repeat rounds",
     )
+    parser.add_argument(
+        "--compare-env",
+        default="",
+        help="';'-separated settings variants of the worker, e.g. 'HISTORY_RECORDING=1;"
+        "HISTORY_RECORDING=0' (each variant a ','-separated KEY=VALUE list): relay only, "
+        "each variant per point, --repeat rounds",
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(
         "--server-env", action="append", default=[], help="KEY=VALUE for the worker under test"
@@ -304,6 +318,21 @@ def main() -> None:
                 warmup=args.warmup,
                 deadline_ms=args.deadline_ms,
             )
+            if args.compare_env:
+                base = dict(rig.relay_extra)
+                settings_variants = [
+                    dict(kv.split("=", 1) for kv in v.split(",") if kv)
+                    for v in args.compare_env.split(";")
+                ]
+                for frame in frames:
+                    for n in counts:
+                        for _ in range(args.repeat):
+                            for variant_env in settings_variants:
+                                rig.relay_extra = {**base, **variant_env}
+                                rig.relay_start(10_000)
+                                r = run("relay", n, frame)
+                                record(r, f"compare-env {variant_env}")
+                return
             if args.compare:
                 variants = [Path(d).resolve() for d in args.compare.split(",")]
                 for frame in frames:

@@ -24,7 +24,7 @@ from assistant.consumers.inbound import InboundLimits, Refusal
 from assistant.consumers.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
 from assistant.consumers.socket import SupervisedConsumer
 from assistant.consumers.supervisor import SessionSupervisor
-from assistant.history.live import SessionHistory
+from assistant.history.live import SessionHistory, session_history_start
 from assistant.history.quotas import LiveQuota, handshake_refusal
 from assistant.history.resume import Resume, aresume_load, requested_resume
 from assistant.live import registry
@@ -168,18 +168,10 @@ class VoiceConsumer(SupervisedConsumer):
         self.voice = self.session_factory(
             config=config, upstream=upstream_settings(), sink=self, tools=self._tool_executor(user)
         )
-        self.history = SessionHistory.begin(
-            session_id=session_id,
-            user_id=user.pk,
-            config=config,
-            voice=self.voice,
-            resumed_from=resume.conversation_id if resume else None,
-        )
+        self.history = session_history_start(session_id, user.pk, config, self.voice, resume)
         self.supervisor.quota = LiveQuota(
             self, history=self.history, user_id=user.pk, session_id=session_id
         )
-        if resume is not None:
-            self.voice.carry_over(resume.items)
         self.start_task = asyncio.create_task(self._start_voice(config, resume))
         self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))
 

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils.translation import gettext as _
 
 from assistant.history import dashboard
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageQuota, UsageRecord
@@ -126,15 +127,15 @@ class UsageRecordAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         data = dashboard.dashboard(days=DASHBOARD_DAYS)
         tables = [
-            ("User", _named(data["by_user"], "user__username")),
-            ("Profile", _named(data["by_profile"], "profile_name")),
-            ("Model", _named(data["by_model"], "model")),
+            (_("User"), _named(data["by_user"], "user__username")),
+            (_("Profile"), _named(data["by_profile"], "profile_name")),
+            (_("Model"), _named(data["by_model"], "model")),
         ]
         context = {
             **self.admin_site.each_context(request),
             **data,
             "tables": tables,
-            "title": "Usage dashboard",
+            "title": _("Usage dashboard"),
         }
         return TemplateResponse(request, "admin/assistant/usage_dashboard.html", context)
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Count, F, FloatField, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from assistant.history.ledger import period_starts
 from assistant.history.models import Turn, UsageRecord
@@ -129,14 +130,15 @@ def dashboard(days: int = 30, now: dt.datetime | None = None) -> dict[str, Any]:
         "per_day": per_day,
         "charts": [
             bar_chart(
-                "Sessions per day", list(zip(labels, [r["sessions"] for r in per_day], strict=True))
+                gettext("Sessions per day"),
+                list(zip(labels, [r["sessions"] for r in per_day], strict=True)),
             ),
             bar_chart(
-                "Conversation minutes per day",
+                gettext("Conversation minutes per day"),
                 list(zip(labels, [r["minutes"] for r in per_day], strict=True)),
             ),
             bar_chart(
-                "Estimated cost per day",
+                gettext("Estimated cost per day"),
                 list(zip(labels, [float(r["cost"]) for r in per_day], strict=True)),
             ),
         ],

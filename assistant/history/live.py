@@ -13,11 +13,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from assistant.history.recorder import (
     AUDIO_BYTES_PER_SECOND,
     ConversationRecorder,
     ConversationStart,
 )
+from assistant.history.resume import Resume
 from assistant.history.writer import history
 from assistant.protocol import ServerMessage
 from assistant.voicelive.config import SessionConfig
@@ -34,6 +37,13 @@ RECORDED_TYPES = frozenset(
 )
 # The recorder attributes assistant audio by item; ours comes as one running total.
 _ALL_ITEMS = ""
+
+
+class Seedable(Protocol):
+    """A session that can start with earlier conversation items (``VoiceLiveSession``)."""
+
+    def carry_over(self, items: list[tuple[str, str]]) -> None:
+        """Seed the upstream with ``(role, text)`` items when it connects."""
 
 
 class AudioCounters(Protocol):
@@ -157,3 +167,28 @@ class SessionHistory:
         started, out_before = self._reply_audio_start
         sent = (self._voice.audio_out_bytes - out_before) / AUDIO_BYTES_PER_SECOND
         return max(0.0, sent - (time.monotonic() - started))
+
+
+class LiveVoice(AudioCounters, Seedable, Protocol):
+    """What a live session's history needs of its Voice Live session."""
+
+
+def session_history_start(
+    session_id: uuid.UUID,
+    user_id: int,
+    config: SessionConfig,
+    voice: LiveVoice,
+    resume: Resume | None,
+) -> SessionHistory | None:
+    """Seed a continued conversation, and record the session (None: ``HISTORY_RECORDING`` off)."""
+    if resume is not None:
+        voice.carry_over(resume.items)
+    if not settings.HISTORY_RECORDING:
+        return None
+    return SessionHistory.begin(
+        session_id=session_id,
+        user_id=user_id,
+        config=config,
+        voice=voice,
+        resumed_from=resume.conversation_id if resume else None,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import Protocol
 
@@ -33,6 +34,8 @@ from assistant.voicelive.session import VoiceLiveSession
 
 logger = logging.getLogger(__name__)
 
+#: A user without any quota is checked again this often (a quota set meanwhile applies then).
+UNLIMITED_RECHECK_SECONDS = 60.0
 #: A session over quota waits at most this long for its running reply before it ends.
 MAX_REPLY_WAIT_SECONDS = 30.0
 # How often the end waits' re-checks whether the reply is over.
@@ -145,6 +148,7 @@ class LiveQuota:
         self.warned = False
         #: Ends the session once the running reply is over (held; the consumer cancels it).
         self.ending: asyncio.Task[None] | None = None
+        self._unlimited_until = 0.0  # monotonic: no quota applied at the last check
 
     async def check(self) -> None:
         """One re-check (off the loop): warn once at 80 %, end after the reply at 100 %."""
@@ -153,6 +157,8 @@ class LiveQuota:
             return
         if self._history is not None:
             self._history.sync()  # the rollover's upstream id and the audio so far, no I/O
+        if time.monotonic() < self._unlimited_until:
+            return  # no quota a moment ago: spare the database a query per session per beat
         voice = session.voice
         own = voice.audio_in_bytes / protocol.BYTES_PER_SECOND if voice is not None else 0.0
         try:
@@ -165,7 +171,9 @@ class LiveQuota:
                 "voice session %s: quota check failed (%s)", self._session_id, type(exc).__name__
             )
             return
-        if check.exceeded:
+        if not check.limit:
+            self._unlimited_until = time.monotonic() + UNLIMITED_RECHECK_SECONDS
+        elif check.exceeded:
             logger.info(
                 "voice session %s: %s quota used up (%.0f %%); ending after the reply",
                 self._session_id,

@@ -92,3 +92,37 @@ def test_talk_then_find_the_transcript_and_continue_it(
     assert page.locator("#continue-latest").is_visible()
     errors = [line for line in page.console_lines if line.startswith(("[error]", "[pageerror]"))]
     assert not errors, errors
+
+
+QUOTA_USER = "e2e-quota"
+OVER_QUOTA = f"""
+import uuid
+from django.contrib.auth.models import User
+from assistant.history.models import UsageQuota, UsageRecord
+user = User.objects.create_user({QUOTA_USER!r}, password={PASSWORD!r})
+UsageQuota.objects.create(user=user, minutes_per_day=1, minutes_per_month=100)
+UsageRecord.objects.create(
+    user=user, session_id=uuid.uuid4(), model="gpt-realtime", audio_in_seconds=90
+)
+"""
+
+
+def test_a_user_over_quota_sees_what_is_left_and_when_it_resets(
+    pages: Pages, e2e_database: Database
+) -> None:
+    env = daphne_env(
+        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
+    )
+    manage(env, "shell", "-c", OVER_QUOTA)
+    page = pages.open("quota")
+    page.goto("/")
+    log_in(page, QUOTA_USER)
+    page.wait_for_url(lambda url: "/accounts/" not in url)
+    left = page.locator("#quota-left").inner_text()
+    assert "0.0 minutes today" in left, left
+    assert "98.5 minutes this month" in left, left
+    page.click("#start")
+    page.wait_for_selector("#state[data-state=error]", timeout=20_000)
+    notice = page.locator("#notice").inner_text()
+    assert "You have used up your conversation quota for now." in notice, notice
+    assert "It resets on" in notice, notice

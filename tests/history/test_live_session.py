@@ -297,3 +297,16 @@ async def test_a_live_session_is_warned_then_ended_after_the_reply(
     await history.flush()
     conversation = await database_sync_to_async(Conversation.objects.get)()
     assert conversation.end_reason == "quota_exceeded"
+
+
+async def test_recording_off_keeps_nothing(
+    user: User, default_profile: AssistantProfile, fake_connect: FakeConnect, settings: Any
+) -> None:
+    settings.HISTORY_RECORDING = False
+    comm = await start_session(user)
+    spoken_turn(fake_connect.last, 1, "Hello", "Hi")
+    await until_response_done(comm)
+    await comm.disconnect()
+    await history.flush()
+    assert not await Conversation.objects.aexists()
+    assert not await UsageRecord.objects.aexists()

@@ -11,6 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from assistant.history import quotas
+from assistant.history.ledger import QuotaCheck
 from assistant.history.models import Conversation, Turn, UsageQuota, UsageRecord
 from assistant.history.quotas import quota_status
 from assistant.history.resume import resume_load
@@ -119,3 +121,33 @@ def test_resume_is_bounded_and_follows_what_it_continued(ivy: User) -> None:
     resume = resume_load(user_id=ivy.pk, raw=str(second.pk), max_items=3)
     assert resume is not None
     assert resume.items == [("user", "a1"), ("user", "a2"), ("assistant", "b0")]
+
+
+class _Session:
+    voice = None
+    ended = False
+
+    async def send_message(self, message: object) -> None:
+        raise AssertionError(message)
+
+    async def end_session(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError(args)
+
+
+async def test_a_user_without_quota_is_rechecked_only_once_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, object]] = []
+
+    async def status(**kwargs: object) -> QuotaCheck:
+        calls.append(kwargs)
+        return QuotaCheck(0.0, "", None)
+
+    monkeypatch.setattr(quotas, "aquota_status", status)
+    live = quotas.LiveQuota(_Session(), history=None, user_id=1, session_id=uuid.uuid4())
+    await live.check()
+    await live.check()
+    assert len(calls) == 1
+    monkeypatch.setattr(quotas.time, "monotonic", lambda: 10.0**9)  # a minute and more later
+    await live.check()
+    assert len(calls) == 2

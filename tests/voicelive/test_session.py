@@ -224,3 +224,35 @@ async def test_close_leaves_nothing_running(fake_connect: FakeConnect, sink: Rec
     assert {t for t in asyncio.all_tasks() - before if not t.done()} == set()
     assert conn_of(fake_connect).closed
     assert sink.lost == []  # closing is not losing the upstream
+
+
+async def test_a_replys_usage_reaches_the_sink_with_its_done(
+    session: VoiceLiveSession, fake_connect: FakeConnect, sink: RecordingSink
+) -> None:
+    conn = conn_of(fake_connect)
+    usage = {"input_tokens": 12, "output_tokens": 34}
+    conn.push({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
+    conn.push(
+        {"type": "response.done", "response": {"id": "r1", "status": "completed", "usage": usage}}
+    )
+    await sink.until(lambda: sink.usage)
+    assert sink.usage == [("r1", usage)]
+    assert "response.done" in sink.types()
+    assert not session.reply_running
+
+
+async def test_carried_over_items_are_sent_on_connect(
+    sink: RecordingSink, fake_connect: FakeConnect
+) -> None:
+    voice = VoiceLiveSession(config=CONFIG, upstream=UPSTREAM, sink=sink)
+    voice.carry_over([("user", "My name is Zoe."), ("assistant", "Hello Zoe.")])
+    await voice.start()
+    try:
+        items = [e["item"] for e in conn_of(fake_connect).sent_of("conversation.item.create")]
+        assert [(i["role"], i["content"][0]["text"]) for i in items] == [
+            ("user", "My name is Zoe."),
+            ("assistant", "Hello Zoe."),
+        ]
+    finally:
+        await asyncio.sleep(0)  # let its tasks start: a task cancelled unstarted leaves a warning
+        await voice.aclose()

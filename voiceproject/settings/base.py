@@ -239,6 +239,9 @@ TOOLS_HTTP_ALLOWED_HOSTS = [
 ]
 # Live sessions' history is written in batches this often (a crash loses at most this much).
 HISTORY_FLUSH_SECONDS = env("HISTORY_FLUSH_SECONDS", cast=float, default=2.0)
+# Off: live sessions record nothing (no history, no usage ledger: quotas then only see live
+# sessions). For deployments that must keep nothing, and for benchmarks of what recording costs.
+HISTORY_RECORDING = env("HISTORY_RECORDING", cast=to_bool, default=True)
 
 # LOGGING: never log audio, keys or tokens
 # ------------------------------------------------------------------------------
