@@ -11,23 +11,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.audio import silence, speak
-from tests.support.servers import (
-    Browser,
-    DaphneServer,
-    Database,
-    Socket,
-    daphne_env,
-    manage,
-    throwaway_database,
-    wait_until,
-)
-from tests.test_integration import collect_turn, stream
+from tests.support.servers import Browser, DaphneServer, Database, wait_until
+from tests.support.talking import create_user, model_worker, say
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -40,35 +29,14 @@ def stack(
     localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[DaphneServer, Database]]:
     logs = tmp_path_factory.mktemp("history-real")
-    with throwaway_database(logs) as database:
-        env = daphne_env(
-            worker_name="hist",
-            database_url=database.url,
-            redis_url="",
-            upstream_url=localvoice_models,
-            extra={"VOICE_CONNECT_TIMEOUT": "10", "HISTORY_FLUSH_SECONDS": str(FLUSH_SECONDS)},
-        )
-        manage(env, "migrate", "--noinput")
-        manage(
-            env,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User; "
-            f"User.objects.create_user('zoe', password='{PASSWORD}')",
-        )
-        daphne = DaphneServer("hist", env, Path(logs)).start()
-        try:
-            yield daphne, database
-        finally:
-            daphne.stop()
-
-
-async def say(socket: Socket, text: str) -> dict[str, Any]:
-    """Speak ``text`` in real time and collect the turn it starts."""
-    sender = asyncio.create_task(stream(socket, silence(300) + speak(text) + silence(1500)))
-    turn = await collect_turn(socket, timeout=90)
-    await sender
-    return turn
+    with model_worker(
+        "hist",
+        logs,
+        upstream_url=localvoice_models,
+        setup=create_user("zoe", PASSWORD),
+        extra={"HISTORY_FLUSH_SECONDS": str(FLUSH_SECONDS)},
+    ) as stack:
+        yield stack
 
 
 def key(database: Database, conversation_id: str) -> Any:
