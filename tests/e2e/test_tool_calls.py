@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import WAV_RATE, launch_chromium
-from tests.e2e.test_talk_page import log_in, pages_on
+from tests.e2e.conftest import STAFF_USERNAME, WAV_RATE, launch_chromium
+from tests.e2e.test_talk_page import log_in, logged, pages_on
 from tests.support.audio import silence, speak, write_wav
 from tests.support.servers import DaphneServer, Database, daphne_env, manage
 
@@ -45,8 +45,9 @@ def tool_user(e2e_database: Database) -> str:
 @pytest.fixture(scope="module")
 def time_chromium(playwright_api: Any, e2e_logs: Path) -> Iterator[Any]:
     """Chromium whose fake microphone asks the time (Chromium loops the file)."""
-    # Asked once a minute: long enough for the call and the answer before the loop asks again.
-    pcm = silence(300, WAV_RATE) + speak("What time is it?", WAV_RATE) + silence(60_000, WAV_RATE)
+    # Asked after 4 s (time for a monitor to attach), then once a minute: long enough for the
+    # call and the answer before the loop asks again.
+    pcm = silence(4000, WAV_RATE) + speak("What time is it?", WAV_RATE) + silence(60_000, WAV_RATE)
     wav = write_wav(e2e_logs / "what-time.wav", pcm, WAV_RATE)
     browser = launch_chromium(playwright_api, [f"--use-file-for-fake-audio-capture={wav}"])
     try:
@@ -58,12 +59,22 @@ def time_chromium(playwright_api: Any, e2e_logs: Path) -> Iterator[Any]:
 def test_a_spoken_request_shows_the_tool_call_then_the_answer(
     time_chromium: Any, daphne: DaphneServer, tool_user: str
 ) -> None:
+    """On the talk page, and on a staff member's live monitor of the session."""
     with pages_on(time_chromium, daphne) as pages:
         page = pages.open("tools")
         page.goto("/")
         log_in(page, tool_user, TOOL_PASSWORD)
         page.wait_for_url(lambda url: "/accounts/" not in url)
         page.click("#start")
+        page.wait_for_function(
+            "() => document.querySelector('#log-list').textContent.includes('session.ready')",
+            timeout=30_000,
+        )
+        session_id = logged(page, "session.ready")[0]["session_id"]
+        monitor = pages.open("monitor")
+        log_in(monitor, STAFF_USERNAME)
+        monitor.wait_for_url(lambda url: "/accounts/" not in url)
+        monitor.goto(f"/monitor/{session_id}/")
         line = page.locator('#conversation .entry.tool[data-tool="get_current_time"]')
         line.wait_for(timeout=120_000)
         page.wait_for_selector(
@@ -85,4 +96,8 @@ def test_a_spoken_request_shows_the_tool_call_then_the_answer(
             timeout=90_000,
         )
         assert line.locator(".who").text_content() == "Tool"
+        monitor.wait_for_selector(
+            '#conversation .entry.tool[data-tool="get_current_time"][data-outcome="ok"]',
+            timeout=30_000,
+        )
         page.click("#stop")
