@@ -67,6 +67,7 @@ for name, path, private, timeout in [
         description="Check the status of the order service.", url_template=SERVICE + path,
         allow_private_network=private, timeout_seconds=timeout,
         parameters={"type": "object", "properties": {}},
+        interim_phrase="Let me check the service." if name == "Orders" else "",
     )
     tool.profiles.add(profile(name))
 reception = profile("Reception")
@@ -321,8 +322,18 @@ async def test_http_tools_answer_time_out_or_are_refused_and_the_session_goes_on
         assert finished["outcome"] == outcome, finished
         assert summary in finished["summary"]
         assert server.service not in json.dumps(listener.socket.texts())  # the URL stays inside
-        answer = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
-        assert answer["transcript"].strip()
+        replies = 2 if profile == "Orders" else 1  # its interim phrase, then the answer
+
+        def answered(_: dict[str, Any]) -> bool:
+            return len(listener.socket.texts("transcript.assistant.done")) >= replies
+
+        if not answered({}):
+            await listener.until(answered)
+        said = [m["transcript"] for m in listener.socket.texts("transcript.assistant.done")]
+        if profile == "Orders":
+            assert said[0] == "Let me check the service.", said  # exactly, while it ran
+        assert said[-1].strip()
+        assert said[-1] != "Let me check the service."
 
 
 async def test_hand_over_switches_the_live_session_to_another_profile(
