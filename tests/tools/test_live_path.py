@@ -352,3 +352,25 @@ async def test_hand_over_switches_the_live_session_to_another_profile(
         assert answer["transcript"].strip()
         await listener.socket.send_json({"type": "session.stop"})
         assert await listener.socket.expect_close(timeout=10) == 1000
+
+
+async def test_a_spoken_yes_approves_the_call(server: DaphneServer) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Guarded")
+        sender = asyncio.create_task(
+            stream(
+                listener.socket, silence(300) + speak("What is the current time?") + silence(1500)
+            )
+        )
+        started = await listener.until(lambda m: m["type"] in ("tool.started", "(closed)"))
+        assert started["name"] == "get_time_guarded"
+        await listener.until(lambda m: m["type"] == "tool.approval.request")
+        await sender
+        answer = asyncio.create_task(stream(listener.socket, speak("Yes.") + silence(1500)))
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        await answer
+        assert finished["outcome"] == "ok"
+        assert "10:42" in finished["summary"]
+        # The model answers with it; no error reaches the page on the way.
+        reply = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
+        assert reply["transcript"].strip()

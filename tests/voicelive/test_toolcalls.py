@@ -468,3 +468,19 @@ def test_summaries_are_short_and_readable() -> None:
 )
 def test_spoken_answers(said: str, answer: bool | None) -> None:
     assert spoken_answer(said) is answer
+
+
+async def test_a_typed_yes_answers_the_approval_and_is_not_sent_as_a_message(
+    session: VoiceLiveSession, fake_connect: FakeConnect, executor: FakeExecutor
+) -> None:
+    conn = fake_connect.last
+    ask_for(conn, "guarded", call_id="call_g", response_id="r1")
+    async with asyncio.timeout(2):
+        while not session.tool_calls.awaiting_approval:
+            await asyncio.sleep(0.01)
+    await session.send_text("yes please")
+    await conn.wait_for("response.create")
+    assert [call.name for call, _ in executor.calls] == ["guarded"]
+    assert [e["item"]["type"] for e in conn.sent_of("conversation.item.create")] == [
+        "function_call_output"
+    ]
