@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -34,6 +34,7 @@ import json
 from django.contrib.auth.models import User
 from assistant.models import AssistantProfile
 from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
+from assistant.tools.secrets import encrypt_headers
 User.objects.create_user("toolie", password=PASSWORD)
 power = User.objects.create_user("power", password=PASSWORD)
 default = AssistantProfile.objects.get(is_default=True)
@@ -68,6 +69,7 @@ for name, path, private, timeout in [
         allow_private_network=private, timeout_seconds=timeout,
         parameters={"type": "object", "properties": {}},
         interim_phrase="Let me check the service." if name == "Orders" else "",
+        secret_headers=encrypt_headers({"X-Api-Key": SECRET}),
     )
     tool.profiles.add(profile(name))
 reception = profile("Reception")
@@ -75,6 +77,7 @@ Tool.objects.get(builtin="hand_over").profiles.add(reception)
 profile("Sales", "You are Sales, a cheerful sales assistant. Keep answers short.")
 print(json.dumps(ids))
 """
+SECRET = "orders-secret-5f7a9c"
 REFUNDS = (
     "Customers may return any item within 30 days for a full refund, with the receipt. "
     "Opened software is exchanged, not refunded."
@@ -84,7 +87,10 @@ REFUNDS = (
 class OrderService(BaseHTTPRequestHandler):
     """The service the HTTP tools call: an answer, or one that comes too late."""
 
+    api_keys: ClassVar[list[str | None]] = []
+
     def do_GET(self) -> None:
+        self.api_keys.append(self.headers.get("X-Api-Key"))
         if self.path == "/slow":
             time.sleep(4)
         body = json.dumps({"order_service": "up", "time": "10:42"}).encode()
@@ -125,7 +131,10 @@ def server(
             extra={"VOICE_CONNECT_TIMEOUT": "10", "VOICE_REPLY_STALL_SECONDS": "60"},
         )
         manage(env, "migrate", "--noinput")
-        setup = f"PASSWORD = {PASSWORD!r}\nSERVICE = {service!r}\nREFUNDS = {REFUNDS!r}\n"
+        setup = (
+            f"PASSWORD = {PASSWORD!r}\nSERVICE = {service!r}\nREFUNDS = {REFUNDS!r}\n"
+            f"SECRET = {SECRET!r}\n"
+        )
         out = manage(env, "shell", "-c", setup + SETUP)
         daphne = DaphneServer("tools", env, Path(logs)).start()
         daphne.profiles = json.loads(out.strip().splitlines()[-1])  # type: ignore[attr-defined]
@@ -321,7 +330,9 @@ async def test_http_tools_answer_time_out_or_are_refused_and_the_session_goes_on
         finished = await listener.until(lambda m: m["type"] == "tool.finished")
         assert finished["outcome"] == outcome, finished
         assert summary in finished["summary"]
-        assert server.service not in json.dumps(listener.socket.texts())  # the URL stays inside
+        frames = json.dumps(listener.socket.texts())
+        assert server.service not in frames  # the URL stays inside
+        assert SECRET not in frames
         replies = 2 if profile == "Orders" else 1  # its interim phrase, then the answer
 
         def answered(_: dict[str, Any]) -> bool:
@@ -332,6 +343,8 @@ async def test_http_tools_answer_time_out_or_are_refused_and_the_session_goes_on
         said = [m["transcript"] for m in listener.socket.texts("transcript.assistant.done")]
         if profile == "Orders":
             assert said[0] == "Let me check the service.", said  # exactly, while it ran
+            assert OrderService.api_keys[-1] == SECRET  # the service got the secret header...
+        assert SECRET not in server.log_tail(100_000)  # ...which no log holds
         assert said[-1].strip()
         assert said[-1] != "Let me check the service."
 
