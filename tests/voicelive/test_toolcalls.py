@@ -13,16 +13,15 @@ import pytest
 
 from assistant.voicelive.config import SessionTool
 from assistant.voicelive.session import VoiceLiveSession
-from assistant.voicelive.toolcalls import (
+from assistant.voicelive.toolcall_text import (
     CANCELLED,
     DECLINED,
     TOO_MANY_ROUNDS,
-    CallResult,
-    FunctionCall,
     arguments_summary,
     result_summary,
     spoken_answer,
 )
+from assistant.voicelive.toolcalls import CallResult, FunctionCall
 from tests.fakes import FakeConnect, FakeConnection
 from tests.voicelive.test_session import CONFIG, UPSTREAM, RecordingSink
 
