@@ -266,6 +266,7 @@ class VoiceLiveSession:
         if self._conn is None:
             return
         if self.tool_calls.on_user_transcript(text):
+            self.tool_calls.drop_turn_reply = False  # nothing was sent: no reply to drop
             return  # a typed yes or no to a tool waiting for approval: the round answers
         if self._events.response_id is not None:
             # Typing over the assistant interrupts it, like speaking over it does.

@@ -163,6 +163,9 @@ class ToolCalls:
         self._approvals: dict[str, asyncio.Future[bool]] = {}
         self._end_after_reply = False
         self._reply_audio_from = 0
+        #: A spoken yes / no answered an approval: the reply its turn starts is not wanted
+        #: (the model would answer "yes" to a call without its output); the router cancels it.
+        self.drop_turn_reply = False
         self._closed = False
 
     @property
@@ -254,7 +257,9 @@ class ToolCalls:
         answer = spoken_answer(transcript)
         if answer is None:
             return False
-        return self.answer_approval(next(iter(self._approvals)), answer)
+        answered = self.answer_approval(next(iter(self._approvals)), answer)
+        self.drop_turn_reply = answered
+        return answered
 
     def answer_approval(self, call_id: str, approved: bool) -> bool:
         """The page's (or the voice's) answer; False if no such call waits."""
@@ -322,6 +327,7 @@ class ToolCalls:
             return
         self._end_after_reply = self._end_after_reply or end_session
         self._reply_audio_from = self._upstream.audio_out_bytes
+        self.drop_turn_reply = False  # from here on, a reply starting is the one asked for
         await self._upstream.send_create()
         self._upstream.expect_reply()
 

@@ -384,6 +384,7 @@ async def test_a_spoken_yes_approves_the_call(server: DaphneServer) -> None:
         await answer
         assert finished["outcome"] == "ok"
         assert "10:42" in finished["summary"]
-        # The model answers with it; no error reaches the page on the way.
+        # The reply the "yes" turn started was dropped; the model answers with the result, and
+        # no error reaches the page on the way.
         reply = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
-        assert reply["transcript"].strip()
+        assert "10:42" in reply["transcript"], reply

@@ -483,3 +483,29 @@ async def test_a_typed_yes_answers_the_approval_and_is_not_sent_as_a_message(
     assert [e["item"]["type"] for e in conn.sent_of("conversation.item.create")] == [
         "function_call_output"
     ]
+
+
+async def test_the_reply_to_a_spoken_yes_is_cancelled_and_the_tools_answer_follows(
+    session: VoiceLiveSession, fake_connect: FakeConnect, executor: FakeExecutor
+) -> None:
+    conn = fake_connect.last
+    ask_for(conn, "guarded", call_id="call_g", response_id="r1")
+    async with asyncio.timeout(2):
+        while not session.tool_calls.awaiting_approval:
+            await asyncio.sleep(0.01)
+    # The user's "yes" turn: its transcript, then the reply the turn starts by itself.
+    conn.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "u2",
+            "content_index": 0,
+            "transcript": "Yes.",
+        }
+    )
+    conn.push({"type": "response.created", "response": {"id": "r_yes", "status": "in_progress"}})
+    await conn.wait_for("response.cancel")
+    await conn.wait_for("response.create")
+    kinds = [e["type"] for e in after_setup(conn)]
+    assert kinds.index("response.cancel") < kinds.index("response.create")
+    assert [call.name for call, _ in executor.calls] == ["guarded"]
+    assert not session.tool_calls.drop_turn_reply
