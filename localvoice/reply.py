@@ -15,7 +15,7 @@ from typing import Any
 from localvoice.conversation import Conversation
 from localvoice.pipeline.base import ChatModel, ChatStats
 from localvoice.response_spec import ResponseSpec
-from localvoice.tools import ToolCall, check_call, offered
+from localvoice.tools import ToolCall, check_call, offered, salvage_call
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ModelReply:
                 yield head  # ended while it still looked like the start of a call
             return
         said = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-        raw = chat_format.parse_call(head)
+        raw = chat_format.parse_call(head) or salvage_call(head, self.tools)
         verdict = check_call(raw, self.tools, said) if raw is not None else "unparseable call"
         if isinstance(verdict, ToolCall):
             self.call = verdict

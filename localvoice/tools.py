@@ -185,6 +185,24 @@ def _unsnaked(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+_NAME_RE = re.compile(r'"name"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
+def salvage_call(text: str, tools: list[dict[str, Any]]) -> RawCall | None:
+    """A call to a tool without parameters from a reply that did not parse.
+
+    The small model often copies the tool's schema into the arguments until the token cap cuts
+    the JSON off; the tool's name came first and is all such a call needs.
+    """
+    match = _NAME_RE.search(text)
+    if match is None:
+        return None
+    tool = next((t for t in tools if t["name"] == match[1]), None)
+    if tool is None or (tool.get("parameters") or {}).get("properties"):
+        return None
+    return RawCall(tool["name"], {})
+
+
 def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> ToolCall | str:
     """Validate a model's call against the offered tools and what the user said.
 

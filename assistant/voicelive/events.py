@@ -145,12 +145,14 @@ class EventRouter:
             if transcript.strip():
                 self.history.append(("user", transcript.strip()))
             await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
-            if self._tools is not None:
-                self._tools.on_user_transcript(transcript)  # a spoken yes / no to an approval
+            if self._tools is not None and self._tools.on_user_transcript(transcript):
+                await self._drop_turn_reply()  # a spoken yes / no to an approval
         elif kind == ServerEventType.RESPONSE_CREATED:
             self.response_id = event.response.id
             self._create_retries = 0
             self._upstream.expect_reply()
+            if self._tools is not None and self._tools.drop_turn_reply:
+                await self._drop_turn_reply()
         elif kind in (
             ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
             ServerEventType.RESPONSE_TEXT_DELTA,
@@ -222,6 +224,13 @@ class EventRouter:
             await self._tools.on_user_turn()  # barge-in stops a running tool
         await self._sink.send_message(protocol.SpeechStarted(item_id=event.get("item_id")))
         await self.set_state(State.LISTENING)
+
+    async def _drop_turn_reply(self) -> None:
+        """Cancel the reply to a spoken yes / no (or, not started yet, the next one)."""
+        assert self._tools is not None
+        if self.response_id is not None:
+            self._tools.drop_turn_reply = False
+            await self._upstream.send_cancel()
 
     async def _on_response_done(self, event: Any) -> None:
         response = event.get("response") or {}

@@ -329,6 +329,9 @@ class VoiceLiveSession:
         """Add a typed user message and ask for a reply."""
         if self._conn is None:
             return
+        if self.tool_calls.on_user_transcript(text):
+            self.tool_calls.drop_turn_reply = False  # nothing was sent: no reply to drop
+            return  # a typed yes or no to a tool waiting for approval: the round answers
         if self._events.response_id is not None:
             # Typing over the assistant interrupts it, like speaking over it does.
             await self._sink.clear_playback()

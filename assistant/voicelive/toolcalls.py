@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,9 +35,20 @@ from assistant.codes import ErrorCode
 from assistant.protocol import BYTES_PER_SECOND
 from assistant.voicelive.config import SessionConfig, SessionTool
 from assistant.voicelive.events import SessionSink
+from assistant.voicelive.toolcall_text import (
+    CANCELLED,
+    DECLINED,
+    TOO_MANY_ROUNDS,
+    UNAVAILABLE,
+    arguments_summary,
+    result_summary,
+    spoken_answer,
+)
 
 logger = logging.getLogger(__name__)
 
+#: Outcomes decided here, not by running the tool.
+COORDINATOR_OUTCOMES = frozenset({"declined", "cancelled", "too_many_rounds"})
 #: Tool rounds (responses that call tools) allowed per user turn.
 MAX_ROUNDS = 4
 #: How long the user has to approve a call.
@@ -50,18 +60,6 @@ CANCEL_TIMEOUT = 2.0
 #: After the goodbye reply: its audio's length plus this, at most GOODBYE_MAX_WAIT.
 GOODBYE_MARGIN_SECONDS = 0.8
 GOODBYE_MAX_WAIT = 30.0
-#: Summaries shown on the page.
-SUMMARY_CHARS = 120
-
-TOO_MANY_ROUNDS = json.dumps(
-    {"error": "too many tool calls in this turn: answer the user now without calling tools"}
-)
-CANCELLED = json.dumps({"error": "cancelled: the user interrupted before the tool finished"})
-DECLINED = json.dumps({"error": "the user declined this call: do not run it, say so briefly"})
-UNAVAILABLE = json.dumps({"error": "tools are not available in this session"})
-
-_YES = re.compile(r"\b(yes|yeah|yep|sure|okay|ok|approve|approved|go ahead|do it)\b", re.I)
-_NO = re.compile(r"\b(no|nope|don'?t|do not|cancel|decline|stop)\b", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,46 +130,6 @@ class ToolUpstream(Protocol):
         """A reply was asked for (arms the reply watchdog)."""
 
 
-def arguments_summary(arguments: str) -> str:
-    """The call's arguments in a short line for the page (``query: refund policy``)."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        return "(arguments that are not JSON)"
-    if not isinstance(parsed, dict):
-        return "(arguments that are not an object)"
-    parts = [
-        f"{key}: {value if isinstance(value, str) else json.dumps(value)}"
-        for key, value in parsed.items()
-    ]
-    return _clip(", ".join(parts))
-
-
-def result_summary(output: str) -> str:
-    """A tool's output in a short line for the page (its error, or its start)."""
-    try:
-        parsed = json.loads(output)
-    except ValueError:
-        return _clip(output)
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-        return _clip(parsed["error"])
-    return _clip(json.dumps(parsed, ensure_ascii=False, separators=(", ", ": ")))
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
-
-
-def spoken_answer(transcript: str) -> bool | None:
-    """A spoken yes (True) or no (False) to an approval request; None if neither."""
-    said_no = _NO.search(transcript) is not None
-    said_yes = _YES.search(transcript) is not None
-    if said_yes == said_no:
-        return None
-    return said_yes
-
-
 class ToolCalls:
     """The function calls of one session.
 
@@ -205,6 +163,9 @@ class ToolCalls:
         self._approvals: dict[str, asyncio.Future[bool]] = {}
         self._end_after_reply = False
         self._reply_audio_from = 0
+        #: A spoken yes / no answered an approval: the reply its turn starts is not wanted
+        #: (the model would answer "yes" to a call without its output); the router cancels it.
+        self.drop_turn_reply = False
         self._closed = False
 
     @property
@@ -296,7 +257,9 @@ class ToolCalls:
         answer = spoken_answer(transcript)
         if answer is None:
             return False
-        return self.answer_approval(next(iter(self._approvals)), answer)
+        answered = self.answer_approval(next(iter(self._approvals)), answer)
+        self.drop_turn_reply = answered
+        return answered
 
     def answer_approval(self, call_id: str, approved: bool) -> bool:
         """The page's (or the voice's) answer; False if no such call waits."""
@@ -364,6 +327,7 @@ class ToolCalls:
             return
         self._end_after_reply = self._end_after_reply or end_session
         self._reply_audio_from = self._upstream.audio_out_bytes
+        self.drop_turn_reply = False  # from here on, a reply starting is the one asked for
         await self._upstream.send_create()
         self._upstream.expect_reply()
 
@@ -420,6 +384,8 @@ class ToolCalls:
     async def _answer(self, call: FunctionCall, outcome: str, output: str) -> None:
         """The call's output upstream, and its line on the page."""
         self._unanswered.pop(call.call_id, None)
+        if outcome in COORDINATOR_OUTCOMES:  # the runner logs and counts the calls it ran
+            logger.info("tool %s: %s", call.name[:64], outcome)
         if self._upstream.connected:
             await self._upstream.send_function_output(call.call_id, output)
         await self._sink.send_message(

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from localvoice.llms.base import RawCall
-from localvoice.tools import ToolCall, ToolError, check_call, offered, validate_tools
+from localvoice.tools import (
+    ToolCall,
+    ToolError,
+    check_call,
+    offered,
+    salvage_call,
+    validate_tools,
+)
 
 WEATHER = {
     "type": "function",
@@ -103,3 +110,25 @@ def test_a_tool_without_parameters_is_called_with_none() -> None:
     }
     copied = RawCall("get_current_time", {"type": "object", "properties": {"type": "string"}})
     assert check_call(copied, [clock], "What time is it?") == ToolCall("get_current_time", "{}")
+
+
+def test_a_cut_off_call_of_a_tool_without_parameters_is_salvaged() -> None:
+    tools = [
+        {
+            "type": "function",
+            "name": "get_current_time",
+            "description": "The time.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+        {
+            "type": "function",
+            "name": "search",
+            "description": "Search.",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+        },
+    ]
+    cut = '{"name": "get_current_time", "arguments": {"type": "object", "properties": {"type": "str'
+    assert salvage_call(cut, tools) == RawCall("get_current_time", {})
+    assert salvage_call('{"name": "search", "arguments": {"query": "ref', tools) is None
+    assert salvage_call('{"name": "unknown", "arg', tools) is None
+    assert salvage_call("no call here", tools) is None

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -24,21 +27,98 @@ FRAME_MS = 40
 FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
 ACK_BYTES = 96_000
 PASSWORD = "tools-pw-123"
-# The default profile gets the built-ins the spoken requests below need.
-SETUP = (
-    "from django.contrib.auth.models import User; "
-    "from assistant.models import AssistantProfile; "
-    "from assistant.tools.models import Tool; "
-    f"User.objects.create_user('toolie', password='{PASSWORD}'); "
-    "profile = AssistantProfile.objects.get(is_default=True); "
-    "[t.profiles.add(profile) for t in Tool.objects.filter("
-    "builtin__in=['get_current_time', 'end_conversation'])]"
+# The default profile gets the built-ins the spoken requests below need; "power" may use one
+# profile per further case (picked with ?profile=): each offers only the tool it is about.
+SETUP = """
+import json
+from django.contrib.auth.models import User
+from assistant.models import AssistantProfile
+from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
+from assistant.tools.secrets import encrypt_headers
+User.objects.create_user("toolie", password=PASSWORD)
+power = User.objects.create_user("power", password=PASSWORD)
+default = AssistantProfile.objects.get(is_default=True)
+for t in Tool.objects.filter(builtin__in=["get_current_time", "end_conversation"]):
+    t.profiles.add(default)
+ids = {}
+def profile(name, instructions="You are a helpful voice assistant. Keep answers short."):
+    p = AssistantProfile.objects.create(name=name, instructions=instructions)
+    p.users.add(power)
+    ids[name] = p.pk
+    return p
+handbook = profile("Handbook")
+Tool.objects.get(builtin="search_knowledge_base").profiles.add(handbook)
+base = KnowledgeBase.objects.create(name="Acme handbook")
+base.profiles.add(handbook)
+KnowledgeDocument.objects.create(knowledge_base=base, title="Refund policy", text=REFUNDS)
+guarded = profile("Guarded")
+clock = Tool.objects.create(
+    name="get_time_guarded", kind="http", description="Get the current time.",
+    url_template=SERVICE + "/time", allow_private_network=True, requires_approval=True,
+    parameters={"type": "object", "properties": {}},
 )
+clock.profiles.add(guarded)
+for name, path, private, timeout in [
+    ("Orders", "/status", True, 5.0),
+    ("Slow", "/slow", True, 1.0),
+    ("Private", "/status", False, 5.0),
+]:
+    tool = Tool.objects.create(
+        name="check_" + name.lower() + "_service_status", kind="http",
+        description="Check the status of the order service.", url_template=SERVICE + path,
+        allow_private_network=private, timeout_seconds=timeout,
+        parameters={"type": "object", "properties": {}},
+        interim_phrase="Let me check the service." if name == "Orders" else "",
+        secret_headers=encrypt_headers({"X-Api-Key": SECRET}),
+    )
+    tool.profiles.add(profile(name))
+reception = profile("Reception")
+Tool.objects.get(builtin="hand_over").profiles.add(reception)
+profile("Sales", "You are Sales, a cheerful sales assistant. Keep answers short.")
+print(json.dumps(ids))
+"""
+SECRET = "orders-secret-5f7a9c"
+REFUNDS = (
+    "Customers may return any item within 30 days for a full refund, with the receipt. "
+    "Opened software is exchanged, not refunded."
+)
+
+
+class OrderService(BaseHTTPRequestHandler):
+    """The service the HTTP tools call: an answer, or one that comes too late."""
+
+    api_keys: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        self.api_keys.append(self.headers.get("X-Api-Key"))
+        if self.path == "/slow":
+            time.sleep(4)
+        body = json.dumps({"order_service": "up", "time": "10:42"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), OrderService)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        thread.join(5)
 
 
 @pytest.fixture(scope="module")
 def server(
-    localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
+    localvoice_models: str, service: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaphneServer]:
     logs = tmp_path_factory.mktemp("tools-path")
     with throwaway_database(logs) as database:
@@ -51,8 +131,14 @@ def server(
             extra={"VOICE_CONNECT_TIMEOUT": "10", "VOICE_REPLY_STALL_SECONDS": "60"},
         )
         manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", SETUP)
+        setup = (
+            f"PASSWORD = {PASSWORD!r}\nSERVICE = {service!r}\nREFUNDS = {REFUNDS!r}\n"
+            f"SECRET = {SECRET!r}\n"
+        )
+        out = manage(env, "shell", "-c", setup + SETUP)
         daphne = DaphneServer("tools", env, Path(logs)).start()
+        daphne.profiles = json.loads(out.strip().splitlines()[-1])  # type: ignore[attr-defined]
+        daphne.service = service  # type: ignore[attr-defined]
         try:
             yield daphne
         finally:
@@ -77,6 +163,14 @@ class Listener:
 
     async def until(self, check: Any, timeout: float = 90.0) -> dict[str, Any]:
         """Read until a message satisfies ``check``; a close or an error fails."""
+        try:
+            return await self._until(check, timeout)
+        except TimeoutError:
+            seen = [m["type"] for m in self.socket.texts()][-30:]
+            print(f"timed out after {seen}")
+            raise
+
+    async def _until(self, check: Any, timeout: float) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while True:
                 frame = await self.socket.next_frame(timeout)
@@ -151,3 +245,146 @@ async def test_goodbye_ends_the_session_after_the_goodbye(server: DaphneServer) 
         assert listener.audio > 0  # the goodbye was spoken before the end
         await sender
         assert await socket.expect_close(timeout=10) == 1000
+
+
+async def typed_session(server: DaphneServer, browser: Browser, profile: str) -> Listener:
+    """A session of "power" on one of its profiles, ready for typed requests."""
+    await browser.login("power", PASSWORD)
+    profile_id = server.profiles[profile]  # type: ignore[attr-defined]
+    socket = await browser.websocket(server.ws_url(f"/ws/voice/?profile={profile_id}&tz=UTC"))
+    ready = await socket.expect("session.ready", timeout=20)
+    assert ready["profile"]["name"] == profile
+    return Listener(socket)
+
+
+async def ask(listener: Listener, text: str) -> dict[str, Any]:
+    """Type ``text``; returns the tool.started of the call it leads to."""
+    await listener.socket.send_json({"type": "text.send", "text": text})
+    return await listener.until(lambda m: m["type"] in ("tool.started", "(closed)"))
+
+
+async def test_a_knowledge_base_question_is_answered_from_the_document(
+    server: DaphneServer,
+) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Handbook")
+        started = await ask(listener, "Search the handbook for the refund policy.")
+        assert started["name"] == "search_knowledge_base"
+        assert "refund policy" in started["arguments"].lower()
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        assert finished["outcome"] == "ok"
+        assert "Refund policy" in finished["summary"]  # the document's title, to cite
+        answer = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
+        said = answer["transcript"].lower()
+        assert re.search(r"\b30\b|thirty|receipt|refund", said), answer
+
+
+async def test_nothing_runs_until_the_user_approves_then_it_does(server: DaphneServer) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Guarded")
+        started = await ask(listener, "What is the current time?")
+        assert started["name"] == "get_time_guarded"
+        request = await listener.until(lambda m: m["type"] == "tool.approval.request")
+        assert request["call_id"] == started["call_id"]
+        assert request["timeout_s"] == 30
+        # Nothing happens while the question is open.
+        with pytest.raises(TimeoutError):
+            await listener.until(lambda m: m["type"] == "tool.finished", timeout=3)
+        await listener.socket.send_json(
+            {"type": "tool.approval", "call_id": request["call_id"], "approved": True}
+        )
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        assert finished["outcome"] == "ok"
+        assert "10:42" in finished["summary"]  # what the service answered
+
+
+async def test_a_declined_call_never_reaches_the_service(server: DaphneServer) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Guarded")
+        await ask(listener, "What is the current time?")
+        request = await listener.until(lambda m: m["type"] == "tool.approval.request")
+        await listener.socket.send_json(
+            {"type": "tool.approval", "call_id": request["call_id"], "approved": False}
+        )
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        assert finished["outcome"] == "declined"
+        answer = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
+        assert answer["transcript"].strip()  # the model explains, the session goes on
+
+
+@pytest.mark.parametrize(
+    ("profile", "outcome", "summary"),
+    [
+        ("Orders", "ok", '"order_service": "up"'),
+        ("Slow", "timeout", "did not answer in time"),
+        ("Private", "refused", "private or reserved address"),
+    ],
+)
+async def test_http_tools_answer_time_out_or_are_refused_and_the_session_goes_on(
+    server: DaphneServer, profile: str, outcome: str, summary: str
+) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, profile)
+        started = await ask(listener, "Check the order service status.")
+        assert started["name"] == f"check_{profile.lower()}_service_status"
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        assert finished["outcome"] == outcome, finished
+        assert summary in finished["summary"]
+        frames = json.dumps(listener.socket.texts())
+        assert server.service not in frames  # the URL stays inside
+        assert SECRET not in frames
+        replies = 2 if profile == "Orders" else 1  # its interim phrase, then the answer
+
+        def answered(_: dict[str, Any]) -> bool:
+            return len(listener.socket.texts("transcript.assistant.done")) >= replies
+
+        if not answered({}):
+            await listener.until(answered)
+        said = [m["transcript"] for m in listener.socket.texts("transcript.assistant.done")]
+        if profile == "Orders":
+            assert said[0] == "Let me check the service.", said  # exactly, while it ran
+            assert OrderService.api_keys[-1] == SECRET  # the service got the secret header...
+        assert SECRET not in server.log_tail(100_000)  # ...which no log holds
+        assert said[-1].strip()
+        assert said[-1] != "Let me check the service."
+
+
+async def test_hand_over_switches_the_live_session_to_another_profile(
+    server: DaphneServer,
+) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Reception")
+        started = await ask(listener, "Please hand me over to Sales.")
+        assert started["name"] == "hand_over"
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        assert finished["outcome"] == "ok"
+        handover = await listener.until(lambda m: m["type"] == "profile.handover")
+        assert handover["profile"] == {"id": server.profiles["Sales"], "name": "Sales"}  # type: ignore[attr-defined]
+        # The same connection goes on, now as Sales.
+        answer = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
+        assert answer["transcript"].strip()
+        await listener.socket.send_json({"type": "session.stop"})
+        assert await listener.socket.expect_close(timeout=10) == 1000
+
+
+async def test_a_spoken_yes_approves_the_call(server: DaphneServer) -> None:
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Guarded")
+        sender = asyncio.create_task(
+            stream(
+                listener.socket, silence(300) + speak("What is the current time?") + silence(1500)
+            )
+        )
+        started = await listener.until(lambda m: m["type"] in ("tool.started", "(closed)"))
+        assert started["name"] == "get_time_guarded"
+        await listener.until(lambda m: m["type"] == "tool.approval.request")
+        await sender
+        answer = asyncio.create_task(stream(listener.socket, speak("Yes.") + silence(1500)))
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        await answer
+        assert finished["outcome"] == "ok"
+        assert "10:42" in finished["summary"]
+        # The reply the "yes" turn started was dropped; the model answers with the result, and
+        # no error reaches the page on the way.
+        reply = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
+        assert "10:42" in reply["transcript"], reply

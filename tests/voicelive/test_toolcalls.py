@@ -13,16 +13,15 @@ import pytest
 
 from assistant.voicelive.config import SessionTool
 from assistant.voicelive.session import VoiceLiveSession
-from assistant.voicelive.toolcalls import (
+from assistant.voicelive.toolcall_text import (
     CANCELLED,
     DECLINED,
     TOO_MANY_ROUNDS,
-    CallResult,
-    FunctionCall,
     arguments_summary,
     result_summary,
     spoken_answer,
 )
+from assistant.voicelive.toolcalls import CallResult, FunctionCall
 from tests.fakes import FakeConnect, FakeConnection
 from tests.voicelive.test_session import CONFIG, UPSTREAM, RecordingSink
 
@@ -468,3 +467,45 @@ def test_summaries_are_short_and_readable() -> None:
 )
 def test_spoken_answers(said: str, answer: bool | None) -> None:
     assert spoken_answer(said) is answer
+
+
+async def test_a_typed_yes_answers_the_approval_and_is_not_sent_as_a_message(
+    session: VoiceLiveSession, fake_connect: FakeConnect, executor: FakeExecutor
+) -> None:
+    conn = fake_connect.last
+    ask_for(conn, "guarded", call_id="call_g", response_id="r1")
+    async with asyncio.timeout(2):
+        while not session.tool_calls.awaiting_approval:
+            await asyncio.sleep(0.01)
+    await session.send_text("yes please")
+    await conn.wait_for("response.create")
+    assert [call.name for call, _ in executor.calls] == ["guarded"]
+    assert [e["item"]["type"] for e in conn.sent_of("conversation.item.create")] == [
+        "function_call_output"
+    ]
+
+
+async def test_the_reply_to_a_spoken_yes_is_cancelled_and_the_tools_answer_follows(
+    session: VoiceLiveSession, fake_connect: FakeConnect, executor: FakeExecutor
+) -> None:
+    conn = fake_connect.last
+    ask_for(conn, "guarded", call_id="call_g", response_id="r1")
+    async with asyncio.timeout(2):
+        while not session.tool_calls.awaiting_approval:
+            await asyncio.sleep(0.01)
+    # The user's "yes" turn: its transcript, then the reply the turn starts by itself.
+    conn.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "u2",
+            "content_index": 0,
+            "transcript": "Yes.",
+        }
+    )
+    conn.push({"type": "response.created", "response": {"id": "r_yes", "status": "in_progress"}})
+    await conn.wait_for("response.cancel")
+    await conn.wait_for("response.create")
+    kinds = [e["type"] for e in after_setup(conn)]
+    assert kinds.index("response.cancel") < kinds.index("response.create")
+    assert [call.name for call, _ in executor.calls] == ["guarded"]
+    assert not session.tool_calls.drop_turn_reply
