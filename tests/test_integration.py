@@ -23,8 +23,8 @@ def server(
 ) -> Iterator[DaphneServer]:
     logs = tmp_path_factory.mktemp("integration")
     setup = create_user("talker", PASSWORD)
-    with model_worker("it", logs, upstream_url=localvoice_models, setup=setup) as (daphne, _):
-        yield daphne
+    with model_worker("it", logs, upstream_url=localvoice_models, setup=setup) as worker:
+        yield worker.daphne
 
 
 async def test_spoken_turn_over_the_real_sdk_and_localvoice(server: DaphneServer) -> None:

@@ -35,8 +35,8 @@ def stack(
         upstream_url=localvoice_models,
         setup=create_user("zoe", PASSWORD),
         extra={"HISTORY_FLUSH_SECONDS": str(FLUSH_SECONDS)},
-    ) as stack:
-        yield stack
+    ) as worker:
+        yield worker.daphne, worker.database
 
 
 def key(database: Database, conversation_id: str) -> Any:

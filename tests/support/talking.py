@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tests.support.audio import silence, speak
 from tests.support.browser import Socket
@@ -29,6 +29,14 @@ FRAME_MS = 40
 FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
 
 
+class ModelWorker(NamedTuple):
+    """A running worker, its database, and what the setup code printed."""
+
+    daphne: DaphneServer
+    database: Database
+    setup_output: str
+
+
 @contextlib.contextmanager
 def model_worker(
     name: str,
@@ -37,7 +45,7 @@ def model_worker(
     upstream_url: str,
     setup: str,
     extra: Mapping[str, str] | None = None,
-) -> Iterator[tuple[DaphneServer, Database]]:
+) -> Iterator[ModelWorker]:
     """A migrated throwaway database, set up by ``setup`` (Django shell code), and one Daphne
     worker talking to localvoice at ``upstream_url``, without Redis.
 
@@ -53,11 +61,10 @@ def model_worker(
             extra={"VOICE_CONNECT_TIMEOUT": "10", **(extra or {})},
         )
         manage(env, "migrate", "--noinput", "-v", "0")
-        if setup:
-            manage(env, "shell", "-c", setup)
+        output = manage(env, "shell", "-c", setup) if setup else ""
         daphne = DaphneServer(name, env, Path(logs)).start()
         try:
-            yield daphne, database
+            yield ModelWorker(daphne, database, output)
         finally:
             daphne.stop()
 

@@ -12,19 +12,17 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
 from tests.support.audio import silence, speak
 from tests.support.browser import Socket
-from tests.support.servers import Browser, DaphneServer, daphne_env, manage, throwaway_database
+from tests.support.servers import Browser, DaphneServer
+from tests.support.talking import model_worker, stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
-FRAME_MS = 40
-FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
 ACK_BYTES = 96_000
 PASSWORD = "tools-pw-123"
 # The default profile gets the built-ins the spoken requests below need; "power" may use one
@@ -121,36 +119,22 @@ def server(
     localvoice_models: str, service: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaphneServer]:
     logs = tmp_path_factory.mktemp("tools-path")
-    with throwaway_database(logs) as database:
-        env = daphne_env(
-            worker_name="tools",
-            database_url=database.url,
-            redis_url="",
-            upstream_url=localvoice_models,
-            # Deciding on a call emits nothing until the model is done: slow on 2 busy cores.
-            extra={"VOICE_CONNECT_TIMEOUT": "10", "VOICE_REPLY_STALL_SECONDS": "60"},
-        )
-        manage(env, "migrate", "--noinput")
-        setup = (
-            f"PASSWORD = {PASSWORD!r}\nSERVICE = {service!r}\nREFUNDS = {REFUNDS!r}\n"
-            f"SECRET = {SECRET!r}\n"
-        )
-        out = manage(env, "shell", "-c", setup + SETUP)
-        daphne = DaphneServer("tools", env, Path(logs)).start()
-        daphne.profiles = json.loads(out.strip().splitlines()[-1])  # type: ignore[attr-defined]
+    setup = (
+        f"PASSWORD = {PASSWORD!r}\nSERVICE = {service!r}\nREFUNDS = {REFUNDS!r}\n"
+        f"SECRET = {SECRET!r}\n"
+    )
+    with model_worker(
+        "tools",
+        logs,
+        upstream_url=localvoice_models,
+        setup=setup + SETUP,
+        # Deciding on a call emits nothing until the model is done: slow on 2 busy cores.
+        extra={"VOICE_REPLY_STALL_SECONDS": "60"},
+    ) as worker:
+        daphne = worker.daphne
+        daphne.profiles = json.loads(worker.setup_output.strip().splitlines()[-1])  # type: ignore[attr-defined]
         daphne.service = service  # type: ignore[attr-defined]
-        try:
-            yield daphne
-        finally:
-            daphne.stop()
-
-
-async def stream(socket: Socket, pcm: bytes) -> None:
-    """Send audio in real time, as the page's capture worklet does."""
-    started = time.monotonic()
-    for index, offset in enumerate(range(0, len(pcm), FRAME_BYTES)):
-        await socket.send_audio(pcm[offset : offset + FRAME_BYTES])
-        await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_MS / 1000 - time.monotonic()))
+        yield daphne
 
 
 class Listener:
