@@ -14,6 +14,7 @@ from typing import Any
 
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.personalize import personalize
+from assistant.voicelive.upstream import pre_generated_reply
 
 VOICE_ACTIVITY = "voice_activity"
 PUSH_TO_TALK = "push_to_talk"
@@ -58,15 +59,7 @@ def greeting_request(config: SessionConfig) -> dict[str, Any] | None:
         text = personalize(config.greeting_text, config.first_name).strip()
         if not text:
             return None
-        return {
-            "response": {
-                "pre_generated_assistant_message": {
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [{"type": "text", "text": text}],
-                }
-            }
-        }
+        return {"response": pre_generated_reply(text)}
     if config.greeting_mode == GREETING_MODEL:
         return {"additional_instructions": MODEL_GREETING_INSTRUCTIONS}
     return None

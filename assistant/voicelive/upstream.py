@@ -274,18 +274,23 @@ def function_output_item(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
+def pre_generated_reply(text: str) -> dict[str, Any]:
+    """``response.create``'s ``response`` for a reply that is exactly ``text``.
+
+    Voice Live speaks a pre-generated assistant message as it is, in the session's voice.
+    """
+    return {
+        "pre_generated_assistant_message": {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": text}],
+        }
+    }
+
+
 def spoken_reply(text: str) -> dict[str, Any]:
     """A ``response.create`` whose reply is exactly ``text`` (a pre-generated message)."""
-    return {
-        "type": ClientEventType.RESPONSE_CREATE.value,
-        "response": {
-            "pre_generated_assistant_message": {
-                "type": "message",
-                "role": "assistant",
-                "content": [{"type": "text", "text": text}],
-            }
-        },
-    }
+    return {"type": ClientEventType.RESPONSE_CREATE.value, "response": pre_generated_reply(text)}
 
 
 async def close_quietly(conn: VoiceLiveConnection, *, limit: float = CLOSE_TIMEOUT) -> None:
