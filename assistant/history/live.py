@@ -33,6 +33,8 @@ RECORDED_TYPES = frozenset(
         "transcript.user.done",
         "audio.start",
         "transcript.assistant.done",
+        "tool.started",
+        "tool.finished",
     }
 )
 # The recorder attributes assistant audio by item; ours comes as one running total.
@@ -116,6 +118,12 @@ class SessionHistory:
                 "item_id": getattr(message, "item_id", None),
                 "response_id": getattr(message, "response_id", None),
                 "transcript": getattr(message, "transcript", None),
+                # Tool calls (tool.started / tool.finished) are turns too.
+                "call_id": getattr(message, "call_id", None),
+                "name": getattr(message, "name", None),
+                "arguments": getattr(message, "arguments", None),
+                "outcome": getattr(message, "outcome", None),
+                "summary": getattr(message, "summary", None),
             },
         )
 

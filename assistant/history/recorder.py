@@ -127,6 +127,7 @@ class ConversationRecorder:
         self._speech_stopped_at: float | None = None
         self._latency_by_response: dict[str, int] = {}
         self._audio_out_by_item: dict[str, int] = {}
+        self._tool_arguments: dict[str, str] = {}  # call id -> its arguments' summary
         self._audio_in_bytes = 0
         self.ended = False
 
@@ -176,6 +177,18 @@ class ConversationRecorder:
                 response_id=response_id,
                 latency_ms=self._latency_by_response.pop(response_id, None),
             )
+        elif kind == "tool.started":
+            call_id = str(payload.get("call_id") or "")
+            self._started_by_item[call_id] = now
+            self._tool_arguments[call_id] = str(payload.get("arguments") or "")
+        elif kind == "tool.finished":
+            call_id = str(payload.get("call_id") or "")
+            arguments = self._tool_arguments.pop(call_id, "")
+            text = (
+                f"{payload.get('name')}({arguments}) → {payload.get('outcome')}: "
+                f"{payload.get('summary') or ''}"
+            )
+            self._add_turn("tool", text.rstrip(": "), now, item_id=call_id)
 
     def typed(self, text: str) -> None:
         """The user typed a message (``text.send``)."""

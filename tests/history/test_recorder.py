@@ -70,6 +70,26 @@ def test_a_spoken_turn_becomes_two_turns_with_times_latency_and_usage() -> None:
     assert rec.drain().empty
 
 
+def test_a_tool_call_is_a_turn_with_its_arguments_outcome_and_result() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    rec.outgoing("tool.started", {"call_id": "c1", "name": "get_current_time", "arguments": ""})
+    clock.now += 0.4
+    rec.outgoing(
+        "tool.finished",
+        {"call_id": "c1", "name": "get_current_time", "outcome": "ok", "summary": "10:42"},
+    )
+    rec.outgoing("tool.finished", {"call_id": "c2", "name": "search", "outcome": "timeout"})
+    first, second = rec.drain().turns
+    assert (first.role, first.text, first.item_id) == (
+        "tool",
+        "get_current_time() → ok: 10:42",
+        "c1",
+    )
+    assert (first.started_at, first.ended_at) == (1000.0, 1000.4)
+    assert (second.role, second.text) == ("tool", "search() → timeout")
+
+
 def test_an_interruption_updates_the_pending_turn_or_a_written_one() -> None:
     clock = Clock()
     rec = recorder(clock)
