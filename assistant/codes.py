@@ -1,6 +1,6 @@
 """Codes the browser sees: close codes, session states, error codes and their fixed text.
 
-Pure (no Django, no Channels, no SDK): the message schema (``assistant/protocol.py``), the
+Pure (no Django, no Channels, no SDK): the message schema (``assistant/protocol/``), the
 relay and the consumers all speak in these.
 """
 

@@ -79,7 +79,7 @@ def test_the_compiled_catalogue_matches_the_po_file(domain: str) -> None:
 
 def test_the_page_translates_exactly_the_servers_error_texts() -> None:
     """protocol.js shows each `error` code's text translated: the same English as the server's."""
-    from assistant.protocol import ERROR_MESSAGES
+    from assistant.codes import ERROR_MESSAGES
 
     source = (Path(__file__).resolve().parent.parent / "static" / "js" / "protocol.js").read_text()
     block = source.split("const ERROR_TEXTS = Object.freeze({", 1)[1].split("});", 1)[0]

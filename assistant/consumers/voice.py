@@ -19,9 +19,10 @@ from django.conf import settings
 
 from assistant import metrics, protocol, services
 from assistant.codes import CLEAN_END_CODES, ClientError, CloseCode, ErrorCode, State
-from assistant.consumers import talk_modes
+from assistant.consumers import commands, talk_modes
 from assistant.consumers.inbound import InboundLimits, Refusal
 from assistant.consumers.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
+from assistant.consumers.release import release_session
 from assistant.consumers.socket import SupervisedConsumer
 from assistant.consumers.supervisor import SessionSupervisor
 from assistant.history.live import SessionHistory, session_history_start
@@ -274,24 +275,10 @@ class VoiceConsumer(SupervisedConsumer):
             await self.end_session(None, CloseCode.NORMAL)
         elif self.voice is None or self.state in (State.CONNECTING, State.ERROR):
             await self._client_error(ErrorCode.NOT_READY)
-        elif isinstance(message, protocol.PlaybackInterrupted):
-            if self.history is not None:
-                self.history.interrupted(message.item_id, message.played_ms)
-            await self.voice.truncate(item_id=message.item_id, played_ms=message.played_ms)
-        elif isinstance(message, protocol.ResponseCancel):
-            await self.clear_playback()
-            await self.voice.cancel_response()
-        elif isinstance(message, protocol.TextSend):
-            if self.history is not None:
-                self.history.typed(message.text)
-            await self.voice.send_text(message.text)
-        elif isinstance(message, talk_modes.TALK_MODE_MESSAGES):
-            error = await talk_modes.handle(self, self.voice, message)
+        else:
+            error = await commands.apply(self, self.voice, self.history, message)
             if error is not None:
                 await self._client_error(error)
-        elif isinstance(message, protocol.ToolApproval):
-            # An answer to a call that no longer waits (timed out, cancelled) changes nothing.
-            self.voice.tool_calls.answer_approval(message.call_id, message.approved)
 
     async def _audio_acked(self, received: int) -> bool:
         """Apply the browser's ack: send the held audio that now fits. False if invalid."""
@@ -436,66 +423,8 @@ class VoiceConsumer(SupervisedConsumer):
         await self._release(code)
 
     async def _release(self, code: int) -> None:
-        """Stop the tasks, close the upstream, leave the worker's live set (once; bounded).
-
-        Usually milliseconds; at worst, with the upstream and Redis both hanging, about 10 s
-        (Daphne's application close timeout): 1 s for the session's tasks, the upstream close
-        (bounded inside: its tasks, the close handshake, the credential), the membership and
-        the monitors together (2.5 s), then the control subscription (2.5 s). Cancelled all the
-        same, the worker still lets go of the session.
-        """
-        membership = self.membership
-        if membership is None or self.released:
+        """Let go of everything the session holds, once (consumers/release.py)."""
+        if self.membership is None or self.released:
             return
         self.released = True
-        try:
-            await self._stop_tasks()
-            if self.voice is not None:
-                # No outer timeout: it could cut between cancelling tasks and closing.
-                await self._release_step("upstream close", self.voice.aclose(), None)
-            steps = [self._release_step("membership release", membership.leave(), None)]
-            fanout = self.supervisor.fanout if self.supervisor else None
-            if fanout is not None:
-                steps.append(
-                    self._release_step(
-                        "monitor close", fanout.aclose(reason=protocol.MonitorEndReason.ENDED), 2.5
-                    )
-                )
-            await asyncio.gather(*steps)
-            if self.control is not None:
-                # Not in the gather: a session ended by a control message is released from the
-                # subscription's own task, which aclose() must recognise as the current one.
-                await self._release_step("control close", self.control.aclose(), 2.5)
-        finally:
-            membership.forget()
-            logger.info("voice session %s ended (close code %s)", self.session_id, code)
-
-    async def _stop_tasks(self) -> None:
-        """Cancel the session's own tasks and collect what they ended with."""
-        current = asyncio.current_task()
-        supervisor_tasks = self.supervisor.tasks() if self.supervisor else []
-        owned = (self.start_task, self.timer_task, *supervisor_tasks)
-        tasks = [t for t in owned if t is not None and t is not current]
-        for task in tasks:
-            task.cancel()
-        pending = [t for t in tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                # Each of them catches what it can raise, so this is a bug: say it.
-                logger.error(
-                    "voice session %s: a task failed", self.session_id, exc_info=task.exception()
-                )
-
-    async def _release_step(
-        self, what: str, step: Coroutine[Any, Any, None], limit: float | None
-    ) -> None:
-        """One release step, given ``limit`` seconds; its failure does not stop the others."""
-        try:
-            async with asyncio.timeout(limit):
-                await step
-        except Exception as exc:
-            logger.warning(
-                "voice session %s: %s failed (%s)", self.session_id, what, type(exc).__name__
-            )
+        await release_session(self, self.membership, code)

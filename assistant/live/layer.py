@@ -35,7 +35,7 @@ async def layer_send(
     Args:
         layer: the channel layer; None (no layer configured) sends nothing.
         target: the channel or group name.
-        message: built by a constructor of ``assistant/protocol.py``.
+        message: built by a constructor of ``assistant/protocol/``.
         group: ``target`` is a group.
         kind: the failure counter's label; the message type by default.
         quiet: a best-effort copy (monitors): a full channel is a drop the caller counts, not a

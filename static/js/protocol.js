@@ -1,4 +1,4 @@
-// The browser side of docs/protocol.md (assistant/protocol.py is the Python source).
+// The browser side of docs/protocol.md (assistant/protocol/ is the Python source).
 // Every other module imports message types, close codes, states, side bytes and their texts
 // from here: one place only. The audio worklets import it too, so nothing at the top level may
 // need a window (no location, document or URL outside a function; gettext falls back to English).
@@ -154,7 +154,7 @@ export function monitorEndMessage(reason) {
   return MONITOR_END_MESSAGES[reason] ?? interpolate(gettext('The session ended (%(reason)s).'), { reason });
 }
 
-// The `error` message's fixed text for each code (assistant/protocol.py ERROR_MESSAGES, the same
+// The `error` message's fixed text for each code (assistant/protocol/ ERROR_MESSAGES, the same
 // English, checked by tests/test_translations.py), so that it can be shown translated.
 const ERROR_TEXTS = Object.freeze({
   bad_json: gettext('The message was not valid JSON.'),
