@@ -12,6 +12,7 @@ from assistant.consumers import talk_modes
 from assistant.history.live import SessionHistory
 from assistant.voicelive.session import VoiceLiveSession
 
+
 class CommandHost(talk_modes.TalkHost, Protocol):
     """The browser side: the voice consumer."""
 
