@@ -1,5 +1,6 @@
-"""What the browser's control messages do to a running session (after they were validated and
-charged to the socket's budget in ``voice.py``).
+"""What the browser's control messages do to a running session.
+
+``voice.py`` validates each message and charges it to the socket's budget first.
 """
 
 from __future__ import annotations
