@@ -17,16 +17,16 @@ from typing import Any
 
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
-from azure.ai.voicelive.models import ClientEventType, ServerEvent, ServerEventType
+from azure.ai.voicelive.models import ServerEvent, ServerEventType
 
 # SIMD base64, ~10x the standard library's speed: every audio frame is encoded or decoded once.
-from pybase64 import b64decode, b64encode_as_string
+from pybase64 import b64decode
 
 from assistant import metrics
 from assistant.codes import ErrorCode, State
-from assistant.protocol import BYTES_PER_SECOND
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
 from assistant.voicelive.events import EventRouter, SessionSink
+from assistant.voicelive.microphone import MicrophoneStream
 from assistant.voicelive.session_request import session_request_build
 from assistant.voicelive.toolcalls import ToolCalls, ToolExecutor
 from assistant.voicelive.upstream import (
@@ -46,16 +46,8 @@ from assistant.voicelive.watchdog import ReplyWatchdog
 
 logger = logging.getLogger(__name__)
 
-# Browser frames waiting for the upstream socket: 5 s of the talk page's 100 ms frames. Beyond
-# that the oldest is dropped, so a slow upstream costs audio, never unbounded memory.
-AUDIO_QUEUE_FRAMES = 50
-# Frames already queued are merged into one append of at most this much audio.
-MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
-# The audio path's event types as plain strings: compared and sent for every frame.
-_APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
+# The audio deltas' type as a plain string: compared for every frame.
 _AUDIO_DELTA = ServerEventType.RESPONSE_AUDIO_DELTA.value
-_COMMIT = ClientEventType.INPUT_AUDIO_BUFFER_COMMIT.value
-_CLEAR = ClientEventType.INPUT_AUDIO_BUFFER_CLEAR.value
 
 
 class VoiceLiveSession:
@@ -90,7 +82,12 @@ class VoiceLiveSession:
         # Armed while a reply is asked for or running (see expect_reply).
         self._watchdog = ReplyWatchdog(upstream.reply_stall_seconds, self._stalled)
         self._stall_task: asyncio.Task[None] | None = None
-        self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=AUDIO_QUEUE_FRAMES)
+        self.microphone = MicrophoneStream(
+            connection=lambda: self._conn,
+            rolling_over=lambda: self._rolling_over,
+            lost=self._lost,
+            send_safely=self._send_safely,
+        )
         self._closing = False
         self._rolling_over = False
         self._connected_at = 0.0
@@ -99,11 +96,6 @@ class VoiceLiveSession:
         self._events = EventRouter(
             sink=sink, upstream=self, history_items=upstream.history_items, tools=self.tool_calls
         )
-        self.audio_in_bytes = 0
-        # Push-to-talk (assistant/voicelive/talk_modes.py): microphone audio since the input
-        # buffer was last cleared or committed, and the lock that keeps a commit behind it.
-        self.turn_bytes = 0
-        self._input_lock = asyncio.Lock()
 
     @property
     def state(self) -> State:
@@ -126,6 +118,16 @@ class VoiceLiveSession:
         return self._events.response_id is not None
 
     @property
+    def audio_in_bytes(self) -> int:
+        """Microphone audio sent upstream so far."""
+        return self.microphone.sent_bytes
+
+    @property
+    def turn_bytes(self) -> int:
+        """Push-to-talk: microphone audio since the input buffer was cleared or committed."""
+        return self.microphone.turn_bytes
+
+    @property
     def connected(self) -> bool:
         """True while there is an upstream connection to send on."""
         return self._conn is not None
@@ -146,7 +148,7 @@ class VoiceLiveSession:
         for role, text in list(self._events.history):
             await opened.conn.send(message_item(role, text))
         self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
-        self._sender_task = self._spawn(self._send_audio_loop(), "audio sender")
+        self._sender_task = self._spawn(self.microphone.run(), "audio sender")
         await self._events.set_state(State.READY)
 
     def carry_over(self, items: list[tuple[str, str]]) -> None:
@@ -223,34 +225,8 @@ class VoiceLiveSession:
     # ------------------------------------------------------------------ browser -> upstream
 
     def append_audio(self, pcm: bytes) -> None:
-        """Queue microphone audio for the upstream; never waits (drops the oldest when full)."""
-        if self._audio.full():
-            self._audio.get_nowait()
-            metrics.AUDIO_DROPPED.labels(reason="upstream_backlog").inc()
-        self._audio.put_nowait(pcm)
-        self.turn_bytes += len(pcm)
-
-    async def _send_audio_loop(self) -> None:
-        while True:
-            chunk = await self._audio.get()
-            # Held from taking a chunk to sending it: a commit waits for the audio before it.
-            async with self._input_lock:
-                while not self._audio.empty() and len(chunk) < MAX_APPEND_BYTES:
-                    chunk += self._audio.get_nowait()
-                conn = self._conn
-                if conn is None:
-                    continue
-                try:
-                    # A plain mapping: the typed model would cost a construct + as_dict per append.
-                    await conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
-                except VoiceLiveConnectionError:
-                    if self._rolling_over:
-                        continue
-                    # Send errors are fatal: recovering mid-stream costs more than a restart.
-                    metrics.UPSTREAM_ERRORS.labels(kind="send").inc()
-                    await self._lost(ErrorCode.UPSTREAM_LOST)
-                    return
-                self.audio_in_bytes += len(chunk)
+        """Queue microphone audio for the upstream; never waits (microphone.py)."""
+        self.microphone.append(pcm)
 
     async def cancel_response(self) -> None:
         """Stop the assistant's current reply, if there is one, and a tool it is running."""
@@ -276,7 +252,7 @@ class VoiceLiveSession:
 
     async def commit_input(self) -> None:
         """Push-to-talk released: commit the input buffer and ask for the reply."""
-        await self._input_event(_COMMIT)
+        await self.microphone.commit()
         await self.respond({})
 
     async def show_state(self, state: State) -> None:
@@ -285,26 +261,7 @@ class VoiceLiveSession:
 
     async def clear_input(self) -> None:
         """Drop the microphone audio queued here and buffered upstream (push-to-talk)."""
-        await self._input_event(_CLEAR)
-
-    async def _input_event(self, kind: str) -> None:
-        """``input_audio_buffer.commit`` or ``.clear``, after the audio queued before it."""
-        async with self._input_lock:
-            pending = b""
-            while not self._audio.empty():
-                pending += self._audio.get_nowait()
-            self.turn_bytes = 0
-            conn = self._conn
-            if conn is None:
-                return
-            if kind == _COMMIT:
-                for start in range(0, len(pending), MAX_APPEND_BYTES):
-                    chunk = pending[start : start + MAX_APPEND_BYTES]
-                    await self._send_safely(
-                        conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
-                    )
-                    self.audio_in_bytes += len(chunk)
-            await self._send_safely(conn.send({"type": kind}))
+        await self.microphone.clear()
 
     async def send_function_output(self, call_id: str, output: str) -> None:
         """Answer a function call (``conversation.item.create``, ``function_call_output``)."""

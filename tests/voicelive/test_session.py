@@ -11,7 +11,8 @@ import pytest
 from assistant import protocol
 from assistant.codes import ERROR_MESSAGES, ErrorCode, State
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
-from assistant.voicelive.session import MAX_APPEND_BYTES, VoiceLiveSession
+from assistant.voicelive.microphone import MAX_APPEND_BYTES
+from assistant.voicelive.session import VoiceLiveSession
 from tests.fakes import FakeConnect, FakeConnection, audio_delta
 
 CONFIG = SessionConfig(
