@@ -42,11 +42,10 @@ def server(
 ) -> Iterator[DaphneServer]:
     logs = tmp_path_factory.mktemp("talk-modes")
     extra = {"VOICE_HEARTBEAT_SECONDS": "0.5"}
-    with model_worker("tm", logs, upstream_url=localvoice_models, setup=SETUP, extra=extra) as (
-        daphne,
-        _,
-    ):
-        yield daphne
+    with model_worker(
+        "tm", logs, upstream_url=localvoice_models, setup=SETUP, extra=extra
+    ) as worker:
+        yield worker.daphne
 
 
 async def until_response_done(socket: Socket, timeout: float = 60.0) -> dict[str, object]:
