@@ -64,6 +64,11 @@ class MicrophoneStream:
         #: Push-to-talk: audio since the input buffer was last cleared or committed.
         self.turn_bytes = 0
 
+    @property
+    def queued_frames(self) -> int:
+        """Frames waiting for the sender."""
+        return self._queue.qsize()
+
     def append(self, pcm: bytes) -> None:
         """Queue microphone audio for the upstream; never waits (drops the oldest when full)."""
         if self._queue.full():

@@ -336,7 +336,7 @@ async def _fuzz_one_session(
 
     # Let the audio sender drain, then check what reached the upstream.
     deadline = time.monotonic() + 3
-    while (not session._audio.empty()) and time.monotonic() < deadline:
+    while session.microphone.queued_frames and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
     for _ in range(5):
         await asyncio.sleep(0)
