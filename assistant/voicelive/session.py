@@ -40,7 +40,7 @@ from assistant.voicelive.upstream import (
     function_output_item,
     message_item,
     open_connection,
-    spoken_reply,
+    pre_generated_reply,
 )
 from assistant.voicelive.watchdog import ReplyWatchdog
 
@@ -271,7 +271,8 @@ class VoiceLiveSession:
     async def send_spoken(self, text: str) -> None:
         """Ask for a reply that says exactly ``text`` (Voice Live's pre-generated message)."""
         if self._conn is not None:
-            await self._send_safely(self._conn.send(spoken_reply(text)))
+            request = self._conn.response.create(response=pre_generated_reply(text))
+            await self._send_safely(request)
 
     async def truncate(self, *, item_id: str, played_ms: int) -> None:
         """Cut an assistant item upstream to what the user actually heard."""

@@ -288,11 +288,6 @@ def pre_generated_reply(text: str) -> dict[str, Any]:
     }
 
 
-def spoken_reply(text: str) -> dict[str, Any]:
-    """A ``response.create`` whose reply is exactly ``text`` (a pre-generated message)."""
-    return {"type": ClientEventType.RESPONSE_CREATE.value, "response": pre_generated_reply(text)}
-
-
 async def close_quietly(conn: VoiceLiveConnection, *, limit: float = CLOSE_TIMEOUT) -> None:
     """Close a connection within ``limit`` seconds, ignoring errors of an already broken one."""
     try:
