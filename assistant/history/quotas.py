@@ -20,12 +20,13 @@ from typing import Protocol
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Sum
 from django.utils import timezone
 
 from assistant import protocol
 from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, State
-from assistant.history.ledger import QuotaCheck, effective_quota, quota_check, spent
+from assistant.history.ledger import Quota, QuotaCheck, effective_quota, quota_check, spent
 from assistant.history.live import SessionHistory
 from assistant.history.models import UsageRecord
 from assistant.live.registry import stale_before
@@ -44,6 +45,15 @@ _REPLY_POLL_SECONDS = 0.2
 _UNLIMITED = QuotaCheck(0.0, "", None)
 
 
+def _limited_user(user_id: int) -> tuple[AbstractBaseUser, Quota] | None:
+    """The user and their effective quota; None if the user is gone or has no limit."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    quota = effective_quota(user)
+    return None if quota.unlimited else (user, quota)
+
+
 def quota_status(
     *, user_id: int, session_id: uuid.UUID | None = None, own_audio_seconds: float = 0.0
 ) -> QuotaCheck:
@@ -54,12 +64,10 @@ def quota_status(
         session_id: the session asking, whose ``own_audio_seconds`` replace its registry row's.
         own_audio_seconds: the microphone audio that session has relayed so far.
     """
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if user is None:
+    limited = _limited_user(user_id)
+    if limited is None:
         return _UNLIMITED
-    quota = effective_quota(user)
-    if quota.unlimited:
-        return _UNLIMITED
+    user, quota = limited
     live = dict(
         LiveSession.objects.filter(user_id=user_id, last_seen__gte=stale_before()).values_list(
             "pk", "audio_in_seconds"
@@ -216,12 +224,10 @@ class LiveQuota:
 
 def quota_left(user_id: int, now: dt.datetime | None = None) -> dict[str, object] | None:
     """What the talk page shows: what is left this period per limit; None when unlimited."""
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if user is None:
+    limited = _limited_user(user_id)
+    if limited is None:
         return None
-    quota = effective_quota(user)
-    if quota.unlimited:
-        return None
+    user, quota = limited
     used = spent(user, now)
     left: dict[str, object] = {}
     if quota.minutes_per_day is not None:
