@@ -167,7 +167,10 @@ class VoiceConsumer(SupervisedConsumer):
             # already released: starting the upstream now would leave it open.
             return
         self.voice = self.session_factory(
-            config=config, upstream=upstream_settings(), sink=self, tools=self._tool_executor(user)
+            config=config,
+            upstream=upstream_settings(),
+            sink=self,
+            tools=self._tool_executor(user, query),
         )
         self.history = session_history_start(session_id, user.pk, config, self.voice, resume)
         self.supervisor.quota = LiveQuota(
@@ -176,10 +179,9 @@ class VoiceConsumer(SupervisedConsumer):
         self.start_task = asyncio.create_task(self._start_voice(config, resume))
         self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))
 
-    def _tool_executor(self, user: Any) -> SessionToolExecutor:
+    def _tool_executor(self, user: Any, query: bytes) -> SessionToolExecutor:
         """Runs the model's tool calls for this user (assistant/tools/live.py)."""
-        time_zone = requested_time_zone(self.scope.get("query_string", b""))
-        return SessionToolExecutor(self, user=user, time_zone=time_zone)
+        return SessionToolExecutor(self, user=user, time_zone=requested_time_zone(query))
 
     async def _refuse(
         self, code: ErrorCode, close_code: CloseCode, error: protocol.Error | None = None
