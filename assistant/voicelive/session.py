@@ -145,8 +145,7 @@ class VoiceLiveSession:
         self._adopt(opened)
         metrics.UPSTREAM_CONNECT_SECONDS.observe(time.monotonic() - started)
         # Empty unless an earlier conversation is continued (carry_over): seeded like a rollover.
-        for role, text in list(self._events.history):
-            await opened.conn.send(message_item(role, text))
+        await self._seed(opened.conn)
         self._receive_task = self._spawn(self._receive_loop(opened.conn), "receive")
         self._sender_task = self._spawn(self.microphone.run(), "audio sender")
         await self._events.set_state(State.READY)
@@ -154,6 +153,11 @@ class VoiceLiveSession:
     def carry_over(self, items: list[tuple[str, str]]) -> None:
         """Seed the conversation with earlier ``(role, text)`` items, sent on :meth:`start`."""
         self._events.history.extend(items)
+
+    async def _seed(self, conn: VoiceLiveConnection) -> None:
+        """Send the conversation so far to a fresh connection (a rollover, a continuation)."""
+        for role, text in list(self._events.history):
+            await conn.send(message_item(role, text))
 
     async def _open_connection(self) -> Opened:
         return await open_connection(
@@ -344,8 +348,7 @@ class VoiceLiveSession:
         try:
             opened = await self._open_connection()
             try:
-                for role, text in list(self._events.history):
-                    await opened.conn.send(message_item(role, text))
+                await self._seed(opened.conn)
             except BaseException:
                 await asyncio.shield(_close_opened(opened))
                 raise
