@@ -103,6 +103,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         f"(default {DEFAULTS.first_chunk_words}; 0: off)",
     )
     parser.add_argument(
+        "--no-prefill",
+        dest="prefill",
+        action="store_false",
+        help="do not evaluate the reply's prompt while the user is still speaking",
+    )
+    parser.add_argument(
         "--echo-mute",
         action="store_true",
         help="with echo cancellation, mute the VAD while a reply plays (stops self-interruption "
@@ -137,6 +143,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         threads=args.threads,
         llm_threads=args.llm_threads,
         first_chunk_words=args.first_chunk_words,
+        prefill=args.prefill,
         echo_mute=args.echo_mute,
     )
 

@@ -33,6 +33,7 @@ class ServerConfig:
         threads: CPU threads per model.
         llm_threads: llama.cpp threads (default: ``threads``).
         first_chunk_words: cap on the first spoken chunk, in words (0: none).
+        prefill: evaluate the reply's prompt while the user is still speaking.
         echo_mute: with echo cancellation, mute the VAD's input while a reply plays.
     """
 
@@ -54,4 +55,5 @@ class ServerConfig:
     threads: int = 2
     llm_threads: int | None = 1
     first_chunk_words: int = 4
+    prefill: bool = True
     echo_mute: bool = False

@@ -16,6 +16,7 @@ from localvoice import events
 from localvoice.conversation import Conversation, Item
 from localvoice.events import ErrorCode, Event
 from localvoice.pipeline.base import Pipeline
+from localvoice.reply import ModelReply
 from localvoice.responder import ResponseRun
 from localvoice.response_spec import ResponseSpec, response_spec
 from localvoice.session import ProtocolError, Session
@@ -115,6 +116,7 @@ class RealtimeSession:
         self._discard_held()
         self._configure_audio()
         await self.send(events.session_updated(self.session.as_dict()))
+        self._prefill("")  # the instructions, before the first turn
 
     async def _append(self, event: dict[str, Any]) -> None:
         audio = _field(event, "audio", str)
@@ -136,6 +138,7 @@ class RealtimeSession:
                 turn = self.session.turn_detection
                 if self._active is not None and turn is not None and turn.interrupt_response:
                     self._active.cancel("turn_detected")
+                self._prefill("")
             elif isinstance(signal, SpeechStopped):
                 await self.send(events.speech_stopped(signal.audio_end_ms, signal.item_id))
             elif isinstance(signal, Committed):
@@ -209,7 +212,18 @@ class RealtimeSession:
         if committed.by_vad and turn is not None and turn.create_response:
             self._tasks.spawn(self._auto_respond(task, item, committed))
 
+    def _prefill(self, user_text: str) -> None:
+        """Let the chat model evaluate the coming reply's prompt while the user still speaks."""
+        turn = self.session.turn_detection
+        if turn is None or not turn.create_response or self._active is not None:
+            return
+        chat = self._pipeline.llm
+        reply = ModelReply(self._spec(None, None), chat, self.conversation, "prefill")
+        chat.prefill(reply.prompt(user_text))
+
     async def _on_partial(self, item_id: str, text: str) -> None:
+        # The last word of a partial transcript may be cut off mid-word.
+        self._prefill(" ".join(text.split()[:-1]))
         emitted = self._partial_text.get(item_id, "")
         if text.startswith(emitted) and len(text) > len(emitted):
             self._partial_text[item_id] = text

@@ -73,16 +73,28 @@ class ModelReply:
             stats=self.stats,
         )
 
+    def _history(self, user_text: str | None) -> list[dict[str, str]]:
+        # The reply item is not in the history yet (or still empty), so it is not prompted.
+        history = self._conversation.history(self._chat.format.window)
+        if user_text is not None:  # the user's turn is not an item yet
+            history.append({"role": "user", "content": user_text})
+        return history
+
+    def prompt(self, user_text: str) -> list[dict[str, str]]:
+        """The messages this reply would be prompted with if the user's turn were ``user_text``.
+
+        What ``ChatModel.prefill`` evaluates while the user is still speaking.
+        """
+        history = self._history(user_text)
+        return self._chat.format.messages(self._spec.instructions, history, self.tools)
+
     async def tokens(self) -> AsyncIterator[str]:
         """The reply's text pieces; nothing more once it has turned out to be a tool call."""
         if self._spec.pre_generated is not None:
             yield self._spec.pre_generated
             return
         chat_format = self._chat.format
-        # The reply item is not in the history yet (or still empty), so it is not prompted.
-        history = self._conversation.history(chat_format.window)
-        if self.extra_user_text is not None:  # speculative: the user item is not added yet
-            history.append({"role": "user", "content": self.extra_user_text})
+        history = self._history(self.extra_user_text)
         instructions = self._spec.instructions
         messages = chat_format.messages(instructions, history, self.tools)
         if not self.tools:

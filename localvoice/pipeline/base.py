@@ -85,6 +85,13 @@ class ChatModel(Protocol):
         """Stream the reply's text pieces; stops soon after ``cancel`` is set."""
         ...
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Prepare the prompt of a reply to come, whose user turn (the last message) is unfinished.
+
+        Best effort and non-blocking: it must never delay a reply, and may do nothing.
+        """
+        ...
+
 
 class Speaker(Protocol):
     """One response's voice: its chunks make one continuous stream at the client's rate."""

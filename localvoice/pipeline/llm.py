@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Tokens a prefill evaluates between checks for a reply waiting for the model (about 80 ms).
+PREFILL_SLICE = 8
+# Marks where the unfinished user turn ends in the rendered prompt (never in real text).
+_CUT = "\u2063\u2063prefill\u2063\u2063"
 
 
 class LlamaChat:
@@ -38,6 +42,7 @@ class LlamaChat:
         n_threads: llama.cpp threads for generating tokens.
         n_threads_batch: threads for evaluating the prompt (parallelises well).
         n_ctx: context size.
+        prefill: honour ``prefill`` (off: it does nothing).
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class LlamaChat:
         n_threads: int = 1,
         n_threads_batch: int = 2,
         n_ctx: int = 2048,
+        prefill: bool = True,
     ) -> None:
         from llama_cpp import Llama
 
@@ -61,6 +67,14 @@ class LlamaChat:
         )
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lv-llm")
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        self._formatter = _formatter(self._llm, template) if template and prefill else None
+        # Prefill bookkeeping, shared by the event loop and the model thread.
+        self._state = threading.Lock()
+        self._replies_waiting = 0
+        self._prefill_next: list[dict[str, str]] | None = None
+        #: Prompt tokens evaluated ahead of replies (for the benchmarks and tests).
+        self.prefilled_tokens = 0
 
     def _generate(
         self,
@@ -117,6 +131,8 @@ class LlamaChat:
                 cancel.set()
 
         def work() -> None:
+            with self._state:
+                self._replies_waiting -= 1
             try:
                 self._generate(messages, temperature, max_tokens, cancel, stats, put)
             except Exception as exc:
@@ -124,6 +140,8 @@ class LlamaChat:
             else:
                 put(None)
 
+        with self._state:
+            self._replies_waiting += 1
         loop.run_in_executor(self._pool, work)  # type: ignore[unused-awaitable]
         try:
             while True:
@@ -135,6 +153,69 @@ class LlamaChat:
                 yield item
         finally:
             cancel.set()
+
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Evaluate the prompt up to the end of the unfinished user turn into the KV cache.
+
+        The reply's prompt then extends it, and llama.cpp's prefix match skips what was evaluated
+        here: the reply's first token comes sooner. Only the newest request runs; it yields to a
+        waiting reply within ``PREFILL_SLICE`` tokens.
+        """
+        if self._formatter is None:
+            return
+        with self._state:
+            scheduled = self._prefill_next is not None
+            self._prefill_next = messages
+        if not scheduled:
+            self._pool.submit(self._run_prefill).add_done_callback(_log_prefill_failure)
+
+    def _run_prefill(self) -> None:
+        with self._state:
+            messages, self._prefill_next = self._prefill_next, None
+            if messages is None or self._replies_waiting:
+                return
+        tokens = self._prefix_tokens(messages)
+        with self._lock:
+            llm = self._llm
+            done = llm.longest_token_prefix(llm._input_ids.tolist(), tokens)
+            if done >= len(tokens):
+                return
+            llm.n_tokens = done  # eval() drops the cache past this point
+            for start in range(done, len(tokens), PREFILL_SLICE):
+                with self._state:
+                    if self._replies_waiting:
+                        return
+                piece = tokens[start : start + PREFILL_SLICE]
+                llm.eval(piece)
+                self.prefilled_tokens += len(piece)
+
+    def _prefix_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        assert self._formatter is not None
+        *head, last = messages
+        marked = [*head, {**last, "content": last["content"] + _CUT}]
+        rendered = self._formatter(messages=marked)
+        text = rendered.prompt.split(_CUT, 1)[0]
+        # Tokenised exactly as create_chat_completion tokenises the whole prompt.
+        return self._llm.tokenize(
+            text.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+
+
+def _formatter(llm: Any, template: str) -> Any:
+    """The GGUF's chat template, rendered as llama-cpp-python renders it for chat completions."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+    )
+
+
+def _log_prefill_failure(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("prompt prefill failed", exc_info=future.exception())
 
 
 class OpenAICompatibleChat:
@@ -202,6 +283,9 @@ class OpenAICompatibleChat:
                         stats.completion_tokens += 0 if chunk.get("usage") else 1
                         yield delta
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Nothing: the endpoint's server keeps its own cache."""
+
 
 async def _warm(llm: LlamaChat) -> None:
     messages = [
@@ -224,6 +308,7 @@ def load_llama(config: ServerConfig, chat_format: ChatFormat, path: Path | None)
         chat_format,
         n_threads=config.llm_threads or config.threads,
         n_threads_batch=config.threads,
+        prefill=config.prefill,
     )
     asyncio.run(_warm(llm))
     return llm

@@ -108,6 +108,9 @@ class EmptyChat:
         """One empty piece."""
         yield ""
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Nothing to prepare."""
+
 
 class Mute:
     """Has the default voice's name but never speaks (echo replies are text)."""

@@ -82,6 +82,8 @@ class FakeChat:
         self.prompts: list[list[dict[str, str]]] = []
         self.temperatures: list[float] = []
         self.gate: threading.Event | None = None
+        #: What each ``prefill`` was asked to prepare.
+        self.prefills: list[list[dict[str, str]]] = []
 
     async def stream(
         self,
@@ -104,6 +106,9 @@ class FakeChat:
                 return
             stats.completion_tokens += 1
             yield word + " "
+
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        self.prefills.append(messages)
 
 
 class FakeTts:
