@@ -54,6 +54,6 @@ class ServerConfig:
     piper_voices: dict[str, Path] = field(default_factory=dict)
     threads: int = 2
     llm_threads: int | None = 1
-    first_chunk_words: int = 4
+    first_chunk_words: int = 3
     prefill: bool = True
     echo_mute: bool = False

@@ -17,7 +17,7 @@ import pytest
 
 from localvoice.realtime import RealtimeSession
 from localvoice.voices import VoiceMap
-from tests.localvoice.fakes import FakeChat, fake_pipeline
+from tests.localvoice.fakes import FakeChat, FakeStt, fake_pipeline
 
 RATE = 24000
 CHUNK_MS = 100
@@ -148,6 +148,49 @@ async def test_the_reply_prepared_during_the_hang_over_is_kept(client):
     # Nothing of the reply went out before the turn was committed.
     types = c.types()
     assert types.index("input_audio_buffer.committed") < types.index("response.created")
+
+
+async def test_the_prompt_is_prefilled_while_the_user_speaks(client):
+    """The instructions at session.update, the turn at speech start, then each partial.
+
+    A partial's last word may be cut off, so it is left out; every prefill is the prompt the
+    reply gets, up to the user's text so far.
+    """
+    c = client(stt=FakeStt("what time is it"))
+    update = {"instructions": "Be brief.", "modalities": ["text"]}
+    await c.send({"type": "session.update", "session": update})
+    await c.speak(1800)  # a partial transcript about every 0.8 s
+    await c.pause(800)
+    await c.wait_for("response.done")
+    prefills = c.chat.prefills
+    said = [p[-1]["content"] for p in prefills]
+    assert said[:2] == ["", ""]  # session.update, then speech_started
+    assert "what time is" in said[2:]
+    assert "what time is it" not in said
+    reply_prompt = c.chat.prompts[-1]
+    for prefill in prefills:
+        assert prefill[:-1] == reply_prompt[:-1]
+        assert prefill[-1]["role"] == "user"
+        assert reply_prompt[-1]["content"].startswith(prefill[-1]["content"])
+    assert "Be brief." in prefills[0][0]["content"]
+
+
+async def test_nothing_is_prefilled_without_server_vad_or_during_a_reply(client):
+    """Push-to-talk has no speech_started; a barge-in's prompt would be stale at once."""
+    c = client()
+    await c.send({"type": "session.update", "session": {"turn_detection": None}})
+    await c.speak(500)
+    assert c.chat.prefills == []
+    c2 = client()
+    c2.chat.gate = threading.Event()
+    await c2.speak(600)
+    await c2.pause(800)
+    await c2.wait_for("response.created")
+    before = len(c2.chat.prefills)
+    await c2.speak(300)  # barge-in while the reply is still running
+    await c2.wait_for("input_audio_buffer.speech_started", 2)
+    assert len(c2.chat.prefills) == before
+    c2.chat.gate.set()
 
 
 async def test_a_guess_is_discarded_when_the_user_goes_on(client):

@@ -25,7 +25,7 @@ def test_loader_uses_the_registered_stages(monkeypatch):
     assert pipeline.llm.name == "fake chat"
     assert pipeline.tts.default_voice == "joe"
     assert set(pipeline.load_seconds) == {"vad", "stt", "llm", "tts"}
-    assert pipeline.first_chunk_words == config.first_chunk_words == 4
+    assert pipeline.first_chunk_words == config.first_chunk_words == 3
     assert "echo_cancellation" in pipeline.input_cleanup
     pipeline.shutdown()
 

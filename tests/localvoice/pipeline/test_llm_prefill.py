@@ -1,0 +1,85 @@
+"""Prompt prefill on the real default model: what it evaluates is what the reply then skips."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from localvoice.llms import registry as chat_models
+from localvoice.pipeline.base import ChatStats
+from localvoice.pipeline.llm import LlamaChat
+from localvoice.pipeline.weights import resolve
+
+SYSTEM = "You are a friendly voice assistant. Reply in one short spoken sentence."
+
+
+@pytest.fixture(scope="module")
+def chat() -> LlamaChat:
+    chat_format = chat_models.get(chat_models.DEFAULT)
+    assert chat_format.weights is not None
+    return LlamaChat(resolve(chat_format.weights), chat_format, n_threads=1, n_threads_batch=2)
+
+
+def settle(chat: LlamaChat) -> None:
+    """Wait until the model thread has run everything submitted so far (it is one FIFO thread)."""
+    chat._pool.submit(lambda: None).result(timeout=60)
+
+
+def prompt_tokens(chat: LlamaChat, messages: list[dict[str, str]]) -> list[int]:
+    """The whole prompt, tokenised as create_chat_completion tokenises it."""
+    rendered = chat._formatter(messages=messages)
+    return chat._llm.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+
+
+async def reply(chat: LlamaChat, messages: list[dict[str, str]]) -> str:
+    pieces = [
+        piece
+        async for piece in chat.stream(
+            messages, temperature=0.0, max_tokens=12, cancel=threading.Event(), stats=ChatStats()
+        )
+    ]
+    return "".join(pieces)
+
+
+def test_the_reply_prompt_extends_what_was_prefilled(chat):
+    """The partial turn's tokens are a prefix of the reply's prompt, and they are in the cache."""
+    history = [{"role": "system", "content": SYSTEM}]
+    partial = [*history, {"role": "user", "content": "What is the capital"}]
+    final = [*history, {"role": "user", "content": "What is the capital of France?"}]
+    before = chat.prefilled_tokens
+    chat.prefill(partial)
+    settle(chat)
+    prefix = chat._prefix_tokens(partial)
+    assert chat.prefilled_tokens > before
+    assert chat._llm.n_tokens == len(prefix)
+    full = prompt_tokens(chat, final)
+    cached = chat._llm.longest_token_prefix(chat._llm._input_ids.tolist(), full)
+    assert cached == len(prefix) >= len(full) - 12  # only the end of the turn is left to do
+    answer = asyncio.run(reply(chat, final))
+    assert "Paris" in answer
+
+
+def test_a_second_prefill_only_evaluates_the_new_words(chat):
+    history = [{"role": "system", "content": SYSTEM}]
+    chat.prefill([*history, {"role": "user", "content": "How many legs"}])
+    settle(chat)
+    before = chat.prefilled_tokens
+    chat.prefill([*history, {"role": "user", "content": "How many legs does a spider"}])
+    settle(chat)
+    assert 0 < chat.prefilled_tokens - before <= 4
+
+
+def test_a_waiting_reply_stops_the_prefill(chat):
+    """A long prefill yields within a slice when a reply is asked for right after it."""
+    long_system = SYSTEM + " " + " ".join(f"Rule {i}: be kind and clear." for i in range(60))
+    messages = [{"role": "system", "content": long_system}, {"role": "user", "content": ""}]
+    prefix = chat._prefix_tokens(messages)
+    assert len(prefix) > 400
+    before = chat.prefilled_tokens
+    chat.prefill(messages)
+    question = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Say hello."}]
+    answer = asyncio.run(reply(chat, question))
+    assert answer.strip()
+    assert chat.prefilled_tokens - before < len(prefix) // 2
