@@ -2,10 +2,10 @@
 
 One task per worker (per event loop), like the heartbeats: every ``HISTORY_FLUSH_SECONDS`` it
 drains each member's :class:`~assistant.history.recorder.ConversationRecorder` and writes all
-of it in one transaction in a thread. The audio path never waits for it. A failed write is
-logged, counted and retried on the next tick (a bounded number of times); a worker that dies
-loses at most the last tick's records, and an ended conversation is written before its
-recorder is let go.
+of it in one transaction in a thread, each conversation's batch in its own savepoint. The audio
+path never waits for it. A failed batch is logged, counted and retried on the next tick (a
+bounded number of times) without holding back the others; a worker that dies loses at most the
+last tick's records, and an ended conversation is written before its recorder is let go.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from collections.abc import Iterable
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, transaction
 
 from assistant import metrics
 from assistant.history.ledger import TokenUsage, estimate_cost
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageRecord
 from assistant.history.recorder import Batch, ConversationRecorder
+from assistant.models import AssistantProfile
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +38,61 @@ def _when(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
-def write_batches(batches: Iterable[Batch]) -> None:
-    """Write ``batches`` in one transaction (synchronous ORM: runs in a thread)."""
+def write_batches(batches: Iterable[Batch]) -> list[Batch]:
+    """Write ``batches`` in one transaction (synchronous ORM: runs in a thread).
+
+    Each batch has its own savepoint: one that fails is rolled back alone, logged, and
+    returned to be tried again, with any later batch of the same conversation; the others are
+    committed.
+    """
     batches = [batch for batch in batches if not batch.empty]
     if not batches:
-        return
+        return []
     models = {entry.model for batch in batches for entry in batch.usage}
     prices = {price.model: price for price in ModelPrice.objects.filter(model__in=models)}
+    failed: list[Batch] = []
     with transaction.atomic():
         for batch in batches:
-            _write_batch(batch, prices)
+            if any(earlier.conversation_id == batch.conversation_id for earlier in failed):
+                failed.append(batch)  # it builds on the failed one: keep their order
+                continue
+            try:
+                with transaction.atomic():
+                    _write_batch(batch, prices)
+            except DatabaseError:
+                logger.warning("history: batch of %s failed", batch.conversation_id, exc_info=True)
+                failed.append(batch)
+    return failed
+
+
+def _create_conversation(batch: Batch) -> Conversation | None:
+    """The conversation's row from its start; ``None`` when its user is gone.
+
+    What the start points to may have been deleted while the session was live: a profile or
+    the conversation it continues is then forgotten (as their deletion would have done), and a
+    deleted user's conversation is not kept at all. Checked here because the foreign keys are
+    only checked at commit, where one batch would fail them all.
+    """
+    start = batch.start
+    assert start is not None
+    if not get_user_model().objects.filter(pk=start.user_id).exists():
+        return None
+    profile_id = start.profile_id
+    if profile_id is not None and not AssistantProfile.objects.filter(pk=profile_id).exists():
+        profile_id = None
+    resumed = start.resumed_from
+    if resumed is not None and not Conversation.objects.filter(pk=resumed).exists():
+        resumed = None
+    return Conversation.objects.create(
+        pk=batch.conversation_id,
+        user_id=start.user_id,
+        profile_id=profile_id,
+        profile_name=start.profile_name,
+        model=start.model,
+        started_at=_when(start.started_at),
+        transcript_stored=start.store_text,
+        resumed_from_id=resumed,
+    )
 
 
 def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
@@ -53,17 +100,9 @@ def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
     if conversation is None:
         if batch.start is None:
             return  # the user deleted it while it was live: nothing more is kept
-        start = batch.start
-        conversation = Conversation.objects.create(
-            pk=batch.conversation_id,
-            user_id=start.user_id,
-            profile_id=start.profile_id,
-            profile_name=start.profile_name,
-            model=start.model,
-            started_at=_when(start.started_at),
-            transcript_stored=start.store_text,
-            resumed_from_id=start.resumed_from,
-        )
+        conversation = _create_conversation(batch)
+        if conversation is None:
+            return  # the user's account was deleted while they talked
     changed: list[str] = []
     if batch.upstream_session_ids:
         conversation.upstream_session_ids = [
@@ -201,12 +240,18 @@ class HistoryWriter:
             for batch, _ in pending:
                 batch.dropped_turns = 0
         try:
-            await awrite_batches([batch for batch, _ in pending])
+            failed = await awrite_batches([batch for batch, _ in pending])
         except Exception:
-            # One transaction: nothing of it was written, so all of it is tried again.
-            metrics.HISTORY_WRITE_FAILURES.inc()
+            # The transaction failed as a whole (the database is gone, or a commit-time check):
+            # nothing of it was written, so all of it is tried again.
             logger.warning("history: writing %d batches failed", len(pending), exc_info=True)
-            for batch, tries in pending:
+            failed = [batch for batch, _ in pending]
+        if not failed:
+            return
+        metrics.HISTORY_WRITE_FAILURES.inc()
+        again = {id(batch) for batch in failed}
+        for batch, tries in pending:
+            if id(batch) in again:
                 if tries + 1 >= MAX_RETRIES:
                     metrics.HISTORY_DROPPED.labels(kind="batch").inc()
                     logger.error("history: gave up on a batch of %s", batch.conversation_id)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import DatabaseError
 
 from assistant import metrics
 from assistant.history import writer as writer_module
@@ -20,6 +21,7 @@ from assistant.history.recorder import (
     ConversationStart,
 )
 from assistant.history.writer import MAX_RETRIES, HistoryWriter
+from assistant.models import AssistantProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,3 +172,66 @@ async def test_a_conversation_deleted_while_live_is_not_brought_back(user: User)
     rec.end("user_stop")
     await writer.flush()
     assert not await Conversation.objects.filter(pk=rec.conversation_id).aexists()
+
+
+async def test_what_a_live_session_points_to_may_be_deleted_meanwhile(user: User) -> None:
+    """A deleted user, profile or continued conversation neither fails the batch nor the others.
+
+    The foreign keys are only checked at commit, so such a batch would otherwise fail the whole
+    transaction, every tick, until it was dropped.
+    """
+    gone = await User.objects.acreate(username="gone")
+    profile = await AssistantProfile.objects.acreate(name="Short-lived")
+    writer = HistoryWriter()
+    orphan = new_recorder(gone)
+    kept = new_recorder(user, profile_id=profile.pk, resumed_from=uuid.uuid4())
+    for rec in (orphan, kept):
+        writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+        talk(rec, "hello", "hi", 1)
+    await gone.adelete()
+    await profile.adelete()
+    failures = metrics.HISTORY_WRITE_FAILURES._value.get()
+    await writer.flush()
+    assert metrics.HISTORY_WRITE_FAILURES._value.get() == failures
+    assert writer._failed == []
+    assert not await Conversation.objects.filter(pk=orphan.conversation_id).aexists()
+    conversation = await Conversation.objects.aget(pk=kept.conversation_id)
+    assert (conversation.profile_id, conversation.resumed_from_id) == (None, None)
+    assert conversation.profile_name == "Friendly"
+    assert await Turn.objects.filter(conversation=conversation).acount() == 2
+
+
+async def test_a_failing_batch_is_retried_alone_and_keeps_its_order(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other conversations are written in the same tick; the failed one, and what it said
+    after, are written in order on the next."""
+    writer = HistoryWriter()
+    bad, good = new_recorder(user), new_recorder(user)
+    for rec in (bad, good):
+        writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+        talk(rec, "one", "two", 1)
+    real = writer_module._write_batch
+    fail = {"left": 1}
+
+    def flaky(batch: Any, prices: Any) -> None:
+        if batch.conversation_id == bad.conversation_id and fail["left"]:
+            fail["left"] -= 1
+            real(batch, prices)  # written, then rolled back to the batch's savepoint
+            raise DatabaseError("value too long for type character varying(64)")
+        real(batch, prices)
+
+    monkeypatch.setattr(writer_module, "_write_batch", flaky)
+    failures = metrics.HISTORY_WRITE_FAILURES._value.get()
+    await writer.flush()
+    assert metrics.HISTORY_WRITE_FAILURES._value.get() == failures + 1
+    assert await Turn.objects.filter(conversation_id=good.conversation_id).acount() == 2
+    assert not await Conversation.objects.filter(pk=bad.conversation_id).aexists()
+    talk(bad, "three", "four", 2)
+    await writer.flush()
+    texts = [
+        t.text
+        async for t in Turn.objects.filter(conversation_id=bad.conversation_id).order_by("seq")
+    ]
+    assert texts == ["one", "two", "three", "four"]
+    assert writer._failed == []
