@@ -52,3 +52,10 @@ HISTORY_DROPPED = Counter(
     "History records dropped (over a bound, or retries used up).",
     ["kind"],
 )  # kind: turn, batch
+TOOL_CALLS = Counter(
+    "voice_tool_calls_total",
+    "Tool calls by tool and outcome: the runner's (ok, invalid_arguments, error, timeout, "
+    "refused, unknown_tool) and the session's (declined, cancelled, too_many_rounds, and "
+    "error/timeout when the executor itself failed).",
+    ["tool", "outcome"],
+)

@@ -16,12 +16,12 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from assistant import protocol, services
+from assistant import metrics, protocol, services
 from assistant.codes import ClientError, CloseCode, ErrorCode
 from assistant.live.control import ControlSubscription
 from assistant.models import LiveSession
 from assistant.tools.context import ToolContext
-from assistant.tools.runner import TOOL_CALLS, run_tool
+from assistant.tools.runner import run_tool
 from assistant.tools.specs import ToolSpec, tools_for_profile
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.toolcalls import CallResult, FunctionCall
@@ -78,7 +78,7 @@ class SessionToolExecutor:
             spec, context = await database_sync_to_async(self._prepare)(call.name, profile_id)
         except Exception as exc:
             logger.error("tool %s: could not be loaded (%s)", call.name, type(exc).__name__)
-            TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
+            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
             return CallResult('{"error": "the tool could not be loaded"}', "error")
         result = await run_tool(spec, call.name, call.arguments, context)
         return CallResult(

@@ -17,8 +17,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from jsonschema import exceptions as schema_errors
 from jsonschema.validators import Draft202012Validator
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
+from assistant import metrics
 from assistant.tools.builtin import BUILTINS
 from assistant.tools.context import ToolContext, ToolResult
 from assistant.tools.specs import ToolSpec
@@ -27,9 +28,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ARGUMENT_CHARS = 16_384
 
-TOOL_CALLS = Counter(
-    "voice_tool_calls_total", "Tool calls by tool and outcome.", ["tool", "outcome"]
-)  # outcome: ok, invalid_arguments, error, timeout, refused, unknown_tool
 TOOL_SECONDS = Histogram(
     "voice_tool_seconds",
     "Time a tool call took.",
@@ -76,7 +74,7 @@ async def run_tool(
             result = parsed
         else:
             result = await _run_checked(spec, parsed, context)
-    TOOL_CALLS.labels(tool=label, outcome=result.outcome).inc()
+    metrics.TOOL_CALLS.labels(tool=label, outcome=result.outcome).inc()
     TOOL_SECONDS.labels(tool=label).observe(time.perf_counter() - started)
     if result.outcome != "ok":
         logger.info("tool %s: %s", label, result.outcome)

@@ -364,6 +364,7 @@ class ToolCalls:
 
     async def _execute(self, call: FunctionCall, tool: SessionTool | None) -> CallResult:
         if self._executor is None:
+            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
             return CallResult(UNAVAILABLE, "error")
         limit = (tool.timeout_seconds if tool else 0.0) + EXECUTOR_GRACE_SECONDS
         started = time.monotonic()
@@ -373,12 +374,14 @@ class ToolCalls:
         except TimeoutError:
             logger.warning("tool %s: no result after %.1f s", call.name, time.monotonic() - started)
             metrics.UPSTREAM_ERRORS.labels(kind="tool").inc()
+            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="timeout").inc()
             return CallResult(json.dumps({"error": "the tool did not answer in time"}), "timeout")
         except Exception as exc:
             logger.error(
                 "tool %s: the executor failed (%s)", call.name, type(exc).__name__, exc_info=exc
             )
             metrics.UPSTREAM_ERRORS.labels(kind="tool").inc()
+            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
             return CallResult(json.dumps({"error": "the tool failed"}), "error")
 
     async def _answer(self, call: FunctionCall, outcome: str, output: str) -> None:
@@ -386,6 +389,7 @@ class ToolCalls:
         self._unanswered.pop(call.call_id, None)
         if outcome in COORDINATOR_OUTCOMES:  # the runner logs and counts the calls it ran
             logger.info("tool %s: %s", call.name[:64], outcome)
+            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome=outcome).inc()
         if self._upstream.connected:
             await self._upstream.send_function_output(call.call_id, output)
         await self._sink.send_message(

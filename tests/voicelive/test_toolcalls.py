@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from assistant import metrics
 from assistant.voicelive.config import SessionTool
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.toolcall_text import (
@@ -24,6 +25,11 @@ from assistant.voicelive.toolcall_text import (
 from assistant.voicelive.toolcalls import CallResult, FunctionCall
 from tests.fakes import FakeConnect, FakeConnection
 from tests.voicelive.test_session import CONFIG, UPSTREAM, RecordingSink
+
+
+def counted(tool: str, outcome: str) -> float:
+    """``voice_tool_calls_total`` for one tool and outcome."""
+    return float(metrics.TOOL_CALLS.labels(tool=tool, outcome=outcome)._value.get())
 
 
 def function_tool(name: str, **kwargs: Any) -> SessionTool:
@@ -206,10 +212,12 @@ async def test_rounds_are_bounded_per_user_turn(
     session: VoiceLiveSession, fake_connect: FakeConnect, executor: FakeExecutor
 ) -> None:
     conn = fake_connect.last
+    refused = counted("get_current_time", "too_many_rounds")
     for n in range(1, 6):
         ask_for(conn, "get_current_time", call_id=f"call_{n}", response_id=f"r{n}")
         await conn.wait_for("response.create", count=n)
     assert len(executor.calls) == 4
+    assert counted("get_current_time", "too_many_rounds") == refused + 1
     assert outputs(conn)[-1] == {
         "type": "function_call_output",
         "call_id": "call_5",
@@ -229,6 +237,7 @@ async def test_barge_in_cancels_a_running_tool_and_answers_its_call(
     executor: FakeExecutor,
 ) -> None:
     conn = fake_connect.last
+    cancelled = counted("slow", "cancelled")
     ask_for(conn, "slow", call_id="call_s", response_id="r1")
     await sink.until(lambda: any(m["type"] == "tool.started" for m in sink.messages))
     assert session.tool_calls.busy
@@ -242,6 +251,7 @@ async def test_barge_in_cancels_a_running_tool_and_answers_its_call(
     assert conn.sent_of("response.create") == []  # the user's new turn gets the reply
     finished = next(m for m in sink.messages if m["type"] == "tool.finished")
     assert finished["outcome"] == "cancelled"
+    assert counted("slow", "cancelled") == cancelled + 1
 
 
 async def test_the_browsers_cancel_stops_a_running_tool(
@@ -279,9 +289,11 @@ async def test_a_tool_that_raises_becomes_an_error_output_and_the_session_goes_o
     session: VoiceLiveSession, fake_connect: FakeConnect, sink: RecordingSink
 ) -> None:
     conn = fake_connect.last
+    errors = counted("broken", "error")
     ask_for(conn, "broken", call_id="call_b", response_id="r1")
     await conn.wait_for("response.create")
     assert json.loads(outputs(conn)[0]["output"]) == {"error": "the tool failed"}
+    assert counted("broken", "error") == errors + 1
     assert sink.lost == []
     ask_for(conn, "get_current_time", call_id="call_t", response_id="r2")
     await conn.wait_for("response.create", count=2)
@@ -347,6 +359,7 @@ async def test_a_spoken_no_declines_and_the_model_is_told(
     executor: FakeExecutor,
 ) -> None:
     conn = fake_connect.last
+    declined = counted("guarded", "declined")
     ask_for(conn, "guarded", call_id="call_g", response_id="r1")
     await sink.until(lambda: session.tool_calls.awaiting_approval)
     conn.push(
@@ -359,6 +372,7 @@ async def test_a_spoken_no_declines_and_the_model_is_told(
     )
     await conn.wait_for("response.create")
     assert executor.calls == []
+    assert counted("guarded", "declined") == declined + 1
     assert outputs(conn)[0]["output"] == DECLINED
     assert next(m for m in sink.messages if m["type"] == "tool.finished")["outcome"] == "declined"
 
