@@ -109,6 +109,13 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         help="do not evaluate the reply's prompt while the user is still speaking",
     )
     parser.add_argument(
+        "--kv-snapshot-mb",
+        type=int,
+        default=DEFAULTS.kv_snapshot_mb,
+        help=f"memory for each conversation's evaluated prompt, so sessions sharing the model "
+        f"keep theirs (default {DEFAULTS.kv_snapshot_mb}; 0: off)",
+    )
+    parser.add_argument(
         "--echo-mute",
         action="store_true",
         help="with echo cancellation, mute the VAD while a reply plays (stops self-interruption "
@@ -144,6 +151,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         llm_threads=args.llm_threads,
         first_chunk_words=args.first_chunk_words,
         prefill=args.prefill,
+        kv_snapshot_mb=max(0, args.kv_snapshot_mb),
         echo_mute=args.echo_mute,
     )
 

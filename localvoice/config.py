@@ -34,6 +34,7 @@ class ServerConfig:
         llm_threads: llama.cpp threads (default: ``threads``).
         first_chunk_words: cap on the first spoken chunk, in words (0: none).
         prefill: evaluate the reply's prompt while the user is still speaking.
+        kv_snapshot_mb: memory for each conversation's evaluated prompt (0: none).
         echo_mute: with echo cancellation, mute the VAD's input while a reply plays.
     """
 
@@ -56,4 +57,5 @@ class ServerConfig:
     llm_threads: int | None = 1
     first_chunk_words: int = 3
     prefill: bool = True
+    kv_snapshot_mb: int = 128
     echo_mute: bool = False

@@ -20,6 +20,7 @@ import aiohttp
 
 from localvoice.llms.base import ChatFormat
 from localvoice.pipeline.base import ChatStats
+from localvoice.pipeline.kvsnapshots import KvSnapshots
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig
@@ -43,6 +44,8 @@ class LlamaChat:
         n_threads_batch: threads for evaluating the prompt (parallelises well).
         n_ctx: context size.
         prefill: honour ``prefill`` (off: it does nothing).
+        kv_snapshot_bytes: bound of the evaluated prompts kept per conversation
+            (``pipeline/kvsnapshots.py``; 0: none).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class LlamaChat:
         n_threads_batch: int = 2,
         n_ctx: int = 2048,
         prefill: bool = True,
+        kv_snapshot_bytes: int = 128 << 20,
     ) -> None:
         from llama_cpp import Llama
 
@@ -68,7 +72,9 @@ class LlamaChat:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lv-llm")
         template = self._llm.metadata.get("tokenizer.chat_template")
-        self._formatter = _formatter(self._llm, template) if template and prefill else None
+        self._formatter = _formatter(self._llm, template) if template else None
+        self._prefill_on = prefill and self._formatter is not None
+        self.snapshots = KvSnapshots(self._llm, kv_snapshot_bytes if self._formatter else 0)
         # Prefill bookkeeping, shared by the event loop and the model thread.
         self._state = threading.Lock()
         self._replies_waiting = 0
@@ -88,6 +94,8 @@ class LlamaChat:
         started = time.perf_counter()
         count = 0
         with self._lock:
+            if self._formatter is not None:
+                self.snapshots.restore_for(self._prompt_tokens(messages))
             chunks = self._llm.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
                 stream=True,
@@ -110,6 +118,7 @@ class LlamaChat:
                 chunks.close()  # type: ignore[union-attr]
                 stats.completion_tokens = count
                 stats.prompt_tokens = max(0, int(self._llm.n_tokens) - count)
+                self.snapshots.save()
 
     async def stream(
         self,
@@ -161,7 +170,7 @@ class LlamaChat:
         here: the reply's first token comes sooner. Only the newest request runs; it yields to a
         waiting reply within ``PREFILL_SLICE`` tokens.
         """
-        if self._formatter is None:
+        if not self._prefill_on:
             return
         with self._state:
             scheduled = self._prefill_next is not None
@@ -177,25 +186,33 @@ class LlamaChat:
         tokens = self._prefix_tokens(messages)
         with self._lock:
             llm = self._llm
+            self.snapshots.restore_for(tokens)
             done = llm.longest_token_prefix(llm._input_ids.tolist(), tokens)
             if done >= len(tokens):
                 return
             llm.n_tokens = done  # eval() drops the cache past this point
-            for start in range(done, len(tokens), PREFILL_SLICE):
-                with self._state:
-                    if self._replies_waiting:
-                        return
-                piece = tokens[start : start + PREFILL_SLICE]
-                llm.eval(piece)
-                self.prefilled_tokens += len(piece)
+            try:
+                for start in range(done, len(tokens), PREFILL_SLICE):
+                    with self._state:
+                        if self._replies_waiting:
+                            return
+                    piece = tokens[start : start + PREFILL_SLICE]
+                    llm.eval(piece)
+                    self.prefilled_tokens += len(piece)
+            finally:
+                self.snapshots.save()
 
     def _prefix_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        assert self._formatter is not None
+        """The prompt up to the end of the last message's text (an unfinished user turn)."""
         *head, last = messages
         marked = [*head, {**last, "content": last["content"] + _CUT}]
-        rendered = self._formatter(messages=marked)
-        text = rendered.prompt.split(_CUT, 1)[0]
-        # Tokenised exactly as create_chat_completion tokenises the whole prompt.
+        return self._prompt_tokens(marked, cut=_CUT)
+
+    def _prompt_tokens(self, messages: list[dict[str, str]], cut: str | None = None) -> list[int]:
+        """The prompt of ``messages`` (up to ``cut``), as create_chat_completion tokenises it."""
+        assert self._formatter is not None
+        rendered = self._formatter(messages=messages)
+        text = rendered.prompt if cut is None else rendered.prompt.split(cut, 1)[0]
         return self._llm.tokenize(
             text.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
@@ -309,6 +326,7 @@ def load_llama(config: ServerConfig, chat_format: ChatFormat, path: Path | None)
         n_threads=config.llm_threads or config.threads,
         n_threads_batch=config.threads,
         prefill=config.prefill,
+        kv_snapshot_bytes=config.kv_snapshot_mb << 20,
     )
     asyncio.run(_warm(llm))
     return llm

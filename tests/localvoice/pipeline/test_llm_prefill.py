@@ -83,3 +83,41 @@ def test_a_waiting_reply_stops_the_prefill(chat):
     answer = asyncio.run(reply(chat, question))
     assert answer.strip()
     assert chat.prefilled_tokens - before < len(prefix) // 2
+
+
+def test_sessions_taking_turns_keep_their_evaluated_prompts(chat):
+    """A conversation's next turn starts from its own snapshot, not from another session's."""
+    paris = [
+        {"role": "system", "content": SYSTEM + " You know geography."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    pirate = [
+        {"role": "system", "content": "You are a pirate. Reply in one short sentence."},
+        {"role": "user", "content": "Where is the treasure?"},
+    ]
+    asyncio.run(reply(chat, paris))
+    asyncio.run(reply(chat, pirate))  # the live cache now holds the pirate's prompt
+    restored = chat.snapshots.restored
+    spain = [*paris, {"role": "assistant", "content": "Paris."}]
+    spain.append({"role": "user", "content": "And the capital of Spain?"})
+    assert "Madrid" in asyncio.run(reply(chat, spain))
+    assert chat.snapshots.restored == restored + 1
+    # The same conversation again: the live cache already covers it, nothing is copied.
+    asyncio.run(reply(chat, [*spain, {"role": "assistant", "content": "Madrid."}]))
+    assert chat.snapshots.restored == restored + 1
+    assert 0 < chat.snapshots.size_bytes <= 128 << 20
+
+
+def test_snapshots_stay_within_their_bound(chat):
+    from localvoice.pipeline.kvsnapshots import KvSnapshots
+
+    tight = KvSnapshots(chat._llm, capacity_bytes=2 << 20)
+    chat._llm.reset()
+    with chat._lock:
+        for n in range(4):
+            tokens = chat._prefix_tokens([{"role": "user", "content": f"Story {n}: " * 20}])
+            chat._llm.reset()
+            chat._llm.eval(tokens)
+            tight.save()
+    assert 0 < len(tight) < 4
+    assert tight.size_bytes <= 2 << 20
