@@ -190,7 +190,8 @@ class LlamaChat:
             done = llm.longest_token_prefix(llm._input_ids.tolist(), tokens)
             if done >= len(tokens):
                 return
-            llm.n_tokens = done  # eval() drops the cache past this point
+            llm.n_tokens = done
+            llm._ctx.kv_cache_seq_rm(-1, done, -1)  # what a snapshot of it would hold
             try:
                 for start in range(done, len(tokens), PREFILL_SLICE):
                     with self._state:
