@@ -55,10 +55,11 @@ class KvSnapshots:
     def _live_tokens(self) -> np.ndarray[Any, Any]:
         return np.asarray(self._llm.input_ids[: self._llm.n_tokens], dtype=np.intc)
 
-    def restore_for(self, prompt: list[int]) -> None:
-        """Before evaluating ``prompt``: load the snapshot that covers most of it, if worth it."""
-        if not self._capacity or not self._snapshots:
-            return
+    def restore_for(self, prompt: list[int]) -> int:
+        """Before evaluating ``prompt``: load the snapshot that covers most of it, if worth it.
+
+        Returns how many of its leading tokens the context now holds (the evaluation skips them).
+        """
         wanted = np.asarray(prompt, dtype=np.intc)
         live = _common_prefix(self._live_tokens(), wanted)
         best_key, best = None, live
@@ -67,7 +68,7 @@ class KvSnapshots:
             if shared > best:
                 best_key, best = key, shared
         if best_key is None or best - live < MIN_GAIN_TOKENS:
-            return
+            return live
         tokens, cells = self._snapshots[best_key]
         self._snapshots.move_to_end(best_key)
         llm = self._llm
@@ -76,11 +77,12 @@ class KvSnapshots:
         if not _llama().llama_state_seq_set_data(llm._ctx.ctx, buffer, len(cells), 0):
             logger.warning("a KV snapshot could not be restored; evaluating the prompt")
             llm.n_tokens = 0
-            return
+            return 0
         llm.input_ids[: tokens.size] = tokens
         llm.n_tokens = int(tokens.size)
         llm._requires_eval = True  # the next token's logits come from a fresh decode
         self.restored += 1
+        return best
 
     def save(self) -> None:
         """After an evaluation: snapshot the context (replacing snapshots it extends)."""

@@ -94,7 +94,7 @@ class LlamaChat:
         started = time.perf_counter()
         count = 0
         with self._lock:
-            if self._formatter is not None:
+            if len(self.snapshots):  # else there is nothing to restore: skip the rendering
                 self.snapshots.restore_for(self._prompt_tokens(messages))
             chunks = self._llm.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
@@ -186,8 +186,7 @@ class LlamaChat:
         tokens = self._prefix_tokens(messages)
         with self._lock:
             llm = self._llm
-            self.snapshots.restore_for(tokens)
-            done = llm.longest_token_prefix(llm._input_ids.tolist(), tokens)
+            done = self.snapshots.restore_for(tokens)
             if done >= len(tokens):
                 return
             llm.n_tokens = done
