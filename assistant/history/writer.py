@@ -51,18 +51,25 @@ def write_batches(batches: Iterable[Batch]) -> list[Batch]:
     models = {entry.model for batch in batches for entry in batch.usage}
     prices = {price.model: price for price in ModelPrice.objects.filter(model__in=models)}
     failed: list[Batch] = []
+    failed_ids: set[uuid.UUID] = set()
     with transaction.atomic():
         for batch in batches:
-            if any(earlier.conversation_id == batch.conversation_id for earlier in failed):
-                failed.append(batch)  # it builds on the failed one: keep their order
-                continue
-            try:
-                with transaction.atomic():
-                    _write_batch(batch, prices)
-            except DatabaseError:
-                logger.warning("history: batch of %s failed", batch.conversation_id, exc_info=True)
+            # A later batch builds on a failed one of its conversation: retried with it, in order.
+            if batch.conversation_id in failed_ids or not _write_in_savepoint(batch, prices):
                 failed.append(batch)
+                failed_ids.add(batch.conversation_id)
     return failed
+
+
+def _write_in_savepoint(batch: Batch, prices: dict[str, ModelPrice]) -> bool:
+    """Write one batch, rolled back alone (and logged) if it fails; False then."""
+    try:
+        with transaction.atomic():
+            _write_batch(batch, prices)
+    except DatabaseError:
+        logger.warning("history: batch of %s failed", batch.conversation_id, exc_info=True)
+        return False
+    return True
 
 
 def _create_conversation(batch: Batch) -> Conversation | None:
