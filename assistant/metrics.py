@@ -59,3 +59,8 @@ TOOL_CALLS = Counter(
     "error/timeout when the executor itself failed).",
     ["tool", "outcome"],
 )
+
+
+def count_tool_call(name: str, outcome: str) -> None:
+    """One call in ``voice_tool_calls_total`` (a tool's name is cut to 64 characters)."""
+    TOOL_CALLS.labels(tool=name[:64], outcome=outcome).inc()

@@ -78,7 +78,7 @@ class SessionToolExecutor:
             spec, context = await database_sync_to_async(self._prepare)(call.name, profile_id)
         except Exception as exc:
             logger.error("tool %s: could not be loaded (%s)", call.name, type(exc).__name__)
-            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
+            metrics.count_tool_call(call.name, "error")
             return CallResult('{"error": "the tool could not be loaded"}', "error")
         result = await run_tool(spec, call.name, call.arguments, context)
         return CallResult(

@@ -364,7 +364,7 @@ class ToolCalls:
 
     async def _execute(self, call: FunctionCall, tool: SessionTool | None) -> CallResult:
         if self._executor is None:
-            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
+            self._count(call, "error")
             return CallResult(UNAVAILABLE, "error")
         limit = (tool.timeout_seconds if tool else 0.0) + EXECUTOR_GRACE_SECONDS
         started = time.monotonic()
@@ -374,22 +374,27 @@ class ToolCalls:
         except TimeoutError:
             logger.warning("tool %s: no result after %.1f s", call.name, time.monotonic() - started)
             metrics.UPSTREAM_ERRORS.labels(kind="tool").inc()
-            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="timeout").inc()
+            self._count(call, "timeout")
             return CallResult(json.dumps({"error": "the tool did not answer in time"}), "timeout")
         except Exception as exc:
             logger.error(
                 "tool %s: the executor failed (%s)", call.name, type(exc).__name__, exc_info=exc
             )
             metrics.UPSTREAM_ERRORS.labels(kind="tool").inc()
-            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome="error").inc()
+            self._count(call, "error")
             return CallResult(json.dumps({"error": "the tool failed"}), "error")
+
+    def _count(self, call: FunctionCall, outcome: str) -> None:
+        # A name the model made up is "unknown", as the runner labels it: the labels stay few.
+        known = self._upstream.config.tool(call.name) is not None
+        metrics.count_tool_call(call.name if known else "unknown", outcome)
 
     async def _answer(self, call: FunctionCall, outcome: str, output: str) -> None:
         """The call's output upstream, and its line on the page."""
         self._unanswered.pop(call.call_id, None)
         if outcome in COORDINATOR_OUTCOMES:  # the runner logs and counts the calls it ran
             logger.info("tool %s: %s", call.name[:64], outcome)
-            metrics.TOOL_CALLS.labels(tool=call.name[:64], outcome=outcome).inc()
+            self._count(call, outcome)
         if self._upstream.connected:
             await self._upstream.send_function_output(call.call_id, output)
         await self._sink.send_message(

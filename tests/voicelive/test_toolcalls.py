@@ -44,6 +44,7 @@ TOOLS = (
     function_tool("with_phrase", interim_phrase="Let me check."),
     function_tool("end_conversation"),
     function_tool("hand_over"),
+    function_tool("broken"),
 )
 
 
@@ -447,10 +448,16 @@ async def test_without_an_executor_calls_are_answered_not_available(
         config=dataclasses.replace(CONFIG, tools=TOOLS), upstream=UPSTREAM, sink=sink
     )
     await voice.start()
+    unknown = counted("unknown", "error")
     try:
         ask_for(fake_connect.last, "get_current_time", call_id="c1", response_id="r1")
         await fake_connect.last.wait_for("response.create")
         assert "not available" in outputs(fake_connect.last)[0]["output"]
+        # A name the session never offered is counted as "unknown": the labels stay few.
+        ask_for(fake_connect.last, "made_up_by_the_model", call_id="c2", response_id="r2")
+        await fake_connect.last.wait_for("response.create", count=2)
+        assert counted("unknown", "error") == unknown + 1
+        assert counted("made_up_by_the_model", "error") == 0
     finally:
         await voice.aclose()
 
