@@ -16,7 +16,7 @@ AUDIO_FRAMES = Counter(
 AUDIO_BYTES = Counter("voice_audio_bytes_total", "Audio bytes relayed.", ["direction"])
 AUDIO_DROPPED = Counter(
     "voice_audio_frames_dropped_total", "Audio frames dropped.", ["reason"]
-)  # reason: not_ready, over_rate, upstream_backlog
+)  # reason: not_ready, over_rate, upstream_backlog, not_pressed (push-to-talk)
 UPSTREAM_CONNECT_SECONDS = Histogram(
     "voice_upstream_connect_seconds",
     "Time to open the Voice Live connection and configure the session.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import uuid
 from http import HTTPStatus
 
@@ -75,7 +77,26 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     )
 
 
+def metrics_allowed(request: HttpRequest) -> bool:
+    """A scraper with ``METRICS_TOKEN`` as its bearer token, or from an allowed network."""
+    token = settings.METRICS_TOKEN
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer":
+        return hmac.compare_digest(presented.strip().encode(), token.encode())
+    try:
+        client = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(client in network for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
 @require_GET
+@never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics of this worker process."""
+    """Prometheus metrics of this worker process (tool names and counts: not for everyone)."""
+    if not metrics_allowed(request):
+        response = HttpResponse("Forbidden", status=HTTPStatus.FORBIDDEN, content_type="text/plain")
+        if settings.METRICS_TOKEN:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

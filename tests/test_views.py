@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
@@ -52,6 +54,28 @@ def test_healthz_and_metrics(client: Client) -> None:
     metrics = client.get("/metrics")
     assert metrics.status_code == HTTPStatus.OK
     assert b"voice_active_sessions" in metrics.content
+
+
+def test_metrics_need_an_allowed_network_or_the_token(client: Client, settings: Any) -> None:
+    """Tool names and counts are not for everyone (issue 19): loopback by default, or a token."""
+    outside = {"REMOTE_ADDR": "203.0.113.7"}
+    refused = client.get("/metrics", **outside)
+    assert refused.status_code == HTTPStatus.FORBIDDEN
+    assert b"voice_" not in refused.content
+    settings.METRICS_TOKEN = "scrape-token-0123456789"
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope", **outside)
+    assert wrong.status_code == HTTPStatus.FORBIDDEN
+    assert wrong["WWW-Authenticate"].startswith("Bearer")
+    right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-0123456789", **outside)
+    assert right.status_code == HTTPStatus.OK
+    assert b"voice_active_sessions" in right.content
+    # Token only (as on Container Apps, whose ingress appends to X-Forwarded-For): loopback too
+    # must show the token.
+    settings.METRICS_ALLOWED_NETWORKS = []
+    assert client.get("/metrics").status_code == HTTPStatus.FORBIDDEN
+    # A wrong token is refused even from an allowed network.
+    settings.METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope").status_code == 403
 
 
 @pytest.mark.django_db(transaction=True)  # the check runs outside the test's transaction

@@ -66,11 +66,13 @@ async def _press(host: TalkHost, voice: VoiceLiveSession) -> None:
     await host.clear_playback()
     await voice.cancel_response()
     await voice.clear_input()
+    voice.hold_input(True)
     await voice.show_state(State.LISTENING)
 
 
 async def _release(voice: VoiceLiveSession) -> ErrorCode | None:
     """The turn is over: commit it and ask for the reply, unless (almost) nothing was said."""
+    voice.hold_input(False)  # what the page sends after its release tail is no part of a turn
     if voice.turn_bytes < MIN_TURN_BYTES:
         await voice.clear_input()
         await voice.show_state(State.READY)

@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, ClassVar, cast
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from assistant import metrics, protocol, services
 from assistant.codes import CLEAN_END_CODES, ClientError, CloseCode, ErrorCode, State
@@ -97,7 +98,11 @@ class VoiceConsumer(SupervisedConsumer):
             return
         worker.install_drain_handler()
         client = self.scope.get("client") or ("unknown", 0)
-        admitted = await admit(user_id=user.pk, client_ip=str(client[0]))
+        try:
+            admitted = await admit(user_id=user.pk, client_ip=str(client[0]))
+        except DatabaseError as exc:
+            await self._database_failed(exc)
+            return
         if not isinstance(admitted, PendingSlot):
             await self._refuse(*admitted)
             return
@@ -115,16 +120,19 @@ class VoiceConsumer(SupervisedConsumer):
                 raw=requested_resume(query),
                 max_items=upstream_settings().history_items,
             )
+            over_quota = await handshake_refusal(user.pk)
+            if over_quota is not None:
+                await self._refuse(ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, over_quota)
+                return
+            claim = await registry.asession_claim(
+                user_id=user.pk, profile_id=config.profile_id, channel_name=self.channel_name
+            )
         except ClientError as exc:
             await self._refuse(exc.code, CloseCode.FORBIDDEN)
             return
-        over_quota = await handshake_refusal(user.pk)
-        if over_quota is not None:
-            await self._refuse(ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, over_quota)
+        except DatabaseError as exc:
+            await self._database_failed(exc)
             return
-        claim = await registry.asession_claim(
-            user_id=user.pk, profile_id=config.profile_id, channel_name=self.channel_name
-        )
         if claim.refused:
             await self._refuse(ErrorCode.TOO_MANY_SESSIONS, CloseCode.TOO_MANY_SESSIONS)
             return
@@ -183,11 +191,23 @@ class VoiceConsumer(SupervisedConsumer):
         """Runs the model's tool calls for this user (assistant/tools/live.py)."""
         return SessionToolExecutor(self, user=user, time_zone=requested_time_zone(query))
 
+    async def _database_failed(self, exc: DatabaseError) -> None:
+        """The database failed before the session began (locked, gone): retryable, not a 500."""
+        logger.error("voice session refused: the database failed (%s: %s)", type(exc).__name__, exc)
+        metrics.SESSIONS_REFUSED.labels(reason="database_error").inc()
+        await self._refuse(ErrorCode.SERVER_BUSY, CloseCode.SERVER_BUSY, count=False)
+
     async def _refuse(
-        self, code: ErrorCode, close_code: CloseCode, error: protocol.Error | None = None
+        self,
+        code: ErrorCode,
+        close_code: CloseCode,
+        error: protocol.Error | None = None,
+        *,
+        count: bool = True,
     ) -> None:
         """Accept only to say why, then close: the browser can show the reason."""
-        metrics.SESSIONS_REFUSED.labels(reason=code.value).inc()
+        if count:
+            metrics.SESSIONS_REFUSED.labels(reason=code.value).inc()
         await self.accept()
         await self.send(text_data=protocol.encode(error or protocol.error(code)))
         await self.close(code=int(close_code))

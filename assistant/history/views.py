@@ -19,6 +19,8 @@ from assistant.history.models import Conversation, Turn
 
 PAGE_SIZE = 20
 MAX_QUERY_CHARS = 200
+#: Words of a query the SQLite search matches (the rest are ignored).
+MAX_QUERY_WORDS = 8
 
 
 def own_conversations(request: HttpRequest) -> QuerySet[Conversation]:
@@ -30,18 +32,23 @@ def own_conversations(request: HttpRequest) -> QuerySet[Conversation]:
 
 
 def search(conversations: QuerySet[Conversation], query: str) -> QuerySet[Conversation]:
-    """Conversations whose transcript matches ``query`` (full-text on PostgreSQL)."""
+    """Conversations whose transcript matches ``query`` (full-text on PostgreSQL).
+
+    Only the turns of ``conversations`` (the user's own) are searched: the text match never
+    runs over other users' turns.
+    """
+    turns = Turn.objects.filter(conversation__in=conversations.values("pk"))
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        matches = Turn.objects.annotate(document=SearchVector("text")).filter(
+        turns = turns.annotate(document=SearchVector("text")).filter(
             document=SearchQuery(query, search_type="websearch")
         )
-        return conversations.filter(pk__in=matches.values("conversation_id"))
-    # SQLite: every word somewhere in one turn, case-insensitively.
-    turns = Turn.objects.all()
-    for word in query.split():
-        turns = turns.filter(text__icontains=word)
+    else:
+        # SQLite: every word somewhere in one turn, case-insensitively; a bounded number of
+        # distinct words, so a long query cannot build a long chain of LIKEs.
+        for word in dict.fromkeys(query.split()[:MAX_QUERY_WORDS]):
+            turns = turns.filter(text__icontains=word)
     return conversations.filter(pk__in=turns.values("conversation_id"))
 
 

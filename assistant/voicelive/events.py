@@ -40,6 +40,20 @@ _AUDIO_TRANSCRIPT_EVENTS = (
 MAX_CREATE_RETRIES = 3
 
 
+def upstream_text(value: Any) -> str:
+    """A transcript or delta of a server event as text; anything else is counted and dropped.
+
+    The SDK's models do not check field types: a service that sends a number or an object
+    must not end the session.
+    """
+    if isinstance(value, str):
+        return value
+    if value is not None:
+        metrics.UPSTREAM_ERRORS.labels(kind="bad_field").inc()
+        logger.warning("voice live sent a %s where text belongs; ignored", type(value).__name__)
+    return ""
+
+
 class SessionSink(Protocol):
     """Where a session's output goes: the browser socket (and anything observing it)."""
 
@@ -139,9 +153,10 @@ class EventRouter:
             await send(protocol.SpeechStopped(item_id=event.get("item_id")))
             await self.set_state(State.PROCESSING)
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_DELTA:
-            await send(protocol.UserTranscriptDelta(item_id=event.item_id, delta=event.delta))
+            delta = upstream_text(event.get("delta"))
+            await send(protocol.UserTranscriptDelta(item_id=event.item_id, delta=delta))
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
-            transcript = event.transcript or ""
+            transcript = upstream_text(event.get("transcript"))
             if transcript.strip():
                 self.history.append(("user", transcript.strip()))
             await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
@@ -159,15 +174,17 @@ class EventRouter:
         ):
             await send(
                 protocol.AssistantTranscriptDelta(
-                    item_id=event.item_id, response_id=event.response_id, delta=event.delta
+                    item_id=event.item_id,
+                    response_id=event.response_id,
+                    delta=upstream_text(event.get("delta")),
                 )
             )
         elif kind in (
             ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DONE,
             ServerEventType.RESPONSE_TEXT_DONE,
         ):
-            transcript = event.get("transcript") if kind in _AUDIO_TRANSCRIPT_EVENTS else None
-            transcript = transcript if transcript is not None else event.get("text", "")
+            field = "transcript" if kind in _AUDIO_TRANSCRIPT_EVENTS else "text"
+            transcript = upstream_text(event.get(field))
             if transcript.strip():
                 self.history.append(("assistant", transcript.strip()))
             await send(

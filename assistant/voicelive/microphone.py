@@ -31,6 +31,7 @@ MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
 _APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
 _COMMIT = ClientEventType.INPUT_AUDIO_BUFFER_COMMIT.value
 _CLEAR = ClientEventType.INPUT_AUDIO_BUFFER_CLEAR.value
+_NOT_PRESSED = metrics.AUDIO_DROPPED.labels(reason="not_pressed")
 
 
 class MicrophoneStream:
@@ -63,6 +64,9 @@ class MicrophoneStream:
         self.sent_bytes = 0
         #: Push-to-talk: audio since the input buffer was last cleared or committed.
         self.turn_bytes = 0
+        #: False under push-to-talk while the button is up: audio then is dropped here, so a
+        #: page that sends without a press is neither heard upstream nor committed later.
+        self.accepting = True
 
     @property
     def queued_frames(self) -> int:
@@ -71,6 +75,9 @@ class MicrophoneStream:
 
     def append(self, pcm: bytes) -> None:
         """Queue microphone audio for the upstream; never waits (drops the oldest when full)."""
+        if not self.accepting:
+            _NOT_PRESSED.inc()
+            return
         if self._queue.full():
             self._queue.get_nowait()
             metrics.AUDIO_DROPPED.labels(reason="upstream_backlog").inc()

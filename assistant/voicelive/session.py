@@ -28,6 +28,7 @@ from assistant.voicelive.config import SessionConfig, UpstreamSettings
 from assistant.voicelive.events import EventRouter, SessionSink
 from assistant.voicelive.microphone import MicrophoneStream
 from assistant.voicelive.session_request import session_request_build
+from assistant.voicelive.talk_modes import push_to_talk
 from assistant.voicelive.toolcalls import ToolCalls, ToolExecutor
 from assistant.voicelive.upstream import (
     CLOSE_TIMEOUT,
@@ -88,6 +89,7 @@ class VoiceLiveSession:
             lost=self._lost,
             send_safely=self._send_safely,
         )
+        self.microphone.accepting = not push_to_talk(config)
         self._closing = False
         self._rolling_over = False
         self._connected_at = 0.0
@@ -263,6 +265,10 @@ class VoiceLiveSession:
         """A state the upstream does not announce (push-to-talk has no speech events)."""
         await self._events.set_state(state)
 
+    def hold_input(self, held: bool) -> None:
+        """Push-to-talk: take the user's audio only while the button is held."""
+        self.microphone.accepting = held or not push_to_talk(self.config)
+
     async def clear_input(self) -> None:
         """Drop the microphone audio queued here and buffered upstream (push-to-talk)."""
         await self.microphone.clear()
@@ -306,6 +312,8 @@ class VoiceLiveSession:
 
     async def update_config(self, config: SessionConfig) -> None:
         """Apply a changed profile to the live connection (``session.update``, no reconnect)."""
+        if push_to_talk(config) != push_to_talk(self.config):
+            self.microphone.accepting = not push_to_talk(config)
         self.config = config
         if self._conn is not None:
             await self._send_safely(

@@ -108,6 +108,34 @@ async def test_hold_speak_release_commits_after_the_audio_and_asks_for_a_reply(
     await comm.disconnect()
 
 
+async def test_push_to_talk_drops_audio_sent_without_a_press(
+    user: User, default_profile: AssistantProfile, fake_connect: FakeConnect
+) -> None:
+    """Audio while the button is up is never heard nor committed later (issue 19)."""
+    await _profile(turn_mode="push_to_talk")
+    comm = await start(user, fake_connect)
+    stray = b"\x07\x00" * 12000  # 24,000 bytes, as the red team sent
+    await comm.send_to(bytes_data=stray)
+    assert await _codes_until_pong(comm) == []  # dropped quietly: a page's stray frame
+    assert fake_connect.last.appended_audio() == b""
+    await _press(comm)
+    assert (await next_message(comm, "state"))["state"] == "listening"
+    for frame in TURN_FRAMES:
+        await comm.send_to(bytes_data=frame)
+    await _release(comm)
+    await fake_connect.last.wait_for("response.create")
+    # Audio after the release is dropped too: the next turn starts empty.
+    await comm.send_to(bytes_data=stray)
+    assert await _codes_until_pong(comm) == []
+    assert fake_connect.last.appended_audio() == b"".join(TURN_FRAMES)
+    await _press(comm)
+    await _release(comm)
+    # The stray audio did not count towards the turn.
+    assert (await next_message(comm, "error"))["code"] == "input_too_short"
+    assert fake_connect.last.appended_audio() == b"".join(TURN_FRAMES)
+    await comm.disconnect()
+
+
 async def test_press_during_a_reply_interrupts_it_like_barge_in(
     user: User, default_profile: AssistantProfile, fake_connect: FakeConnect
 ) -> None:

@@ -217,3 +217,29 @@ async def test_a_session_ended_while_joining_its_groups_never_opens_the_upstream
     await asyncio.sleep(0.1)
     assert fake_connect.calls == []
     assert await LiveSession.objects.acount() == 0
+
+
+@pytest.mark.parametrize("step", ["admit", "claim"])
+async def test_a_database_error_at_the_handshake_is_a_retryable_code_not_a_500(
+    user: User, fake_connect: FakeConnect, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """SQLite lock contention while claiming the session (issue 19): a stable, retryable code."""
+    from django.db import OperationalError
+
+    from assistant.consumers import voice
+
+    async def locked(**kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    if step == "admit":
+        monkeypatch.setattr(voice, "admit", locked)
+    else:
+        monkeypatch.setattr(voice.registry, "asession_claim", locked)
+    comm = communicator(user)
+    connected, _ = await comm.connect()
+    assert connected  # accepted only to say why
+    error = await next_message(comm, "error")
+    assert error["code"] == "server_busy"
+    assert await close_code(comm) == 4503
+    assert fake_connect.calls == []
+    assert not await LiveSession.objects.aexists()

@@ -85,6 +85,30 @@ def test_search_finds_words_in_transcripts_of_own_conversations_only(
     assert "No conversation mentions" in none.content.decode()
 
 
+def test_search_matches_only_the_users_own_turns_with_a_bounded_number_of_words(
+    client: Client, erin: User, frank: User
+) -> None:
+    """The text match runs over the user's turns only (not a LIKE over everyone's, issue 19)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    paris = conversation(erin, ("user", "What is the capital of France?"))
+    conversation(frank, ("user", "The capital of France, please."))
+    words = " ".join(["capital", "france"] + [f"w{n}" for n in range(40)])
+    with CaptureQueriesContext(connection) as queries:
+        found = client.get(reverse("history:list"), {"q": "capital france"}).context["page"]
+        assert [c.pk for c in found.object_list] == [paris.pk]
+        client.get(reverse("history:list"), {"q": words})
+    searches = [q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"]]
+    assert searches, "the search ran no LIKE"
+    for sql in searches:
+        # The turns' subquery is narrowed to erin's conversations before any LIKE.
+        turns = sql[sql.index(f'FROM "{Turn._meta.db_table}"') :]
+        assert f'"user_id" = {erin.pk}' in turns[: turns.index("LIKE")]
+        assert sql.count("LIKE") <= 8
+    assert max(sql.count("LIKE") for sql in searches) == 8
+
+
 def test_the_transcript_shows_who_said_what(client: Client, erin: User) -> None:
     talk = conversation(erin, ("user", "What is the capital of France?"), ("assistant", "Paris."))
     Turn.objects.filter(conversation=talk, seq=1).update(interrupted=True, heard_ms=640)

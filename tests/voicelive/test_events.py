@@ -93,6 +93,41 @@ async def test_transcripts_and_states_follow_a_turn(user: User, fake_connect: Fa
     await comm.disconnect()
 
 
+async def test_transcripts_that_are_not_text_are_counted_and_the_session_goes_on(
+    user: User, fake_connect: FakeConnect
+) -> None:
+    """An upstream ``transcript`` of 42 or an object used to end the session (issue 19)."""
+    from assistant import metrics
+
+    bad_fields = metrics.UPSTREAM_ERRORS.labels(kind="bad_field")
+    before = bad_fields._value.get()
+    comm = await start(user, fake_connect)
+    conn = fake_connect.last
+    user_item = {"item_id": "u1", "content_index": 0}
+    ids = {"response_id": "r1", "item_id": "a1", "output_index": 0, "content_index": 0}
+    conn.push(
+        {"type": "conversation.item.input_audio_transcription.delta", "delta": 7, **user_item}
+    )
+    conn.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "transcript": 42,
+            **user_item,
+        }
+    )
+    conn.push({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
+    conn.push({"type": "response.audio_transcript.delta", "delta": ["x"], **ids})
+    conn.push({"type": "response.audio_transcript.done", "transcript": {"a": 1}, **ids})
+    conn.push({"type": "response.text.done", "text": 3.5, **ids})
+    user_done = await next_message(comm, "transcript.user.done")
+    assert user_done["transcript"] == ""
+    assert (await next_message(comm, "transcript.assistant.done"))["transcript"] == ""
+    await comm.send_json_to({"type": "ping"})
+    await next_message(comm, "pong")
+    assert bad_fields._value.get() - before == 5
+    await comm.disconnect()
+
+
 async def test_typing_over_the_assistant_interrupts_and_a_refused_reply_is_asked_again(
     user: User, fake_connect: FakeConnect
 ) -> None:

@@ -6,6 +6,7 @@ module. With DJANGO_DEBUG off, the secret key and allowed hosts are required.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -229,6 +230,18 @@ VOICE_REVALIDATE_SECONDS = env("VOICE_REVALIDATE_SECONDS", cast=float, default=3
 VOICE_MONITOR_AUDIO = env("VOICE_MONITOR_AUDIO", cast=to_bool, default=False)
 # Conversations older than this are deleted by `manage.py purge_history` (usage is kept).
 HISTORY_RETENTION_DAYS = env("HISTORY_RETENTION_DAYS", cast=int, default=90)
+# /metrics answers a request bearing this token, or from these client networks (the address
+# Daphne's --proxy-headers takes from X-Forwarded-For: trust it only behind a proxy that
+# overwrites that header, as deploy/nginx does). Empty: token only.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(network.strip())
+    for network in env(
+        "METRICS_ALLOWED_NETWORKS",
+        default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    ).split(",")
+    if network.strip()
+]
 # Tools: the key that encrypts HTTP tools' secret headers (default: derived from SECRET_KEY),
 # and, when set, the only hosts HTTP tools may call (comma separated).
 TOOLS_SECRET_KEY = env("TOOLS_SECRET_KEY", default="")

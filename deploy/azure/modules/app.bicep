@@ -66,6 +66,9 @@ var env = [
   { name: 'AZURE_VOICELIVE_MODEL', value: voiceLiveModel }
   { name: 'AZURE_VOICELIVE_API_VERSION', value: voiceLiveApiVersion }
   { name: 'VOICE_MAX_SESSIONS_PER_WORKER', value: string(maxSessionsPerWorker) }
+  // The ingress appends to X-Forwarded-For, so a client address proves nothing here: /metrics
+  // answers only a bearer token (METRICS_TOKEN, a secret you add; deploy/README.md).
+  { name: 'METRICS_ALLOWED_NETWORKS', value: '' }
 ]
 
 // Probes reach the replica directly: send the Host the app allows and the scheme the edge would.
