@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import inspect
+from collections.abc import AsyncIterator
+
 import pytest
 
 from tests.support import measurements
@@ -33,3 +36,23 @@ def fresh_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def settled_sessions(request: pytest.FixtureRequest) -> None:
+    """An async test's sessions are over, in its own loop, before its database is flushed.
+
+    Set up after pytest-django's database fixture, so torn down before it.
+    """
+    if inspect.iscoroutinefunction(request.function) and request.node.get_closest_marker(
+        "django_db"
+    ):
+        request.getfixturevalue("_sessions_settle")
+
+
+@pytest.fixture
+async def _sessions_settle() -> AsyncIterator[None]:
+    yield
+    from tests.support.consumer import settle_sessions
+
+    await settle_sessions()

@@ -13,6 +13,7 @@ re-validation) stay spread over the period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -71,6 +72,15 @@ class HeartbeatBatcher:
         self._members.pop(session_id, None)
         if not self._members and self._task is not None and not self._task.done():
             self._task.cancel()
+
+    async def close(self) -> None:
+        """End the task and wait for it, a tick in the database included (tests, shutdown)."""
+        task, self._task = self._task, None
+        self._members.clear()
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -75,6 +76,25 @@ async def talking(stack: EchoStack, username: str) -> tuple[Browser, Any]:
     sock = await browser.websocket(stack.ws())
     await sock.expect("session.ready", timeout=10)
     return browser, sock
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def quiescent(pid: int, timeout: float = 20.0) -> None:
+    """Wait until the worker has worked off what a flood queued (Daphne buffers frames without
+    bound): under 10 % of a core over 0.5 s. A fixed pause measured a backlog still in memory
+    whenever the machine was busy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        start = cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        if cpu_seconds(pid) - start < 0.05:
+            return
+    raise AssertionError(f"the worker was still busy {timeout:.0f} s after the flood")
 
 
 def rss_mb(pid: int) -> float:
@@ -169,7 +189,7 @@ async def test_a_bad_frame_flood_is_closed_4400_and_memory_stays_flat(stack: Ech
         # 1-byte frames (odd length: bad_audio), as fast as the client can, for 5 s ...
         proc = await abuser(stack, browser, seconds=5, frame_bytes=1)
         result = await abuser_result(proc, timeout=30)
-        await asyncio.sleep(1.0)  # whatever was queued has drained
+        await quiescent(stack.daphne.pid)
         after = rss_mb(stack.daphne.pid)
         # ... and again: memory that grows per flood would show here (the first one also
         # warms the allocator's arenas up). Under CPU load a flood can land in arenas the
@@ -180,7 +200,7 @@ async def test_a_bad_frame_flood_is_closed_4400_and_memory_stays_flat(stack: Ech
         for _ in range(3):
             proc = await abuser(stack, browser, seconds=5, frame_bytes=1)
             again = await abuser_result(proc, timeout=30)
-            await asyncio.sleep(1.0)
+            await quiescent(stack.daphne.pid)
             assert {c["code"] for c in again["closes"]} == {4400}
             after_again = rss_mb(stack.daphne.pid)
             growth.append(round(after_again - previous, 1))

@@ -16,6 +16,10 @@ from channels.testing import WebsocketCommunicator
 from assistant.routing import websocket_urlpatterns
 
 router = URLRouter(websocket_urlpatterns)
+# Every test browser of the running test, so its teardown can wait for their consumers.
+_browsers: list[WebsocketCommunicator] = []
+# How long one consumer gets to let go of its session at a test's end.
+SETTLE_SECONDS = 5.0
 
 
 def communicator(user: Any, path: str = "/ws/voice/", client: str = "127.0.0.1") -> Any:
@@ -23,7 +27,36 @@ def communicator(user: Any, path: str = "/ws/voice/", client: str = "127.0.0.1")
     comm = WebsocketCommunicator(router, path)
     comm.scope["user"] = user
     comm.scope["client"] = (client, 50000)
+    _browsers.append(comm)
     return comm
+
+
+async def settle_sessions() -> None:
+    """End the test's sessions and wait until nothing of them touches the database.
+
+    A test may stop reading once it has seen what it checks (a close code), while its consumer
+    is still letting go of the session, the history writer is writing and the heartbeat is
+    reading: database work in asgiref's thread that would overlap the test database's flush
+    ("database is locked", then rows left for the next test). So, in the test's own loop:
+    every consumer is disconnected and awaited, the worker's history writer and heartbeat end,
+    and the thread that runs their queries is drained.
+    """
+    from asgiref.sync import SyncToAsync
+
+    from assistant.history.writer import history
+    from assistant.live.worker import heartbeats
+
+    browsers, _browsers[:] = list(_browsers), []
+    for comm in browsers:
+        future = comm._future
+        if future is None or future.done():
+            continue
+        await comm.input_queue.put({"type": "websocket.disconnect", "code": 1000})
+        await comm.wait(SETTLE_SECONDS)  # cancelled after that, exceptions raised
+    await heartbeats.close()
+    await history.close()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(SyncToAsync.single_thread_executor, lambda: None)
 
 
 async def start_session(
