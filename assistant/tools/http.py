@@ -39,13 +39,45 @@ class Refused(Exception):
     """The request may not be made (its host or address is not allowed)."""
 
 
+#: NAT64's well-known prefix (RFC 6052): the IPv4 address is the last 32 bits.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+#: NAT64's local-use prefix (RFC 8215): where the IPv4 address sits depends on the prefix
+#: length its operator chose, and it is never globally reachable: a private address.
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, 6to4 or well-known NAT64 address reaches."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _unicast(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not (ip.is_multicast or ip.is_unspecified or ip.is_reserved)
+
+
 def address_allowed(address: str, *, allow_private: bool) -> bool:
-    """Public unicast addresses only, unless private ones are explicitly allowed."""
+    """Public unicast addresses only, unless private ones are explicitly allowed.
+
+    An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, well-known NAT64) is judged
+    by that IPv4 address: 6to4 or NAT64 with a public one passes (IPv6-only networks reach
+    IPv4 services that way), with a private one it is private. Teredo (tunnels to hosts
+    behind NATs, obsolete) and NAT64's local-use prefix count as private.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.teredo is not None:
+            return allow_private and all(_unicast(embedded) for embedded in ip.teredo)
+        if ip in NAT64_LOCAL_USE:
+            return allow_private and _unicast(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        ip = _embedded_ipv4(ip) or ip
+    if not _unicast(ip):
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     return ip.is_global or allow_private
 
 

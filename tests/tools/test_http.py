@@ -199,6 +199,56 @@ def test_only_public_addresses_by_default(address: str, allowed: bool) -> None:
     assert address_allowed(address, allow_private=False) is allowed
 
 
+#: IPv6 addresses that carry an IPv4 one: 6to4 (2002:AABB:CCDD::), Teredo (2001:0:server:
+#: flags:port:client, the client's address inverted) and NAT64 (well-known 64:ff9b::/96 and
+#: local-use 64:ff9b:1::/48, the IPv4 address in the last 32 bits).
+EMBEDDED = [
+    ("2002:0a01:0203::1", False),  # 6to4 of 10.1.2.3
+    ("2002:7f00:0001::1", False),  # 127.0.0.1
+    ("2002:a9fe:a9fe::1", False),  # 169.254.169.254
+    ("2002:c0a8:0101:1::5", False),  # 192.168.1.1
+    ("2002:6440:0001::1", False),  # 100.64.0.1 (shared address space)
+    ("2002::1", False),  # 0.0.0.0
+    ("2002:5db8:d70e::1", True),  # 93.184.215.14: a public host, reached through 6to4
+    ("2001:0:4136:e378:8000:63bf:f5fe:fdfc", False),  # Teredo, client 10.1.2.3
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo, client 127.0.0.1
+    ("2001:0:4136:e378:8000:63bf:a245:28f1", False),  # Teredo, client 93.186.215.14: obsolete
+    ("64:ff9b::a01:203", False),  # NAT64 of 10.1.2.3
+    ("64:ff9b::7f00:1", False),  # 127.0.0.1
+    ("64:ff9b::a9fe:a9fe", False),  # 169.254.169.254
+    ("64:ff9b::c0a8:101", False),  # 192.168.1.1
+    ("64:ff9b::5db8:d70e", True),  # 93.184.215.14: how IPv6-only networks reach IPv4 services
+    ("64:ff9b:1::a01:203", False),  # local-use NAT64: a private network's translator
+    ("64:ff9b:1::5db8:d70e", False),
+    ("::ffff:a9fe:a9fe", False),  # IPv4-mapped 169.254.169.254
+]
+
+
+@pytest.mark.parametrize(("address", "allowed"), EMBEDDED)
+def test_ipv6_addresses_carrying_an_ipv4_one_are_judged_by_it(address: str, allowed: bool) -> None:
+    assert address_allowed(address, allow_private=False) is allowed
+
+
+def test_a_tool_the_admin_allowed_a_private_address_may_reach_them() -> None:
+    assert address_allowed("2002:0a01:0203::1", allow_private=True)
+    assert address_allowed("64:ff9b::a01:203", allow_private=True)
+    assert address_allowed("2001:0:4136:e378:8000:63bf:f5fe:fdfc", allow_private=True)
+    assert not address_allowed("2002:e000:0001::1", allow_private=True)  # 224.0.0.1 multicast
+
+
+@pytest.mark.parametrize(
+    "host", [address for address, allowed in EMBEDDED if not allowed and "::ffff" not in address]
+)
+async def test_an_ipv6_literal_carrying_a_private_ipv4_is_refused_before_connecting(
+    host: str,
+) -> None:
+    """aiohttp connects to a literal without the resolver: the literal is checked first."""
+    outcome, answer = await call(
+        tool(f"http://[{host}]:8080/orders/{{order_id}}", private=False), {"order_id": "1"}
+    )
+    assert (outcome, answer) == ("refused", {"error": f"{host} is a private or reserved address"})
+
+
 def test_placeholders_are_encoded_and_the_rest_goes_in_the_body_or_query() -> None:
     spec = tool("https://api.example.com/orders/{order_id}", method="POST").http
     assert spec is not None
