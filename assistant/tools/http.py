@@ -6,6 +6,7 @@
   that DNS rebinding could answer differently).
 - Redirects are followed only within the same scheme, host and port (at most three).
 - The response is read up to the tool's byte cap; bigger ones are refused.
+- Every secret header value sent is redacted from what the service answers (``redact.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.conf import settings
 
 from assistant.tools.context import ToolResult
 from assistant.tools.models import PLACEHOLDER_RE
+from assistant.tools.redact import Redactor
 from assistant.tools.secrets import SecretUnavailable, decrypt_headers
 from assistant.tools.specs import HttpRequestSpec
 
@@ -155,7 +157,11 @@ def host_allowed(host: str) -> bool:
 
 
 async def http_call(spec: HttpRequestSpec, arguments: Mapping[str, Any]) -> ToolResult:
-    """Make the tool's request; every failure becomes a result the model can explain."""
+    """Make the tool's request; every failure becomes a result the model can explain.
+
+    Whatever the service answers leaves with the secret header values it was sent redacted,
+    so no echo of them reaches the model, the page, monitors, history or logs.
+    """
     if not host_allowed(spec.host):
         return ToolResult(json.dumps({"error": "this host is not allowed"}), outcome="refused")
     try:
@@ -181,14 +187,19 @@ async def http_call(spec: HttpRequestSpec, arguments: Mapping[str, Any]) -> Tool
     try:
         # The runner bounds the whole call in time (the tool's timeout).
         async with aiohttp.ClientSession(connector=connector) as session:
-            return await _follow(session, spec, url, headers, body, query)
+            return await _follow(
+                session, spec, url, headers, body, query, Redactor(secret.values())
+            )
     except Refused as exc:
         return ToolResult(json.dumps({"error": str(exc)}), outcome="refused")
     except TimeoutError:
         return ToolResult(
             json.dumps({"error": "the service did not answer in time"}), outcome="timeout"
         )
-    except aiohttp.ClientError as exc:
+    except Exception as exc:
+        # Only the class: a message could quote a header or the URL (the runner would log the
+        # traceback with it).
+        logger.warning("HTTP tool for %s: the request failed (%s)", spec.host, type(exc).__name__)
         return ToolResult(
             json.dumps({"error": f"the request failed ({type(exc).__name__})"}), outcome="error"
         )
@@ -201,6 +212,7 @@ async def _follow(
     headers: dict[str, str],
     body: dict[str, Any] | None,
     query: dict[str, str] | None,
+    redact: Redactor,
 ) -> ToolResult:
     origin = urlsplit(url)[:2]
     method = spec.method
@@ -222,8 +234,10 @@ async def _follow(
                 return ToolResult(
                     json.dumps({"error": "the answer was too large"}), outcome="error"
                 )
-            content_type = response.headers.get("Content-Type", "")
-            text = raw.decode(response.charset or "utf-8", errors="replace")
+            # Everything the service wrote is redacted as it comes in: before an error body is
+            # cut short (a cut could leave half a secret behind) and before any of it is used.
+            content_type = redact(response.headers.get("Content-Type", ""))
+            text = redact(_decode(raw, response.charset))
             if response.status >= 400:
                 return ToolResult(
                     json.dumps(
@@ -238,3 +252,10 @@ async def _follow(
             return ToolResult(text or json.dumps({"status": response.status}))
     msg = "too many redirects"
     raise Refused(msg)
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")

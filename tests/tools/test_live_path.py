@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ import pytest
 
 from tests.support.audio import silence, speak
 from tests.support.browser import Socket
-from tests.support.servers import Browser, DaphneServer
+from tests.support.servers import Browser, DaphneServer, wait_until
 from tests.support.talking import model_worker, stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -70,12 +71,22 @@ for name, path, private, timeout in [
         secret_headers=encrypt_headers({"X-Api-Key": SECRET}),
     )
     tool.profiles.add(profile(name))
+echo = Tool.objects.create(
+    name="check_echo_service_status", kind="http",
+    description="Check the status of the order service.", url_template=SERVICE + "/echo",
+    allow_private_network=True, parameters={"type": "object", "properties": {}},
+    secret_headers=encrypt_headers(
+        {"X-Api-Key": SECRET, "Authorization": "env:TOOL_SECRET_ECHO"}
+    ),
+)
+echo.profiles.add(profile("Echo"))
 reception = profile("Reception")
 Tool.objects.get(builtin="hand_over").profiles.add(reception)
 profile("Sales", "You are Sales, a cheerful sales assistant. Keep answers short.")
 print(json.dumps(ids))
 """
 SECRET = "orders-secret-5f7a9c"
+ECHO_ENV_SECRET = "Bearer echo-env-token-8d21b4"  # the worker's TOOL_SECRET_ECHO
 REFUNDS = (
     "Customers may return any item within 30 days for a full refund, with the receipt. "
     "Opened software is exchanged, not refunded."
@@ -83,15 +94,21 @@ REFUNDS = (
 
 
 class OrderService(BaseHTTPRequestHandler):
-    """The service the HTTP tools call: an answer, or one that comes too late."""
+    """The service the HTTP tools call: an answer, one that comes too late, or one that echoes
+    the request's headers back."""
 
     api_keys: ClassVar[list[str | None]] = []
+    authorizations: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         self.api_keys.append(self.headers.get("X-Api-Key"))
+        self.authorizations.append(self.headers.get("Authorization"))
         if self.path == "/slow":
             time.sleep(4)
-        body = json.dumps({"order_service": "up", "time": "10:42"}).encode()
+        answer: dict[str, Any] = {"order_service": "up", "time": "10:42"}
+        if self.path == "/echo":
+            answer = {"you_sent": dict(self.headers.items()), **answer}
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -129,9 +146,10 @@ def server(
         upstream_url=localvoice_models,
         setup=setup + SETUP,
         # Deciding on a call emits nothing until the model is done: slow on 2 busy cores.
-        extra={"VOICE_REPLY_STALL_SECONDS": "60"},
+        extra={"VOICE_REPLY_STALL_SECONDS": "60", "TOOL_SECRET_ECHO": ECHO_ENV_SECRET},
     ) as worker:
         daphne = worker.daphne
+        daphne.database = worker.database  # type: ignore[attr-defined]
         daphne.profiles = json.loads(worker.setup_output.strip().splitlines()[-1])  # type: ignore[attr-defined]
         daphne.service = service  # type: ignore[attr-defined]
         yield daphne
@@ -372,3 +390,43 @@ async def test_a_spoken_yes_approves_the_call(server: DaphneServer) -> None:
         # no error reaches the page on the way.
         reply = await listener.until(lambda m: m["type"] == "transcript.assistant.done")
         assert "10:42" in reply["transcript"], reply
+
+
+async def test_secrets_a_service_echoes_back_reach_no_page_history_or_model(
+    server: DaphneServer,
+) -> None:
+    """The service answers with every header it got, the stored secret and the env: one
+    included: the page, the history and what the model says never hold either."""
+    async with Browser(server.base_url) as browser:
+        listener = await typed_session(server, browser, "Echo")
+        session_id = listener.socket.texts("session.ready")[0]["session_id"]
+        started = await ask(listener, "Check the order service status.")
+        assert started["name"] == "check_echo_service_status"
+        finished = await listener.until(lambda m: m["type"] == "tool.finished")
+        assert finished["outcome"] == "ok", finished
+        assert "[redacted]" in finished["summary"], finished  # the echo, without the values
+        await listener.until(lambda m: m["type"] == "transcript.assistant.done")
+        await listener.socket.send_json({"type": "session.stop"})
+        assert await listener.socket.expect_close(timeout=10) == 1000
+    # The service did get both secrets...
+    assert OrderService.api_keys[-1] == SECRET
+    assert OrderService.authorizations[-1] == ECHO_ENV_SECRET
+    # ...and nothing outside holds them: the page (and monitors), the history, the log.
+    database = server.database  # type: ignore[attr-defined]
+    key = uuid.UUID(session_id).hex if database.kind == "sqlite" else uuid.UUID(session_id)
+
+    def ended() -> bool:
+        rows = database.query("SELECT ended_at FROM assistant_conversation WHERE id = %s", (key,))
+        return bool(rows) and rows[0][0] is not None
+
+    wait_until(ended, timeout=10, what="the ended conversation written")
+    turns = database.query(
+        "SELECT role, text FROM assistant_turn WHERE conversation_id = %s ORDER BY seq", (key,)
+    )
+    tool_turns = [text for role, text in turns if role == "tool"]
+    assert tool_turns, turns
+    assert "[redacted]" in tool_turns[0]
+    outside = [json.dumps(listener.socket.texts()), json.dumps(turns), server.log_tail(100_000)]
+    for text in outside:
+        for secret in [SECRET, ECHO_ENV_SECRET, ECHO_ENV_SECRET.split()[-1]]:
+            assert secret not in text
