@@ -2,11 +2,17 @@
 
 Secret headers are write-only: the form takes ``Name: value`` lines (``env:NAME`` values name
 an environment variable), stores them encrypted and shows back only the header names.
+
+Editing tools does not let anyone make the server send a value they could not see: ``env:``
+references and *allow a private address* need the permission ``manage_tool_secrets`` too (and
+``env:`` only names ``TOOLS_SECRET_ENV_NAMES``), and stored secrets never follow the URL to
+another scheme, host or port unless they are entered again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin
@@ -18,18 +24,40 @@ from assistant.tools.builtin import BUILTINS
 from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+MANAGE_SECRETS = "assistant.manage_tool_secrets"
+NEEDS_PERMISSION = (
+    "needs the permission “Can reference environment secrets and private networks”, "
+    "which you do not have"
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``, default ports written out: where secrets would go."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number: compare as written
+        return scheme, parts.netloc.lower(), None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
 
 
 class ToolForm(forms.ModelForm):
     """The tool, with its secret headers as a write-only field."""
+
+    #: The user may reference environment secrets and private networks (set per request).
+    may_manage_secrets: ClassVar[bool] = False
 
     new_secret_headers = forms.CharField(
         label="Secret headers",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
         help_text="One “Name: value” per line, e.g. “Authorization: Bearer …” or "
-        "“X-Api-Key: env:ORDERS_API_KEY” (read from the environment when the tool runs). "
-        "Stored encrypted and never shown again; leave empty to keep the current ones.",
+        "“X-Api-Key: env:TOOL_SECRET_ORDERS” (read from the environment when the tool runs; "
+        "only names TOOLS_SECRET_ENV_NAMES allows, and only with the permission to reference "
+        "environment secrets). Stored encrypted and never shown again; leave empty to keep "
+        "the current ones.",
     )
     clear_secret_headers = forms.BooleanField(label="Remove the secret headers", required=False)
     mcp_server_url = forms.URLField(
@@ -40,15 +68,60 @@ class ToolForm(forms.ModelForm):
         model = Tool
         fields = "__all__"  # noqa: DJ007 - every field is edited, in the fieldsets below
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        private = self.fields.get("allow_private_network")
+        if private is not None:
+            private.help_text += " Only with the permission to manage tool secrets."
+
     def clean_new_secret_headers(self) -> dict[str, str] | None:
-        """Parsed now, so a malformed line is an error on this field."""
+        """Parsed now, so a malformed line or a name not allowed is an error on this field."""
         text = self.cleaned_data.get("new_secret_headers", "")
         if not text.strip():
             return None
         try:
-            return secrets.parse_header_lines(text)
+            headers = secrets.parse_header_lines(text)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
+        if secrets.env_references(headers) and not self.may_manage_secrets:
+            msg = f"Reading a secret from the environment (env:…) {NEEDS_PERMISSION}."
+            raise ValidationError(msg)
+        problems = secrets.header_problems(headers)
+        if problems:
+            raise ValidationError([problem[0].upper() + problem[1:] + "." for problem in problems])
+        return headers
+
+    def clean(self) -> dict[str, Any]:
+        """What only the permission allows, and secrets that would follow the URL elsewhere."""
+        data = super().clean() or {}
+        # Still the stored tool: the form's values reach the instance after clean().
+        before = self.instance
+        private = bool(data.get("allow_private_network"))
+        # A URL with its own error is not compared (that error says what to fix).
+        moved = (
+            bool(before.url_template)
+            and "url_template" in data
+            and url_origin(data["url_template"]) != url_origin(before.url_template)
+        )
+        if private and not self.may_manage_secrets:
+            if not before.allow_private_network:
+                self.add_error(
+                    "allow_private_network", f"Allowing a private address {NEEDS_PERMISSION}."
+                )
+            elif moved:
+                self.add_error(
+                    "url_template",
+                    "This tool may reach private addresses: changing its scheme, host or port "
+                    f"{NEEDS_PERMISSION} (or untick “allow a private address”).",
+                )
+        retyped = data.get("new_secret_headers") or data.get("clear_secret_headers")
+        if before.secret_headers and moved and not retyped:
+            self.add_error(
+                "url_template",
+                "This tool has stored secret headers, which would go to the new scheme, host or "
+                "port: enter the secret headers again or remove them.",
+            )
+        return data
 
     def save(self, commit: bool = True) -> Tool:
         """Encrypt what was typed into the secret headers."""
@@ -70,7 +143,14 @@ class ToolAdmin(admin.ModelAdmin):
     """Tools and the profiles that may use them."""
 
     form = ToolForm
-    list_display = ("name", "kind", "is_enabled", "requires_approval", "updated_at")
+    list_display = (
+        "name",
+        "kind",
+        "is_enabled",
+        "requires_approval",
+        "secret_headers_state",
+        "updated_at",
+    )
     list_filter = ("kind", "is_enabled", "requires_approval")
     search_fields = ("name", "description", "url_template")
     filter_horizontal = ("profiles",)
@@ -103,13 +183,37 @@ class ToolAdmin(admin.ModelAdmin):
         (None, {"fields": ("updated_at",)}),
     )
 
+    def get_form(
+        self, request: HttpRequest, obj: Tool | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Tool]]:
+        """The form, knowing whether this user may manage secrets."""
+        form = super().get_form(request, obj, change, **kwargs)
+        may = request.user.has_perm(MANAGE_SECRETS)
+        subclass: type[forms.ModelForm[Tool]] = type(
+            form.__name__, (form,), {"may_manage_secrets": may}
+        )
+        return subclass
+
     @admin.display(description="Stored secret headers")
     def stored_secret_headers(self, tool: Tool) -> str:
-        """Only the names: the values never leave the database."""
+        """Only the names, and why they cannot be sent: the values never leave the database."""
         names = secrets.header_names(tool.secret_headers)
         if tool.secret_headers and not names:
             return "unreadable (the secret key changed): enter them again"
+        problems = secrets.stored_problems(tool.secret_headers)
+        if problems:
+            return f"{', '.join(names)}. Not sent, the tool fails: {'; '.join(problems)}"
         return ", ".join(names) or "none"
+
+    @admin.display(description="Secret headers")
+    def secret_headers_state(self, tool: Tool) -> str:
+        """The stored names, or the problem that keeps the tool from running."""
+        if not tool.secret_headers:
+            return ""
+        problems = secrets.stored_problems(tool.secret_headers)
+        if problems:
+            return "problem: " + "; ".join(problems)
+        return ", ".join(secrets.header_names(tool.secret_headers))
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         """New tools start as HTTP tools (the built-ins exist already)."""

@@ -167,7 +167,8 @@ async def http_call(spec: HttpRequestSpec, arguments: Mapping[str, Any]) -> Tool
     try:
         secret = decrypt_headers(spec.secret_headers)
     except SecretUnavailable as exc:
-        logger.error("HTTP tool for %s: %s", spec.host, exc)  # for the operator, not the model
+        # Nothing is sent: not the request without the header, nor the other headers.
+        logger.error("HTTP tool for %s is misconfigured: %s", spec.host, exc)  # the operator's
         return ToolResult(json.dumps({"error": "the tool is misconfigured"}), outcome="error")
     if _is_ip_literal(spec.host) and not address_allowed(
         spec.host, allow_private=spec.allow_private_network

@@ -228,6 +228,14 @@ class Tool(models.Model):
         ordering: ClassVar = ["name"]
         verbose_name = _("tool")
         verbose_name_plural = _("tools")
+        # Editing tools is not enough to make the server send its environment's values or
+        # reach its private network: those two switches need this as well.
+        permissions: ClassVar = [
+            (
+                "manage_tool_secrets",
+                _("Can reference environment secrets and private networks"),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

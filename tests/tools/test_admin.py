@@ -40,14 +40,17 @@ def form_data(**fields: str) -> dict[str, str]:
 def test_a_secret_header_is_stored_encrypted_and_never_shown(admin_client: Client) -> None:
     add = reverse("admin:assistant_tool_add")
     response = admin_client.post(
-        add, form_data(new_secret_headers=f"Authorization: Bearer {SECRET}\nX-Key: env:ORDERS")
+        add,
+        form_data(
+            new_secret_headers=f"Authorization: Bearer {SECRET}\nX-Key: env:TOOL_SECRET_ORDERS"
+        ),
     )
     assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:3000]
     tool = Tool.objects.get(name="order_status")
     assert SECRET not in tool.secret_headers
     assert decrypt_headers(tool.secret_headers, resolve_env=False) == {
         "Authorization": f"Bearer {SECRET}",
-        "X-Key": "env:ORDERS",
+        "X-Key": "env:TOOL_SECRET_ORDERS",
     }
     page = admin_client.get(reverse("admin:assistant_tool_change", args=[tool.pk]))
     body = page.content.decode()

@@ -163,12 +163,12 @@ async def test_bad_arguments_never_reach_the_service(service: dict[str, Any]) ->
 async def test_an_unreadable_secret_is_an_error_not_a_leak(
     service: dict[str, Any], settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    secret = encrypt_headers({"X-Api-Key": "s3cr3t", "X-Other": "env:NOT_SET_ANYWHERE_42"})
+    secret = encrypt_headers({"X-Api-Key": "s3cr3t", "X-Other": "env:TOOL_SECRET_NOT_SET_42"})
     spec = tool(service["base"] + "/orders/{order_id}", secret_headers=secret)
     with caplog.at_level("INFO"):
         outcome, answer = await call(spec, {"order_id": "1"})
     assert (outcome, answer) == ("error", {"error": "the tool is misconfigured"})
-    assert "NOT_SET_ANYWHERE_42" in caplog.text  # the operator learns which variable
+    assert "TOOL_SECRET_NOT_SET_42" in caplog.text  # the operator learns which variable
     settings.TOOLS_SECRET_KEY = "rotated"  # the stored secret can no longer be read
     outcome, answer = await call(spec, {"order_id": "1"})
     assert (outcome, answer) == ("error", {"error": "the tool is misconfigured"})

@@ -2,8 +2,10 @@
 real executor, runner and HTTP client, and the real live session around them (only the SDK's
 connection is faked, to see the ``function_call_output`` the model would read).
 
-A service that echoes the request's headers back (in its answer, its error page, even its
-Content-Type) gets the secret values redacted before anything else sees the result.
+- A name the policy does not allow is never sent: the call is "misconfigured", and the log says
+  which header, which variable and why.
+- A service that echoes the request's headers back (in its answer, its error page, even its
+  Content-Type) gets the secret values redacted before anything else sees the result.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import web
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
-from assistant import services
+from assistant import metrics, services
 from assistant.models import AssistantProfile
 from assistant.tools.http import ERROR_BODY_CHARS
 from assistant.tools.live import SessionToolExecutor
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "sk-live/7f3a+9Qz=Rr81"
 LITERAL = f"Bearer {TOKEN}"  # typed into the admin, stored encrypted
 FROM_ENV = "tsk_4e1f9c2b/8a7d+x0"  # the value of env:TOOL_SECRET_ECHO
+SERVER_KEY = "django-secret-that-must-stay-home-31f"
 #: Every spelling of the secrets a leak could take.
 LEAKS = [
     TOKEN,
@@ -47,6 +50,7 @@ LEAKS = [
     quote(TOKEN, safe=""),
     quote(FROM_ENV, safe=""),
     TOKEN.replace("/", "\\/"),
+    SERVER_KEY,
 ]
 
 
@@ -101,6 +105,8 @@ async def echo() -> AsyncIterator[dict[str, Any]]:
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOL_SECRET_ECHO", FROM_ENV)
+    monkeypatch.setenv("DJANGO_SECRET_KEY", SERVER_KEY)
+    monkeypatch.setenv("ORDERS_API_KEY", "not-on-the-allow-list-77")
 
 
 @database_sync_to_async
@@ -120,6 +126,44 @@ def user_with_tool(base: str, path: str, secret_headers: dict[str, str]) -> User
     )
     tool.profiles.add(profile)
     return user
+
+
+def counted(outcome: str) -> float:
+    return float(metrics.TOOL_CALLS.labels(tool="echo", outcome=outcome)._value.get())
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    ("reference", "why"),
+    [
+        ("DJANGO_SECRET_KEY", "one of the server's own secrets, which tools may never send"),
+        ("ORDERS_API_KEY", "which is not allowed (TOOLS_SECRET_ENV_NAMES: TOOL_SECRET_*)"),
+    ],
+)
+async def test_a_name_not_allowed_is_never_sent_and_the_tool_is_misconfigured(
+    echo: dict[str, Any], caplog: pytest.LogCaptureFixture, reference: str, why: str
+) -> None:
+    """A tool stored before the policy (or the setting changed since) sends nothing at all:
+    not the variable, and not the request without it."""
+    user = await user_with_tool(
+        echo["base"], "/answer", {"Authorization": LITERAL, "X-Env-Key": f"env:{reference}"}
+    )
+    profile_id = (await AssistantProfile.objects.aget(name="Echo")).pk
+    executor = SessionToolExecutor(Host(), user=user, time_zone="UTC")
+    errors = counted("error")
+    with caplog.at_level(logging.INFO):
+        result = await executor.run_call(
+            FunctionCall("c1", "echo", '{"order_id": "7"}'), profile_id
+        )
+    assert (result.outcome, json.loads(result.output)) == (
+        "error",
+        {"error": "the tool is misconfigured"},
+    )
+    assert echo["headers"] == []  # no request at all
+    assert counted("error") == errors + 1  # a bounded label: the reason is in the log
+    assert f"secret header X-Env-Key names {reference}, {why}" in caplog.text
+    for leak in [SERVER_KEY, "not-on-the-allow-list-77", TOKEN]:
+        assert leak not in caplog.text
 
 
 @pytest.mark.usefixtures("environment")

@@ -250,6 +250,10 @@ TOOLS_HTTP_ALLOWED_HOSTS = [
     for host in env("TOOLS_HTTP_ALLOWED_HOSTS", default="").split(",")
     if host.strip()
 ]
+# The environment variables HTTP tools' secret headers may name (env:NAME): names or fnmatch
+# patterns, comma separated. The server's own secrets are never allowed, whatever this says
+# (assistant/tools/secrets.py, NEVER_ALLOWED_ENV).
+TOOLS_SECRET_ENV_NAMES = env("TOOLS_SECRET_ENV_NAMES", cast=to_list, default=["TOOL_SECRET_*"])
 # Live sessions' history is written in batches this often (a crash loses at most this much).
 HISTORY_FLUSH_SECONDS = env("HISTORY_FLUSH_SECONDS", cast=float, default=2.0)
 # Off: live sessions record nothing (no history, no usage ledger: quotas then only see live
