@@ -40,6 +40,7 @@ NEVER_ALLOWED_ENV = (
     "PG*",  # libpq's PGPASSWORD, PGPASSFILE, ...
     "REDIS_URL",
     "LOCALVOICE_*",  # LOCALVOICE_API_KEY
+    "METRICS_*",  # METRICS_TOKEN, the scrapers' bearer token for /metrics
     "DEMO_*",  # the demo login's password
 )
 

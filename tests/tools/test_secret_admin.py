@@ -103,6 +103,7 @@ def test_with_the_permission_only_allowed_names_and_never_the_servers_secrets(
         ("DJANGO_SECRET_KEY", own),
         ("AZURE_CLIENT_SECRET", own),
         ("LOCALVOICE_API_KEY", own),
+        ("METRICS_TOKEN", own),
         ("ORDERS_API_KEY", "which is not allowed (TOOLS_SECRET_ENV_NAMES: TOOL_SECRET_*)"),
         ("NOT A NAME", "which is not an environment variable's name"),
     ]:
