@@ -355,6 +355,7 @@ class LiveSession(models.Model):
     last_seen = models.DateTimeField(_("last heartbeat"), db_index=True)
     audio_in_seconds = models.FloatField(_("audio in (s)"), default=0.0)
     audio_out_seconds = models.FloatField(_("audio out (s)"), default=0.0)
+    typed_seconds = models.FloatField(_("typed (s)"), default=0.0)
     # Set by terminate / takeover / logout; the holding worker reads it on its next heartbeat, so
     # an end request still lands when the channel-layer message was lost.
     end_reason = models.CharField(_("end requested"), max_length=20, blank=True)

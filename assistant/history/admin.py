@@ -96,7 +96,7 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
-    """The ledger: one row per response, and the usage dashboard."""
+    """The ledger: a row per response and one accrued row per session; the usage dashboard."""
 
     change_list_template = "admin/assistant/usagerecord/change_list.html"
 
@@ -104,13 +104,15 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "created_at",
         "user",
         "model",
+        "kind",
         "audio_in_seconds",
         "audio_out_seconds",
+        "typed_seconds",
         "input_tokens",
         "output_tokens",
         "estimated_cost",
     )
-    list_filter = ("model",)
+    list_filter = ("model", "kind")
     search_fields = ("user__username", "session_id", "response_id")
     date_hierarchy = "created_at"
 

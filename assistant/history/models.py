@@ -126,11 +126,20 @@ class Turn(models.Model):
 
 
 class UsageRecord(models.Model):
-    """What one response cost: the ledger behind reports, charts and quotas.
+    """What a session used: the ledger behind reports, charts and quotas.
+
+    One row per response (its tokens, cost, and the audio and typed text since the previous
+    response) and one *accrued* row per session: what the session used since its last
+    response, rewritten on every flush while it is live, so a worker that dies loses at most a
+    flush interval of it. Every row counts once: totals are plain sums over all rows.
 
     Kept when the user deletes the conversation (billing needs it), so it carries its own
     user, session id and model rather than relying on the conversation row.
     """
+
+    class Kind(models.TextChoices):
+        RESPONSE = "response", _("Response")
+        ACCRUED = "accrued", _("Accrued since the last response")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -149,10 +158,25 @@ class UsageRecord(models.Model):
     session_id = models.UUIDField(_("session"), db_index=True)
     profile_name = models.CharField(_("profile name"), max_length=200, blank=True)
     model = models.CharField(_("model"), max_length=100)
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.RESPONSE,
+        help_text=_(
+            "Accrued: what the session used since its last response, updated while it is "
+            "live (dated by its latest update)."
+        ),
+    )
     response_id = models.CharField(_("response id"), max_length=128, blank=True)
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     audio_in_seconds = models.FloatField(_("audio in (s)"), default=0.0)
     audio_out_seconds = models.FloatField(_("audio out (s)"), default=0.0)
+    typed_seconds = models.FloatField(
+        _("typed (s)"),
+        default=0.0,
+        help_text=_("Typed messages, at the time it takes to say them (at least 1 s each)."),
+    )
     input_tokens = models.PositiveIntegerField(_("input tokens"), default=0)
     input_text_tokens = models.PositiveIntegerField(_("input text tokens"), default=0)
     input_audio_tokens = models.PositiveIntegerField(_("input audio tokens"), default=0)
@@ -167,6 +191,13 @@ class UsageRecord(models.Model):
     class Meta:
         ordering: ClassVar = ["-created_at"]
         indexes: ClassVar = [models.Index(fields=["user", "created_at"])]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["session_id"],
+                condition=Q(kind="accrued"),
+                name="one_accrued_usage_per_session",
+            )
+        ]
         verbose_name = _("usage record")
         verbose_name_plural = _("usage records")
 
@@ -204,6 +235,15 @@ class ModelPrice(models.Model):
         return f"{self.model} ({self.currency})"
 
 
+#: What a quota minute is, for the admin (assistant/history/usage.py has the why).
+MINUTES_HELP = _(
+    "Minutes of conversation audio both ways: the user's microphone plus the assistant's "
+    "spoken replies, and typed messages at the time it takes to say them (at least 1 s each). "
+    "A hands-free conversation in which the assistant speaks a third of the time uses about "
+    "1.3 minutes per minute. Empty: no limit."
+)
+
+
 class UsageQuota(models.Model):
     """A limit for one user or one group; unset fields do not limit."""
 
@@ -224,10 +264,18 @@ class UsageQuota(models.Model):
         verbose_name=_("group"),
     )
     minutes_per_day = models.PositiveIntegerField(
-        _("minutes per day"), null=True, blank=True, validators=[MinValueValidator(1)]
+        _("minutes per day"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=MINUTES_HELP,
     )
     minutes_per_month = models.PositiveIntegerField(
-        _("minutes per month"), null=True, blank=True, validators=[MinValueValidator(1)]
+        _("minutes per month"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=MINUTES_HELP,
     )
     cost_per_month = models.DecimalField(
         _("estimated cost per month"),
