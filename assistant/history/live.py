@@ -2,8 +2,9 @@
 
 The consumer calls these from its control path only (messages to the browser, typed text,
 interruptions, ``response.done``, the end). The audio path pays nothing: the audio in and out
-is read from the session's own byte counters when a response's usage is recorded, on the
-heartbeat and at the end, never per frame.
+(and the typed text, as quotas count it) is read from the session's own counters when a
+response's usage is recorded, on the heartbeat, on every drain of the history writer and at
+the end, never per frame.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from assistant.history.recorder import (
-    AUDIO_BYTES_PER_SECOND,
-    ConversationRecorder,
-    ConversationStart,
-)
+from assistant.history.recorder import ConversationRecorder, ConversationStart
 from assistant.history.resume import Resume
+from assistant.history.usage import AUDIO_BYTES_PER_SECOND, Counters
 from assistant.history.writer import history
 from assistant.protocol import ServerMessage
 from assistant.voicelive.config import SessionConfig
@@ -37,8 +35,6 @@ RECORDED_TYPES = frozenset(
         "tool.finished",
     }
 )
-# The recorder attributes assistant audio by item; ours comes as one running total.
-_ALL_ITEMS = ""
 
 
 class Seedable(Protocol):
@@ -48,16 +44,8 @@ class Seedable(Protocol):
         """Seed the upstream with ``(role, text)`` items when it connects."""
 
 
-class AudioCounters(Protocol):
+class AudioCounters(Counters, Protocol):
     """What a live Voice Live session counts anyway (``VoiceLiveSession``)."""
-
-    @property
-    def audio_in_bytes(self) -> int:
-        """Microphone audio sent upstream so far."""
-
-    @property
-    def audio_out_bytes(self) -> int:
-        """Assistant audio relayed to the browser so far."""
 
     @property
     def upstream_session_id(self) -> str:
@@ -77,6 +65,7 @@ class SessionHistory:
         self._voice = voice
         self._in_seen = 0
         self._out_seen = 0
+        self._typed_seen = 0.0
         self._upstream_id = ""
         # (monotonic time, audio out bytes) at the running reply's first audio.
         self._reply_audio_start: tuple[float, int] | None = None
@@ -102,8 +91,11 @@ class SessionHistory:
             resumed_from=resumed_from,
         )
         recorder = ConversationRecorder(session_id, start)
+        session = cls(recorder, voice)
+        # Each drain of the writer carries the usage up to then: a crash loses one flush.
+        recorder.before_drain = session.sync
         history.join(recorder)
-        return cls(recorder, voice)
+        return session
 
     def outgoing(self, message: ServerMessage) -> None:
         """A control message went to the browser."""
@@ -138,7 +130,7 @@ class SessionHistory:
     def response_usage(self, response_id: str, usage: Mapping[str, Any] | None) -> None:
         """A response ended with the upstream's ``usage``: it gets the audio relayed since."""
         self.sync()
-        self.recorder.response_usage(response_id, usage, [_ALL_ITEMS])
+        self.recorder.response_usage(response_id, usage)
 
     def sync(self) -> None:
         """Bring the audio counts and the upstream session id up to date (no I/O)."""
@@ -149,13 +141,20 @@ class SessionHistory:
         if upstream_id and upstream_id != self._upstream_id:
             self._upstream_id = upstream_id
             self.recorder.upstream_session(upstream_id)
-        in_bytes, out_bytes = voice.audio_in_bytes, voice.audio_out_bytes
+        in_bytes, out_bytes, typed = (
+            voice.audio_in_bytes,
+            voice.audio_out_bytes,
+            voice.typed_seconds,
+        )
         if in_bytes > self._in_seen:
             self.recorder.audio_in(in_bytes - self._in_seen)
             self._in_seen = in_bytes
         if out_bytes > self._out_seen:
-            self.recorder.audio_out(_ALL_ITEMS, out_bytes - self._out_seen)
+            self.recorder.audio_out(out_bytes - self._out_seen)
             self._out_seen = out_bytes
+        if typed > self._typed_seen:
+            self.recorder.typed_time(typed - self._typed_seen)
+            self._typed_seen = typed
 
     def end(self, reason: str) -> None:
         """The session ended (idempotent): the next flush writes its end."""

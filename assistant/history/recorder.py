@@ -5,6 +5,11 @@ The recorder watches the messages the session already produces — what goes to 
 (typed text, ``playback.interrupted``) — plus the upstream's ``usage`` of each response. It
 only appends to in-memory lists: no I/O and no await, so it costs the audio path nothing. The
 worker's :class:`assistant.history.writer.HistoryWriter` drains it off the event loop.
+
+Usage is recorded as it accrues, not only when a response ends: each response takes the audio
+and typed text since the previous one, and every drain also carries what has accrued since the
+last response (:class:`Accrual`), which the writer keeps in the session's *accrued* ledger row.
+A worker that dies then loses at most the usage of one flush interval.
 """
 
 from __future__ import annotations
@@ -15,8 +20,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Bytes per second of the PCM16 24 kHz mono audio both ways.
-AUDIO_BYTES_PER_SECOND = 48_000
+from assistant.history.usage import AUDIO_BYTES_PER_SECOND
+
+__all__ = [
+    "AUDIO_BYTES_PER_SECOND",
+    "Accrual",
+    "Batch",
+    "ConversationRecorder",
+    "ConversationStart",
+    "TurnRecord",
+    "TurnUpdate",
+    "UsageEntry",
+]
+
 #: Turns held for one session between flushes; past it the oldest are dropped (and counted).
 MAX_PENDING_TURNS = 500
 
@@ -47,6 +63,25 @@ class UsageEntry:
     audio_in_seconds: float
     audio_out_seconds: float
     at: float
+    typed_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Accrual:
+    """What the session used since its last response, as of ``at`` (totals, not a delta).
+
+    Totals, so writing one again, or only the latest of several, is always right.
+    """
+
+    audio_in_seconds: float
+    audio_out_seconds: float
+    typed_seconds: float
+    at: float
+
+    @property
+    def zero(self) -> bool:
+        """True when nothing has accrued."""
+        return not (self.audio_in_seconds or self.audio_out_seconds or self.typed_seconds)
 
 
 @dataclass(slots=True)
@@ -84,19 +119,26 @@ class Batch:
     ended_at: float | None = None
     end_reason: str = ""
     dropped_turns: int = 0
+    #: What accrued since the last response, when it changed since the previous drain.
+    accrual: Accrual | None = None
 
     @property
-    def empty(self) -> bool:
-        """True when there is nothing to write.
+    def has_events(self) -> bool:
+        """True when there is more to write than the accrual (the conversation's rows).
 
-        A batch with the start is never empty: dropping it would lose the conversation row,
+        A batch with the start always has: dropping it would lose the conversation row,
         and every later batch with it (they are written only into an existing row).
         """
         return (
-            not (self.turns or self.updates or self.usage or self.upstream_session_ids)
-            and self.ended_at is None
-            and self.start is None
+            bool(self.turns or self.updates or self.usage or self.upstream_session_ids)
+            or self.ended_at is not None
+            or self.start is not None
         )
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to write."""
+        return self.accrual is None and not self.has_events
 
 
 class ConversationRecorder:
@@ -106,6 +148,10 @@ class ConversationRecorder:
         conversation_id: the conversation row (the session id).
         start: what the row is created with (user, profile, model, whether text is kept).
         clock: wall-clock seconds (tests pass their own).
+
+    Attributes:
+        before_drain: called first thing on every drain (no I/O): brings the counts up to
+            date from the session's own counters, so a drain carries the usage until then.
     """
 
     def __init__(
@@ -126,9 +172,14 @@ class ConversationRecorder:
         self._by_item: dict[str, int] = {}  # item id -> seq of its turn
         self._speech_stopped_at: float | None = None
         self._latency_by_response: dict[str, int] = {}
-        self._audio_out_by_item: dict[str, int] = {}
         self._tool_arguments: dict[str, str] = {}  # call id -> its arguments' summary
-        self._audio_in_bytes = 0
+        # Running totals, and how much of them responses took (the rest is the accrual).
+        self._in_bytes = self._out_bytes = 0
+        self._typed = 0.0
+        self._in_given = self._out_given = 0
+        self._typed_given = 0.0
+        self._drained: tuple[int, int, float] = (0, 0, 0.0)  # what the last accrual said
+        self.before_drain: Callable[[], None] | None = None
         self.ended = False
 
     # ------------------------------------------------------------------ what happens
@@ -140,11 +191,15 @@ class ConversationRecorder:
 
     def audio_in(self, nbytes: int) -> None:
         """The user's audio relayed upstream (attributed to the next response's usage)."""
-        self._audio_in_bytes += nbytes
+        self._in_bytes += nbytes
 
-    def audio_out(self, item_id: str, nbytes: int) -> None:
-        """Assistant audio relayed to the browser for ``item_id``."""
-        self._audio_out_by_item[item_id] = self._audio_out_by_item.get(item_id, 0) + nbytes
+    def audio_out(self, nbytes: int) -> None:
+        """Assistant audio relayed to the browser (attributed to the next response's usage)."""
+        self._out_bytes += nbytes
+
+    def typed_time(self, seconds: float) -> None:
+        """Typed messages sent upstream, as quotas count them (``usage.typed_seconds``)."""
+        self._typed += seconds
 
     def outgoing(self, kind: str, payload: Mapping[str, Any]) -> None:
         """A message sent to the browser."""
@@ -205,40 +260,66 @@ class ConversationRecorder:
         else:
             self._batch.updates.append(TurnUpdate(seq, True, heard_ms))
 
-    def response_usage(
-        self, response_id: str, usage: Mapping[str, Any] | None, item_ids: list[str]
-    ) -> None:
-        """``response.done`` arrived with ``usage``; ``item_ids`` are its output items."""
-        out_bytes = sum(self._audio_out_by_item.pop(item, 0) for item in item_ids)
+    def response_usage(self, response_id: str, usage: Mapping[str, Any] | None) -> None:
+        """``response.done`` arrived with ``usage``: it takes what accrued since the last one."""
+        in_bytes, out_bytes, typed = self._pending()
         self._batch.usage.append(
             UsageEntry(
                 response_id=response_id,
                 model=self.model,
                 usage=dict(usage or {}),
-                audio_in_seconds=self._audio_in_bytes / AUDIO_BYTES_PER_SECOND,
+                audio_in_seconds=in_bytes / AUDIO_BYTES_PER_SECOND,
                 audio_out_seconds=out_bytes / AUDIO_BYTES_PER_SECOND,
+                typed_seconds=typed,
                 at=self._clock(),
             )
         )
-        self._audio_in_bytes = 0
+        self._in_given, self._out_given, self._typed_given = (
+            self._in_bytes,
+            self._out_bytes,
+            self._typed,
+        )
 
     def end(self, reason: str) -> None:
-        """The session ended (idempotent): the next drain carries the end."""
+        """The session ended (idempotent): the next drain carries the end.
+
+        What no response took (the user spoke and nobody answered) stays in the accrued row.
+        """
         if self.ended:
             return
         self.ended = True
-        if self._audio_in_bytes or self._audio_out_by_item:
-            # Audio no response accounted for (the user spoke, nobody answered): still used.
-            self.response_usage("", None, list(self._audio_out_by_item))
         self._batch.ended_at = self._clock()
         self._batch.end_reason = reason
 
     # ------------------------------------------------------------------ the writer's side
 
     def drain(self) -> Batch:
-        """Everything since the last drain; the recorder starts a new batch."""
+        """Everything since the last drain, with the accrual if it changed; starts a new batch.
+
+        The batch that ends the conversation always carries the accrual: its last word.
+        """
+        if self.before_drain is not None and not self.ended:
+            self.before_drain()
         batch, self._batch = self._batch, Batch(self.conversation_id)
+        pending = self._pending()
+        if pending != self._drained or batch.ended_at is not None:
+            self._drained = pending
+            in_bytes, out_bytes, typed = pending
+            batch.accrual = Accrual(
+                audio_in_seconds=in_bytes / AUDIO_BYTES_PER_SECOND,
+                audio_out_seconds=out_bytes / AUDIO_BYTES_PER_SECOND,
+                typed_seconds=typed,
+                at=self._clock(),
+            )
         return batch
+
+    def _pending(self) -> tuple[int, int, float]:
+        """Audio bytes in and out and typed seconds that no response has taken yet."""
+        return (
+            self._in_bytes - self._in_given,
+            self._out_bytes - self._out_given,
+            self._typed - self._typed_given,
+        )
 
     def _add_turn(
         self,

@@ -6,6 +6,10 @@ of it in one transaction in a thread, each conversation's batch in its own savep
 path never waits for it. A failed batch is logged, counted and retried on the next tick (a
 bounded number of times) without holding back the others; a worker that dies loses at most the
 last tick's records, and an ended conversation is written before its recorder is let go.
+
+What each session used since its last response (its *accrual*: audio both ways, typed text)
+goes to its accrued ledger row on every tick: one ``executemany`` UPDATE for all the worker's
+sessions, so a live session costs a row of that statement, not queries of its own.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable
+from typing import Any, NamedTuple, cast
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Field
 
 from assistant import metrics
 from assistant.history.ledger import TokenUsage, estimate_cost
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageRecord
-from assistant.history.recorder import Batch, ConversationRecorder
+from assistant.history.recorder import Accrual, Batch, ConversationRecorder
 from assistant.models import AssistantProfile
 
 logger = logging.getLogger(__name__)
@@ -49,16 +55,74 @@ def write_batches(batches: Iterable[Batch]) -> list[Batch]:
     if not batches:
         return []
     models = {entry.model for batch in batches for entry in batch.usage}
-    prices = {price.model: price for price in ModelPrice.objects.filter(model__in=models)}
+    prices = (
+        {price.model: price for price in ModelPrice.objects.filter(model__in=models)}
+        if models
+        else {}
+    )
     failed: list[Batch] = []
     failed_ids: set[uuid.UUID] = set()
+    # Each conversation's latest accrual among its batches written: it matches the response
+    # rows written up to it (a later batch held back took nothing from it yet).
+    accruals: dict[uuid.UUID, tuple[Accrual, bool]] = {}
     with transaction.atomic():
         for batch in batches:
+            conversation_id = batch.conversation_id
             # A later batch builds on a failed one of its conversation: retried with it, in order.
-            if batch.conversation_id in failed_ids or not _write_in_savepoint(batch, prices):
+            if conversation_id in failed_ids or (
+                batch.has_events and not _write_in_savepoint(batch, prices)
+            ):
                 failed.append(batch)
-                failed_ids.add(batch.conversation_id)
+                failed_ids.add(conversation_id)
+            elif batch.accrual is not None:
+                accruals[conversation_id] = (batch.accrual, batch.ended_at is not None)
+        _write_accruals(accruals)
     return failed
+
+
+# The columns an accrual rewrites, in the order of its UPDATE's parameters.
+_ACCRUAL_FIELDS = ("audio_in_seconds", "audio_out_seconds", "typed_seconds", "created_at")
+
+
+def _write_accruals(accruals: dict[uuid.UUID, tuple[Accrual, bool]]) -> None:
+    """Rewrite the sessions' accrued rows: one ``executemany`` UPDATE for all of them.
+
+    Raw SQL, as the registry's heartbeat: one parameterised statement run per row in C, where
+    the ORM would build a query per row in Python. A session that ended with nothing left
+    over loses its accrued row (its responses took everything).
+    """
+    if not accruals:
+        return
+    conn = connections[UsageRecord.objects.db]
+    meta = UsageRecord._meta
+    fields = [
+        cast("Field[Any, Any]", meta.get_field(name))
+        for name in (*_ACCRUAL_FIELDS, "session_id", "kind")
+    ]
+    quote = conn.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields[:-2])
+    session, kind = (quote(str(f.column)) for f in fields[-2:])
+    # Identifiers from the model's own metadata; every value is a query parameter.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {session} = %s AND {kind} = %s"
+    )
+    rows = [
+        (
+            accrual.audio_in_seconds,
+            accrual.audio_out_seconds,
+            accrual.typed_seconds,
+            fields[3].get_db_prep_value(_when(accrual.at), conn),
+            fields[4].get_db_prep_value(conversation_id, conn),
+            UsageRecord.Kind.ACCRUED.value,
+        )
+        for conversation_id, (accrual, _) in accruals.items()
+    ]
+    with conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    spent = [cid for cid, (accrual, ended) in accruals.items() if ended and accrual.zero]
+    if spent:
+        UsageRecord.objects.filter(session_id__in=spent, kind=UsageRecord.Kind.ACCRUED).delete()
 
 
 def _write_in_savepoint(batch: Batch, prices: dict[str, ModelPrice]) -> bool:
@@ -90,7 +154,7 @@ def _create_conversation(batch: Batch) -> Conversation | None:
     resumed = start.resumed_from
     if resumed is not None and not Conversation.objects.filter(pk=resumed).exists():
         resumed = None
-    return Conversation.objects.create(
+    conversation = Conversation.objects.create(
         pk=batch.conversation_id,
         user_id=start.user_id,
         profile_id=profile_id,
@@ -100,13 +164,46 @@ def _create_conversation(batch: Batch) -> Conversation | None:
         transcript_stored=start.store_text,
         resumed_from_id=resumed,
     )
+    # The session's accrued row, rewritten on every tick from now on (_write_accruals).
+    UsageRecord.objects.create(
+        kind=UsageRecord.Kind.ACCRUED,
+        user_id=start.user_id,
+        conversation=conversation,
+        session_id=conversation.pk,
+        profile_name=start.profile_name,
+        model=start.model[:100],
+        created_at=conversation.started_at,
+    )
+    return conversation
+
+
+class _Owner(NamedTuple):
+    """Whose usage rows these are."""
+
+    user_id: int
+    conversation: Conversation | None
+    profile_name: str
+
+
+def _orphan_owner(conversation_id: uuid.UUID) -> _Owner | None:
+    """The owner of a conversation deleted while live, from its accrued row (None: gone)."""
+    row = (
+        UsageRecord.objects.filter(session_id=conversation_id, kind=UsageRecord.Kind.ACCRUED)
+        .values_list("user_id", "profile_name")
+        .first()
+    )
+    return _Owner(row[0], None, row[1]) if row is not None else None
 
 
 def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
     conversation = Conversation.objects.filter(pk=batch.conversation_id).first()
     if conversation is None:
         if batch.start is None:
-            return  # the user deleted it while it was live: nothing more is kept
+            # The user deleted it while it was live: no more turns, but the ledger is kept.
+            owner = _orphan_owner(batch.conversation_id)
+            if owner is not None:
+                _write_usage(batch, owner, prices)
+            return
         conversation = _create_conversation(batch)
         if conversation is None:
             return  # the user's account was deleted while they talked
@@ -145,20 +242,27 @@ def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
         Turn.objects.filter(conversation=conversation, seq=update.seq).update(
             interrupted=update.interrupted, heard_ms=update.heard_ms
         )
+    owner = _Owner(conversation.user_id, conversation, conversation.profile_name)
+    _write_usage(batch, owner, prices)
+
+
+def _write_usage(batch: Batch, owner: _Owner, prices: dict[str, ModelPrice]) -> None:
+    """One ledger row per response of ``batch``."""
     records = []
     for entry in batch.usage:
         tokens = TokenUsage.from_event(entry.usage)
         records.append(
             UsageRecord(
-                user_id=conversation.user_id,
-                conversation=conversation,
-                session_id=conversation.pk,
-                profile_name=conversation.profile_name,
+                user_id=owner.user_id,
+                conversation=owner.conversation,
+                session_id=batch.conversation_id,
+                profile_name=owner.profile_name,
                 model=entry.model[:100],
                 response_id=entry.response_id[:128],
                 created_at=_when(entry.at),
                 audio_in_seconds=entry.audio_in_seconds,
                 audio_out_seconds=entry.audio_out_seconds,
+                typed_seconds=entry.typed_seconds,
                 input_tokens=tokens.input_tokens,
                 input_text_tokens=tokens.input_text_tokens,
                 input_audio_tokens=tokens.input_audio_tokens,

@@ -24,6 +24,7 @@ from pybase64 import b64decode
 
 from assistant import metrics
 from assistant.codes import ErrorCode, State
+from assistant.history.usage import typed_seconds
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
 from assistant.voicelive.events import EventRouter, SessionSink
 from assistant.voicelive.microphone import MicrophoneStream
@@ -94,6 +95,8 @@ class VoiceLiveSession:
         self._rolling_over = False
         self._connected_at = 0.0
         self.upstream_session_id = ""
+        #: Typed messages sent upstream so far, as quotas count them (assistant/history/usage.py).
+        self.typed_seconds = 0.0
         self.tool_calls = ToolCalls(upstream=self, sink=sink, executor=tools)
         self._events = EventRouter(
             sink=sink, upstream=self, history_items=upstream.history_items, tools=self.tool_calls
@@ -297,6 +300,8 @@ class VoiceLiveSession:
         """Add a typed user message and ask for a reply."""
         if self._conn is None:
             return
+        # Counted even when it answers a tool's question: the round it resumes replies too.
+        self.typed_seconds += typed_seconds(text)
         if self.tool_calls.on_user_transcript(text):
             self.tool_calls.drop_turn_reply = False  # nothing was sent: no reply to drop
             return  # a typed yes or no to a tool waiting for approval: the round answers

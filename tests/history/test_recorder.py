@@ -42,13 +42,13 @@ def spoken_turn(rec: ConversationRecorder, clock: Clock) -> None:
     rec.outgoing("transcript.user.done", {"item_id": "u1", "transcript": "Capital of France?"})
     clock.now += 0.5
     rec.outgoing("audio.start", {"item_id": "a1", "response_id": "r1"})
-    rec.audio_out("a1", 3 * AUDIO_BYTES_PER_SECOND)
+    rec.audio_out(3 * AUDIO_BYTES_PER_SECOND)
     clock.now += 1.0
     rec.outgoing(
         "transcript.assistant.done",
         {"item_id": "a1", "response_id": "r1", "transcript": "Paris."},
     )
-    rec.response_usage("r1", {"input_tokens": 20, "output_tokens": 10}, ["a1"])
+    rec.response_usage("r1", {"input_tokens": 20, "output_tokens": 10})
 
 
 def test_a_spoken_turn_becomes_two_turns_with_times_latency_and_usage() -> None:
@@ -66,8 +66,49 @@ def test_a_spoken_turn_becomes_two_turns_with_times_latency_and_usage() -> None:
     [usage] = batch.usage
     assert usage.usage["input_tokens"] == 20
     assert (usage.audio_in_seconds, usage.audio_out_seconds) == (2.0, 3.0)
+    assert batch.accrual is None  # the response took everything: nothing accrued since
     # The next drain starts empty, without the start.
     assert rec.drain().empty
+
+
+def test_usage_accrues_between_responses_and_every_drain_carries_it() -> None:
+    """What no response has taken yet is in every drain that changed it (totals, not deltas)."""
+    clock = Clock()
+    rec = recorder(clock)
+    rec.audio_in(AUDIO_BYTES_PER_SECOND)
+    rec.typed_time(1.5)
+    first = rec.drain()
+    assert first.accrual is not None
+    assert (first.accrual.audio_in_seconds, first.accrual.typed_seconds) == (1.0, 1.5)
+    assert first.has_events  # the start
+    assert rec.drain().empty  # nothing changed: nothing to write
+    rec.audio_in(AUDIO_BYTES_PER_SECOND // 2)
+    rec.audio_out(AUDIO_BYTES_PER_SECOND)
+    second = rec.drain()
+    assert not second.has_events  # an accrual alone: no conversation rows to touch
+    assert second.accrual is not None
+    assert (second.accrual.audio_in_seconds, second.accrual.audio_out_seconds) == (1.5, 1.0)
+    clock.now += 1
+    rec.response_usage("r1", {})  # takes all of it...
+    third = rec.drain()
+    [usage] = third.usage
+    assert (usage.audio_in_seconds, usage.audio_out_seconds, usage.typed_seconds) == (
+        1.5,
+        1.0,
+        1.5,
+    )
+    assert third.accrual is not None
+    assert third.accrual.zero  # ...so the accrued row goes back to nothing
+    assert third.accrual.at == 1001.0
+
+
+def test_a_drain_brings_the_counts_up_to_date_first() -> None:
+    rec = recorder(Clock())
+    rec.drain()
+    rec.before_drain = lambda: rec.audio_in(AUDIO_BYTES_PER_SECOND)
+    accrual = rec.drain().accrual
+    assert accrual is not None
+    assert accrual.audio_in_seconds == 1.0
 
 
 def test_a_tool_call_is_a_turn_with_its_arguments_outcome_and_result() -> None:
@@ -121,16 +162,19 @@ def test_typed_text_and_usage_only_profiles() -> None:
 def test_the_end_carries_unaccounted_audio_and_is_idempotent() -> None:
     clock = Clock()
     rec = recorder(clock)
-    rec.upstream_session("sess_1")
     rec.audio_in(AUDIO_BYTES_PER_SECOND)  # the user spoke; no reply came
+    rec.drain()
+    rec.upstream_session("sess_1")
     clock.now += 5
     rec.end("user_stop")
     rec.end("something else")
     batch = rec.drain()
     assert batch.upstream_session_ids == ["sess_1"]
     assert (batch.ended_at, batch.end_reason) == (1005.0, "user_stop")
-    [usage] = batch.usage
-    assert (usage.response_id, usage.audio_in_seconds) == ("", 1.0)
+    assert not batch.usage  # no response row: the accrued row keeps it
+    # The last batch always says what is left, even unchanged since the previous drain.
+    assert batch.accrual is not None
+    assert batch.accrual.audio_in_seconds == 1.0
 
 
 def test_pending_turns_are_bounded() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
 
 from assistant import metrics
 from assistant.history import writer as writer_module
@@ -42,7 +43,7 @@ def talk(rec: ConversationRecorder, question: str, answer: str, n: int) -> None:
     rec.outgoing("transcript.user.done", {"item_id": f"u{n}", "transcript": question})
     rec.audio_in(AUDIO_BYTES_PER_SECOND)
     rec.outgoing("audio.start", {"item_id": f"a{n}", "response_id": f"r{n}"})
-    rec.audio_out(f"a{n}", AUDIO_BYTES_PER_SECOND)
+    rec.audio_out(AUDIO_BYTES_PER_SECOND)
     rec.outgoing(
         "transcript.assistant.done",
         {"item_id": f"a{n}", "response_id": f"r{n}", "transcript": answer},
@@ -53,7 +54,7 @@ def talk(rec: ConversationRecorder, question: str, answer: str, n: int) -> None:
         "input_token_details": {"text_tokens": 1000},
         "output_token_details": {"audio_tokens": 500},
     }
-    rec.response_usage(f"r{n}", usage, [f"a{n}"])
+    rec.response_usage(f"r{n}", usage)
 
 
 @pytest.fixture
@@ -234,4 +235,117 @@ async def test_a_failing_batch_is_retried_alone_and_keeps_its_order(
         async for t in Turn.objects.filter(conversation_id=bad.conversation_id).order_by("seq")
     ]
     assert texts == ["one", "two", "three", "four"]
+    assert writer._failed == []
+
+
+async def seconds_of(rec: ConversationRecorder, kind: str | None = None) -> list[float]:
+    rows = UsageRecord.objects.filter(session_id=rec.conversation_id)
+    if kind is not None:
+        rows = rows.filter(kind=kind)
+    return [r.audio_in_seconds + r.audio_out_seconds + r.typed_seconds async for r in rows]
+
+
+async def test_usage_is_written_as_it_accrues_and_never_counted_twice(user: User) -> None:
+    """Each flush rewrites the session's one accrued row; a response takes what it holds.
+
+    At every flush the ledger's rows of the session add up to everything used until then: a
+    worker that dies loses at most what came after its last flush.
+    """
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    rec.audio_in(3 * AUDIO_BYTES_PER_SECOND)  # speaking, no reply yet
+    await writer.flush()
+    assert await seconds_of(rec, "accrued") == [3.0]
+    rec.audio_in(AUDIO_BYTES_PER_SECOND)
+    rec.typed_time(2.0)
+    await writer.flush()
+    assert await seconds_of(rec, "accrued") == [6.0]  # the same row, rewritten
+    talk(rec, "q", "a", 1)  # 1 s more in, 1 s out, then the response takes all of it
+    rec.audio_out(AUDIO_BYTES_PER_SECOND // 2)  # the next reply starts
+    await writer.flush()
+    [response] = [r async for r in UsageRecord.objects.filter(kind="response")]
+    assert (response.audio_in_seconds, response.audio_out_seconds) == (5.0, 1.0)
+    assert response.typed_seconds == 2.0
+    assert await seconds_of(rec, "accrued") == [0.5]
+    assert sum(await seconds_of(rec)) == pytest.approx(8.5)  # all of it, once
+    rec.end("stopped")
+    await writer.flush()
+    assert await seconds_of(rec, "accrued") == [0.5]  # left over at the end: kept
+    assert await UsageRecord.objects.acount() == 2
+
+
+async def test_an_accrued_row_with_nothing_left_at_the_end_is_removed(user: User) -> None:
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    await writer.flush()
+    assert await seconds_of(rec, "accrued") == [0.0]
+    talk(rec, "q", "a", 1)
+    rec.end("stopped")
+    await writer.flush()
+    assert await seconds_of(rec, "accrued") == []
+    assert await seconds_of(rec) == [2.0]
+
+
+async def test_usage_of_a_conversation_deleted_while_live_is_still_kept(user: User) -> None:
+    """Deleting the transcript stops the recording of turns, not the ledger (billing)."""
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    rec.typed("first")
+    await writer.flush()
+    await Conversation.objects.filter(pk=rec.conversation_id).adelete()
+    talk(rec, "q", "a", 1)
+    rec.audio_in(AUDIO_BYTES_PER_SECOND)
+    rec.end("user_stop")
+    await writer.flush()
+    assert not await Conversation.objects.filter(pk=rec.conversation_id).aexists()
+    rows = [r async for r in UsageRecord.objects.filter(session_id=rec.conversation_id)]
+    assert {(r.kind, r.conversation_id, r.user_id) for r in rows} == {
+        ("response", None, user.pk),
+        ("accrued", None, user.pk),
+    }
+    assert sum(await seconds_of(rec)) == 3.0
+
+
+def test_the_accruals_of_all_sessions_cost_one_statement(user: User) -> None:
+    """Per tick, the database work for sessions that only accrued does not grow with them."""
+
+    def statements(sessions: int) -> int:
+        recorders = [new_recorder(user) for _ in range(sessions)]
+        writer_module.write_batches([rec.drain() for rec in recorders])  # their rows
+        for rec in recorders:
+            rec.audio_in(AUDIO_BYTES_PER_SECOND)
+        with CaptureQueriesContext(connection) as queries:
+            writer_module.write_batches([rec.drain() for rec in recorders])
+        # The transaction's own statements are not the work.
+        return len([q for q in queries if q["sql"] not in ("BEGIN", "COMMIT")])
+
+    assert statements(1) == statements(25) == 1  # one executemany UPDATE
+    assert UsageRecord.objects.filter(kind="accrued", audio_in_seconds=1.0).count() == 26
+
+
+async def test_an_accrual_waits_for_its_conversation_row(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch failed: the accruals after it are kept and written once it is."""
+    writer = HistoryWriter()
+    rec = new_recorder(user)
+    writer._members[rec.conversation_id] = (rec, asyncio.get_running_loop())
+    real = writer_module._write_batch
+    fail = {"left": 1}
+
+    def flaky(batch: Any, prices: Any) -> None:
+        if fail["left"]:
+            fail["left"] -= 1
+            raise DatabaseError("the start failed")
+        real(batch, prices)
+
+    monkeypatch.setattr(writer_module, "_write_batch", flaky)
+    rec.audio_in(AUDIO_BYTES_PER_SECOND)
+    await writer.flush()
+    assert await seconds_of(rec) == []
+    await writer.flush()  # nothing new: the retried batches carry the accrual
+    assert await seconds_of(rec, "accrued") == [1.0]
     assert writer._failed == []
