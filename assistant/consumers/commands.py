@@ -11,6 +11,7 @@ from assistant import protocol
 from assistant.codes import ErrorCode
 from assistant.consumers import talk_modes
 from assistant.history.live import SessionHistory
+from assistant.history.quotas import LiveQuota
 from assistant.voicelive.session import VoiceLiveSession
 
 
@@ -23,8 +24,13 @@ async def apply(
     voice: VoiceLiveSession,
     history: SessionHistory | None,
     message: protocol.BrowserMessage,
+    quota: LiveQuota | None = None,
 ) -> ErrorCode | None:
     """Apply one message; returns the (non-fatal) error code to tell the browser, if any."""
+    refusal = quota.refusal(message) if quota is not None else None
+    if refusal is not None:
+        await host.send_message(refusal)  # the close (4402) follows once the reply is played
+        return None
     if isinstance(message, protocol.PlaybackInterrupted):
         if history is not None:
             history.interrupted(message.item_id, message.played_ms)

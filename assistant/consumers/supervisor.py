@@ -22,6 +22,7 @@ from assistant import protocol, services
 from assistant.codes import CloseCode, ErrorCode, State
 from assistant.consumers.idle import IdleWatch, idle_step
 from assistant.consumers.talk_modes import turn_mode_message
+from assistant.history.usage import Usage
 from assistant.live import registry
 from assistant.live.admission import login_still_valid
 from assistant.live.fanout import MonitorFanout
@@ -197,12 +198,13 @@ class SessionSupervisor:
 
     def beat(self) -> registry.Beat:
         """What this session's registry row says now."""
-        voice = self._session.voice
+        used = Usage.of(self._session.voice)
         return registry.Beat(
             session_id=self.session_id,
             state=self._session.state.value,
-            audio_in_seconds=(voice.audio_in_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
-            audio_out_seconds=(voice.audio_out_bytes if voice else 0) / protocol.BYTES_PER_SECOND,
+            audio_in_seconds=used.audio_in_seconds,
+            audio_out_seconds=used.audio_out_seconds,
+            typed_seconds=used.typed_seconds,
         )
 
     def registry_orders(self, orders: registry.Orders, read_at: float) -> None:

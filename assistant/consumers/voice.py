@@ -298,7 +298,8 @@ class VoiceConsumer(SupervisedConsumer):
         elif self.voice is None or self.state in (State.CONNECTING, State.ERROR):
             await self._client_error(ErrorCode.NOT_READY)
         else:
-            error = await commands.apply(self, self.voice, self.history, message)
+            quota = self.supervisor.quota if self.supervisor else None
+            error = await commands.apply(self, self.voice, self.history, message, quota)
             if error is not None:
                 await self._client_error(error)
 

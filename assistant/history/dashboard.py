@@ -1,7 +1,8 @@
 """The usage dashboard's numbers and charts (server-rendered SVG: no script, no CDN).
 
-Per day for the last weeks: sessions, conversation minutes and estimated cost; per user,
-profile and model for the month; the slowest turns. Synchronous ORM (an admin view).
+Per day for the last weeks: sessions, conversation minutes (as quotas count them: audio both
+ways and typed text) and estimated cost; per user, profile and model for the month; the slowest
+turns. Synchronous ORM (an admin view).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, FloatField, Sum
+from django.db.models import Count, FloatField, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from assistant.history.ledger import period_starts
+from assistant.history.ledger import QUOTA_SECONDS, period_starts
 from assistant.history.models import Turn, UsageRecord
 
 CHART_WIDTH = 640
@@ -77,7 +78,7 @@ def daily(days: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         .values("day")
         .annotate(
             sessions=Count("session_id", distinct=True),
-            minutes=Coalesce(Sum(F("audio_in_seconds") / 60.0, output_field=FloatField()), 0.0),
+            minutes=Coalesce(Sum(QUOTA_SECONDS / 60.0, output_field=FloatField()), 0.0),
             cost=Sum("estimated_cost"),
         )
     )
@@ -104,7 +105,7 @@ def breakdown(field: str, since: dt.datetime) -> list[dict[str, Any]]:
         .values(field)
         .annotate(
             sessions=Count("session_id", distinct=True),
-            minutes=Coalesce(Sum(F("audio_in_seconds") / 60.0, output_field=FloatField()), 0.0),
+            minutes=Coalesce(Sum(QUOTA_SECONDS / 60.0, output_field=FloatField()), 0.0),
             cost=Coalesce(Sum("estimated_cost"), Decimal(0)),
         )
         .order_by("-minutes")[:TOP]

@@ -16,6 +16,9 @@ from assistant.history.models import TOKENS_PER_PRICE_UNIT, ModelPrice, UsageQuo
 
 #: Costs are kept to a millionth of the currency unit (the ledger's decimal places).
 COST_PLACES = Decimal("0.000001")
+#: What a ledger row counts toward minute quotas, in seconds: audio both ways and typed text
+#: (``Usage.quota_seconds``; assistant/history/usage.py says why).
+QUOTA_SECONDS = F("audio_in_seconds") + F("audio_out_seconds") + F("typed_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +132,16 @@ class Spent:
 
 
 def spent(user: AbstractBaseUser | AnonymousUser, now: dt.datetime | None = None) -> Spent:
-    """Conversation minutes and estimated cost of ``user`` so far this day and month.
+    """Conversation minutes and estimated cost of ``user`` so far this day and month, written.
 
-    A conversation minute is a minute of the user's microphone relayed to the assistant: the
-    page streams all the time it is live, so it is the time spent talking with it.
+    A conversation minute is a minute of audio either way (the user's microphone relayed to
+    the assistant plus its spoken replies relayed to the browser), typed messages counting the
+    time it takes to say them: see assistant/history/usage.py.
     """
     if not user.is_authenticated:
         return Spent(0.0, 0.0, Decimal(0))
     day, month = period_starts(now)
-    minutes = F("audio_in_seconds") / 60.0
+    minutes = QUOTA_SECONDS / 60.0
     totals = UsageRecord.objects.filter(user=user.pk, created_at__gte=month).aggregate(
         month_minutes=Coalesce(Sum(minutes, output_field=FloatField()), 0.0),
         day_minutes=Coalesce(
@@ -167,6 +171,8 @@ REPORT_FIELDS = (
     "output_text_tokens",
     "output_audio_tokens",
     "estimated_cost",
+    "typed_minutes",
+    "quota_minutes",
 )
 
 
@@ -179,9 +185,11 @@ def usage_report(since: dt.datetime, until: dt.datetime | None = None) -> list[d
         records.values("user__username", "model")
         .annotate(
             sessions=Count("session_id", distinct=True),
-            responses=Count("id"),
+            responses=Count("id", filter=Q(kind=UsageRecord.Kind.RESPONSE)),
             audio_in=Sum("audio_in_seconds"),
             audio_out=Sum("audio_out_seconds"),
+            typed=Sum("typed_seconds"),
+            quota=Sum(QUOTA_SECONDS, output_field=FloatField()),
             input_tokens_sum=Sum("input_tokens"),
             output_tokens_sum=Sum("output_tokens"),
             input_text=Sum("input_text_tokens"),
@@ -209,6 +217,8 @@ def usage_report(since: dt.datetime, until: dt.datetime | None = None) -> list[d
             "output_text_tokens": row["output_text"] or 0,
             "output_audio_tokens": row["output_audio"] or 0,
             "estimated_cost": str(Decimal(row["cost"] or 0).quantize(COST_PLACES)),
+            "typed_minutes": round((row["typed"] or 0.0) / 60, 3),
+            "quota_minutes": round((row["quota"] or 0.0) / 60, 3),
         }
         for row in rows
     ]

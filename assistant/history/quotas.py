@@ -1,12 +1,17 @@
 """Quotas of live sessions: refused at the handshake, warned at 80 %, ended at 100 %.
 
 What a user has spent is the ledger's written usage plus what their live sessions used and
-the writer has not written yet: this session's own audio (its exact count) and their other
+the writer has not written yet: this session's own usage (its exact count) and their other
 live sessions' (from the registry rows, refreshed on every heartbeat of whichever worker holds
 them). So a session on another worker counts here within one heartbeat, and two sessions of
 one user cannot both run on past the quota for longer than that. With the default of one live
 session per user (``VOICE_SESSIONS_PER_USER``) a second session replaces or is refused by the
 first anyway: the claim serialises on the user's row.
+
+Minutes are counted as assistant/history/usage.py defines them: audio both ways plus typed
+text. A live session's usage reaches the ledger on every flush of the history writer (its
+accrued row), so a session whose worker died counts there, all but its last flush interval,
+once its registry row has gone stale.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Sum
+from django.db.models import FloatField, Sum
 from django.utils import timezone
 
 from assistant import protocol
 from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, State
-from assistant.history.ledger import Quota, QuotaCheck, effective_quota, quota_check, spent
+from assistant.history.ledger import (
+    QUOTA_SECONDS,
+    Quota,
+    QuotaCheck,
+    effective_quota,
+    quota_check,
+    spent,
+)
 from assistant.history.live import SessionHistory
 from assistant.history.models import UsageRecord
+from assistant.history.usage import Usage
 from assistant.live.registry import stale_before
 from assistant.models import LiveSession
 from assistant.voicelive.session import VoiceLiveSession
@@ -43,6 +56,8 @@ MAX_REPLY_WAIT_SECONDS = 30.0
 _REPLY_POLL_SECONDS = 0.2
 # Nothing is limited.
 _UNLIMITED = QuotaCheck(0.0, "", None)
+#: Browser messages that start a turn (and so a reply): refused once the quota is used up.
+NEW_TURN_MESSAGES = (protocol.TextSend, protocol.InputRelease)
 
 
 def _limited_user(user_id: int) -> tuple[AbstractBaseUser, Quota] | None:
@@ -55,30 +70,32 @@ def _limited_user(user_id: int) -> tuple[AbstractBaseUser, Quota] | None:
 
 
 def quota_status(
-    *, user_id: int, session_id: uuid.UUID | None = None, own_audio_seconds: float = 0.0
+    *, user_id: int, session_id: uuid.UUID | None = None, own_seconds: float = 0.0
 ) -> QuotaCheck:
     """Where ``user_id`` stands now, live sessions included (synchronous ORM: off the loop).
 
     Args:
         user_id: the user.
-        session_id: the session asking, whose ``own_audio_seconds`` replace its registry row's.
-        own_audio_seconds: the microphone audio that session has relayed so far.
+        session_id: the session asking, whose ``own_seconds`` replace its registry row's.
+        own_seconds: what that session has used so far (``Usage.quota_seconds``).
     """
     limited = _limited_user(user_id)
     if limited is None:
         return _UNLIMITED
     user, quota = limited
-    live = dict(
-        LiveSession.objects.filter(user_id=user_id, last_seen__gte=stale_before()).values_list(
-            "pk", "audio_in_seconds"
-        )
-    )
+    live = {
+        pk: Usage(audio_in, audio_out, typed).quota_seconds
+        for pk, audio_in, audio_out, typed in LiveSession.objects.filter(
+            user_id=user_id, last_seen__gte=stale_before()
+        ).values_list("pk", "audio_in_seconds", "audio_out_seconds", "typed_seconds")
+    }
     if session_id is not None:
-        live[session_id] = own_audio_seconds
+        live[session_id] = own_seconds
+    # Everything of those sessions the ledger has: their responses and accrued rows.
     written = dict(
         UsageRecord.objects.filter(session_id__in=list(live))
         .values("session_id")
-        .annotate(seconds=Sum("audio_in_seconds"))
+        .annotate(seconds=Sum(QUOTA_SECONDS, output_field=FloatField()))
         .values_list("session_id", "seconds")
     )
     unwritten = sum(max(0.0, used - (written.get(sid) or 0.0)) for sid, used in live.items())
@@ -156,6 +173,7 @@ class LiveQuota:
         self.warned = False
         #: Ends the session once the running reply is over (held; the consumer cancels it).
         self.ending: asyncio.Task[None] | None = None
+        self._used_up: QuotaCheck | None = None  # the check that started the ending
         self._unlimited_until = 0.0  # monotonic: no quota applied at the last check
 
     async def check(self) -> None:
@@ -167,11 +185,10 @@ class LiveQuota:
             self._history.sync()  # the rollover's upstream id and the audio so far, no I/O
         if time.monotonic() < self._unlimited_until:
             return  # no quota a moment ago: spare the database a query per session per beat
-        voice = session.voice
-        own = voice.audio_in_bytes / protocol.BYTES_PER_SECOND if voice is not None else 0.0
+        own = Usage.of(session.voice).quota_seconds
         try:
             check = await aquota_status(
-                user_id=self._user_id, session_id=self._session_id, own_audio_seconds=own
+                user_id=self._user_id, session_id=self._session_id, own_seconds=own
             )
         except Exception as exc:
             # A database hiccup never ends a call: the next beat checks again.
@@ -188,6 +205,7 @@ class LiveQuota:
                 check.limit,
                 check.fraction_used * 100,
             )
+            self._used_up = check
             self.ending = asyncio.create_task(self._end_after_reply(check))
         elif check.warn and not self.warned:
             self.warned = True
@@ -198,6 +216,16 @@ class LiveQuota:
                     resets_at=resets_at_text(check),
                 )
             )
+
+    def refusal(self, message: protocol.BrowserMessage) -> protocol.QuotaError | None:
+        """The answer to a new turn while the session ends over quota; None: let it through.
+
+        The session only winds down then: a typed message or a push-to-talk turn would buy
+        a reply past the quota.
+        """
+        if self._used_up is None or not isinstance(message, NEW_TURN_MESSAGES):
+            return None
+        return quota_error(self._used_up)
 
     async def _end_after_reply(self, check: QuotaCheck) -> None:
         """End the session once no reply is being prepared, spoken or played (bounded)."""

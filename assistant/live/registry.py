@@ -108,10 +108,12 @@ class Beat:
     state: str
     audio_in_seconds: float
     audio_out_seconds: float
+    #: Typed messages, as quotas count them (assistant/history/usage.py).
+    typed_seconds: float = 0.0
 
 
 # The columns a heartbeat writes, in the order of its UPDATE's parameters.
-_BEAT_FIELDS = ("last_seen", "state", "audio_in_seconds", "audio_out_seconds")
+_BEAT_FIELDS = ("last_seen", "state", "audio_in_seconds", "audio_out_seconds", "typed_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,7 @@ def sessions_tick(beats: list[Beat]) -> dict[uuid.UUID, Orders]:
             b.state,
             b.audio_in_seconds,
             b.audio_out_seconds,
+            b.typed_seconds,
             fields[-1].get_db_prep_value(b.session_id, conn),
         )
         for b in beats

@@ -92,8 +92,10 @@ def test_a_quota_needs_one_owner_and_one_limit() -> None:
     UsageQuota(user=user, minutes_per_day=1).full_clean()
 
 
-def record(user: User, *, when: dt.datetime, seconds: float, cost: str, model: str) -> None:
-    UsageRecord.objects.create(
+def record(
+    user: User, *, when: dt.datetime, seconds: float, cost: str, model: str, **fields: object
+) -> UsageRecord:
+    return UsageRecord.objects.create(
         user=user,
         session_id=uuid.uuid4(),
         model=model,
@@ -103,20 +105,23 @@ def record(user: User, *, when: dt.datetime, seconds: float, cost: str, model: s
         input_tokens=100,
         output_tokens=50,
         estimated_cost=Decimal(cost),
+        **fields,
     )
 
 
 @pytest.mark.django_db
-def test_spent_counts_today_and_this_month() -> None:
+def test_spent_counts_audio_both_ways_and_typed_text_today_and_this_month() -> None:
+    """A quota minute is a minute of audio either way; typed text counts its speaking time."""
     user = User.objects.create_user("ida")
     now = dt.datetime(2026, 11, 15, 12, tzinfo=dt.UTC)
-    record(user, when=now, seconds=120, cost="0.50", model="m")  # 1 minute of microphone
+    record(user, when=now, seconds=120, cost="0.50", model="m")  # 1 min in, 1 min out
+    record(user, when=now, seconds=0, cost="0", model="m", typed_seconds=30)  # typed
     record(user, when=now - dt.timedelta(days=1), seconds=60, cost="0.25", model="m")
     record(user, when=now - dt.timedelta(days=20), seconds=600, cost="9", model="m")  # October
     record(User.objects.create_user("other"), when=now, seconds=600, cost="9", model="m")
     used = spent(user, now=now)
-    assert used.minutes_today == pytest.approx(1.0)
-    assert used.minutes_this_month == pytest.approx(1.5)
+    assert used.minutes_today == pytest.approx(2.5)
+    assert used.minutes_this_month == pytest.approx(3.5)
     assert used.cost_this_month == Decimal("0.75")
 
 
@@ -127,14 +132,21 @@ def test_usage_report_rows_per_user_and_model_in_the_period() -> None:
     record(alice, when=day, seconds=60, cost="0.10", model="gpt-realtime")
     record(alice, when=day, seconds=60, cost="0.10", model="gpt-realtime")
     record(alice, when=day, seconds=30, cost="0.05", model="gpt-realtime-mini")
+    # A session's accrued row: usage, not a response.
+    accrued = record(
+        alice, when=day, seconds=0, cost="0", model="gpt-realtime", typed_seconds=6, kind="accrued"
+    )
     record(bob, when=day + dt.timedelta(days=40), seconds=60, cost="1", model="gpt-realtime")
     rows = usage_report(day - dt.timedelta(days=1), day + dt.timedelta(days=1))
     assert [(r["username"], r["model"], r["responses"]) for r in rows] == [
         ("alice", "gpt-realtime", 2),
         ("alice", "gpt-realtime-mini", 1),
     ]
-    assert rows[0]["sessions"] == 2
+    assert accrued.kind == UsageRecord.Kind.ACCRUED
+    assert rows[0]["sessions"] == 3
     assert rows[0]["audio_in_minutes"] == 1.0
+    assert rows[0]["typed_minutes"] == 0.1
+    assert rows[0]["quota_minutes"] == 2.1
     assert rows[0]["estimated_cost"] == "0.200000"
 
     out = io.StringIO()

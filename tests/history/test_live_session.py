@@ -299,6 +299,74 @@ async def test_a_live_session_is_warned_then_ended_after_the_reply(
     assert conversation.end_reason == "quota_exceeded"
 
 
+async def read_until(comm: Any, received: list[int], kind: str, timeout: float = 10.0) -> Any:
+    """Read frames, acking the audio as the page does, until a message of ``kind`` (returned)
+    or the close (returns its code)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await comm.receive_output(timeout)
+            if frame["type"] == "websocket.close":
+                return frame.get("code")
+            if frame.get("bytes") is not None:
+                received[0] += len(frame["bytes"])
+                ack = {"type": "audio.ack", "bytes": received[0]}
+                await comm.send_to(text_data=json.dumps(ack))
+                continue
+            message = json.loads(frame["text"])
+            if message["type"] == kind:
+                return message
+
+
+async def test_typed_messages_and_their_spoken_replies_use_the_quota(
+    user: User,
+    default_profile: AssistantProfile,
+    fake_connect: FakeConnect,
+    settings: Any,
+) -> None:
+    """A typed question costs its reply's audio and its own speaking time: a session that
+    only types ends when the quota is used up (further questions refused meanwhile), and the
+    next one is refused at the handshake.
+
+    Before, only microphone audio counted: any number of typed turns were free.
+    """
+    settings.VOICE_HEARTBEAT_SECONDS = 0.1
+    await give_quota(user, 1, 40.0)  # 20 s left
+    comm = await start_session(user)
+    conn = fake_connect.last
+    reply = b"\x01\x00" * 24_000 * 4  # 4 s of audio per reply
+    received = [0]
+    replies = 0
+    refused: Any = None
+    for n in range(12):  # 12 x (4 s + 1 s typed) = 60 s: far over the 20 s left
+        await comm.send_to(text_data=json.dumps({"type": "text.send", "text": f"Question {n}?"}))
+        try:
+            await conn.wait_for("response.create", count=replies + 1, timeout=1.0)
+        except TimeoutError:
+            refused = await read_until(comm, received, "error")
+            break
+        response = f"r{replies}"
+        conn.push({"type": "response.created", "response": {"id": response}})
+        conn.push(audio_delta(f"a{replies}", reply, response_id=response))
+        conn.push({"type": "response.done", "response": {"id": response, "status": "completed"}})
+        replies += 1
+        await read_until(comm, received, "response.done")
+        await asyncio.sleep(0.3)  # a few heartbeats: each re-checks the quota
+    assert refused is not None, "12 typed turns with 4 s replies never used up 20 s"
+    assert refused["code"] == "quota_exceeded", refused
+    assert refused["resets_at"]
+    assert 4 <= replies <= 5, replies  # 4 turns use the 20 s; the next beat notices
+    assert await read_until(comm, received, "never") == 4402  # once the last reply played
+    await history.flush()
+    records = await database_sync_to_async(list)(UsageRecord.objects.exclude(audio_in_seconds=40))
+    assert sum(r.audio_out_seconds for r in records) == pytest.approx(4.0 * replies)
+    assert sum(r.typed_seconds for r in records) == pytest.approx(1.0 * replies)
+    # And the next session is refused at the handshake.
+    again = communicator(user)
+    await again.connect()
+    assert (await next_message(again, "error"))["code"] == "quota_exceeded"
+    assert await close_code(again) == 4402
+
+
 async def test_recording_off_keeps_nothing(
     user: User, default_profile: AssistantProfile, fake_connect: FakeConnect, settings: Any
 ) -> None:

@@ -34,13 +34,14 @@ def used(user: User, seconds: float, session_id: uuid.UUID | None = None) -> Non
     )
 
 
-def live(user: User, seconds: float) -> LiveSession:
+def live(user: User, seconds: float, **fields: float) -> LiveSession:
     return LiveSession.objects.create(
         user=user,
         worker="other",
         channel_name="x",
         last_seen=timezone.now(),
         audio_in_seconds=seconds,
+        **fields,
     )
 
 
@@ -53,10 +54,19 @@ def test_unlimited_without_a_quota(ivy: User) -> None:
 def test_written_usage_and_the_unwritten_part_of_live_sessions_count(ivy: User) -> None:
     UsageQuota.objects.create(user=ivy, minutes_per_day=10)
     used(ivy, 300)  # 5 minutes written
-    other = live(ivy, 150)  # another worker's session: 2.5 min relayed, 1 min of it written
-    used(ivy, 60, session_id=other.pk)
+    # Another worker's session: 2.5 min used (audio both ways and typed), 1 min of it written.
+    other = live(ivy, 100, audio_out_seconds=40, typed_seconds=10)
+    UsageRecord.objects.create(
+        user=ivy,
+        session_id=other.pk,
+        model="m",
+        kind=UsageRecord.Kind.ACCRUED,
+        audio_in_seconds=20,
+        audio_out_seconds=30,
+        typed_seconds=10,
+    )
     mine = uuid.uuid4()
-    check = quota_status(user_id=ivy.pk, session_id=mine, own_audio_seconds=90)
+    check = quota_status(user_id=ivy.pk, session_id=mine, own_seconds=90)
     # 5 + 1 written, 1.5 of the other session and 1.5 of mine not yet: 9 of 10 minutes.
     assert check.fraction_used == pytest.approx(0.9)
     assert check.warn

@@ -38,7 +38,13 @@ def test_one_write_refreshes_every_row_and_reports_end_reasons(
     LiveSession.objects.filter(pk=second.pk).update(end_reason="terminated")
     third.delete()  # swept, e.g. its worker was presumed dead
     beats_in = [
-        Beat(session_id=s.pk, state="listening", audio_in_seconds=1.5, audio_out_seconds=0.5)
+        Beat(
+            session_id=s.pk,
+            state="listening",
+            audio_in_seconds=1.5,
+            audio_out_seconds=0.5,
+            typed_seconds=2.0,
+        )
         for s in live_sessions
     ]
     with CaptureQueriesContext(connection) as queries:
@@ -54,6 +60,7 @@ def test_one_write_refreshes_every_row_and_reports_end_reasons(
     assert reasons == {second.pk: "terminated", third.pk: "gone"}
     row = LiveSession.objects.get(pk=first.pk)
     assert (row.state, row.audio_in_seconds, row.audio_out_seconds) == ("listening", 1.5, 0.5)
+    assert row.typed_seconds == 2.0  # what quotas count of the session besides its audio
     assert row.last_seen > first.last_seen
 
 

@@ -24,8 +24,9 @@ def _day(value: str) -> dt.datetime:
 
 class Command(BaseCommand):
     help = (
-        "One row per user and model: sessions, responses, audio minutes in and out, tokens "
-        "and estimated cost, from --since (inclusive) to --until (exclusive; default: now)."
+        "One row per user and model: sessions, responses, audio minutes in and out, tokens, "
+        "estimated cost, typed minutes and the minutes quotas count, from --since (inclusive) "
+        "to --until (exclusive; default: now)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
