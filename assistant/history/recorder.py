@@ -22,17 +22,6 @@ from typing import Any
 
 from assistant.history.usage import AUDIO_BYTES_PER_SECOND
 
-__all__ = [
-    "AUDIO_BYTES_PER_SECOND",
-    "Accrual",
-    "Batch",
-    "ConversationRecorder",
-    "ConversationStart",
-    "TurnRecord",
-    "TurnUpdate",
-    "UsageEntry",
-]
-
 #: Turns held for one session between flushes; past it the oldest are dropped (and counted).
 MAX_PENDING_TURNS = 500
 

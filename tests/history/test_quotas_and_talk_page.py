@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from decimal import Decimal
 
@@ -161,3 +163,30 @@ async def test_a_user_without_quota_is_rechecked_only_once_a_minute(
     monkeypatch.setattr(quotas.time, "monotonic", lambda: 10.0**9)  # a minute and more later
     await live.check()
     assert len(calls) == 2
+
+
+async def test_once_the_quota_is_used_up_new_turns_are_refused_until_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the session winds down after its reply, a typed message or a push-to-talk release
+    would buy another reply past the quota: refused with ``quota_exceeded``; the rest goes on."""
+    from assistant import protocol
+
+    async def status(**kwargs: object) -> QuotaCheck:
+        return QuotaCheck(1.0, "day", timezone.now())
+
+    monkeypatch.setattr(quotas, "aquota_status", status)
+    live = quotas.LiveQuota(_Session(), history=None, user_id=1, session_id=uuid.uuid4())
+    typed = protocol.TextSend(text="one more?")
+    assert live.refusal(typed) is None  # not over quota yet
+    await live.check()
+    assert live.ending is not None
+    live.ending.cancel()  # the end itself is not under test here
+    with contextlib.suppress(asyncio.CancelledError):
+        await live.ending
+    refusal = live.refusal(typed)
+    assert refusal is not None
+    assert (refusal.code, bool(refusal.resets_at)) == ("quota_exceeded", True)
+    assert live.refusal(protocol.InputRelease()) is not None
+    assert live.refusal(protocol.InputPress()) is None  # a press only stops the reply
+    assert live.refusal(protocol.PlaybackInterrupted(item_id="a", played_ms=5)) is None
