@@ -5,6 +5,27 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 ACTIVE_SESSIONS = Gauge("voice_active_sessions", "Live voice sessions held by this worker.")
+# What an autoscaler needs besides the live sessions (assistant/live/worker.py sets them as
+# functions of the worker's state, read at scrape time: nothing on the session path).
+SESSION_CAPACITY = Gauge(
+    "voice_session_capacity", "Sessions this worker admits at most (VOICE_MAX_SESSIONS_PER_WORKER)."
+)
+SESSION_CAPACITY_REMAINING = Gauge(
+    "voice_session_capacity_remaining",
+    "Sessions this worker would still admit now: capacity minus live sessions and handshakes "
+    "in progress; 0 while draining.",
+)
+WORKER_DRAINING = Gauge("voice_worker_draining", "1 while this worker drains after SIGTERM.")
+# The event loop's health (assistant/live/looplag.py): one probe wake-up every 100 ms.
+LOOP_LAG = Histogram(
+    "voice_event_loop_lag_seconds",
+    "How late the worker's event-loop probe woke from a 100 ms sleep, while sessions are live.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+LOOP_LAG_MAX = Gauge(
+    "voice_event_loop_lag_max_seconds",
+    "Largest event-loop lag of the last 10-20 s (0 while no session is live).",
+)
 SESSIONS_STARTED = Counter("voice_sessions_started_total", "Voice sessions accepted.")
 SESSIONS_REFUSED = Counter(
     "voice_sessions_refused_total", "Voice sessions refused at start.", ["reason"]

@@ -23,6 +23,7 @@ from typing import Protocol
 from django.conf import settings
 
 from assistant.live import registry
+from assistant.live.looplag import lag_probe
 
 logger = logging.getLogger(__name__)
 
@@ -96,20 +97,25 @@ class HeartbeatBatcher:
     async def tick(self, members: dict[uuid.UUID, BeatSource]) -> None:
         """Write the beats of ``members`` and pass on the registry's orders (one read per tick)."""
         read_at = time.monotonic()
+        # Spans: what the tick did, named by the lag probe if the loop stalls around it.
+        with lag_probe.span("heartbeat.beats", len(members)):
+            beats = [m.beat() for m in members.values()]
         try:
-            orders = await registry.asessions_tick([m.beat() for m in members.values()])
+            with lag_probe.span("heartbeat.database", len(beats)):  # in the database thread
+                orders = await registry.asessions_tick(beats)
         except Exception:
             # A database hiccup must not end the calls; the next tick tries again.
             logger.warning("heartbeat of %d sessions failed", len(members), exc_info=True)
             return
-        for session_id, order in orders.items():
-            if session_id not in self._members:
-                continue  # left while the tick was in the database
-            member = members[session_id]
-            if order.end_reason:
-                member.registry_says_end(order.end_reason)
-            else:
-                member.registry_orders(order, read_at)
+        with lag_probe.span("heartbeat.orders", len(orders)):
+            for session_id, order in orders.items():
+                if session_id not in self._members:
+                    continue  # left while the tick was in the database
+                member = members[session_id]
+                if order.end_reason:
+                    member.registry_says_end(order.end_reason)
+                else:
+                    member.registry_orders(order, read_at)
 
 
 heartbeats = HeartbeatBatcher()

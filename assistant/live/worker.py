@@ -1,7 +1,8 @@
 """Process-wide state of one Daphne worker: its live sessions, admission control and drain.
 
 A session is in this worker's live set through one :class:`Membership`: its registry row, its
-count here and its heartbeat are joined and left together. A handshake admitted but not yet a
+count here, its heartbeat and the event-loop lag probe (``looplag.py``) are joined and left
+together. A handshake admitted but not yet a
 session holds a :class:`PendingSlot`.
 
 On SIGTERM Daphne would cancel every consumer at once, dropping calls without a word. We take
@@ -26,6 +27,7 @@ from assistant import metrics
 from assistant.codes import CloseCode, ErrorCode
 from assistant.live import registry
 from assistant.live.beats import BeatSource, heartbeats
+from assistant.live.looplag import lag_probe
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,13 @@ class Worker:
     def at_capacity(self) -> bool:
         """True when admitting another session would overload this process."""
         return len(self.sessions) + self.pending >= settings.VOICE_MAX_SESSIONS_PER_WORKER
+
+    def capacity_remaining(self) -> int:
+        """Sessions this worker would still admit now (0 while draining): the scaling signal."""
+        if self.draining:
+            return 0
+        used = len(self.sessions) + self.pending
+        return max(0, settings.VOICE_MAX_SESSIONS_PER_WORKER - used)
 
     def add(self, session: Drainable) -> None:
         """Count a session that was admitted."""
@@ -129,6 +138,7 @@ class Worker:
             async with asyncio.timeout(max(0.0, budget - (loop.time() - started))):
                 await self._idle.wait()
         await self._history_close(max(HISTORY_CLOSE_SECONDS, budget - (loop.time() - started)))
+        await lag_probe.close()  # ended with the last session already; this waits for it
         refusing = min(budget, DRAIN_REFUSE_SECONDS) - (loop.time() - started)
         if stop_server and refusing > 0:
             await asyncio.sleep(refusing)
@@ -142,6 +152,11 @@ class Worker:
 
 
 worker = Worker()
+
+# Read when /metrics is scraped, so they cost the sessions nothing and never go stale.
+metrics.SESSION_CAPACITY.set_function(lambda: settings.VOICE_MAX_SESSIONS_PER_WORKER)
+metrics.SESSION_CAPACITY_REMAINING.set_function(worker.capacity_remaining)
+metrics.WORKER_DRAINING.set_function(lambda: float(worker.draining))
 
 # The registry release is bounded: with the database hanging, the rest of the release goes on.
 RELEASE_TIMEOUT = 2.5
@@ -193,6 +208,7 @@ class Membership:
         self._session = session
         worker.add(session)
         heartbeats.join(self.session_id, beats)
+        lag_probe.join(self.session_id)
 
     async def leave(self) -> None:
         """Stop beating, delete the registry row (bounded), and stop counting the session.
@@ -200,6 +216,7 @@ class Membership:
         A failure or timeout of the row's delete is logged; the worker lets go all the same.
         """
         heartbeats.leave(self.session_id)
+        lag_probe.leave(self.session_id)
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT):
                 await registry.asession_release(session_id=self.session_id)
@@ -215,6 +232,7 @@ class Membership:
     def forget(self) -> None:
         """Stop beating and counting (idempotent): the release's last resort when cancelled."""
         heartbeats.leave(self.session_id)
+        lag_probe.leave(self.session_id)
         if self._session is not None:
             worker.discard(self._session)
             self._session = None
