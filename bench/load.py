@@ -1,7 +1,10 @@
 """Relay load benchmark: Daphne + VoiceConsumer vs direct upstream vs a Daphne echo floor.
 
 N simulated browsers (aiohttp websockets, one logged-in Django user each, session cookie +
-Origin) stream real-time PCM16 24 kHz through three paths, one after another in the same run:
+Origin) stream real-time PCM16 24 kHz through three paths, one after another in the same run
+(for ``relay`` the worker's own event-loop lag over the measured window is read from its
+/metrics: ``loop99`` is the p99 of ``voice_event_loop_lag_seconds``, ``loopmax<=`` the upper
+bound of its highest bucket reached):
 
 * ``relay``  browser -> Daphne + VoiceConsumer -> azure-ai-voicelive SDK -> echo upstream -> back
 * ``direct`` browser -> echo upstream (raw JSON + base64 appends, as the SDK sends them)
@@ -51,6 +54,7 @@ from _common import (
     wait_quiet,
 )
 from _loadgen import PointResult, Target, run_point
+from _metrics import WindowScrape
 
 SERVER_CPU = {1}
 GEN_CPU = {0}
@@ -190,8 +194,13 @@ def measure(
         pin(rig.upstream.pid, SERVER_CPU)
     load = uptime()
     samples: dict[str, float] = {}
+    # The worker's own event-loop lag over exactly the measured window (relay only: the floor
+    # and the upstream have no /metrics).
+    loop_lag = WindowScrape(rig.relay_port) if path == "relay" else None
 
     def on_window(start: bool) -> None:
+        if loop_lag is not None:
+            loop_lag.mark(start)
         tag = "0" if start else "1"
         samples[f"t{tag}"] = time.monotonic()
         samples[f"cpu{tag}"] = cpu_seconds(server.pid)
@@ -231,6 +240,9 @@ def measure(
         "load_after": uptime(),
         "server_alive": server.proc.poll() is None,
     }
+    lag = loop_lag.result() if loop_lag is not None else None
+    result.extra["loop_lag"] = dataclasses.asdict(lag) if lag is not None else None
+    result.extra["loop_lag_text"] = lag.text() if lag is not None else ""
     return result
 
 
@@ -243,7 +255,9 @@ def fmt(r: PointResult) -> str:
         f"srv={x['server_cores']:.3f}c ({x['cpu_pct_per_session']:.2f}%/sess, "
         f"{x['us_per_frame']:.0f}us/frame) up={x['upstream_cores']:.3f}c gen={r.gen_cpu:.2f}c "
         f"lag99={r.sender_lag_p99_ms:.1f}ms rss={x['rss_idle_mb']:.0f}->{x['rss_live_mb']:.0f}MB "
-        f"conn95={r.connect_p95_ms:.0f}ms [{x['load_before']}]"
+        f"conn95={r.connect_p95_ms:.0f}ms "
+        + (f"{x['loop_lag_text']} " if x.get("loop_lag_text") else "")
+        + f"[{x['load_before']}]"
     )
 
 
