@@ -57,8 +57,14 @@ param minReplicas int = 2
 @minValue(1)
 param maxReplicas int = 10
 
-@description('Concurrent requests (websocket sessions count) per replica before scaling out.')
-param concurrentSessionsPerReplica int = 40
+@minValue(1)
+@description('Live sessions per replica the scale rule aims at (below maxSessionsPerWorker).')
+param targetSessionsPerReplica int = 90
+
+@minValue(10)
+@maxValue(95)
+@description('Average CPU per replica (percent of its 1 vCPU) above which replicas are added.')
+param cpuUtilizationPercent int = 65
 
 @description('Admission control inside each replica (VOICE_MAX_SESSIONS_PER_WORKER).')
 param maxSessionsPerWorker int = 130
@@ -200,7 +206,8 @@ module app 'modules/app.bicep' = if (!empty(appImage)) {
     voiceLiveApiVersion: voiceLiveApiVersion
     minReplicas: minReplicas
     maxReplicas: maxReplicas
-    concurrentSessionsPerReplica: concurrentSessionsPerReplica
+    targetSessionsPerReplica: targetSessionsPerReplica
+    cpuUtilizationPercent: cpuUtilizationPercent
     maxSessionsPerWorker: maxSessionsPerWorker
   }
 }

@@ -215,3 +215,84 @@ def test_bicep_resources_match_the_design():
     assert "minimumTlsVersion: '1.2'" in modules["redis"]
     script = (AZURE / "azdeploy.sh").read_text()
     assert "az acr build" in script or "acr build" in script
+
+
+# --------------------------------------------------------------------------------------------
+# Scaling: live sessions against capacity, CPU as a guard, drain on scale-in
+# --------------------------------------------------------------------------------------------
+
+
+def _bicep_var(text: str, name: str) -> str:
+    """The value of ``var name = ...`` (a string literal unquoted, ``\\'`` unescaped)."""
+    match = re.search(rf"^var {name} = (.*)$", text, re.M)
+    assert match, f"no var {name}"
+    value = match.group(1).strip()
+    if value.startswith("'"):
+        assert value.endswith("'"), value
+        value = value[1:-1].replace("\\'", "'")
+    return value
+
+
+def _param_default(text: str, name: str) -> int:
+    match = re.search(rf"^param {name} int = (\d+)", text, re.M)
+    assert match, f"param {name} has no integer default"
+    return int(match.group(1))
+
+
+def _rule(app: str, name: str) -> str:
+    offset = app.index(f"name: '{name}'")
+    return app[offset : app.index("\n          }\n", offset)]
+
+
+def test_the_app_scales_on_live_sessions_against_capacity():
+    """KEDA's postgresql scaler counts the registry's fresh rows, with the app's own secret."""
+    from django.conf import settings
+
+    from assistant.live.registry import STALE_AFTER_HEARTBEATS
+    from assistant.models import LiveSession
+
+    app = (AZURE / "modules" / "app.bicep").read_text()
+    rule = _rule(app, "live-sessions")
+    assert "type: 'postgresql'" in rule
+    assert "query: liveSessionsQuery" in rule
+    assert "targetQueryValue: string(targetSessionsPerReplica)" in rule
+    assert re.search(r"secretRef: 'database-url'\s+triggerParameter: 'connection'", rule)
+    assert "{ name: 'database-url', value: databaseUrl }" in app  # the secret it names exists
+    window = int(_bicep_var(app, "liveWindowSeconds"))
+    query = _bicep_var(app, "liveSessionsQuery").replace("${liveWindowSeconds}", str(window))
+    meta = LiveSession._meta
+    assert f"FROM {meta.db_table} " in query
+    for field in ("end_reason", "last_seen"):
+        assert f" {meta.get_field(field).column} " in query
+    assert "end_reason = ''" in query
+    assert f"interval '{window} seconds'" in query
+    # A row is live for three heartbeats (the registry's own rule), at the default period.
+    assert window == STALE_AFTER_HEARTBEATS * settings.VOICE_HEARTBEAT_SECONDS
+    # Scale out before the workers' admission control refuses anyone.
+    main = (AZURE / "main.bicep").read_text()
+    for text in (main, app):
+        target = _param_default(text, "targetSessionsPerReplica")
+        assert 0 < target < _param_default(text, "maxSessionsPerWorker")
+
+
+def test_the_app_scales_on_cpu_and_drains_on_scale_in():
+    app = (AZURE / "modules" / "app.bicep").read_text()
+    rule = _rule(app, "cpu")
+    assert "type: 'cpu'" in rule
+    assert "type: 'Utilization'" in rule  # KEDA wants it capitalised
+    assert "value: string(cpuUtilizationPercent)" in rule
+    main = (AZURE / "main.bicep").read_text()
+    for text in (main, app):
+        assert 10 <= _param_default(text, "cpuUtilizationPercent") <= 95
+    # No HTTP rule: its documented figure (requests of the last 15 s / 15) misses held sockets.
+    assert "concurrentRequests" not in app
+    # A replica removed by a scale-in drains like one replaced by a deploy: the drain, then
+    # Daphne's application close, within the grace period.
+    grace = re.search(r"terminationGracePeriodSeconds: (\d+)", app)
+    assert grace
+    dockerfile = (AZURE.parent / "Dockerfile").read_text()
+    close = re.search(r'"--application-close-timeout", "(\d+)"', dockerfile)
+    assert close
+    from django.conf import settings
+
+    assert int(grace.group(1)) >= settings.VOICE_DRAIN_SECONDS + int(close.group(1)) + 10

@@ -24,7 +24,9 @@ param voiceLiveModel string
 param voiceLiveApiVersion string
 param minReplicas int = 2
 param maxReplicas int = 10
-param concurrentSessionsPerReplica int = 40
+// Scale out before a replica's admission control (maxSessionsPerWorker) refuses anyone.
+param targetSessionsPerReplica int = 90
+param cpuUtilizationPercent int = 65
 param maxSessionsPerWorker int = 130
 
 resource environment 'Microsoft.App/managedEnvironments@2024-03-01' existing = {
@@ -40,6 +42,11 @@ resource redis 'Microsoft.Cache/redis@2024-03-01' existing = {
 }
 
 var fqdn = '${name}.${environment.properties.defaultDomain}'
+// A registry row is live while its worker's heartbeat (VOICE_HEARTBEAT_SECONDS, 5 s) is
+// younger than three beats (assistant/live/registry.py, STALE_AFTER_HEARTBEATS).
+var liveWindowSeconds = 15
+// Live sessions of every replica, as the registry holds them; rows being ended are left out.
+var liveSessionsQuery = 'SELECT COUNT(*) FROM assistant_livesession WHERE end_reason = \'\' AND last_seen > now() - interval \'${liveWindowSeconds} seconds\''
 var databaseUrl = 'postgres://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgresHost}:5432/${postgresDatabase}?sslmode=require'
 var redisUrl = 'rediss://:${uriComponent(redis.listKeys().primaryKey)}@${redis.properties.hostName}:${redis.properties.sslPort}/0'
 
@@ -116,7 +123,8 @@ resource web 'Microsoft.App/containerApps@2024-03-01' = if (deployWebApp) {
       secrets: secrets
     }
     template: {
-      // SIGTERM starts the drain (VOICE_DRAIN_SECONDS) plus Daphne's 10 s application close.
+      // SIGTERM, on a deploy and on a scale-in alike, starts the drain (VOICE_DRAIN_SECONDS,
+      // 5 s: sessions closed with the retryable 4001) plus Daphne's 10 s application close.
       terminationGracePeriodSeconds: 30
       containers: [
         {
@@ -170,13 +178,39 @@ resource web 'Microsoft.App/containerApps@2024-03-01' = if (deployWebApp) {
       scale: {
         minReplicas: minReplicas
         maxReplicas: maxReplicas
+        // Container Apps scales on the first rule that asks for more replicas (deploy/README.md,
+        // "Scaling"). No HTTP rule: its documented figure is the requests of the last 15 s
+        // divided by 15, where a websocket held for minutes counts only in the 15 s it opened.
         rules: [
           {
-            // Open websockets count as concurrent requests.
-            name: 'concurrent-sessions'
-            http: {
+            // KEDA's PostgreSQL scaler (polled every 30 s): replicas = ceil(live sessions of
+            // all replicas / target), i.e. live sessions against capacity.
+            name: 'live-sessions'
+            custom: {
+              type: 'postgresql'
               metadata: {
-                concurrentRequests: string(concurrentSessionsPerReplica)
+                query: liveSessionsQuery
+                targetQueryValue: string(targetSessionsPerReplica)
+              }
+              // The app's own DATABASE_URL secret (postgres://...?sslmode=require), which
+              // KEDA's pgx driver reads as it is.
+              auth: [
+                {
+                  secretRef: 'database-url'
+                  triggerParameter: 'connection'
+                }
+              ]
+            }
+          }
+          {
+            // One Daphne per 1-vCPU replica: its event loop lags once it is busy most of the
+            // time (docs/benchmarks.md), whatever the session count says.
+            name: 'cpu'
+            custom: {
+              type: 'cpu'
+              metadata: {
+                type: 'Utilization'
+                value: string(cpuUtilizationPercent)
               }
             }
           }
