@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import time
 from array import array
 from collections.abc import Callable
@@ -72,8 +73,13 @@ class Browser:
         frame_bytes: int,
         stopping: asyncio.Event,
         gate: asyncio.Semaphore,
+        jitter: float = 0.0,
     ) -> None:
-        """Connect, reconnect after retryable closes, until ``stopping`` or a final close."""
+        """Connect, reconnect after retryable closes, until ``stopping`` or a final close.
+
+        ``jitter``: up to this many seconds added at random to each backoff (0: the page as it
+        is), to see what spreading a reconnect storm would do.
+        """
         attempt = 0
         while not stopping.is_set():
             conn = Connection(time.monotonic())
@@ -99,6 +105,7 @@ class Browser:
                 self.gave_up = True
                 break
             delay = min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+            delay += random.uniform(0.0, jitter) if jitter else 0.0
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)

@@ -251,7 +251,14 @@ async def run(rig: Rig, db: Database, args: argparse.Namespace) -> dict[str, Any
         frame_bytes = args.frame_ms * BYTES_PER_MS
         runs = [
             asyncio.create_task(
-                b.run(s, url, frame_bytes=frame_bytes, stopping=stopping, gate=gate)
+                b.run(
+                    s,
+                    url,
+                    frame_bytes=frame_bytes,
+                    stopping=stopping,
+                    gate=gate,
+                    jitter=args.jitter,
+                )
             )
             for b in browsers
         ]
@@ -327,6 +334,12 @@ def main() -> None:
     parser.add_argument("--drain-at", type=float, default=10.0, help="SIGTERM to A, s into it")
     parser.add_argument("--deadline-ms", type=float, default=200.0, help="playout deadline")
     parser.add_argument("--cap", type=int, default=0, help="per worker (default 2 x sessions)")
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="add up to this many seconds at random to each reconnect backoff (0: as the page)",
+    )
     parser.add_argument("--sqlite", action="store_true", help="SQLite even if PostgreSQL answers")
     parser.add_argument("--app-dir", type=Path, default=REPO, help="code under test")
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE, workers")
@@ -342,7 +355,7 @@ def main() -> None:
         f"rev={git_rev(args.app_dir)} {os.cpu_count()} cpus {uptime()}",
         flush=True,
     )
-    # Left in reverse: Redis, then every child (workers, nginx, upstream), then the database.
+    # Left in reverse: every child (workers, nginx, upstream), Redis, then the database.
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scaleout-bench-")))
         logs = args.logs.resolve() if args.logs else tmp
@@ -352,9 +365,9 @@ def main() -> None:
             db = Database(url=f"sqlite:///{path}", kind="sqlite", name=str(path))
         else:
             db = stack.enter_context(throwaway_database(tmp))
-        kids = stack.enter_context(children(logs))
         redis = RedisServer(logs).start()
         stack.callback(redis.stop)
+        kids = stack.enter_context(children(logs))  # stopped before Redis: no spurious errors
         print(f"# database: {db.kind}; logs in {logs}", flush=True)
         rig = Rig(kids, logs, db, redis, args)
         result = asyncio.run(asyncio.wait_for(run(rig, db, args), args.timeout))
