@@ -162,6 +162,8 @@ class Rig:
                 upstream_port=self.upstream_port,
                 max_sessions=cap,
                 extra={
+                    # As every deployment here sets it: without, each database call reconnects.
+                    "DJANGO_CONN_MAX_AGE": "60",
                     "DATABASE_URL": db.url,
                     "REDIS_URL": self.redis.url,
                     "VOICE_WORKER_NAME": name,
