@@ -71,11 +71,18 @@ export class VoiceSocket extends EventTarget {
       if (this._ws !== ws) return;
       this._ws = null;
       const code = event.code;
-      const retryable = this._retry && !this._stopping && RETRYABLE_CLOSE_CODES.has(code);
+      // A reconnect whose handshake failed (it reached the worker that is going away, or a
+      // proxy reset it under the storm of reconnects) is one more retry, not the end.
+      const failedReconnect = !opened && this._attempt > 0;
+      const retryable =
+        this._retry && !this._stopping && (RETRYABLE_CLOSE_CODES.has(code) || failedReconnect);
       const willRetry = retryable && this._attempt < RECONNECT.MAX_TRIES;
       let delayMs = 0;
       if (willRetry) {
-        delayMs = Math.min(RECONNECT.FIRST_DELAY_MS * 2 ** this._attempt, RECONNECT.MAX_DELAY_MS);
+        const backoff = Math.min(RECONNECT.FIRST_DELAY_MS * 2 ** this._attempt, RECONNECT.MAX_DELAY_MS);
+        // Between half and all of the backoff: the sessions of a drained worker do not all
+        // knock on the next one at the same instant.
+        delayMs = Math.round(backoff * (0.5 + Math.random() / 2));
         this._attempt += 1;
         this._timer = setTimeout(() => this._open(), delayMs);
       }

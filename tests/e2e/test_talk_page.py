@@ -297,7 +297,8 @@ def test_monitor_follows_a_live_session(pages: Pages) -> None:
 def test_busy_server_is_retried_with_backoff_then_given_up(
     chromium: Any, busy_daphne: DaphneServer, request: pytest.FixtureRequest
 ) -> None:
-    """4503 is retryable: five reconnects 0.5, 1, 2, 4 and 8 s apart, then a clear message."""
+    """4503 is retryable: five reconnects about 0.5, 1, 2, 4 and 8 s apart (each jittered
+    down by up to half), then a clear message."""
     with pages_on(chromium, busy_daphne) as pages:
         page = pages.open("busy")
         log_in(page)
@@ -320,7 +321,7 @@ def test_busy_server_is_retried_with_backoff_then_given_up(
 
         gaps = [seconds(b) - seconds(a) for a, b in zip(closes, closes[1:], strict=False)]
         for gap, delay in zip(gaps, [0.5, 1, 2, 4, 8], strict=True):
-            assert delay <= gap < delay + 1.0, gaps
+            assert delay / 2 <= gap < delay + 1.0, gaps
         page.wait_for_selector("#start:enabled", timeout=5_000)
 
 
