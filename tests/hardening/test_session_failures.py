@@ -40,6 +40,7 @@ from tests.hardening.conftest import (
     tone,
     wait_client_sockets,
 )
+from tests.support.inprocess import served
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
@@ -158,23 +159,16 @@ async def test_default_azure_credential_with_a_refusing_identity_endpoint(
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with served(app) as base:
         # App Service's managed identity, at an endpoint on this machine that refuses; only
         # that credential of the chain is tried (no IMDS probe, no CLI subprocess).
-        monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{port}/msi/token")
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{base}/msi/token")
         monkeypatch.setenv("IDENTITY_HEADER", "header-secret")
         monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
         settings.AZURE_VOICELIVE_API_KEY = ""
         comm = communicator(user)
         assert (await comm.connect())[0]
         code, seen, took = await page_outcome(comm, CONNECT_TIMEOUT + 1)
-    finally:
-        await runner.cleanup()
     assert refusals >= 1, "the identity endpoint was never asked"
     assert code == 4502
     assert error_codes(seen) == ["upstream_auth_failed"]
@@ -289,21 +283,14 @@ async def test_a_peer_that_goes_silent_after_the_upgrade_does_not_delay_the_erro
 
     app = web.Application()
     app.router.add_get("/voice-live/realtime", silent)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    settings.AZURE_VOICELIVE_ENDPOINT = f"http://127.0.0.1:{port}"
-    settings.VOICE_CONNECT_TIMEOUT = 1.0
-    try:
+    async with served(app, handler_cancellation=True) as base:
+        settings.AZURE_VOICELIVE_ENDPOINT = base
+        settings.VOICE_CONNECT_TIMEOUT = 1.0
         started = time.monotonic()
         comm = communicator(user)
         assert (await comm.connect())[0]
         code, seen, _ = await page_outcome(comm, 3)
         took = time.monotonic() - started
-    finally:
-        await runner.cleanup()
     assert code == 4502
     assert error_codes(seen) == ["upstream_unavailable"]
     assert took < 1.0 + 1.0, f"the error reached the page after {took:.2f} s"

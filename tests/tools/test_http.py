@@ -15,6 +15,7 @@ from assistant.tools.http import address_allowed, build_request
 from assistant.tools.runner import run_tool
 from assistant.tools.secrets import encrypt_headers
 from assistant.tools.specs import HttpRequestSpec, ToolSpec
+from tests.support.inprocess import served
 
 CONTEXT = ToolContext(user_id=1, profile_id=1)
 SCHEMA = {
@@ -62,14 +63,9 @@ async def service() -> AsyncIterator[dict[str, Any]]:
     app.router.add_get("/here/{order_id}", here)
     app.router.add_get("/huge/{order_id}", huge)
     app.router.add_get("/binary/{order_id}", binary)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    seen["base"] = f"http://127.0.0.1:{port}"
-    yield seen
-    await runner.cleanup()
+    async with served(app) as base:
+        seen["base"] = base
+        yield seen
 
 
 def tool(url: str, *, private: bool = True, timeout: float = 2.0, **http: Any) -> ToolSpec:

@@ -31,6 +31,7 @@ from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.toolcall_text import result_summary
 from assistant.voicelive.toolcalls import FunctionCall
 from tests.fakes import FakeConnect
+from tests.support.inprocess import served
 from tests.tools.test_live import Host
 from tests.voicelive.test_session import UPSTREAM, RecordingSink
 from tests.voicelive.test_toolcalls import ask_for, outputs
@@ -92,14 +93,9 @@ async def echo() -> AsyncIterator[dict[str, Any]]:
     app.router.add_get("/answer/{order_id}", answer)
     app.router.add_get("/error/{order_id}", error)
     app.router.add_get("/type/{order_id}", content_type)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    seen["base"] = f"http://127.0.0.1:{port}"
-    yield seen
-    await runner.cleanup()
+    async with served(app) as base:
+        seen["base"] = base
+        yield seen
 
 
 @pytest.fixture
