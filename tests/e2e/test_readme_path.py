@@ -145,22 +145,25 @@ def test_make_run_then_log_in_with_the_printed_login_and_talk_two_turns(
         page.wait_for_url(lambda url: "/accounts/" not in url)
 
         page.click("#start")
-        first = wait_for_states(page, ["listening", "processing", "assistant_speaking"], timeout=90)
-        page.click("#mute")  # the looping microphone waits while the answer plays
+        # Asked, the user waits in silence, as people do: the fake microphone would ask again
+        # 2.5 s later and, on a loaded machine, interrupt every reply that took longer.
+        asked = wait_for_states(page, ["listening", "processing"], timeout=90)
+        page.click("#mute")
+        first = wait_for_states(page, ["assistant_speaking"], after=asked, timeout=60)
         page.wait_for_function(
             "() => document.querySelectorAll('#conversation .entry.assistant').length >= 1"
         )
         back = wait_for_states(page, ["ready"], after=first, timeout=60)
         page.click("#mute")  # the question comes round again: the second turn
         # Unmuted mid-loop, the first thing heard may be the tail of the question: wait for the
-        # whole question to be heard a second time, and for the reply to it.
+        # whole question to be heard a second time, then wait in silence for the reply to it.
         page.wait_for_function(
             """() => [...document.querySelectorAll('#conversation .entry.user .text')]
                 .filter(e => /capital|france/i.test(e.textContent)).length >= 2""",
             timeout=90_000,
         )
-        second = wait_for_states(page, ["assistant_speaking"], after=back, timeout=60)
         page.click("#mute")
+        second = wait_for_states(page, ["assistant_speaking"], after=back, timeout=60)
         wait_for_states(page, ["ready"], after=second, timeout=60)
         page.wait_for_function(
             """() => [...document.querySelectorAll('#log-list .log-in code')]
