@@ -146,8 +146,13 @@ class SessionChecks:
         quotas = [q for q, _ in asked.values() if q is not None]
         logins = [r for _, r in asked.values() if r is not None and r.checkable]
         if quotas or logins:
-            with lag_probe.span("checks.database", len(quotas) + len(logins)):
-                answers = await achecks_run(quotas, logins)
+            try:
+                with lag_probe.span("checks.database", len(quotas) + len(logins)):
+                    answers = await achecks_run(quotas, logins)
+            except Exception as exc:
+                # The database thread could not even start the job: nobody's call ends for it.
+                logger.warning("checks of %d sessions failed (%s)", len(asked), exc)
+                answers = Answers(quotas=None, logins=None)
         else:
             answers = Answers()
         items = list(asked.items())
