@@ -34,8 +34,9 @@ logger = logging.getLogger(__name__)
 
 #: Where the checks tick within the heartbeat period, from the heartbeat's own tick.
 PHASE_SHIFT = 0.5
-#: The answers are handed out in slices of this many sessions, the loop free in between.
-APPLY_SLICE = 100
+#: Sessions are asked, and answered, in slices of this many, the loop free in between
+#: (well under a millisecond of loop a slice: bench/tick_cost.py).
+SLICE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,14 @@ class SessionChecks:
 
     async def tick(self, members: dict[uuid.UUID, Checked]) -> None:
         """Ask every member what is due, check it all in one database job, hand out the answers."""
-        with lag_probe.span("checks.collect", len(members)):
-            asked = {sid: (m.quota_request(), m.login_request()) for sid, m in members.items()}
+        asked: dict[uuid.UUID, tuple[QuotaRequest | None, LoginRequest | None]] = {}
+        items = list(members.items())
+        for start in range(0, len(items), SLICE):
+            if start:
+                await asyncio.sleep(0)  # let frames through between slices
+            with lag_probe.span("checks.collect", min(SLICE, len(items) - start)):
+                for sid, member in items[start : start + SLICE]:
+                    asked[sid] = (member.quota_request(), member.login_request())
         quotas = [q for q, _ in asked.values() if q is not None]
         logins = [r for _, r in asked.values() if r is not None and r.checkable]
         if quotas or logins:
@@ -155,12 +162,12 @@ class SessionChecks:
                 answers = Answers(quotas=None, logins=None)
         else:
             answers = Answers()
-        items = list(asked.items())
-        for start in range(0, len(items), APPLY_SLICE):
+        answered = list(asked.items())
+        for start in range(0, len(answered), SLICE):
             if start:
-                await asyncio.sleep(0)  # let frames through between slices
-            with lag_probe.span("checks.apply", min(APPLY_SLICE, len(items) - start)):
-                for sid, (quota, login) in items[start : start + APPLY_SLICE]:
+                await asyncio.sleep(0)
+            with lag_probe.span("checks.apply", min(SLICE, len(answered) - start)):
+                for sid, (quota, login) in answered[start : start + SLICE]:
                     member = members[sid]
                     if sid not in self._members:
                         continue  # left while the tick was in the database
