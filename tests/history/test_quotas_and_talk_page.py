@@ -159,9 +159,7 @@ async def test_a_user_without_quota_is_rechecked_only_once_a_minute(
     assert live.request() is not None
 
 
-async def test_once_the_quota_is_used_up_new_turns_are_refused_until_the_end(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_once_the_quota_is_used_up_new_turns_are_refused_until_the_end() -> None:
     """While the session winds down after its reply, a typed message or a push-to-talk release
     would buy another reply past the quota: refused with ``quota_exceeded``; the rest goes on."""
     from assistant import protocol
