@@ -200,6 +200,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 n = int(sys.argv[1])
+quota_minutes = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 User = get_user_model()
 keys = []
 for i in range(n):
@@ -207,6 +208,11 @@ for i in range(n):
     if created:
         user.set_unusable_password()
         user.save()
+    if quota_minutes:
+        from assistant.history.models import UsageQuota
+        UsageQuota.objects.update_or_create(
+            user=user, defaults={"minutes_per_day": quota_minutes, "group": None}
+        )
     client = Client()
     client.force_login(user)
     keys.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
@@ -214,8 +220,14 @@ print(json.dumps({"cookie": settings.SESSION_COOKIE_NAME, "keys": keys}))
 """
 
 
-def accounts_create(env: dict[str, str], app_dir: Path, n: int) -> tuple[str, list[str]]:
-    """Migrate the bench database and log in ``n`` users; returns (cookie name, session keys)."""
+def accounts_create(
+    env: dict[str, str], app_dir: Path, n: int, quota_minutes: int = 0
+) -> tuple[str, list[str]]:
+    """Migrate the bench database and log in ``n`` users; returns (cookie name, session keys).
+
+    ``quota_minutes``: give every user a daily minute quota (0: none). A user with a quota is
+    the expensive case of the live quota check (checked on every heartbeat).
+    """
     subprocess.run(
         [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=app_dir,
@@ -224,7 +236,7 @@ def accounts_create(env: dict[str, str], app_dir: Path, n: int) -> tuple[str, li
         timeout=300,
     )
     out = subprocess.run(
-        [PYTHON, "-c", _ACCOUNTS, str(n)],
+        [PYTHON, "-c", _ACCOUNTS, str(n), str(quota_minutes)],
         cwd=app_dir,
         env=env,
         check=True,

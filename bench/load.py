@@ -18,6 +18,10 @@ Examples::
     .venv/bin/python bench/load.py --frames 20,40,100 --sessions 25,50,100,200,300
     .venv/bin/python bench/load.py --frames 40 --sessions 200 --paths relay --app-dir /tmp/perf-wt
     .venv/bin/python bench/load.py --admission 130 --cap 100 --frames 40   # GB4
+    # every user with a quota (checked every heartbeat), a 1 s heartbeat, persistent connections:
+    .venv/bin/python bench/load.py --frames 100 --sessions 300 --paths relay,floor \
+        --quota-minutes 100000 --server-env VOICE_HEARTBEAT_SECONDS=1 \
+        --server-env DJANGO_CONN_MAX_AGE=60
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ def rig_build(
     workdir: Path,
     accounts: int,
     relay_extra: dict[str, str] | None = None,
+    quota_minutes: int = 0,
 ) -> Rig:
     """Echo upstream (``python -m localvoice --echo``) + bench database with ``accounts`` users.
 
@@ -154,7 +159,7 @@ def rig_build(
     env = server_env(
         app_dir=app_dir, db_path=db, upstream_port=upstream_port, max_sessions=1, extra=relay_extra
     )
-    cookie, keys = accounts_create(env, app_dir, accounts)
+    cookie, keys = accounts_create(env, app_dir, accounts, quota_minutes)
     wait_port(upstream_port)
     rig = Rig(kids, app_dir, db, cookie, keys, upstream, upstream_port)
     rig.relay_extra = dict(relay_extra or {})
@@ -293,7 +298,18 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(
-        "--server-env", action="append", default=[], help="KEY=VALUE for the worker under test"
+        "--server-env",
+        action="append",
+        default=[],
+        help="KEY=VALUE for the worker under test, e.g. VOICE_HEARTBEAT_SECONDS=1 or "
+        "DJANGO_CONN_MAX_AGE=60 (repeat for more)",
+    )
+    parser.add_argument(
+        "--quota-minutes",
+        type=int,
+        default=0,
+        help="give every bench user a daily quota of this many minutes (0: none, unlimited "
+        "users: their quota is re-checked once a minute instead of every heartbeat)",
     )
     args = parser.parse_args()
     frames = [int(x) for x in args.frames.split(",")]
@@ -320,7 +336,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp, children(Path(tmp)) as kids:
         try:
             extra = dict(kv.split("=", 1) for kv in args.server_env)
-            rig = rig_build(kids, app_dir, Path(tmp), accounts, extra)
+            rig = rig_build(kids, app_dir, Path(tmp), accounts, extra, args.quota_minutes)
             if args.max_load:
                 print(f"# {wait_quiet(args.max_load)}", flush=True)
             run: Callable[..., PointResult] = lambda path, n, f: measure(  # noqa: E731

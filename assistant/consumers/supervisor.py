@@ -1,10 +1,11 @@
 """What keeps a live voice session in line besides its own frames.
 
 Control messages from other workers and admins (via the channel layer: end, profile changed,
-monitors), the session's timer (maximum duration, idle timeout, rollover, login
-re-validation), and what the worker's heartbeat task reads and tells (the registry beat, end
-requests found in the registry). :class:`SessionSupervisor` does all of it for one session,
-through the small :class:`Supervised` interface the voice consumer offers.
+monitors), the session's timer (maximum duration, idle timeout, rollover), what the worker's
+heartbeat task reads and tells (the registry beat, end requests found in the registry) and
+what the worker's checks task asks and answers (the quota, the login's re-validation).
+:class:`SessionSupervisor` does all of it for one session, through the small
+:class:`Supervised` interface the voice consumer offers.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from django.conf import settings
 
 from assistant import protocol, services
 from assistant.codes import CloseCode, ErrorCode, State
+from assistant.consumers.checks import LoginRequest, session_checks
 from assistant.consumers.idle import IdleWatch, idle_step
 from assistant.consumers.talk_modes import turn_mode_message
 from assistant.history.usage import Usage
 from assistant.live import registry
-from assistant.live.admission import login_still_valid
 from assistant.live.fanout import MonitorFanout
 from assistant.protocol import EndReason
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.talk_modes import carry_over
 
 if TYPE_CHECKING:
-    from assistant.history.quotas import LiveQuota
+    from assistant.history.ledger import QuotaCheck
+    from assistant.history.quotas import LiveQuota, QuotaRequest
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +88,20 @@ class SessionSupervisor:
         self._registry_end_task: asyncio.Task[None] | None = None
         #: Re-checks the user's quota on every tick (set by the consumer; None: not checked).
         self.quota: LiveQuota | None = None
+        # The login was checked at the handshake; the worker's checks re-validate it from here.
+        self._last_validated = time.monotonic()
+        self._revalidate_every = settings.VOICE_REVALIDATE_SECONDS
+        self._login_end_task: asyncio.Task[None] | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """The tasks this supervisor started that may still run."""
         quota_end = self.quota.ending if self.quota is not None else None
-        owned = (self._registry_profile_task, self._registry_end_task, quota_end)
+        owned = (
+            self._registry_profile_task,
+            self._registry_end_task,
+            self._login_end_task,
+            quota_end,
+        )
         return [t for t in owned if t is not None]
 
     # ------------------------------------------------------------------ control (layer)
@@ -153,46 +164,76 @@ class SessionSupervisor:
     # ------------------------------------------------------------------ timer
 
     async def run(self) -> None:
-        """Enforce the session's timeouts, roll over and re-validate the login, on a timer.
+        """Enforce the session's timeouts and roll over, on a timer; checked meanwhile.
 
-        The registry row is written by the worker's heartbeat task (assistant/live/beats.py).
+        The registry row is written by the worker's heartbeat task (assistant/live/beats.py),
+        the quota and the login are checked by the worker's checks task
+        (assistant/consumers/checks.py): no database work of its own here.
         """
         session = self._session
         period = settings.VOICE_HEARTBEAT_SECONDS
-        last_validated = time.monotonic()
-        # Spread over the period: sessions started together (a reconnect storm after a deploy)
-        # would otherwise all do their checks in the same instant.
-        first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
-        while not session.ended:
-            await asyncio.sleep(first if first else self._timer_sleep(period))
-            first = 0.0
-            if await idle_step(self.idle, session):
-                return
-            now = time.monotonic()
-            if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
-                await session.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
-                return
-            if now - session.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
-                await session.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
-                return
-            voice = session.voice
-            if voice is not None and voice.rollover_due():
-                voice.begin_rollover()
-            if self.quota is not None:
-                await self.quota.check()
-            if now - last_validated >= settings.VOICE_REVALIDATE_SECONDS:
-                last_validated = now
-                user = self._scope["user"]
-                if not await login_still_valid(
-                    session=self._scope.get("session"), user_id=user.pk if user else None
-                ):
-                    await session.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
+        session_checks.join(self.session_id, self)
+        try:
+            # Spread over the period: sessions started together (a reconnect storm after a
+            # deploy) would otherwise all do their checks in the same instant.
+            first = period * random.uniform(0.2, 1.0)  # noqa: S311 - jitter, not security
+            while not session.ended:
+                await asyncio.sleep(first if first else self._timer_sleep(period))
+                first = 0.0
+                if await idle_step(self.idle, session):
                     return
+                now = time.monotonic()
+                if now - self.started_at > settings.VOICE_MAX_SESSION_SECONDS:
+                    await session.end_session(ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED)
+                    return
+                if now - session.last_activity > settings.VOICE_IDLE_TIMEOUT_SECONDS:
+                    await session.end_session(ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT)
+                    return
+                voice = session.voice
+                if voice is not None and voice.rollover_due():
+                    voice.begin_rollover()
+        finally:
+            session_checks.leave(self.session_id)
 
     def _timer_sleep(self, period: float) -> float:
         """The timer's period, shorter when idle handling is due sooner."""
         voice = self._session.voice
         return self.idle.sleep_for(voice.config if voice else None, period)
+
+    # ------------------------------------------------------------------ checks (Checked)
+
+    def quota_request(self) -> QuotaRequest | None:
+        """The quota question for the worker's checks tick; None: not due or no quota watch."""
+        return self.quota.request() if self.quota is not None else None
+
+    def login_request(self) -> LoginRequest | None:
+        """The login to re-validate on this tick, every ``VOICE_REVALIDATE_SECONDS``."""
+        now = time.monotonic()
+        # Within a tenth of a tick counts as due: ticks are one period apart, give or take
+        # a few ms, and a check put off by a whole tick would come a period late.
+        slack = settings.VOICE_HEARTBEAT_SECONDS * 0.1
+        if self._session.ended or now - self._last_validated + slack < self._revalidate_every:
+            return None
+        self._last_validated = now
+        login = self._scope.get("session")
+        user = self._scope["user"]
+        return LoginRequest(
+            session_key=(login.session_key if login is not None else None) or "",
+            user_id=user.pk if user else None,
+        )
+
+    async def checked(self, quota: QuotaCheck | None, login_valid: bool | None) -> None:
+        """The checks tick's answers: a login gone ends the call (4401); then the quota's."""
+        if self._session.ended:
+            return
+        if login_valid is False:
+            if self._login_end_task is None:
+                self._login_end_task = asyncio.create_task(
+                    self._session.end_session(ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED)
+                )
+            return
+        if quota is not None and self.quota is not None:
+            await self.quota.apply(quota)
 
     # ------------------------------------------------------------------ heartbeat (BeatSource)
 

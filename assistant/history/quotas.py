@@ -21,7 +21,8 @@ import datetime as dt
 import logging
 import time
 import uuid
-from typing import Protocol
+from collections.abc import Iterable
+from typing import NamedTuple, Protocol
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
@@ -32,12 +33,15 @@ from django.utils import timezone
 from assistant import protocol
 from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, State
 from assistant.history.ledger import (
+    NOTHING_SPENT,
     QUOTA_SECONDS,
     Quota,
     QuotaCheck,
     effective_quota,
+    effective_quotas,
     quota_check,
     spent,
+    spent_by_user,
 )
 from assistant.history.live import SessionHistory
 from assistant.history.models import UsageRecord
@@ -69,6 +73,68 @@ def _limited_user(user_id: int) -> tuple[AbstractBaseUser, Quota] | None:
     return None if quota.unlimited else (user, quota)
 
 
+class QuotaRequest(NamedTuple):
+    """One session's (or one handshake's) question to :func:`quota_statuses`."""
+
+    user_id: int
+    #: The session asking, whose ``own_seconds`` replace its registry row's (None: a handshake).
+    session_id: uuid.UUID | None = None
+    #: What that session has used so far (``Usage.quota_seconds``).
+    own_seconds: float = 0.0
+
+
+def quota_statuses(requests: Iterable[QuotaRequest]) -> dict[int, QuotaCheck]:
+    """Where each asking user stands now, live sessions included (synchronous ORM: off the loop).
+
+    The worker's batched check: five queries whatever the number of sessions (two when no
+    one asking has a quota) — the users' effective quotas, then for the limited ones their
+    written usage this day and month grouped by user, their live registry rows, and what the
+    ledger already has of those sessions. A user's live usage not written yet is the sum over
+    their live sessions of what each used beyond its written part: the asking sessions' own
+    exact counts, the others' from their registry rows (refreshed by their workers' heartbeats).
+
+    Returns:
+        One check per user asked about (every session of a user gets the same answer).
+    """
+    requests = list(requests)
+    own: dict[int, dict[uuid.UUID, float]] = {}
+    for request in requests:
+        asking = own.setdefault(request.user_id, {})
+        if request.session_id is not None:
+            asking[request.session_id] = request.own_seconds
+    checks = dict.fromkeys(own, _UNLIMITED)
+    quotas = {pk: q for pk, q in effective_quotas(own).items() if not q.unlimited}
+    if not quotas:
+        return checks
+    live: dict[int, dict[uuid.UUID, float]] = {pk: {} for pk in quotas}
+    for pk, user_id, audio_in, audio_out, typed in LiveSession.objects.filter(
+        user_id__in=list(quotas), last_seen__gte=stale_before()
+    ).values_list("pk", "user_id", "audio_in_seconds", "audio_out_seconds", "typed_seconds"):
+        live[user_id][pk] = Usage(audio_in, audio_out, typed).quota_seconds
+    for user_id in quotas:
+        live[user_id] |= own[user_id]
+    # Everything of those sessions the ledger has: their responses and accrued rows.
+    session_ids = [sid for sessions in live.values() for sid in sessions]
+    written = dict(
+        UsageRecord.objects.filter(session_id__in=session_ids)
+        .order_by()
+        .values("session_id")
+        .annotate(seconds=Sum(QUOTA_SECONDS, output_field=FloatField()))
+        .values_list("session_id", "seconds")
+    )
+    used = spent_by_user(quotas)
+    for user_id, quota in quotas.items():
+        unwritten = sum(
+            max(0.0, seconds - (written.get(sid) or 0.0)) for sid, seconds in live[user_id].items()
+        )
+        spent_so_far = used.get(user_id, NOTHING_SPENT)
+        checks[user_id] = quota_check(quota, spent_so_far, extra_minutes=unwritten / 60.0)
+    return checks
+
+
+aquota_statuses = database_sync_to_async(quota_statuses)
+
+
 def quota_status(
     *, user_id: int, session_id: uuid.UUID | None = None, own_seconds: float = 0.0
 ) -> QuotaCheck:
@@ -79,27 +145,7 @@ def quota_status(
         session_id: the session asking, whose ``own_seconds`` replace its registry row's.
         own_seconds: what that session has used so far (``Usage.quota_seconds``).
     """
-    limited = _limited_user(user_id)
-    if limited is None:
-        return _UNLIMITED
-    user, quota = limited
-    live = {
-        pk: Usage(audio_in, audio_out, typed).quota_seconds
-        for pk, audio_in, audio_out, typed in LiveSession.objects.filter(
-            user_id=user_id, last_seen__gte=stale_before()
-        ).values_list("pk", "audio_in_seconds", "audio_out_seconds", "typed_seconds")
-    }
-    if session_id is not None:
-        live[session_id] = own_seconds
-    # Everything of those sessions the ledger has: their responses and accrued rows.
-    written = dict(
-        UsageRecord.objects.filter(session_id__in=list(live))
-        .values("session_id")
-        .annotate(seconds=Sum(QUOTA_SECONDS, output_field=FloatField()))
-        .values_list("session_id", "seconds")
-    )
-    unwritten = sum(max(0.0, used - (written.get(sid) or 0.0)) for sid, used in live.items())
-    return quota_check(quota, spent(user), extra_minutes=unwritten / 60.0)
+    return quota_statuses([QuotaRequest(user_id, session_id, own_seconds)])[user_id]
 
 
 aquota_status = database_sync_to_async(quota_status)
@@ -149,7 +195,7 @@ class QuotaSession(Protocol):
 
 
 class LiveQuota:
-    """Re-checks one live session's user against their quota, from the session's timer.
+    """Re-checks one live session's user against their quota, with the worker's batched check.
 
     Args:
         session: the live session.
@@ -176,25 +222,27 @@ class LiveQuota:
         self._used_up: QuotaCheck | None = None  # the check that started the ending
         self._unlimited_until = 0.0  # monotonic: no quota applied at the last check
 
-    async def check(self) -> None:
-        """One re-check (off the loop): warn once at 80 %, end after the reply at 100 %."""
+    def request(self) -> QuotaRequest | None:
+        """This session's question for the worker's next batched check; None: not due.
+
+        On the loop, no I/O: the worker's check task (assistant/consumers/checks.py) asks
+        every session, runs one :func:`quota_statuses` for all of them in the database
+        thread and hands each its answer (:meth:`apply`).
+        """
         session = self._session
         if self.ending is not None or session.ended:
-            return
+            return None
         if self._history is not None:
             self._history.sync()  # the rollover's upstream id and the audio so far, no I/O
         if time.monotonic() < self._unlimited_until:
-            return  # no quota a moment ago: spare the database a query per session per beat
+            return None  # no quota a moment ago: spare the database a row per session per beat
         own = Usage.of(session.voice).quota_seconds
-        try:
-            check = await aquota_status(
-                user_id=self._user_id, session_id=self._session_id, own_seconds=own
-            )
-        except Exception as exc:
-            # A database hiccup never ends a call: the next beat checks again.
-            logger.warning(
-                "voice session %s: quota check failed (%s)", self._session_id, type(exc).__name__
-            )
+        return QuotaRequest(self._user_id, self._session_id, own)
+
+    async def apply(self, check: QuotaCheck) -> None:
+        """The answer to :meth:`request`: warn once at 80 %, end after the reply at 100 %."""
+        session = self._session
+        if self.ending is not None or session.ended:
             return
         if not check.limit:
             self._unlimited_until = time.monotonic() + UNLIMITED_RECHECK_SECONDS

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import import_module
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -17,8 +17,11 @@ from django.contrib.auth import (
     get_user_model,
     load_backend,
 )
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from assistant import metrics
@@ -105,6 +108,15 @@ def session_user(session_key: str) -> Any | None:
     """
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     data = store.load()  # {} when the session is missing or expired (its expire_date passed)
+    login = _login_of(data)
+    if login is None:
+        return None
+    user = load_backend(login[1]).get_user(login[0])
+    return user if user is not None and _hash_matches(data, user) else None
+
+
+def _login_of(data: dict[str, Any]) -> tuple[Any, str] | None:
+    """(user id, backend path) a session's data names; None when it names no valid login."""
     try:
         user_id = get_user_model()._meta.pk.to_python(data[SESSION_KEY])
         backend_path = data[BACKEND_SESSION_KEY]
@@ -112,33 +124,80 @@ def session_user(session_key: str) -> Any | None:
         return None
     if backend_path not in settings.AUTHENTICATION_BACKENDS:
         return None
-    user = load_backend(backend_path).get_user(user_id)
-    if user is None:
-        return None
-    if hasattr(user, "get_session_auth_hash"):
-        session_hash = data.get(HASH_SESSION_KEY)
-        if not session_hash:
-            return None
-        # The fallback hashes (SECRET_KEY_FALLBACKS) still log in, as in get_user.
-        hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
-        if not any(constant_time_compare(session_hash, h) for h in hashes):
-            return None
-    return user
+    return user_id, backend_path
+
+
+def _hash_matches(data: dict[str, Any], user: Any) -> bool:
+    """True when the session's auth hash is the user's (a password change makes it differ)."""
+    if not hasattr(user, "get_session_auth_hash"):
+        return True
+    session_hash = data.get(HASH_SESSION_KEY)
+    if not session_hash:
+        return False
+    # The fallback hashes (SECRET_KEY_FALLBACKS) still log in, as in get_user.
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(session_hash, h) for h in hashes)
+
+
+def logins_still_valid(logins: Iterable[tuple[str, int]]) -> set[str]:
+    """:func:`session_user` for many logins at once (synchronous ORM: off the loop).
+
+    The worker's batched re-validation: one query for all the login sessions and one for
+    their users, whatever their number, with the database session engine and ModelBackend
+    (the defaults). Any other engine or backend is asked once per login, by its own rules.
+
+    Args:
+        logins: (login session key, the user id the websocket was opened for).
+
+    Returns:
+        The keys whose login still authenticates that user.
+    """
+    wanted = dict(logins)
+    if not wanted:
+        return set()
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    if not issubclass(store_class, DatabaseSessionStore):
+        return {key for key, user_id in wanted.items() if _login_valid(key, user_id)}
+    store = store_class()
+    data = {
+        key: store.decode(raw)
+        for key, raw in store_class.get_model_class()
+        .objects.filter(session_key__in=list(wanted), expire_date__gt=timezone.now())
+        .values_list("session_key", "session_data")
+    }
+    named = {key: login for key, d in data.items() if (login := _login_of(d)) is not None}
+    backends = {path: load_backend(path) for _, path in named.values()}
+    # ModelBackend's own get_user (the default): its rules, for all the users in one query.
+    batched = {
+        path
+        for path, backend in backends.items()
+        if isinstance(backend, ModelBackend) and type(backend).get_user is ModelBackend.get_user
+    }
+    users = get_user_model()._default_manager.in_bulk(
+        {user_id for user_id, path in named.values() if path in batched}
+    )
+    valid: set[str] = set()
+    for key, (user_id, path) in named.items():
+        if user_id != wanted[key]:
+            continue
+        backend = backends[path]
+        if path in batched:
+            user = users.get(user_id)
+            allowed = user is not None and cast(ModelBackend, backend).user_can_authenticate(user)
+            user = user if allowed else None
+        else:
+            user = backend.get_user(user_id)
+        if user is not None and _hash_matches(data[key], user):
+            valid.add(key)
+    return valid
+
+
+alogins_still_valid = database_sync_to_async(logins_still_valid)
 
 
 def _login_valid(key: str, user_id: int) -> bool:
     user = session_user(key)
     return user is not None and user.pk == user_id
-
-
-async def login_still_valid(*, session: SessionBase | None, user_id: int | None) -> bool:
-    """True while the login behind a websocket is alive, by Django's rules (:func:`session_user`).
-
-    Not logged out, not expired, the user active and their password unchanged since the login.
-    The handshake is the only check Channels makes; this is the periodic re-check. A database
-    hiccup counts as valid: ending a call for it would be worse.
-    """
-    return await _recheck(session, user_id, _login_valid, missing=False, hiccup=True)
 
 
 async def _recheck(
@@ -182,7 +241,7 @@ def _monitor_allowed(key: str, user_id: int) -> CloseCode | None:
 async def monitor_refusal(*, session: SessionBase | None, user_id: int | None) -> CloseCode | None:
     """Why a live monitor must end now (4401: login gone, 4403: no longer allowed), or None.
 
-    The monitor's periodic re-check, like :func:`login_still_valid` plus staff and the
+    The monitor's periodic re-check, like :func:`logins_still_valid` plus staff and the
     permission. A database hiccup counts as allowed.
     """
     return await _recheck(

@@ -31,9 +31,13 @@ logger = logging.getLogger(__name__)
 _PHASE = random.random()  # noqa: S311 - spreading load, not security
 
 
-def next_tick_delay(period: float) -> float:
-    """Seconds until this worker's next heartbeat tick (every ``period``, at its phase)."""
-    offset = (time.time() / period - _PHASE) % 1.0
+def next_tick_delay(period: float, *, shift: float = 0.0) -> float:
+    """Seconds until this worker's next heartbeat tick (every ``period``, at its phase).
+
+    ``shift`` (a fraction of the period) moves the tick: the worker's other periodic jobs
+    (assistant/consumers/checks.py) keep out of the heartbeat's way.
+    """
+    offset = (time.time() / period - _PHASE - shift) % 1.0
     return period * (1.0 - offset)
 
 

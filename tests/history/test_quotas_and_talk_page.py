@@ -149,38 +149,27 @@ class _Session:
 async def test_a_user_without_quota_is_rechecked_only_once_a_minute(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[dict[str, object]] = []
-
-    async def status(**kwargs: object) -> QuotaCheck:
-        calls.append(kwargs)
-        return QuotaCheck(0.0, "", None)
-
-    monkeypatch.setattr(quotas, "aquota_status", status)
     live = quotas.LiveQuota(_Session(), history=None, user_id=1, session_id=uuid.uuid4())
-    await live.check()
-    await live.check()
-    assert len(calls) == 1
+    request = live.request()
+    assert request is not None
+    assert request.user_id == 1
+    await live.apply(QuotaCheck(0.0, "", None))
+    assert live.request() is None  # not asked again on the next tick
     monkeypatch.setattr(quotas.time, "monotonic", lambda: 10.0**9)  # a minute and more later
-    await live.check()
-    assert len(calls) == 2
+    assert live.request() is not None
 
 
-async def test_once_the_quota_is_used_up_new_turns_are_refused_until_the_end(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_once_the_quota_is_used_up_new_turns_are_refused_until_the_end() -> None:
     """While the session winds down after its reply, a typed message or a push-to-talk release
     would buy another reply past the quota: refused with ``quota_exceeded``; the rest goes on."""
     from assistant import protocol
 
-    async def status(**kwargs: object) -> QuotaCheck:
-        return QuotaCheck(1.0, "day", timezone.now())
-
-    monkeypatch.setattr(quotas, "aquota_status", status)
     live = quotas.LiveQuota(_Session(), history=None, user_id=1, session_id=uuid.uuid4())
     typed = protocol.TextSend(text="one more?")
     assert live.refusal(typed) is None  # not over quota yet
-    await live.check()
+    await live.apply(QuotaCheck(1.0, "day", timezone.now()))
     assert live.ending is not None
+    assert live.request() is None  # ending: no more checks
     live.ending.cancel()  # the end itself is not under test here
     with contextlib.suppress(asyncio.CancelledError):
         await live.ending

@@ -38,11 +38,12 @@ async def settle_sessions() -> None:
     is still letting go of the session, the history writer is writing and the heartbeat is
     reading: database work in asgiref's thread that would overlap the test database's flush
     ("database is locked", then rows left for the next test). So, in the test's own loop:
-    every consumer is disconnected and awaited, the worker's history writer and heartbeat end,
-    and the thread that runs their queries is drained.
+    every consumer is disconnected and awaited, the worker's history writer, heartbeat and
+    checks end, and the thread that runs their queries is drained.
     """
     from asgiref.sync import SyncToAsync
 
+    from assistant.consumers.checks import session_checks
     from assistant.history.writer import history
     from assistant.live.worker import heartbeats
 
@@ -54,6 +55,7 @@ async def settle_sessions() -> None:
         await comm.input_queue.put({"type": "websocket.disconnect", "code": 1000})
         await comm.wait(SETTLE_SECONDS)  # cancelled after that, exceptions raised
     await heartbeats.close()
+    await session_checks.close()
     await history.close()
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(SyncToAsync.single_thread_executor, lambda: None)
