@@ -77,8 +77,9 @@ class Browser:
     ) -> None:
         """Connect, reconnect after retryable closes, until ``stopping`` or a final close.
 
-        ``jitter``: up to this many seconds added at random to each backoff (0: the page as it
-        is), to see what spreading a reconnect storm would do.
+        As the talk page (static/js/voice-socket.js): each backoff is jittered down by up to
+        half, and a reconnect whose handshake fails is one more try. ``jitter``: up to this
+        many seconds added at random on top, to see what spreading a storm further would do.
         """
         attempt = 0
         while not stopping.is_set():
@@ -92,19 +93,21 @@ class Browser:
                         url, headers=self.headers, autoping=True, max_msg_size=8 * 1024 * 1024
                     )
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                # The page's socket would close with 1006 here, which it does not retry.
+                # The page's socket closes with 1006 here: retried only during a reconnect.
                 conn.closed_at = time.monotonic()
                 conn.error_code = f"connect:{type(exc).__name__}"
-                break
-            if await self._read(ws, conn, frame_bytes):
-                attempt = 0
-            code = conn.close_code
-            if stopping.is_set() or code not in RETRYABLE:
-                break
+                if attempt == 0 or stopping.is_set():
+                    break
+            else:
+                if await self._read(ws, conn, frame_bytes):
+                    attempt = 0
+                if stopping.is_set() or conn.close_code not in RETRYABLE:
+                    break
             if attempt >= MAX_TRIES:
                 self.gave_up = True
                 break
-            delay = min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+            backoff = min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+            delay = backoff * random.uniform(0.5, 1.0)
             delay += random.uniform(0.0, jitter) if jitter else 0.0
             attempt += 1
             with contextlib.suppress(TimeoutError):
