@@ -15,9 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from assistant import services
+from assistant.codes import Ending
 from assistant.live import registry
 from assistant.models import CURATED_VOICES, AssistantProfile, LiveSession
-from assistant.protocol import EndReason
 
 
 class DatalistTextInput(forms.TextInput):
@@ -223,7 +223,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def terminate_view(self, request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         """End one session on whichever worker holds it."""
         self._check_terminate(request)
-        if registry.session_end_request(session_id=session_id, reason=EndReason.TERMINATED):
+        if registry.session_end_request(session_id=session_id, reason=Ending.TERMINATED):
             self.message_user(request, _("Session terminated."), messages.SUCCESS)
         else:
             self.message_user(request, _("That session had already ended."), messages.WARNING)
@@ -233,7 +233,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def terminate_selected(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         self._check_terminate(request)
         ended = sum(
-            registry.session_end_request(session_id=row.pk, reason=EndReason.TERMINATED)
+            registry.session_end_request(session_id=row.pk, reason=Ending.TERMINATED)
             for row in queryset
         )
         self.message_user(

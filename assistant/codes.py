@@ -118,6 +118,62 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
 CLEAN_END_CODES = frozenset({ErrorCode.IDLE_ENDED})
 
 
+class Ending(StrEnum):
+    """Every way a call ends; :data:`ENDINGS` says what the browser is told for each.
+
+    Some values are on the wire too: ``session.end`` (channel layer) and the registry row's
+    ``end_reason`` carry REPLACED, TERMINATED, LOGOUT and GONE; ``session.ending`` carries
+    GOODBYE.
+    """
+
+    STOPPED = "stopped"  # the user pressed Stop
+    GOODBYE = "goodbye"  # the assistant ended the conversation (its end_conversation tool)
+    IDLE_ENDED = "idle_ended"  # the profile's idle handling: nobody spoke after the check-in
+    IDLE_TIMEOUT = "idle_timeout"  # no frame from the browser for VOICE_IDLE_TIMEOUT_SECONDS
+    EXPIRED = "expired"  # VOICE_MAX_SESSION_SECONDS reached
+    QUOTA_EXCEEDED = "quota_exceeded"  # the user's quota is used up (after the running reply)
+    REPLACED = "replaced"  # the same user started a call elsewhere (takeover)
+    TERMINATED = "terminated"  # an admin's Terminate
+    LOGOUT = "logout"  # the user logged out, or the login was found gone
+    GONE = "gone"  # the registry row is gone (a newer claim swept it as stale)
+    PROFILE_UNAVAILABLE = "profile_unavailable"  # the profile was disabled or deleted
+    DRAINING = "draining"  # this worker is shutting down: reconnect elsewhere
+    CLIENT_TOO_SLOW = "client_too_slow"  # the browser fell too far behind on audio
+    PROTOCOL_VIOLATION = "protocol_violation"  # the browser broke a hard limit
+    UPSTREAM_LOST = "upstream_lost"  # Voice Live could not start, or ended under us
+    INTERNAL = "internal"  # a bug or an unexpected library error
+    BROWSER_CLOSED = "browser_closed"  # the browser closed its socket
+    CONNECTION_LOST = "connection_lost"  # the socket dropped (1006)
+
+
+#: What the browser is told when a call ends: the error (None: none, a plain stop) and the
+#: close code. An ending may carry a more precise error of its own (the upstream's, a limit's,
+#: the quota's details). The browser's own endings close nothing: its socket is already gone.
+ENDINGS: dict[Ending, tuple[ErrorCode | None, CloseCode]] = {
+    Ending.STOPPED: (None, CloseCode.NORMAL),
+    Ending.GOODBYE: (None, CloseCode.NORMAL),
+    Ending.IDLE_ENDED: (ErrorCode.IDLE_ENDED, CloseCode.NORMAL),
+    Ending.IDLE_TIMEOUT: (ErrorCode.IDLE_TIMEOUT, CloseCode.IDLE_TIMEOUT),
+    Ending.EXPIRED: (ErrorCode.SESSION_EXPIRED, CloseCode.TERMINATED),
+    Ending.QUOTA_EXCEEDED: (ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED),
+    Ending.REPLACED: (ErrorCode.SESSION_REPLACED, CloseCode.SESSION_REPLACED),
+    Ending.TERMINATED: (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    Ending.LOGOUT: (ErrorCode.TERMINATED, CloseCode.UNAUTHENTICATED),
+    Ending.GONE: (ErrorCode.TERMINATED, CloseCode.TERMINATED),
+    Ending.PROFILE_UNAVAILABLE: (ErrorCode.PROFILE_UNAVAILABLE, CloseCode.FORBIDDEN),
+    Ending.DRAINING: (ErrorCode.SERVER_DRAINING, CloseCode.SERVER_DRAINING),
+    Ending.CLIENT_TOO_SLOW: (ErrorCode.CLIENT_TOO_SLOW, CloseCode.CLIENT_TOO_SLOW),
+    Ending.PROTOCOL_VIOLATION: (ErrorCode.BAD_MESSAGE, CloseCode.PROTOCOL_VIOLATION),
+    Ending.UPSTREAM_LOST: (ErrorCode.UPSTREAM_LOST, CloseCode.UPSTREAM_UNAVAILABLE),
+    Ending.INTERNAL: (ErrorCode.INTERNAL, CloseCode.UPSTREAM_UNAVAILABLE),
+    Ending.BROWSER_CLOSED: (None, CloseCode.NORMAL),
+    Ending.CONNECTION_LOST: (None, CloseCode.NORMAL),
+}
+
+#: The endings a registry row or a ``session.end`` message may ask for.
+REQUESTED_ENDINGS = frozenset({Ending.REPLACED, Ending.TERMINATED, Ending.LOGOUT, Ending.GONE})
+
+
 class ClientError(Exception):
     """A problem with what the browser sent; reported as ``{"type": "error", "code": ...}``."""
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 
-from assistant import protocol
+from assistant.codes import Ending
 from assistant.live import registry
 
 
@@ -15,4 +15,4 @@ from assistant.live import registry
 def end_sessions_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """The handshake is the only check Channels makes, so logout must close live sockets."""
     if user is not None and user.pk is not None:
-        registry.user_sessions_end(user_id=user.pk, reason=protocol.EndReason.LOGOUT)
+        registry.user_sessions_end(user_id=user.pk, reason=Ending.LOGOUT)

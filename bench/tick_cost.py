@@ -52,8 +52,8 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from assistant.calls.supervisor import SessionSupervisor  # noqa: E402
 from assistant.codes import State  # noqa: E402
-from assistant.consumers.supervisor import SessionSupervisor  # noqa: E402
 from assistant.history.ledger import QuotaCheck  # noqa: E402
 from assistant.history.live import SessionHistory  # noqa: E402
 from assistant.history.models import UsageQuota, UsageRecord  # noqa: E402

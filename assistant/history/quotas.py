@@ -31,7 +31,7 @@ from django.db.models import FloatField, Sum
 from django.utils import timezone
 
 from assistant import protocol
-from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, State
+from assistant.codes import ERROR_MESSAGES, Ending, ErrorCode, State
 from assistant.history.ledger import (
     NOTHING_SPENT,
     QUOTA_SECONDS,
@@ -188,10 +188,8 @@ class QuotaSession(Protocol):
     async def send_message(self, message: protocol.ServerMessage) -> None:
         """Send a control message to the browser."""
 
-    async def end_session(
-        self, code: ErrorCode | None, close_code: CloseCode, *, error: protocol.Error | None = None
-    ) -> None:
-        """Tell the browser why, and close."""
+    async def end(self, ending: Ending, *, error: protocol.Error | None = None) -> None:
+        """End the call: tell the browser why (``error``: more precisely), and close."""
 
 
 class LiveQuota:
@@ -225,7 +223,7 @@ class LiveQuota:
     def request(self) -> QuotaRequest | None:
         """This session's question for the worker's next batched check; None: not due.
 
-        On the loop, no I/O: the worker's check task (assistant/consumers/checks.py) asks
+        On the loop, no I/O: the worker's check task (assistant/calls/checks.py) asks
         every session, runs one :func:`quota_statuses` for all of them in the database
         thread and hands each its answer (:meth:`apply`).
         """
@@ -293,9 +291,7 @@ class LiveQuota:
             await asyncio.sleep(min(playing, max(0.0, deadline - loop.time())))
         waited = MAX_REPLY_WAIT_SECONDS - (deadline - loop.time())
         logger.info("voice session %s: ending (over quota) after %.1f s", self._session_id, waited)
-        await session.end_session(
-            ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, error=quota_error(check)
-        )
+        await session.end(Ending.QUOTA_EXCEEDED, error=quota_error(check))
 
 
 def quota_left(user_id: int, now: dt.datetime | None = None) -> dict[str, object] | None:

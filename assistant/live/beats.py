@@ -13,7 +13,6 @@ re-validation) stay spread over the period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from django.conf import settings
 
 from assistant.live import registry
 from assistant.live.looplag import lag_probe
+from assistant.live.periodic import WorkerTask
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def next_tick_delay(period: float, *, shift: float = 0.0) -> float:
     """Seconds until this worker's next heartbeat tick (every ``period``, at its phase).
 
     ``shift`` (a fraction of the period) moves the tick: the worker's other periodic jobs
-    (assistant/consumers/checks.py) keep out of the heartbeat's way.
+    (assistant/calls/checks.py) keep out of the heartbeat's way.
     """
     offset = (time.time() / period - _PHASE - shift) % 1.0
     return period * (1.0 - offset)
@@ -57,43 +57,15 @@ class BeatSource(Protocol):
         """
 
 
-class HeartbeatBatcher:
+class HeartbeatBatcher(WorkerTask[BeatSource]):
     """One heartbeat task per worker (per event loop) for all its sessions."""
 
-    def __init__(self) -> None:
-        self._members: dict[uuid.UUID, tuple[BeatSource, asyncio.AbstractEventLoop]] = {}
-        self._task: asyncio.Task[None] | None = None
+    name = "voice-heartbeat"
 
-    def join(self, session_id: uuid.UUID, member: BeatSource) -> None:
-        """Beat for this session from the next tick on (starts the task if needed)."""
-        loop = asyncio.get_running_loop()
-        self._members[session_id] = (member, loop)
-        task = self._task
-        if task is None or task.done() or task.get_loop() is not loop:
-            self._task = loop.create_task(self._run(loop))
-
-    def leave(self, session_id: uuid.UUID) -> None:
-        """Stop beating for this session; the task ends with the worker's last session."""
-        self._members.pop(session_id, None)
-        if not self._members and self._task is not None and not self._task.done():
-            self._task.cancel()
-
-    async def close(self) -> None:
-        """End the task and wait for it, a tick in the database included (tests, shutdown)."""
-        task, self._task = self._task, None
-        self._members.clear()
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _run(self) -> None:
         while True:
             await asyncio.sleep(next_tick_delay(settings.VOICE_HEARTBEAT_SECONDS))
-            # Members of another loop belong to a finished one (a test's): forget them.
-            members = {sid: m for sid, (m, lp) in self._members.items() if lp is loop}
-            for sid in [sid for sid, (_, lp) in self._members.items() if lp is not loop]:
-                del self._members[sid]
+            members = self.members()
             if not members:
                 return
             await self.tick(members)
@@ -113,7 +85,7 @@ class HeartbeatBatcher:
             return
         with lag_probe.span("heartbeat.orders", len(orders)):
             for session_id, order in orders.items():
-                if session_id not in self._members:
+                if not self.is_member(session_id):
                     continue  # left while the tick was in the database
                 member = members[session_id]
                 if order.end_reason:

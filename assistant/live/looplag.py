@@ -24,13 +24,13 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 
 from assistant import metrics
+from assistant.live.periodic import WorkerTask
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +100,14 @@ class _Watchdog(threading.Thread):
                 probe.stack, probe.stack_due = _stack_text(frame), due
 
 
-class LoopLagProbe:
+class LoopLagProbe(WorkerTask[object]):
     """One lag probe per worker (per event loop), running while the worker has sessions."""
 
+    name = "voice-loop-lag-probe"
+    close_timeout = CLOSE_SECONDS
+
     def __init__(self) -> None:
-        self._members: dict[uuid.UUID, asyncio.AbstractEventLoop] = {}
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
         self._watchdog: _Watchdog | None = None
         self._spans: deque[Span] = deque(maxlen=SPANS_KEPT)
         #: When the running sleep should end (``time.monotonic()``); 0 between sleeps.
@@ -122,54 +124,28 @@ class LoopLagProbe:
 
     # ------------------------------------------------------------------ membership
 
-    def join(self, session_id: uuid.UUID) -> None:
-        """Probe while this session is live (starts the task with the worker's first session)."""
-        loop = asyncio.get_running_loop()
-        self._members[session_id] = loop
-        task = self._task
-        if task is None or task.done() or task.get_loop() is not loop:
-            self._start(loop)
-
-    def leave(self, session_id: uuid.UUID) -> None:
-        """Stop counting this session; the task ends with the worker's last session."""
-        self._members.pop(session_id, None)
-        if not self._members and self._task is not None and not self._task.done():
-            self._task.cancel()
-
     async def close(self) -> None:
         """End the task and the watchdog and wait for them (tests, shutdown), bounded."""
-        task, self._task = self._task, None
-        self._members.clear()
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(CLOSE_SECONDS):
-                    await task
+        await super().close()
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.stopped.set()
             await asyncio.to_thread(watchdog.join, CLOSE_SECONDS)
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Sessions of another loop belong to a finished one (a test's): forget them.
-        self._members = {sid: lp for sid, lp in self._members.items() if lp is loop}
+    def _started(self, task: asyncio.Task[None]) -> None:
         self._window_start = self._window_max = self._previous_max = 0.0
         if self._watchdog is not None:
             self._watchdog.stopped.set()  # a finished loop's (a test's): it exits by itself
-        watchdog = self._watchdog = _Watchdog(self, threading.get_ident())
-        watchdog.start()
-        task = self._task = loop.create_task(self._run(), name="voice-loop-lag-probe")
+        self._watchdog = _Watchdog(self, threading.get_ident())
+        self._watchdog.start()
 
-        def ended(task: asyncio.Task[None]) -> None:
-            # Also when cancelled before it ever ran: the watchdog goes with its task.
-            watchdog.stopped.set()
-            self.due = 0.0
-            if self._task is task or self._task is None:
-                metrics.LOOP_LAG_MAX.set(0.0)  # no session, no lag to speak of
-            if not task.cancelled() and task.exception() is not None:
-                logger.error("event-loop lag probe crashed", exc_info=task.exception())
-
-        task.add_done_callback(ended)
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        # Also when cancelled before it ever ran: the watchdog goes with its task.
+        if self._watchdog is not None and (self._task is task or self._task is None):
+            self._watchdog.stopped.set()
+        self.due = 0.0
+        if self._task is task or self._task is None:
+            metrics.LOOP_LAG_MAX.set(0.0)  # no session, no lag to speak of
 
     # ------------------------------------------------------------------ measuring
 

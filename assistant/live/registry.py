@@ -25,9 +25,9 @@ from django.db.models import Field
 from django.utils import timezone
 
 from assistant import protocol
+from assistant.codes import Ending
 from assistant.live.layer import layer_send_sync
 from assistant.models import LiveSession, MonitorAttachment
-from assistant.protocol import EndReason
 from assistant.services import profile_version
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def session_claim(*, user_id: int, profile_id: int, channel_name: str) -> Claim:
                 return Claim(session_id=None)
             victims = live[: len(live) - limit + 1]
             LiveSession.objects.filter(pk__in=[v.pk for v in victims]).update(
-                end_reason=EndReason.REPLACED.value
+                end_reason=Ending.REPLACED.value
             )
             replaced = [(v.pk, v.channel_name) for v in victims]
         row = LiveSession.objects.create(
@@ -157,7 +157,7 @@ def sessions_tick(beats: list[Beat]) -> dict[uuid.UUID, Orders]:
     ).values_list("session_id", "channel_name", "audio"):
         monitors.setdefault(session_id, {})[channel] = audio
     orders = {
-        b.session_id: Orders(end_reason=EndReason.GONE.value)
+        b.session_id: Orders(end_reason=Ending.GONE.value)
         for b in beats
         if b.session_id not in found
     }
@@ -231,7 +231,7 @@ def session_release(*, session_id: uuid.UUID) -> None:
 asession_release = database_sync_to_async(session_release)
 
 
-def session_end_request(*, session_id: uuid.UUID, reason: EndReason) -> bool:
+def session_end_request(*, session_id: uuid.UUID, reason: Ending) -> bool:
     """Ask the worker holding a session to end it (terminate from the admin).
 
     Returns:
@@ -245,7 +245,7 @@ def session_end_request(*, session_id: uuid.UUID, reason: EndReason) -> bool:
     return True
 
 
-def user_sessions_end(*, user_id: int, reason: EndReason) -> int:
+def user_sessions_end(*, user_id: int, reason: Ending) -> int:
     """End every live session of a user (logout); returns how many were marked."""
     count = LiveSession.objects.filter(user_id=user_id).update(end_reason=reason)
     layer_send_sync(user_group(user_id), protocol.session_end(reason), group=True)

@@ -24,7 +24,7 @@ from typing import Any, Protocol, cast
 from django.conf import settings
 
 from assistant import metrics
-from assistant.codes import CloseCode, ErrorCode
+from assistant.codes import Ending
 from assistant.live import registry
 from assistant.live.beats import BeatSource, heartbeats
 from assistant.live.looplag import lag_probe
@@ -42,9 +42,9 @@ HISTORY_CLOSE_SECONDS = 2.0
 
 
 class Drainable(Protocol):
-    """A live session the worker can end."""
+    """A live call the worker can end."""
 
-    async def end_session(self, code: ErrorCode, close_code: CloseCode) -> None:
+    async def end(self, ending: Ending) -> None:
         """Tell the browser why, close its socket and release the upstream."""
 
 
@@ -131,7 +131,7 @@ class Worker:
         live = list(self.sessions)
         logger.info("draining: closing %d live sessions", len(live))
         await asyncio.gather(
-            *(s.end_session(ErrorCode.SERVER_DRAINING, CloseCode.SERVER_DRAINING) for s in live),
+            *(s.end(Ending.DRAINING) for s in live),
             return_exceptions=True,
         )
         with contextlib.suppress(TimeoutError):
@@ -208,7 +208,7 @@ class Membership:
         self._session = session
         worker.add(session)
         heartbeats.join(self.session_id, beats)
-        lag_probe.join(self.session_id)
+        lag_probe.join(self.session_id, session)
 
     async def leave(self) -> None:
         """Stop beating, delete the registry row (bounded), and stop counting the session.

@@ -6,9 +6,9 @@ Channels.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final, TypedDict
 
+from assistant.codes import Ending
 from assistant.protocol.server import MonitorEndReason
 
 SESSION_END: Final = "session.end"
@@ -18,15 +18,6 @@ MONITOR_DETACH: Final = "monitor.detach"
 MONITOR_TEXT: Final = "monitor.text"
 MONITOR_AUDIO: Final = "monitor.audio"
 MONITOR_ENDED: Final = "monitor.ended"
-
-
-class EndReason(StrEnum):
-    """Why a live session is asked to end (``session.end``, and the registry row's end_reason)."""
-
-    REPLACED = "replaced"  # the same user started a session elsewhere (takeover)
-    TERMINATED = "terminated"  # an admin's Terminate
-    LOGOUT = "logout"  # the user logged out
-    GONE = "gone"  # the registry row is gone (a newer claim swept it as stale)
 
 
 #: The first byte of a monitor's binary frame: whose audio follows.
@@ -97,7 +88,7 @@ LayerMessage = (
 )
 
 
-def session_end(reason: EndReason) -> SessionEnd:
+def session_end(reason: Ending) -> SessionEnd:
     """A :class:`SessionEnd` (the reason as a plain string: it crosses the layer as msgpack)."""
     return {"type": SESSION_END, "reason": str(reason)}
 

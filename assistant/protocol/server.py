@@ -265,12 +265,6 @@ class ToolApprovalRequest(ServerMessage):
     timeout_s: int
 
 
-class SessionEndingReason(StrEnum):
-    """Why the server is about to end a session the user did not stop (``session.ending``)."""
-
-    GOODBYE = "goodbye"  # the assistant ended the conversation (its end_conversation tool)
-
-
 @dataclass(frozen=True, slots=True)
 class SessionEnding(ServerMessage):
     """The session ends now, cleanly, for ``reason``; a normal close (1000) follows."""

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from assistant import metrics, protocol, services
-from assistant.codes import ClientError, CloseCode, ErrorCode
+from assistant.codes import ClientError, Ending
 from assistant.live.control import ControlSubscription
 from assistant.models import LiveSession
 from assistant.tools.context import ToolContext
@@ -41,8 +41,8 @@ class ToolHost(Protocol):
     async def send_message(self, message: protocol.ServerMessage) -> None:
         """Send a control message to the browser."""
 
-    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
-        """Tell the browser why (if it is an error), and close."""
+    async def end(self, ending: Ending) -> None:
+        """End the call: tell the browser why, close, let go of everything."""
 
 
 def requested_time_zone(query_string: bytes) -> str:
@@ -121,10 +121,8 @@ class SessionToolExecutor:
 
     async def end_conversation(self) -> None:
         """The assistant said goodbye: tell the page why, then close normally."""
-        await self._host.send_message(
-            protocol.SessionEnding(reason=protocol.SessionEndingReason.GOODBYE)
-        )
-        await self._host.end_session(None, CloseCode.NORMAL)
+        await self._host.send_message(protocol.SessionEnding(reason=Ending.GOODBYE))
+        await self._host.end(Ending.GOODBYE)
 
 
 @database_sync_to_async

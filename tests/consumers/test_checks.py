@@ -17,8 +17,8 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from assistant.consumers import checks
-from assistant.consumers.checks import Answers, LoginRequest, SessionChecks
+from assistant.calls import checks
+from assistant.calls.checks import Answers, LoginRequest, SessionChecks
 from assistant.history import quotas
 from assistant.history.ledger import QuotaCheck
 from assistant.history.models import UsageQuota

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from assistant.codes import ErrorCode
-from assistant.consumers.inbound import (
+from assistant.calls.inbound import (
     AUDIO_VIOLATION_BURST,
     ERROR_REPLY_BURST,
     MAX_CONTROL_VIOLATIONS,
     InboundLimits,
     Refusal,
 )
+from assistant.codes import ErrorCode
 
 FRAME = b"\x01\x00" * 2400  # 100 ms
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from assistant.consumers.outbound import (
+from assistant.calls.outbound import (
     MIN_ACK_STEP_BYTES,
     AckOutOfRange,
     AudioSendWindow,

@@ -226,7 +226,7 @@ async def test_a_database_error_at_the_handshake_is_a_retryable_code_not_a_500(
     """SQLite lock contention while claiming the session (issue 19): a stable, retryable code."""
     from django.db import OperationalError
 
-    from assistant.consumers import voice
+    from assistant.calls import call as voice
 
     async def locked(**kwargs: Any) -> Any:
         raise OperationalError("database is locked")
@@ -243,3 +243,38 @@ async def test_a_database_error_at_the_handshake_is_a_retryable_code_not_a_500(
     assert await close_code(comm) == 4503
     assert fake_connect.calls == []
     assert not await LiveSession.objects.aexists()
+
+
+async def test_a_terminate_ends_the_call_from_outside_the_control_subscription(
+    user: User, fake_connect: FakeConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin's Terminate: registry -> layer -> subscription -> call, and no return trip.
+
+    The call's release closes the control subscription; it must not do so from inside the
+    subscription's own task (which would have to recognise itself and could not be awaited).
+    """
+    from assistant.codes import Ending
+    from assistant.live import registry
+    from assistant.live.control import ControlSubscription
+
+    closed_from_own_task: list[bool] = []
+    aclose = ControlSubscription.aclose
+
+    async def recording_aclose(self: ControlSubscription) -> None:
+        closed_from_own_task.append(asyncio.current_task() is self._task)
+        await aclose(self)
+
+    monkeypatch.setattr(ControlSubscription, "aclose", recording_aclose)
+    comm = await start(user, fake_connect)
+    row = await LiveSession.objects.aget()
+    asked = await database_sync_to_async(registry.session_end_request)(
+        session_id=row.pk, reason=Ending.TERMINATED
+    )
+    assert asked
+    assert (await next_message(comm, "error"))["code"] == "terminated"
+    assert await close_code(comm) == 4410
+    async with asyncio.timeout(3):
+        while not closed_from_own_task:
+            await asyncio.sleep(0.02)
+    assert closed_from_own_task == [False]
+    assert fake_connect.last.closed

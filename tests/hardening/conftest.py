@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from assistant.consumers.voice import VoiceConsumer
+from assistant.calls.call import Call
 from assistant.models import AssistantProfile
 from assistant.voicelive.session import VoiceLiveSession
 
@@ -184,7 +184,7 @@ def captured_sessions(monkeypatch: pytest.MonkeyPatch) -> list[VoiceLiveSession]
         sessions.append(session)
         return session
 
-    monkeypatch.setattr(VoiceConsumer, "session_factory", staticmethod(factory))
+    monkeypatch.setattr(Call, "voice_factory", staticmethod(factory))
     return sessions
 
 

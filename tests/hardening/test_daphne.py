@@ -228,7 +228,7 @@ async def test_the_upstream_key_never_reaches_the_browser_or_the_logs(stack: Sta
         captured += frames
     await asyncio.sleep(0.3)  # let the worker flush its last log lines
     log = stack.daphne.log_path.read_text(errors="replace")
-    assert "INFO assistant.consumers.voice voice session" in log, "no worker log captured"
+    assert "INFO assistant.calls.call voice session" in log, "no worker log captured"
     for text in [*captured, log]:
         assert stack.secret not in text
     # Not even a prefix long enough to matter.

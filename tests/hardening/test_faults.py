@@ -1,7 +1,7 @@
 """Upstream and browser faults over the real path: consumer in-process, real SDK, localvoice.
 
 Faults are injected on the consumer's own upstream connection (``localvoice.fault`` sent on
-``VoiceLiveSession._conn``, reached by wrapping ``VoiceConsumer.session_factory``).
+``VoiceLiveSession._conn``, reached by wrapping ``Call.voice_factory``).
 """
 
 from __future__ import annotations

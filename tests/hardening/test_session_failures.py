@@ -25,6 +25,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from django.contrib.auth.models import User
 
 from assistant import metrics
+from assistant.calls.call import Call
 from assistant.consumers.voice import VoiceConsumer
 from assistant.models import LiveSession
 from assistant.voicelive import upstream
@@ -107,7 +108,7 @@ def with_credential(monkeypatch: pytest.MonkeyPatch, factory: Callable[[str], An
     def build(**kwargs: Any) -> VoiceLiveSession:
         return VoiceLiveSession(**kwargs, credential_factory=factory)
 
-    monkeypatch.setattr(VoiceConsumer, "session_factory", staticmethod(build))
+    monkeypatch.setattr(Call, "voice_factory", staticmethod(build))
 
 
 # ----------------------------------------------------------------------------- opening
@@ -368,7 +369,7 @@ async def test_a_browser_gone_mid_reply_is_not_an_upstream_error(
     consumer_sends = 0
     # The transport refuses every frame from now on, as autobahn does once the TCP is gone.
     session = captured_sessions[-1]
-    consumer = session._sink
+    consumer = session._sink._transport  # the call's output, then its socket
     assert isinstance(consumer, VoiceConsumer)
 
     async def gone(message: dict[str, Any]) -> None:

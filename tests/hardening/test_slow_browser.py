@@ -2,7 +2,7 @@
 
 Daphne applies no backpressure: whatever the consumer sends lands in the socket's transport
 buffer, however slowly the browser reads. The voice socket's flow control (``audio.ack``,
-``assistant/consumers/outbound.py``) bounds that: at most a window of unacknowledged audio on
+``assistant/calls/outbound.py``) bounds that: at most a window of unacknowledged audio on
 the wire, a bounded backlog held in the worker, then ``client_too_slow`` and close 4413. Real
 Daphne, real SDK, ``localvoice --echo`` (every microphone frame comes back as assistant audio), a
 logged-in aiohttp browser; window and backlog scaled down to 2 s of audio each.

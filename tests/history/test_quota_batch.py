@@ -1,7 +1,7 @@
 """The worker's batched quota check: every session's answer, a fixed number of queries.
 
 ``quota_statuses`` answers for all the sessions of a worker at once (the checks task,
-assistant/consumers/checks.py); it must say what ``quota_status`` says for each user alone,
+assistant/calls/checks.py); it must say what ``quota_status`` says for each user alone,
 with as many queries for 2 sessions as for 40.
 """
 

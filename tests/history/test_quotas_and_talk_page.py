@@ -142,7 +142,7 @@ class _Session:
     async def send_message(self, message: object) -> None:
         raise AssertionError(message)
 
-    async def end_session(self, *args: object, **kwargs: object) -> None:
+    async def end(self, *args: object, **kwargs: object) -> None:
         raise AssertionError(args)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from assistant.consumers.outbound import MIN_ACK_STEP_BYTES
+from assistant.calls.outbound import MIN_ACK_STEP_BYTES
 from tests.support import measurements
 from tests.support.audio import silence, speak
 from tests.support.processes import manage

@@ -44,7 +44,7 @@ async def test_the_probe_measures_a_held_loop_and_logs_where(
 ) -> None:
     probe = LoopLagProbe()
     session = uuid.uuid4()
-    probe.join(session)
+    probe.join(session, None)
     try:
         await _wake_ups(2)
         before = _lag_sum()
@@ -83,8 +83,8 @@ def test_stall_warnings_are_rate_limited_and_counted(caplog: pytest.LogCaptureFi
 async def test_the_task_and_its_watchdog_end_with_the_last_session() -> None:
     probe = LoopLagProbe()
     first, second = uuid.uuid4(), uuid.uuid4()
-    probe.join(first)
-    probe.join(second)
+    probe.join(first, None)
+    probe.join(second, None)
     task, watchdog = probe._task, probe._watchdog
     assert task is not None
     assert watchdog is not None
@@ -105,7 +105,7 @@ async def test_a_membership_runs_the_worker_probe() -> None:
     membership = Membership(uuid.uuid4())
 
     class Session:
-        async def end_session(self, code: Any, close_code: Any) -> None:
+        async def end(self, ending: Any) -> None:
             pass
 
         def beat(self) -> Any:

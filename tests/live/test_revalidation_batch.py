@@ -1,7 +1,7 @@
 """The worker's batched login re-validation: Django's rules for every login, two queries.
 
 ``logins_still_valid`` re-validates all the logins due on a checks tick at once
-(assistant/consumers/checks.py); each answer must be :func:`session_user`'s, one case at a
+(assistant/calls/checks.py); each answer must be :func:`session_user`'s, one case at a
 time in tests/test_redteam_units.py, and the queries must not grow with the logins.
 """
 

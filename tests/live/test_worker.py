@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from assistant.codes import CloseCode, ErrorCode
+from assistant.codes import Ending
 from assistant.live import registry
 from assistant.live import worker as worker_module
 from assistant.live.beats import heartbeats
@@ -21,10 +21,10 @@ class Session:
 
     def __init__(self, session_id: uuid.UUID) -> None:
         self.session_id = session_id
-        self.ended: list[tuple[ErrorCode, CloseCode]] = []
+        self.ended: list[Ending] = []
 
-    async def end_session(self, code: ErrorCode, close_code: CloseCode) -> None:
-        self.ended.append((code, close_code))
+    async def end(self, ending: Ending) -> None:
+        self.ended.append(ending)
 
     def beat(self) -> registry.Beat:
         return registry.Beat(self.session_id, "ready", 0.0, 0.0)
@@ -110,6 +110,4 @@ async def test_a_drain_ends_every_session_with_the_retryable_code(settings: Any)
         drained.add(session)
     await drained.drain(stop_server=False)
     assert drained.draining
-    assert all(
-        s.ended == [(ErrorCode.SERVER_DRAINING, CloseCode.SERVER_DRAINING)] for s in sessions
-    )
+    assert all(s.ended == [Ending.DRAINING] for s in sessions)

@@ -43,7 +43,7 @@ async def settle_sessions() -> None:
     """
     from asgiref.sync import SyncToAsync
 
-    from assistant.consumers.checks import session_checks
+    from assistant.calls.checks import session_checks
     from assistant.history.writer import history
     from assistant.live.worker import heartbeats
 

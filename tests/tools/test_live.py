@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from assistant import protocol, services
-from assistant.codes import CloseCode, ErrorCode
+from assistant.codes import ENDINGS, CloseCode, Ending
 from assistant.models import AssistantProfile
 from assistant.tools.live import SessionToolExecutor, requested_time_zone
 from assistant.tools.models import Tool
@@ -134,13 +134,13 @@ class Host:
         self.voice: Any = None
         self.control = None
         self.messages: list[protocol.ServerMessage] = []
-        self.ended: list[tuple[ErrorCode | None, CloseCode]] = []
+        self.ended: list[Ending] = []
 
     async def send_message(self, message: protocol.ServerMessage) -> None:
         self.messages.append(message)
 
-    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
-        self.ended.append((code, close_code))
+    async def end(self, ending: Ending) -> None:
+        self.ended.append(ending)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,4 +172,5 @@ async def test_ending_the_conversation_says_why_then_closes_normally() -> None:
     host = Host()
     await SessionToolExecutor(host, user=None, time_zone="UTC").end_conversation()
     assert host.messages == [protocol.SessionEnding(reason="goodbye")]
-    assert host.ended == [(None, CloseCode.NORMAL)]
+    assert host.ended == [Ending.GOODBYE]
+    assert ENDINGS[Ending.GOODBYE] == (None, CloseCode.NORMAL)  # no error: a normal close

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from assistant import protocol
+from assistant.calls.idle import IdleAction, IdleWatch
 from assistant.codes import ClientError, ErrorCode
-from assistant.consumers.idle import IdleAction, IdleWatch
 from assistant.voicelive.personalize import first_name_clean, personalize
 from assistant.voicelive.session_request import session_request_build
 from assistant.voicelive.talk_modes import carry_over, greeting_request

@@ -15,7 +15,6 @@ ends nobody's call: the next tick asks again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from assistant.history.quotas import QuotaRequest, quota_statuses
 from assistant.live.admission import logins_still_valid
 from assistant.live.beats import next_tick_delay
 from assistant.live.looplag import lag_probe
+from assistant.live.periodic import WorkerTask
 
 logger = logging.getLogger(__name__)
 
@@ -98,44 +98,16 @@ def checks_run(quotas: list[QuotaRequest], logins: list[LoginRequest]) -> Answer
 achecks_run = database_sync_to_async(checks_run)
 
 
-class SessionChecks:
+class SessionChecks(WorkerTask[Checked]):
     """One checks task per worker (per event loop) for all its sessions."""
 
-    def __init__(self) -> None:
-        self._members: dict[uuid.UUID, tuple[Checked, asyncio.AbstractEventLoop]] = {}
-        self._task: asyncio.Task[None] | None = None
+    name = "voice-session-checks"
 
-    def join(self, session_id: uuid.UUID, member: Checked) -> None:
-        """Check this session from the next tick on (starts the task if needed)."""
-        loop = asyncio.get_running_loop()
-        self._members[session_id] = (member, loop)
-        task = self._task
-        if task is None or task.done() or task.get_loop() is not loop:
-            self._task = loop.create_task(self._run(loop))
-            self._task.add_done_callback(_log_crash)
-
-    def leave(self, session_id: uuid.UUID) -> None:
-        """Stop checking this session; the task ends with the worker's last session."""
-        self._members.pop(session_id, None)
-        if not self._members and self._task is not None and not self._task.done():
-            self._task.cancel()
-
-    async def close(self) -> None:
-        """End the task and wait for it (tests, shutdown)."""
-        task, self._task = self._task, None
-        self._members.clear()
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _run(self) -> None:
         while True:
             period = settings.VOICE_HEARTBEAT_SECONDS
             await asyncio.sleep(next_tick_delay(period, shift=PHASE_SHIFT))
-            for sid in [sid for sid, (_, lp) in self._members.items() if lp is not loop]:
-                del self._members[sid]  # a finished loop's (a test's)
-            members = {sid: m for sid, (m, _) in self._members.items()}
+            members = self.members()
             if not members:
                 return
             await self.tick(members)
@@ -169,7 +141,7 @@ class SessionChecks:
             with lag_probe.span("checks.apply", min(SLICE, len(answered) - start)):
                 for sid, (quota, login) in answered[start : start + SLICE]:
                     member = members[sid]
-                    if sid not in self._members:
+                    if not self.is_member(sid):
                         continue  # left while the tick was in the database
                     try:
                         await member.checked(*_answers_for(answers, quota, login))
@@ -192,11 +164,6 @@ def _answers_for(
         elif answers.logins is not None:
             valid = login.session_key in answers.logins
     return check, valid
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("session checks crashed", exc_info=task.exception())
 
 
 session_checks = SessionChecks()

@@ -1,4 +1,4 @@
-"""Letting go of a voice session: its tasks, its upstream, its monitors, its place in the worker.
+"""Letting go of a call: its tasks, its upstream, its monitors, its place in the worker.
 
 Usually milliseconds; at worst, with the upstream and Redis both hanging, about 10 s (Daphne's
 application close timeout): 1 s for the session's tasks, the upstream close (bounded inside: its
@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from assistant import protocol
-from assistant.consumers.supervisor import SessionSupervisor
+from assistant.calls.supervisor import SessionSupervisor
 from assistant.live.control import ControlSubscription
 from assistant.live.worker import Membership
 from assistant.voicelive.session import VoiceLiveSession
@@ -30,7 +30,7 @@ CLOSE_STEP_TIMEOUT = 2.5
 
 
 class Releasable(Protocol):
-    """What a session holds (the voice consumer)."""
+    """What a call holds."""
 
     session_id: uuid.UUID | None
     voice: VoiceLiveSession | None
@@ -40,34 +40,33 @@ class Releasable(Protocol):
     timer_task: asyncio.Task[None] | None
 
 
-async def release_session(session: Releasable, membership: Membership, code: int) -> None:
+async def release_call(call: Releasable, membership: Membership, code: int) -> None:
     """Stop the tasks, close the upstream, leave the worker's live set (bounded)."""
     try:
-        await _stop_tasks(session)
-        if session.voice is not None:
+        await _stop_tasks(call)
+        if call.voice is not None:
             # No outer timeout: it could cut between cancelling tasks and closing.
-            await _step(session, "upstream close", session.voice.aclose(), None)
-        steps = [_step(session, "membership release", membership.leave(), None)]
-        fanout = session.supervisor.fanout if session.supervisor else None
+            await _step(call, "upstream close", call.voice.aclose(), None)
+        steps = [_step(call, "membership release", membership.leave(), None)]
+        fanout = call.supervisor.fanout if call.supervisor else None
         if fanout is not None:
             closing = fanout.aclose(reason=protocol.MonitorEndReason.ENDED)
-            steps.append(_step(session, "monitor close", closing, CLOSE_STEP_TIMEOUT))
+            steps.append(_step(call, "monitor close", closing, CLOSE_STEP_TIMEOUT))
         await asyncio.gather(*steps)
-        if session.control is not None:
-            # Not in the gather: a session ended by a control message is released from the
-            # subscription's own task, which aclose() must recognise as the current one.
-            closing = session.control.aclose()
-            await _step(session, "control close", closing, CLOSE_STEP_TIMEOUT)
+        if call.control is not None:
+            # After the rest: a monitor's last words may still go out over the layer.
+            closing = call.control.aclose()
+            await _step(call, "control close", closing, CLOSE_STEP_TIMEOUT)
     finally:
         membership.forget()
-        logger.info("voice session %s ended (close code %s)", session.session_id, code)
+        logger.info("voice session %s ended (close code %s)", call.session_id, code)
 
 
-async def _stop_tasks(session: Releasable) -> None:
+async def _stop_tasks(call: Releasable) -> None:
     """Cancel the session's own tasks and collect what they ended with."""
     current = asyncio.current_task()
-    supervisor_tasks = session.supervisor.tasks() if session.supervisor else []
-    owned = (session.start_task, session.timer_task, *supervisor_tasks)
+    supervisor_tasks = call.supervisor.tasks() if call.supervisor else []
+    owned = (call.start_task, call.timer_task, *supervisor_tasks)
     tasks = [t for t in owned if t is not None and t is not current]
     for task in tasks:
         task.cancel()
@@ -78,12 +77,12 @@ async def _stop_tasks(session: Releasable) -> None:
         if task.done() and not task.cancelled() and task.exception() is not None:
             # Each of them catches what it can raise, so this is a bug: say it.
             logger.error(
-                "voice session %s: a task failed", session.session_id, exc_info=task.exception()
+                "voice session %s: a task failed", call.session_id, exc_info=task.exception()
             )
 
 
 async def _step(
-    session: Releasable, what: str, step: Coroutine[Any, Any, None], limit: float | None
+    call: Releasable, what: str, step: Coroutine[Any, Any, None], limit: float | None
 ) -> None:
     """One release step, given ``limit`` seconds; its failure does not stop the others."""
     try:
@@ -91,5 +90,5 @@ async def _step(
             await step
     except Exception as exc:
         logger.warning(
-            "voice session %s: %s failed (%s)", session.session_id, what, type(exc).__name__
+            "voice session %s: %s failed (%s)", call.session_id, what, type(exc).__name__
         )

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Protocol
 
 from assistant import protocol
-from assistant.codes import CloseCode, ErrorCode, State
+from assistant.codes import Ending, State
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.talk_modes import check_in_request
@@ -119,25 +119,25 @@ class IdleWatch:
 
 
 class IdleSession(Protocol):
-    """The live session idle handling acts on (the voice consumer)."""
+    """The call idle handling acts on."""
 
     voice: VoiceLiveSession | None
     ended: bool
 
-    async def end_session(self, code: ErrorCode | None, close_code: CloseCode) -> None:
-        """Tell the browser why, and close."""
+    async def end(self, ending: Ending) -> None:
+        """End the call."""
 
 
-async def idle_step(watch: IdleWatch, session: IdleSession) -> bool:
+async def idle_step(watch: IdleWatch, call: IdleSession) -> bool:
     """One tick of idle handling: check in, or end the session. True when it ended it."""
-    voice = session.voice
-    if voice is None or session.ended or not voice.connected:
+    voice = call.voice
+    if voice is None or call.ended or not voice.connected:
         return False
     busy = voice.state in BUSY_STATES or voice.reply_pending
     action = watch.due(voice.config, busy=busy)
     if action is IdleAction.CHECK_IN:
         await voice.respond(check_in_request())
     elif action is IdleAction.END:
-        await session.end_session(ErrorCode.IDLE_ENDED, CloseCode.NORMAL)
+        await call.end(Ending.IDLE_ENDED)
         return True
     return False

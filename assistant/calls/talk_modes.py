@@ -1,6 +1,6 @@
-"""Push-to-talk, the turn-mode switch and the greeting: the voice consumer's side.
+"""Push-to-talk, the turn-mode switch and the greeting: the call's side.
 
-The consumer hands this module the browser's ``input.press``, ``input.release`` and
+The call hands this module the browser's ``input.press``, ``input.release`` and
 ``turn_mode.set`` messages and calls :func:`session_ready` once the upstream is configured. What
 each means for Voice Live is in ``assistant/voicelive/talk_modes.py``.
 """
@@ -20,7 +20,7 @@ TALK_MODE_MESSAGES = (protocol.InputPress, protocol.InputRelease, protocol.TurnM
 
 
 class TalkHost(Protocol):
-    """The browser side: the voice consumer."""
+    """The call, as talk modes need it: its messages to the browser."""
 
     async def send_message(self, message: protocol.ServerMessage) -> None:
         """Send a control message to the browser."""
