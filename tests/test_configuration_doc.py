@@ -38,6 +38,7 @@ def settings_variables() -> set[str]:
     names: set[str] = set()
     for path in sorted(SETTINGS.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            name: object = None
             if isinstance(node, ast.Call):
                 func = node.func
                 reads = (
@@ -54,8 +55,6 @@ def settings_variables() -> set[str]:
             elif isinstance(node, ast.Subscript) and _is_os_environ(node.value):
                 key = node.slice
                 name = key.value if isinstance(key, ast.Constant) else None
-            else:
-                name = None
             if isinstance(name, str):
                 names.add(name)
     return names
