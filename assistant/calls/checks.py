@@ -3,7 +3,7 @@
 Each session used to re-check its user's quota on every heartbeat and its login every
 ``VOICE_REVALIDATE_SECONDS`` from its own timer: a job and several queries per session in the
 worker's one database thread, whose Python (ORM, model instances) holds the GIL while the
-event loop waits for it at every socket send (docs/benchmarks.md, issue 25). So one task per
+event loop waits for it at every socket send (docs/logbook/benchmarks.md, issue 25). So one task per
 worker ticks every ``VOICE_HEARTBEAT_SECONDS``, half a period after the registry heartbeat
 (assistant/live/beats.py) so the two do not reach the database thread together: on the loop it
 asks every session what is due (a few attribute reads each), runs one job in the database

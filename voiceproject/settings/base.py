@@ -153,7 +153,7 @@ STORAGES = {
     },
 }
 
-# SECURITY (behind TLS in production; see README "Operations")
+# SECURITY (behind TLS in production; see deploy/README.md, "Origins")
 # ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -216,7 +216,7 @@ VOICE_CONNECTIONS_PER_MINUTE_PER_IP = env(
     "VOICE_CONNECTIONS_PER_MINUTE_PER_IP", cast=int, default=60
 )
 # Admission control: a worker holding this many sessions refuses new ones (retryable close).
-# Measured in docs/benchmarks.md with 40 ms frames: about 60-65 % of what one process relays
+# Measured in docs/logbook/benchmarks.md with 40 ms frames: about 60-65 % of what one process relays
 # without an underrun, leaving room for transcripts, TLS and bursts. The talk page now sends
 # 100 ms frames, which cost a worker less, so the default errs on the safe side.
 VOICE_MAX_SESSIONS_PER_WORKER = env("VOICE_MAX_SESSIONS_PER_WORKER", cast=int, default=130)

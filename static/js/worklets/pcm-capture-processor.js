@@ -10,7 +10,7 @@ import { FirLowPass } from './fir-low-pass.js';
 
 // 100 ms at 24 kHz. A worker's cost is per websocket message, so 100 ms frames carry 2.5x the
 // sessions of 40 ms ones for at most 60 ms (on average 30 ms) more capture delay; see
-// docs/benchmarks.md, "Frame size".
+// docs/logbook/benchmarks.md, "Frame size".
 const CHUNK_SAMPLES = 2400;
 
 class PcmCaptureProcessor extends AudioWorkletProcessor {
