@@ -52,7 +52,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from assistant.calls.supervisor import SessionSupervisor  # noqa: E402
+from assistant.calls.supervisor import CallSupervisor  # noqa: E402
 from assistant.codes import State  # noqa: E402
 from assistant.history.ledger import QuotaCheck  # noqa: E402
 from assistant.history.live import SessionHistory  # noqa: E402
@@ -134,11 +134,11 @@ async def measure(n: int, ticks: int) -> None:
     config = SimpleNamespace(
         profile_id=None, profile_name="bench", model="m", keep_transcripts=True
     )
-    sups: list[SessionSupervisor] = []
+    sups: list[CallSupervisor] = []
     for user, key, sid in people:
         session = Session()
         store = SessionStore(session_key=key)
-        sup = SessionSupervisor(
+        sup = CallSupervisor(
             session,  # type: ignore[arg-type]
             session_id=sid,
             scope={"user": user, "session": store},

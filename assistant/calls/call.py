@@ -26,7 +26,7 @@ from assistant.calls.inbound import InboundLimits, Refusal
 from assistant.calls.output import CallOutput
 from assistant.calls.ports import CallTransport
 from assistant.calls.release import release_call
-from assistant.calls.supervisor import SessionSupervisor
+from assistant.calls.supervisor import CallSupervisor
 from assistant.codes import (
     CLEAN_END_CODES,
     ENDINGS,
@@ -80,7 +80,7 @@ class Call:
         # do) unless the socket was accepted as a live call.
         self.session_id: uuid.UUID | None = None
         self.membership: Membership | None = None
-        self.supervisor: SessionSupervisor | None = None
+        self.supervisor: CallSupervisor | None = None
         self.control: ControlSubscription | None = None
         self.voice: VoiceLiveSession | None = None
         self.history: SessionHistory | None = None
@@ -160,7 +160,7 @@ class Call:
         self.session_id = session_id
         self.membership = Membership(session_id)
         self.last_activity = time.monotonic()
-        self.supervisor = SessionSupervisor(
+        self.supervisor = CallSupervisor(
             self, session_id=session_id, scope=self.scope, channel_layer=self._layer
         )
         self.inbound = InboundLimits(

@@ -118,7 +118,7 @@ class IdleWatch:
         return min(period, max(MIN_SLEEP, left))
 
 
-class IdleSession(Protocol):
+class IdleCall(Protocol):
     """The call idle handling acts on."""
 
     voice: VoiceLiveSession | None
@@ -128,7 +128,7 @@ class IdleSession(Protocol):
         """End the call."""
 
 
-async def idle_step(watch: IdleWatch, call: IdleSession) -> bool:
+async def idle_step(watch: IdleWatch, call: IdleCall) -> bool:
     """One tick of idle handling: check in, or end the session. True when it ended it."""
     voice = call.voice
     if voice is None or call.ended or not voice.connected:

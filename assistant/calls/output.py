@@ -15,7 +15,7 @@ from django.conf import settings
 from assistant import metrics, protocol
 from assistant.calls.outbound import AckOutOfRange, AudioSendWindow, BacklogFull
 from assistant.calls.ports import CallTransport
-from assistant.calls.supervisor import SessionSupervisor
+from assistant.calls.supervisor import CallSupervisor
 from assistant.codes import Ending, ErrorCode, State
 from assistant.history.live import SessionHistory
 from assistant.protocol import ASSISTANT_AUDIO
@@ -32,7 +32,7 @@ class OutputOwner(Protocol):
 
     voice: VoiceLiveSession | None
     history: SessionHistory | None
-    supervisor: SessionSupervisor | None
+    supervisor: CallSupervisor | None
     state: State
     ended: bool
 

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from assistant import protocol
-from assistant.calls.supervisor import SessionSupervisor
+from assistant.calls.supervisor import CallSupervisor
 from assistant.live.control import ControlSubscription
 from assistant.live.worker import Membership
 from assistant.voicelive.session import VoiceLiveSession
@@ -34,7 +34,7 @@ class Releasable(Protocol):
 
     session_id: uuid.UUID | None
     voice: VoiceLiveSession | None
-    supervisor: SessionSupervisor | None
+    supervisor: CallSupervisor | None
     control: ControlSubscription | None
     start_task: asyncio.Task[None] | None
     timer_task: asyncio.Task[None] | None

@@ -4,7 +4,7 @@ Control messages from other workers and admins (via the channel layer: end, prof
 monitors), the session's timer (maximum duration, idle timeout, rollover), what the worker's
 heartbeat task reads and tells (the registry beat, end requests found in the registry) and
 what the worker's checks task asks and answers (the quota, the login's re-validation).
-:class:`SessionSupervisor` does all of it for one call, through the small
+:class:`CallSupervisor` does all of it for one call, through the small
 :class:`Supervised` interface the call offers.
 """
 
@@ -69,7 +69,7 @@ class Supervised(Protocol):
         """Send a control message to the browser."""
 
 
-class SessionSupervisor:
+class CallSupervisor:
     """Control messages, the timer and the heartbeat's orders of one call.
 
     Args:
