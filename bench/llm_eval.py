@@ -32,14 +32,14 @@ from bench.speech_sets import (  # noqa: E402
     TOOLS,
     synth,
 )
-from localvoice.llms import registry  # noqa: E402
-from localvoice.llms.base import ChatFormat  # noqa: E402
-from localvoice.pipeline.base import ChatStats  # noqa: E402
 from localvoice.pipeline.llm import LlamaChat  # noqa: E402
+from localvoice.pipeline.llms import registry  # noqa: E402
+from localvoice.pipeline.llms.base import ChatFormat  # noqa: E402
+from localvoice.pipeline.stages import ChatStats  # noqa: E402
 from localvoice.pipeline.stt import WhisperStt  # noqa: E402
 from localvoice.pipeline.weights import resolve  # noqa: E402
-from localvoice.session import DEFAULT_INSTRUCTIONS  # noqa: E402
-from localvoice.tools import ToolCall, check_call  # noqa: E402
+from localvoice.protocol.session_config import DEFAULT_INSTRUCTIONS  # noqa: E402
+from localvoice.turns.tool_calls import ToolCall, check_call  # noqa: E402
 
 
 async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, ChatStats, float]:

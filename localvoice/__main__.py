@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localvoice.config import ServerConfig
-from localvoice.llms.registry import MODELS
-from localvoice.pipeline.base import Pipeline
+from localvoice.pipeline.llms.registry import MODELS
 from localvoice.pipeline.registry import STT
+from localvoice.pipeline.stages import Pipeline
 
 LLM_CHOICES = tuple(MODELS)
 STT_CHOICES = tuple(STT)
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             msg = f"localvoice: cannot load the models: {exc}"
             raise SystemExit(msg) from None
         logger.info("models ready in %.2f s", time.perf_counter() - started)
-    from localvoice.server import serve
+    from localvoice.server.app import serve
 
     asyncio.run(serve(config, pipeline))
 

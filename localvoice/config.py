@@ -1,12 +1,13 @@
-"""Server settings, filled from the command line."""
+"""Server settings, filled from the command line.
+
+The defaults name entries of ``pipeline/registry.py`` and ``pipeline/llms/registry.py``; the
+registries import this module, not the other way round.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from localvoice.llms import registry as chat_models
-from localvoice.pipeline import registry as stages
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class ServerConfig:
         enable_faults: honour ``localvoice.fault`` client events (tests only).
         max_session_seconds: close sessions after this long (0: no limit).
         voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
-        llm: the bundled chat model (``localvoice/llms/registry.py``).
+        llm: the bundled chat model (``localvoice/pipeline/llms/registry.py``).
         stt: the speech-to-text stage (``localvoice/pipeline/registry.py``): Whisper ``tiny.en``
             or ``base``.
         vad: the VAD stage (no flag: ``silero``).
@@ -46,10 +47,10 @@ class ServerConfig:
     enable_faults: bool = False
     max_session_seconds: float = 0
     voice_map: Path | None = None
-    llm: str = chat_models.DEFAULT
-    stt: str = stages.DEFAULT_STT
-    vad: str = stages.DEFAULT_VAD
-    tts: str = stages.DEFAULT_TTS
+    llm: str = "qwen2.5-0.5b"
+    stt: str = "tiny.en"
+    vad: str = "silero"
+    tts: str = "piper"
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)

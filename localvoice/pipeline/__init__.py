@@ -1,0 +1,1 @@
+"""The stages (VAD, STT, LLM, TTS, input clean-up), their registry, and the loader."""

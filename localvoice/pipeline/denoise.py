@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from localvoice.pipeline.base import PIPELINE_RATE
+from localvoice.pipeline.stages import PIPELINE_RATE
 from localvoice.pipeline.weights import Part, locate
 
 RNNOISE_RATE = 48000

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from localvoice.pipeline.base import PIPELINE_RATE
+from localvoice.pipeline.stages import PIPELINE_RATE
 from localvoice.pipeline.weights import WeightsError
 
 FRAME = 160  # 10 ms at 16 kHz

@@ -1,6 +1,6 @@
 """Chat models: llama.cpp with a local GGUF, or an OpenAI-compatible endpoint on this machine.
 
-The bundled GGUFs and their prompt formats are listed in ``localvoice/llms/registry.py``.
+The bundled GGUFs and their prompt formats are listed in ``localvoice/pipeline/llms/registry.py``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from localvoice.llms.base import ChatFormat
-from localvoice.pipeline.base import ChatStats
 from localvoice.pipeline.kvsnapshots import KvSnapshots
+from localvoice.pipeline.llms.base import ChatFormat
+from localvoice.pipeline.stages import ChatStats
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig

@@ -1,7 +1,7 @@
 """Load and warm up the stages named by the configuration, once per process.
 
-The stages come from ``pipeline/registry.py`` and the chat model from ``llms/registry.py``; the
-heavy imports happen inside their factories.
+The stages come from ``pipeline/registry.py`` and the chat model from ``pipeline/llms/registry.py``;
+the heavy imports happen inside their factories.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from localvoice.llms import registry as chat_models
 from localvoice.pipeline import registry
-from localvoice.pipeline.base import Pipeline
+from localvoice.pipeline.llms import registry as chat_models
+from localvoice.pipeline.stages import Pipeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -4,7 +4,7 @@ Each entry is a factory that takes the :class:`ServerConfig` and returns the sta
 warmed up. The bundled entries name their factory as ``"module:function"`` and import it on
 first use, so the command line and ``--echo`` never import a model library. Tests put their own
 factories in these tables. Chat models (prompt format, sampling policy, weights) have their own
-registry, ``localvoice/llms/registry.py``; the LLM engine here runs whichever one is chosen.
+registry, ``pipeline/llms/registry.py``; the LLM engine here runs whichever one is chosen.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig
-    from localvoice.llms.base import ChatFormat
-    from localvoice.pipeline.base import ChatModel, SpeechToText, TextToSpeech, VadModel
+    from localvoice.pipeline.llms.base import ChatFormat
+    from localvoice.pipeline.stages import ChatModel, SpeechToText, TextToSpeech, VadModel
 
 VadFactory = Callable[["ServerConfig"], "VadModel"]
 SttFactory = Callable[["ServerConfig"], "SpeechToText"]
@@ -52,10 +52,6 @@ LLM: dict[str, LlmFactory] = {
 TTS: dict[str, TtsFactory] = {
     "piper": lazy("localvoice.pipeline.tts:load"),
 }
-
-DEFAULT_VAD = "silero"
-DEFAULT_STT = "tiny.en"
-DEFAULT_TTS = "piper"
 
 
 def llm_engine(config: ServerConfig) -> str:

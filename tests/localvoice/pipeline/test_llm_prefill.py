@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
-from localvoice.llms import registry as chat_models
-from localvoice.pipeline.base import ChatStats
+from localvoice.config import ServerConfig
 from localvoice.pipeline.llm import LlamaChat
+from localvoice.pipeline.llms import registry as chat_models
+from localvoice.pipeline.stages import ChatStats
 from localvoice.pipeline.weights import resolve
 
 SYSTEM = "You are a friendly voice assistant. Reply in one short spoken sentence."
@@ -17,7 +18,7 @@ SYSTEM = "You are a friendly voice assistant. Reply in one short spoken sentence
 
 @pytest.fixture(scope="module")
 def chat() -> LlamaChat:
-    chat_format = chat_models.get(chat_models.DEFAULT)
+    chat_format = chat_models.get(ServerConfig().llm)
     assert chat_format.weights is not None
     return LlamaChat(resolve(chat_format.weights), chat_format, n_threads=1, n_threads_batch=2)
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from localvoice.config import ServerConfig
-from localvoice.llms.base import ChatFormat
 from localvoice.pipeline import registry
+from localvoice.pipeline.llms.base import ChatFormat
 from localvoice.pipeline.loader import load_pipeline
 from tests.localvoice.fakes import FakeChat, FakeStt, fake_registry
 
@@ -67,3 +67,11 @@ def test_bundled_entries_are_lazy():
     assert registry.llm_engine(ServerConfig(llm_url="http://127.0.0.1:8080/v1")) == (
         "openai-compatible"
     )
+
+
+def test_the_default_stages_are_registered():
+    """The configuration names its defaults; the registries must hold them."""
+    config = ServerConfig()
+    assert config.vad in registry.VAD
+    assert config.stt in registry.STT
+    assert config.tts in registry.TTS

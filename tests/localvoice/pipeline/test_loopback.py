@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from localvoice.pipeline.loopback import echo_pipeline
-from localvoice.realtime import RealtimeSession
-from localvoice.session import ProtocolError
-from localvoice.voices import VoiceMap
+from localvoice.protocol.errors import ProtocolError
+from localvoice.protocol.voices import VoiceMap
+from localvoice.server.session import Session
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ async def echo():
     async def send(event: dict[str, Any]) -> None:
         sent.append(event)
 
-    session = RealtimeSession(send, pipeline, VoiceMap(["joe"], "joe", {}), "gpt-realtime")
+    session = Session(send, pipeline, VoiceMap(["joe"], "joe", {}), "gpt-realtime")
     yield session, sent
     session.close()
     pipeline.shutdown()

@@ -1,0 +1,105 @@
+"""Per-session input clean-up: echo cancellation and noise suppression before VAD and STT.
+
+``input_audio_echo_cancellation`` subtracts the echo of the session's own output (played by
+the client's loudspeaker and picked up by its microphone); ``input_audio_noise_reduction``
+runs a denoiser. Both are off until the session asks for them, as on Voice Live.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from localvoice.pipeline.echo import EchoReference, SpeexEchoCanceller
+from localvoice.pipeline.stages import PIPELINE_RATE
+
+
+class Denoiser(Protocol):
+    """A streaming denoiser of 16 kHz float32 audio."""
+
+    def process(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Denoise the next piece of the stream."""
+        ...
+
+    def close(self) -> None:
+        """Free native state."""
+        ...
+
+
+def make_denoiser() -> Denoiser:
+    """The denoiser chosen from docs/benchmarks.md (Speex: cheap, and the least harm to WER)."""
+    from localvoice.pipeline.denoise import SpeexNoise
+
+    return SpeexNoise()
+
+
+class InputCleanup:
+    """Echo canceller and denoiser of one session; ``process`` runs in a worker thread."""
+
+    def __init__(self, echo_mute: bool = False) -> None:
+        self.reference = EchoReference()
+        self._echo_mute = echo_mute
+        self._aec: SpeexEchoCanceller | None = None
+        self._ns: Denoiser | None = None
+
+    @property
+    def active(self) -> bool:
+        """True when anything is switched on."""
+        return self._aec is not None or self._ns is not None
+
+    def configure(self, session: dict[str, Any]) -> None:
+        """Follow the session's ``input_audio_echo_cancellation`` / ``_noise_reduction``."""
+        if bool(session.get("input_audio_echo_cancellation")) != (self._aec is not None):
+            if self._aec is not None:
+                self._aec.close()
+            self._aec = (
+                SpeexEchoCanceller(self._echo_mute)
+                if session.get("input_audio_echo_cancellation")
+                else None
+            )
+        if bool(session.get("input_audio_noise_reduction")) != (self._ns is not None):
+            if self._ns is not None:
+                self._ns.close()
+            self._ns = make_denoiser() if session.get("input_audio_noise_reduction") else None
+
+    def play(self, pcm: bytes, rate: int, now: int) -> None:
+        """The session sent output audio (PCM16 at ``rate``); ``now`` is the input position."""
+        if self._aec is None:
+            return
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        if rate != PIPELINE_RATE:
+            audio = np.asarray(soxr.resample(audio, rate, PIPELINE_RATE), dtype=np.float32)
+        self.reference.play(audio, now)
+
+    def stop(self, now: int) -> None:
+        """Playback was cut (cancel, barge-in): forget the unplayed reference."""
+        self.reference.stop(now)
+
+    def process(
+        self, samples: npt.NDArray[np.float32], start: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Clean input samples that start at input position ``start``; blocking.
+
+        Returns:
+            The audio for the VAD and the audio for STT (the same length).
+        """
+        for_vad = samples
+        if self._aec is not None:
+            far = self.reference.take(start, samples.size)
+            for_vad, samples = self._aec.process(samples, far, self.reference.gate_power())
+        if self._ns is not None:
+            denoised = self._ns.process(samples)
+            # Both work in 10 ms frames, so the lengths agree; the VAD copes with noise itself.
+            for_vad = for_vad[: denoised.size] if self._aec is not None else denoised
+            samples = denoised
+        return for_vad, samples
+
+    def close(self) -> None:
+        """Free native state."""
+        for part in (self._aec, self._ns):
+            if part is not None:
+                part.close()
+        self._aec = self._ns = None

@@ -1,0 +1,1 @@
+"""The bundled chat models: prompt format, sampling policy and weights of each."""

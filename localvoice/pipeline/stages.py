@@ -1,0 +1,173 @@
+"""Typed interfaces of the pipeline stages, so each one can be swapped (tests, other models)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from localvoice.pipeline.llms.base import ChatFormat
+
+#: VAD, STT and the pipeline's internal audio all run at this rate.
+PIPELINE_RATE = 16000
+
+
+class VadStream(Protocol):
+    """Stateful speech probability over consecutive fixed-size windows of one audio stream."""
+
+    window_samples: int
+
+    def probability(self, window: npt.NDArray[np.float32]) -> float:
+        """Speech probability of the next window (``window_samples`` floats at 16 kHz)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the stream's state."""
+        ...
+
+
+class VadModel(Protocol):
+    """Hands out per-session VAD streams."""
+
+    name: str
+
+    def acquire(self) -> VadStream:
+        """A fresh stream for one session."""
+        ...
+
+    def release(self, stream: VadStream) -> None:
+        """Return a stream when the session ends."""
+        ...
+
+
+class SpeechToText(Protocol):
+    """Batch transcription of one utterance."""
+
+    name: str
+
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+        """Transcribe 16 kHz mono float32 audio; blocking, call it from a worker thread."""
+        ...
+
+
+@dataclass(slots=True)
+class ChatStats:
+    """Token counts of one chat completion, filled in while it streams."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_ms: float | None = None
+
+
+class ChatModel(Protocol):
+    """A streaming chat model."""
+
+    name: str
+    format: ChatFormat
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+        cancel: threading.Event,
+        stats: ChatStats,
+    ) -> AsyncIterator[str]:
+        """Stream the reply's text pieces; stops soon after ``cancel`` is set."""
+        ...
+
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Prepare the prompt of a reply to come, whose user turn (the last message) is unfinished.
+
+        Best effort and non-blocking: it must never delay a reply, and may do nothing.
+        """
+        ...
+
+
+class Speaker(Protocol):
+    """One response's voice: its chunks make one continuous stream at the client's rate."""
+
+    def speak(self, text: str) -> bytes:
+        """Speak one chunk as PCM16 little-endian at the response's rate; blocking."""
+        ...
+
+
+class TextToSpeech(Protocol):
+    """Sentence-level speech synthesis at any output rate (the stage resamples its voices)."""
+
+    voices: list[str]
+    default_voice: str
+
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> Speaker:
+        """A speaker for one response, at ``rate`` Hz (``pipeline/resample.py`` helps)."""
+        ...
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """The loaded stages and the thread pools their blocking calls run in.
+
+    ``pipeline/loopback.py`` is the other stage set, the one of ``--echo``.
+    """
+
+    vad: VadModel
+    stt: SpeechToText
+    llm: ChatModel
+    tts: TextToSpeech
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    input_cleanup: dict[str, str] = field(default_factory=dict)
+    first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
+    echo_mute: bool = False  # with echo cancellation, mute the VAD's input while a reply plays
+    speaks: bool = True  # False: replies are text whatever the modalities (``--echo``)
+    echoes_input: bool = False  # True: a session's input audio comes straight back (``--echo``)
+    vad_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="lv-vad")
+    )
+    stt_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lv-stt")
+    )
+    tts_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lv-tts")
+    )
+
+    stt_inflight: int = 0
+
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[str]:
+        """Run STT in its worker thread; the future resolves to the text."""
+        self.stt_inflight += 1
+        future = asyncio.get_running_loop().run_in_executor(
+            self.stt_pool, self.stt.transcribe, audio
+        )
+
+        def done(_: asyncio.Future[str]) -> None:
+            self.stt_inflight -= 1
+
+        future.add_done_callback(done)
+        return future
+
+    def describe(self) -> dict[str, Any]:
+        """What is loaded, for ``/healthz`` (nothing with ``--echo``)."""
+        if self.echoes_input:
+            return {}
+        return {
+            "vad": self.vad.name,
+            "stt": self.stt.name,
+            "llm": self.llm.name,
+            "llm_model": self.llm.format.key,
+            "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},
+            "load_seconds": self.load_seconds,
+            "input_cleanup": self.input_cleanup,
+        }
+
+    def shutdown(self) -> None:
+        """Stop the worker threads."""
+        for pool in (self.vad_pool, self.stt_pool, self.tts_pool):
+            pool.shutdown(wait=False, cancel_futures=True)

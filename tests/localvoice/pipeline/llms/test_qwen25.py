@@ -1,0 +1,57 @@
+"""Qwen2.5's adapter: tools in the system prompt, tool turns, the call forms it emits."""
+
+from __future__ import annotations
+
+import pytest
+
+from localvoice.pipeline.llms import registry
+from localvoice.pipeline.llms.base import TOOL_CALL_ROLE, TOOL_RESULT_ROLE, RawCall
+from tests.localvoice.turns.test_tool_calls import WEATHER
+
+
+def test_qwen_format_describes_tools_and_renders_tool_turns():
+    fmt = registry.get("qwen2.5-0.5b")
+    history = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": TOOL_CALL_ROLE, "content": '{"name": "get_weather"}'},
+        {"role": TOOL_RESULT_ROLE, "content": '{"temp": 18}'},
+    ]
+    messages = fmt.messages("Be nice.", history, [WEATHER])
+    assert messages[0]["role"] == "system"
+    assert '"name": "get_weather"' in messages[0]["content"]
+    assert messages[2] == {
+        "role": "assistant",
+        "content": '<tool_call>\n{"name": "get_weather"}\n</tool_call>',
+    }
+    assert messages[3]["content"].startswith("<tool_response>")
+    assert "<tools>" not in fmt.messages("Be nice.", history)[0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+            True,
+        ),
+        ('{"name": "get_weather", "arguments": {"city": "Paris"}}', True),
+        ('{{"name": "get_weather", "arguments": {"city": "Paris"}}}', True),
+        ('{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}', True),
+        ("Paris is sunny.", False),
+        ('{"nom": 1}', False),
+    ],
+)
+def test_qwen_parses_the_call_forms_it_emits(text, expected):
+    fmt = registry.get("qwen2.5-0.5b")
+    call = fmt.parse_call(text)
+    assert (call == RawCall("get_weather", {"city": "Paris"})) is expected
+
+
+def test_qwen_tool_prefix_decides_early():
+    fmt = registry.get("qwen2.5-0.5b")
+    assert fmt.tool_prefix("  ") is None
+    assert fmt.tool_prefix("<tool") is None
+    assert fmt.tool_prefix("<tool_call>") is True
+    assert fmt.tool_prefix(' {"na') is True
+    assert fmt.tool_prefix("The") is False
+    assert registry.get("smollm2-135m").tool_prefix("{") is False  # SmolLM2 is never offered tools
