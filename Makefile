@@ -153,9 +153,11 @@ $(NODE_STAMP): package-lock.json
 lint-js: $(NODE_STAMP)
 	node_modules/.bin/eslint --max-warnings 0 .
 
+# lint-imports: the layer and no-cycle contracts of pyproject.toml ([tool.importlinter]).
 lint: lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck:
 	DJANGO_DEBUG=1 $(BIN)/mypy
@@ -193,4 +195,4 @@ screenshots: setup-test $(NODE_STAMP)
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_modes.py -k hold_speak
 
 clean:
-	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
