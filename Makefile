@@ -30,7 +30,8 @@ PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
 .PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
-	llama-wheel run test test-fast lint typecheck check pytest lock clean messages screenshots
+	llama-wheel run test test-fast lint typecheck check pytest lock clean messages screenshots \
+	protocol-js
 
 help:
 	@echo "make run    set up everything and serve the app with the local voice engine"
@@ -38,6 +39,7 @@ help:
 	@echo "make test-fast  unit and consumer tests only (no models, browser, Redis or servers)"
 	@echo "make lock   re-resolve every dependency and rewrite $(LOCK)"
 	@echo "make messages     re-extract the French catalogues (locale/fr) and compile them"
+	@echo "make protocol-js  regenerate static/js/protocol.js from the Python wire contract"
 	@echo "make screenshots  regenerate docs/talk-page*.png (desktop, phone, French, push-to-talk) in real Chromium"
 
 setup: system-deps python-deps var/.dirs
@@ -157,7 +159,13 @@ lint-js: $(NODE_STAMP)
 lint: lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m assistant.protocol.javascript --check
 	$(BIN)/lint-imports --no-cache
+
+# static/js/protocol.js, the browser's copy of the wire contract, from assistant/protocol/ and
+# assistant/codes.py (`make lint` fails when the committed file is stale).
+protocol-js:
+	$(BIN)/python -m assistant.protocol.javascript
 
 typecheck:
 	DJANGO_DEBUG=1 $(BIN)/mypy
