@@ -30,8 +30,10 @@ from assistant.codes import (
 )
 from assistant.protocol.browser import (
     MAX_TEXT_MESSAGE_CHARS,
+    MONITOR_PATH,
     SAMPLE_RATE,
     TURN_MODES,
+    VOICE_PATH,
     BrowserMessage,
 )
 from assistant.protocol.layer import ASSISTANT_AUDIO, USER_AUDIO
@@ -124,6 +126,9 @@ def render() -> str:
     )
     sections = [
         HEADER + "import { gettext } from './i18n.js';",
+        "// Where the pages open their websockets (a monitor's goes on with the session's id).\n"
+        f"export const VOICE_PATH = {_string(VOICE_PATH)};\n"
+        f"export const MONITOR_PATH = {_string(MONITOR_PATH)};",
         "// PCM16 mono, both ways (the capture and player worklets resample to and from it).\n"
         f"export const SAMPLE_RATE = {SAMPLE_RATE};",
         "// text.send: at most this many characters.\n"

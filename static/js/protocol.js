@@ -7,6 +7,10 @@
 // so nothing here may need a window (gettext falls back to English without one).
 import { gettext } from './i18n.js';
 
+// Where the pages open their websockets (a monitor's goes on with the session's id).
+export const VOICE_PATH = '/ws/voice/';
+export const MONITOR_PATH = '/ws/monitor/';
+
 // PCM16 mono, both ways (the capture and player worklets resample to and from it).
 export const SAMPLE_RATE = 24000;
 

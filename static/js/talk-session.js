@@ -14,10 +14,11 @@ import {
   State,
   TRANSIENT_CODES,
   TurnMode,
+  VOICE_PATH,
 } from './protocol.js';
 import { closeMessage, errorMessage, quotaWarningMessage, resumedMessage } from './protocol-texts.js';
 import { ToolLines } from './tool-lines.js';
-import { VOICE_PATH, VoiceSocket, socketUrl } from './voice-socket.js';
+import { VoiceSocket, socketUrl } from './voice-socket.js';
 
 // Playback volume with the speakerphone setting on: less of the assistant reaches the microphone,
 // so the browser's echo canceller has less to remove (it is on either way).

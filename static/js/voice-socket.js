@@ -2,9 +2,6 @@
 // exponential backoff only after the close codes the protocol marks retryable.
 import { ClientMessage, CloseCode, RETRYABLE_CLOSE_CODES, ServerMessage } from './protocol.js';
 
-export const VOICE_PATH = '/ws/voice/';
-export const MONITOR_PATH = '/ws/monitor/';
-
 // A message of one of these types means the session is up: the retry budget starts again.
 const SESSION_UP_MESSAGES = Object.freeze(new Set([ServerMessage.SESSION_READY, ServerMessage.MONITOR_ATTACHED]));
 
