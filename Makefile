@@ -30,7 +30,8 @@ PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
 .PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
-	llama-wheel run test test-fast lint typecheck check pytest lock clean messages screenshots
+	llama-wheel run test test-fast lint typecheck check pytest lock clean messages screenshots \
+	protocol-js
 
 help:
 	@echo "make run    set up everything and serve the app with the local voice engine"
@@ -38,6 +39,7 @@ help:
 	@echo "make test-fast  unit and consumer tests only (no models, browser, Redis or servers)"
 	@echo "make lock   re-resolve every dependency and rewrite $(LOCK)"
 	@echo "make messages     re-extract the French catalogues (locale/fr) and compile them"
+	@echo "make protocol-js  regenerate static/js/protocol.js from the Python wire contract"
 	@echo "make screenshots  regenerate docs/talk-page*.png (desktop, phone, French, push-to-talk) in real Chromium"
 
 setup: system-deps python-deps var/.dirs
@@ -153,9 +155,17 @@ $(NODE_STAMP): package-lock.json
 lint-js: $(NODE_STAMP)
 	node_modules/.bin/eslint --max-warnings 0 .
 
+# lint-imports: the layer and no-cycle contracts of pyproject.toml ([tool.importlinter]).
 lint: lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m assistant.protocol.javascript --check
+	$(BIN)/lint-imports --no-cache
+
+# static/js/protocol.js, the browser's copy of the wire contract, from assistant/protocol/ and
+# assistant/codes.py (`make lint` fails when the committed file is stale).
+protocol-js:
+	$(BIN)/python -m assistant.protocol.javascript
 
 typecheck:
 	DJANGO_DEBUG=1 $(BIN)/mypy
@@ -193,4 +203,4 @@ screenshots: setup-test $(NODE_STAMP)
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_modes.py -k hold_speak
 
 clean:
-	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

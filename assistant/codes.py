@@ -13,6 +13,7 @@ class CloseCode(IntEnum):
     """Websocket close codes the server uses; 4000-4999 is the application range."""
 
     NORMAL = 1000
+    ABNORMAL = 1006  # never sent: what either side sees when the connection dropped unclosed
     MESSAGE_TOO_BIG = 1009
     SERVER_DRAINING = 4001  # retryable: this worker is shutting down, reconnect elsewhere
     UNAUTHENTICATED = 4401
@@ -116,6 +117,28 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
 
 #: Codes that end a session normally: the page shows why, but the session stopped, not failed.
 CLEAN_END_CODES = frozenset({ErrorCode.IDLE_ENDED})
+
+#: Codes of errors after which the session carries on: the page shows a notice, not a failure.
+NON_FATAL_CODES = frozenset(
+    {
+        ErrorCode.BAD_JSON,
+        ErrorCode.BAD_MESSAGE,
+        ErrorCode.UNKNOWN_TYPE,
+        ErrorCode.MESSAGE_TOO_LARGE,
+        ErrorCode.BAD_AUDIO,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.AUDIO_TOO_FAST,
+        ErrorCode.NOT_READY,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.INPUT_TOO_SHORT,
+        ErrorCode.PUSH_TO_TALK_OFF,
+        ErrorCode.TURN_MODE_LOCKED,
+    }
+)
+
+#: Codes sent just before a retryable close (:data:`RETRYABLE_CLOSE_CODES`): the browser
+#: reconnects by itself, so they are not a failure either.
+TRANSIENT_CODES = frozenset({ErrorCode.SERVER_BUSY, ErrorCode.SERVER_DRAINING})
 
 
 class Ending(StrEnum):

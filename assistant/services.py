@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -17,7 +16,7 @@ from assistant.codes import ClientError, ErrorCode
 from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
 from assistant.tools.session_tools import session_tools
-from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.config import SessionConfig, profile_version
 from assistant.voicelive.personalize import first_name_clean
 
 logger = logging.getLogger(__name__)
@@ -70,11 +69,6 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         keep_transcripts=profile.keep_transcripts,
         tools=session_tools(profile.pk),
     )
-
-
-def profile_version(updated_at: datetime | None) -> str:
-    """A profile's version as sessions compare it: when it was last saved."""
-    return updated_at.isoformat() if updated_at is not None else ""
 
 
 def profiles_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[AssistantProfile]:

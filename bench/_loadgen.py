@@ -82,7 +82,7 @@ class PointResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# Acknowledge received audio like the talk page does (static/js/protocol.js AUDIO_ACK_BYTES).
+# Acknowledge received audio like the talk page does (static/js/voice-socket.js AUDIO_ACK_BYTES).
 AUDIO_ACK_BYTES = 96_000
 
 

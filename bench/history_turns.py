@@ -36,7 +36,7 @@ FRAME_MS = 40
 FRAME_BYTES = 48 * FRAME_MS
 LEAD_MS, TRAIL_MS = 300, 1500
 PASSWORD = "bench-pw-1234"
-ACK_BYTES = 96_000  # static/js/protocol.js AUDIO_ACK_BYTES
+ACK_BYTES = 96_000  # static/js/voice-socket.js AUDIO_ACK_BYTES
 VARIANTS = {"on": "1", "off": "0"}
 
 

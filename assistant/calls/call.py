@@ -369,7 +369,7 @@ class Call:
         """The browser's socket closed: release everything, within bounded time."""
         if self.session_id is not None and not self.ended:
             # Closed by the browser, or lost (1006: e.g. dropped by Daphne's keepalive ping).
-            ending = Ending.CONNECTION_LOST if code == 1006 else Ending.BROWSER_CLOSED
+            ending = Ending.CONNECTION_LOST if code == CloseCode.ABNORMAL else Ending.BROWSER_CLOSED
             metrics.SESSIONS_ENDED.labels(reason=ending.value).inc()
             if self.history is not None:
                 self.history.end(ending.value)

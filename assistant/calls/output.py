@@ -1,6 +1,6 @@
 """What a call sends its browser: control messages, assistant audio, state changes.
 
-The Voice Live session's sink (``SessionSink`` in assistant/voicelive/events.py). Each message
+The Voice Live session's sink (``SessionSink`` in assistant/voicelive/sink.py). Each message
 also goes where it is observed: the idle watch, the history, the monitors' fan-out. Assistant
 audio is paced by the browser's acknowledgements (:class:`AudioSendWindow`).
 """

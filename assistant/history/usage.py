@@ -17,16 +17,8 @@ from typing import Protocol
 
 #: Bytes per second of the PCM16 24 kHz mono audio both ways.
 AUDIO_BYTES_PER_SECOND = 48_000
-#: A typed message counts the time it would take to say it: about 150 words a minute.
-TYPED_CHARACTERS_PER_SECOND = 15.0
-#: ...and at least this much, so no turn is free: each one makes the model read the
-#: conversation again and answer, and a spoken turn has at least this much audio anyway.
-MIN_TYPED_SECONDS = 1.0
-
-
-def typed_seconds(text: str) -> float:
-    """What one typed message counts, in seconds of conversation."""
-    return max(MIN_TYPED_SECONDS, len(text) / TYPED_CHARACTERS_PER_SECOND)
+# How much one typed message counts is the relay's to say (it keeps the running total):
+# assistant/voicelive/usage.py.
 
 
 class Counters(Protocol):
@@ -42,7 +34,7 @@ class Counters(Protocol):
 
     @property
     def typed_seconds(self) -> float:
-        """Typed messages sent upstream so far, in seconds (:func:`typed_seconds` each)."""
+        """Typed messages sent upstream so far, in seconds (``voicelive.usage.typed_seconds``)."""
 
 
 @dataclass(frozen=True, slots=True)

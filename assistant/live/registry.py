@@ -28,7 +28,7 @@ from assistant import protocol
 from assistant.codes import Ending
 from assistant.live.layer import layer_send_sync
 from assistant.models import LiveSession, MonitorAttachment
-from assistant.services import profile_version
+from assistant.voicelive.config import profile_version
 
 logger = logging.getLogger(__name__)
 

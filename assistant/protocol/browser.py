@@ -13,6 +13,11 @@ from typing import Any, ClassVar
 
 from assistant.codes import ClientError, ErrorCode
 
+#: Where the pages open their websockets (assistant/routing.py serves them there); a monitor's
+#: path goes on with the session's id and a slash.
+VOICE_PATH = "/ws/voice/"
+MONITOR_PATH = "/ws/monitor/"
+
 SAMPLE_RATE = 24_000
 BYTES_PER_SAMPLE = 2
 BYTES_PER_SECOND = SAMPLE_RATE * BYTES_PER_SAMPLE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -88,3 +89,8 @@ class UpstreamSettings:
     # A reply that was asked for or is running, with no upstream event for this long, means the
     # upstream went silent (the SDK's own heartbeat only notices a dead socket after ~30 s).
     reply_stall_seconds: float = 15.0
+
+
+def profile_version(updated_at: datetime | None) -> str:
+    """A profile's version as sessions compare it (``SessionConfig.profile_version``)."""
+    return updated_at.isoformat() if updated_at is not None else ""

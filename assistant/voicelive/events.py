@@ -3,7 +3,7 @@
 :class:`EventRouter` owns the conversation as the user sees it (state, the running reply, the
 history carried over a rollover); the session owns the connection and hands it every event.
 The router asks the session for what needs the connection through :class:`Upstream`, and
-talks to the browser through :class:`SessionSink`.
+talks to the browser through its :class:`~assistant.voicelive.sink.SessionSink`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from azure.ai.voicelive.models import ServerEventType
 
 from assistant import metrics, protocol
 from assistant.codes import ErrorCode, State
-
-if TYPE_CHECKING:
-    from assistant.voicelive.toolcalls import ToolCalls
+from assistant.voicelive.sink import SessionSink
+from assistant.voicelive.toolcalls import ToolCalls
 
 logger = logging.getLogger(__name__)
 
@@ -52,28 +51,6 @@ def upstream_text(value: Any) -> str:
         metrics.UPSTREAM_ERRORS.labels(kind="bad_field").inc()
         logger.warning("voice live sent a %s where text belongs; ignored", type(value).__name__)
     return ""
-
-
-class SessionSink(Protocol):
-    """Where a session's output goes: the browser socket (and anything observing it)."""
-
-    async def send_message(self, message: protocol.ServerMessage) -> None:
-        """Send a control message to the browser."""
-
-    async def clear_playback(self) -> None:
-        """Tell the browser to drop the assistant audio it has not played, and drop ours."""
-
-    async def send_audio(self, pcm: bytes) -> None:
-        """Send assistant audio (PCM16, 24 kHz) to the browser."""
-
-    async def set_state(self, state: State) -> None:
-        """The session's state changed."""
-
-    async def upstream_lost(self, code: ErrorCode) -> None:
-        """The upstream ended for good; the session is over."""
-
-    def response_usage(self, response_id: str, usage: Any) -> None:
-        """A response ended with this ``usage`` (``response.done``; None when absent)."""
 
 
 class Upstream(Protocol):

@@ -24,11 +24,11 @@ from pybase64 import b64decode
 
 from assistant import metrics
 from assistant.codes import ErrorCode, State
-from assistant.history.usage import typed_seconds
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
-from assistant.voicelive.events import EventRouter, SessionSink
+from assistant.voicelive.events import EventRouter
 from assistant.voicelive.microphone import MicrophoneStream
 from assistant.voicelive.session_request import session_request_build
+from assistant.voicelive.sink import SessionSink
 from assistant.voicelive.talk_modes import push_to_talk
 from assistant.voicelive.toolcalls import ToolCalls, ToolExecutor
 from assistant.voicelive.upstream import (
@@ -44,6 +44,7 @@ from assistant.voicelive.upstream import (
     open_connection,
     pre_generated_reply,
 )
+from assistant.voicelive.usage import typed_seconds
 from assistant.voicelive.watchdog import ReplyWatchdog
 
 logger = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from assistant import metrics, protocol
 from assistant.codes import ErrorCode
 from assistant.protocol import BYTES_PER_SECOND
 from assistant.voicelive.config import SessionConfig, SessionTool
-from assistant.voicelive.events import SessionSink
+from assistant.voicelive.sink import SessionSink
 from assistant.voicelive.toolcall_text import (
     CANCELLED,
     DECLINED,

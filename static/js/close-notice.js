@@ -1,7 +1,8 @@
 // What the talk and monitor pages do when their socket closes: log it, then either say that it
 // is reconnecting (VoiceSocket retries by itself), or end quietly, or say why it failed. The
 // pages word some of it differently, so each passes its texts; each then does its own cleanup.
-import { CloseCode, State, closeMessage, errorMessage } from './protocol.js';
+import { CloseCode, State } from './protocol.js';
+import { closeMessage, errorMessage } from './protocol-texts.js';
 
 // detail: VoiceSocket's close event. ended: the page meant it to end (Stop, monitor.ended).
 // lastError: the last fatal `error` message, whose text explains the close better than its code.

@@ -3,20 +3,11 @@ import { audioWorkletSupported, registerWorklets, UNSUPPORTED_AUDIO_MESSAGE } fr
 import { showClose } from './close-notice.js';
 import { gettext, interpolate } from './i18n.js';
 import { AssistantPlayback } from './playback.js';
-import {
-  CloseCode,
-  MONITOR_PATH,
-  MonitorSide,
-  ServerMessage,
-  State,
-  closeMessage,
-  errorMessage,
-  monitorEndMessage,
-  socketUrl,
-} from './protocol.js';
+import { CloseCode, MONITOR_PATH, MonitorSide, ServerMessage, State } from './protocol.js';
+import { closeMessage, errorMessage, monitorEndMessage } from './protocol-texts.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { ToolLines } from './tool-lines.js';
-import { VoiceSocket } from './voice-socket.js';
+import { VoiceSocket, socketUrl } from './voice-socket.js';
 
 // How this page words a close (close-notice.js). After the last retry it shows the close's own
 // text, as it always did.

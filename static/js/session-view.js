@@ -1,7 +1,8 @@
 // What talk.js and monitor.js both show: the state indicator, the live conversation and the
 // event log. Page modules own the DOM; this view only touches the elements it is handed.
 import { gettext, interpolate } from './i18n.js';
-import { STATE_LABELS, ServerMessage, State } from './protocol.js';
+import { ServerMessage, State } from './protocol.js';
+import { STATE_LABELS } from './protocol-texts.js';
 
 const LOG_LIMIT = 200;
 const SCROLL_SLACK_PX = 48;

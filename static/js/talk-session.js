@@ -7,22 +7,18 @@ import { gettext, interpolate } from './i18n.js';
 import { PcmCaptureNode } from './pcm-capture-node.js';
 import { AssistantPlayback } from './playback.js';
 import {
-  CLEAN_END_ERRORS,
+  CLEAN_END_CODES,
   ClientMessage,
-  NON_FATAL_ERRORS,
+  NON_FATAL_CODES,
   ServerMessage,
   State,
-  TRANSIENT_ERRORS,
+  TRANSIENT_CODES,
   TurnMode,
   VOICE_PATH,
-  closeMessage,
-  errorMessage,
-  quotaWarningMessage,
-  resumedMessage,
-  socketUrl,
 } from './protocol.js';
+import { closeMessage, errorMessage, quotaWarningMessage, resumedMessage } from './protocol-texts.js';
 import { ToolLines } from './tool-lines.js';
-import { VoiceSocket } from './voice-socket.js';
+import { VoiceSocket, socketUrl } from './voice-socket.js';
 
 // Playback volume with the speakerphone setting on: less of the assistant reaches the microphone,
 // so the browser's echo canceller has less to remove (it is on either way).
@@ -382,11 +378,11 @@ export class TalkSession {
         view.addNote(gettext('The assistant ended the conversation.'));
         break;
       case ServerMessage.ERROR:
-        if (CLEAN_END_ERRORS.has(message.code)) {
+        if (CLEAN_END_CODES.has(message.code)) {
           // The server ends the session normally just after: say why, as a note too.
           view.notice(errorMessage(message), 'info');
           view.addNote(errorMessage(message));
-        } else if (NON_FATAL_ERRORS.has(message.code) || TRANSIENT_ERRORS.has(message.code)) {
+        } else if (NON_FATAL_CODES.has(message.code) || TRANSIENT_CODES.has(message.code)) {
           view.notice(errorMessage(message), 'warn');
         } else {
           this.lastError = message;

@@ -2,7 +2,8 @@
 // conversation itself (audio, socket, server messages) is a TalkSession.
 import { audioWorkletSupported, UNSUPPORTED_AUDIO_MESSAGE } from './audio-worklet.js';
 import { gettext, interpolate } from './i18n.js';
-import { MAX_TEXT_CHARS, PUSH_TO_TALK_READY_LABEL, State, TurnMode } from './protocol.js';
+import { MAX_TEXT_MESSAGE_CHARS, State, TurnMode } from './protocol.js';
+import { PUSH_TO_TALK_READY_LABEL } from './protocol-texts.js';
 import { SessionView, sessionElements } from './session-view.js';
 import { TalkSession } from './talk-session.js';
 
@@ -294,8 +295,8 @@ ui.textForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.textInput.value.trim();
   if (!text || session === null || !session.ready) return;
-  if (text.length > MAX_TEXT_CHARS) {
-    view.notice(interpolate(gettext('Messages can be at most %(max)s characters.'), { max: MAX_TEXT_CHARS }), 'warn');
+  if (text.length > MAX_TEXT_MESSAGE_CHARS) {
+    view.notice(interpolate(gettext('Messages can be at most %(max)s characters.'), { max: MAX_TEXT_MESSAGE_CHARS }), 'warn');
     return;
   }
   if (session.sendText(text)) {

@@ -1,13 +1,29 @@
 // One websocket with JSON control frames and binary PCM16 audio frames, reconnecting with
 // exponential backoff only after the close codes the protocol marks retryable.
-import {
-  AUDIO_ACK_BYTES,
-  ClientMessage,
-  CloseCode,
-  RECONNECT,
-  RETRYABLE_CLOSE_CODES,
-  SESSION_UP_MESSAGES,
-} from './protocol.js';
+import { ClientMessage, CloseCode, RETRYABLE_CLOSE_CODES, ServerMessage } from './protocol.js';
+
+// A message of one of these types means the session is up: the retry budget starts again.
+const SESSION_UP_MESSAGES = Object.freeze(new Set([ServerMessage.SESSION_READY, ServerMessage.MONITOR_ATTACHED]));
+
+// The browser acknowledges the assistant audio it has received about every this many bytes
+// (2 s of 24 kHz PCM16); the server keeps a bounded window unacknowledged (docs/protocol.md).
+const AUDIO_ACK_BYTES = 96000;
+
+const RECONNECT = Object.freeze({
+  FIRST_DELAY_MS: 500,
+  MAX_DELAY_MS: 8000,
+  MAX_TRIES: 5,
+});
+
+// ws: or wss: following the page, on this host.
+export function socketUrl(path, query = {}) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const url = new URL(`${scheme}://${location.host}${path}`);
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== null && value !== undefined && value !== '') url.searchParams.set(key, String(value));
+  }
+  return url.toString();
+}
 
 const STOP_GRACE_MS = 1500;
 

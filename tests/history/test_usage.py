@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from assistant.history.usage import AUDIO_BYTES_PER_SECOND, Usage, typed_seconds
+from assistant.history.usage import AUDIO_BYTES_PER_SECOND, Usage
+from assistant.voicelive.usage import typed_seconds
 
 
 def test_a_typed_message_counts_its_speaking_time_and_at_least_a_second() -> None:

@@ -67,7 +67,7 @@ def test_one_write_refreshes_every_row_and_reports_end_reasons(
 def test_the_tick_reads_profile_versions_and_monitors(live_sessions: list[LiveSession]) -> None:
     """The slow path of profile changes and monitor attachments (issue 9.7)."""
     from assistant.models import MonitorAttachment
-    from assistant.services import profile_version
+    from assistant.voicelive.config import profile_version
 
     first, second, _ = live_sessions
     MonitorAttachment.objects.create(session=first, channel_name="mon-1", audio=True)
