@@ -4,8 +4,8 @@ Facts: the 32 questions of ``speech_sets.FACTS`` as text, scored "correct" when 
 answer appears in the reply. Tools: the 20 tool requests and 20 requests that need none are
 spoken (espeak-ng en-us), transcribed by Whisper tiny.en as the engine does, and answered
 with the three tools of ``speech_sets.TOOLS`` offered, through the engine's own prompt format,
-tool-call parser and validation (``localvoice/turns/tool_calls.py``). Models run one after the other in
-one process; SmolLM2 is never offered tools (it cannot call them).
+tool-call parser and validation (``localvoice/turns/tool_calls.py``). Models run one after the
+other in one process; SmolLM2 is never offered tools (it cannot call them).
 
     taskset -c 0,1 .venv/bin/python bench/llm_eval.py
     .venv/bin/python bench/llm_eval.py --models qwen2.5-0.5b,qwen2.5-1.5b
