@@ -197,6 +197,29 @@ ENDINGS: dict[Ending, tuple[ErrorCode | None, CloseCode]] = {
 REQUESTED_ENDINGS = frozenset({Ending.REPLACED, Ending.TERMINATED, Ending.LOGOUT, Ending.GONE})
 
 
+class MonitorEnding(StrEnum):
+    """Why a staff monitor stops following a call (``monitor.ended``).
+
+    Every ending of the call itself reaches its monitors as ENDED.
+    """
+
+    ENDED = "ended"  # the call ended
+    NOT_FOUND = "not_found"  # no such live session
+    UNREACHABLE = "unreachable"  # the registry could not record the monitor
+    LOGOUT = "logout"  # the monitoring admin logged out
+    FORBIDDEN = "forbidden"  # the admin lost staff status or the monitor permission
+
+
+#: How the monitor's socket closes after it is told why.
+MONITOR_ENDINGS: dict[MonitorEnding, CloseCode] = {
+    MonitorEnding.ENDED: CloseCode.NORMAL,
+    MonitorEnding.NOT_FOUND: CloseCode.NORMAL,
+    MonitorEnding.UNREACHABLE: CloseCode.NORMAL,
+    MonitorEnding.LOGOUT: CloseCode.UNAUTHENTICATED,
+    MonitorEnding.FORBIDDEN: CloseCode.FORBIDDEN,
+}
+
+
 class ClientError(Exception):
     """A problem with what the browser sent; reported as ``{"type": "error", "code": ...}``."""
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, State
-from assistant.protocol import ALLOWED_BROWSER_TYPES, MonitorEndReason, javascript
+from assistant.codes import ERROR_MESSAGES, CloseCode, ErrorCode, MonitorEnding, State
+from assistant.protocol import ALLOWED_BROWSER_TYPES, javascript
 from assistant.protocol.javascript import TARGET, render
 
 TEXTS = TARGET.with_name("protocol-texts.js")
@@ -38,7 +38,7 @@ def test_the_output_is_deterministic() -> None:
 
 def test_every_python_value_is_in_the_generated_file() -> None:
     source = render()
-    for enum in (State, CloseCode, ErrorCode, MonitorEndReason):
+    for enum in (State, CloseCode, ErrorCode, MonitorEnding):
         for member in enum:
             value = member.value if isinstance(member.value, int) else f"'{member.value}'"
             assert f"  {member.name}: {value},\n" in source, member
@@ -53,12 +53,12 @@ def test_every_python_value_is_in_the_generated_file() -> None:
     ("enum", "table"),
     [
         (CloseCode, "CLOSE_MESSAGES"),
-        (MonitorEndReason, "MONITOR_END_MESSAGES"),
+        (MonitorEnding, "MONITOR_END_MESSAGES"),
         (State, "STATE_LABELS"),
     ],
 )
 def test_every_code_has_a_text_on_the_page(
-    enum: type[CloseCode | MonitorEndReason | State], table: str
+    enum: type[CloseCode | MonitorEnding | State], table: str
 ) -> None:
     source = TEXTS.read_text(encoding="utf-8")
     block = source.split(f"const {table} = Object.freeze({{", 1)[1].split("});", 1)[0]

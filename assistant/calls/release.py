@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from assistant import protocol
 from assistant.calls.supervisor import CallSupervisor
+from assistant.codes import MonitorEnding
 from assistant.live.control import ControlSubscription
 from assistant.live.worker import Membership
 from assistant.voicelive.session import VoiceLiveSession
@@ -50,7 +50,7 @@ async def release_call(call: Releasable, membership: Membership, code: int) -> N
         steps = [_step(call, "membership release", membership.leave(), None)]
         fanout = call.supervisor.fanout if call.supervisor else None
         if fanout is not None:
-            closing = fanout.aclose(reason=protocol.MonitorEndReason.ENDED)
+            closing = fanout.aclose(reason=MonitorEnding.ENDED)
             steps.append(_step(call, "monitor close", closing, CLOSE_STEP_TIMEOUT))
         await asyncio.gather(*steps)
         if call.control is not None:

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from assistant import protocol
-from assistant.codes import CloseCode
+from assistant.codes import MONITOR_ENDINGS, CloseCode, MonitorEnding
 from assistant.consumers.socket import SupervisedConsumer
 from assistant.live import registry
 from assistant.live.admission import MONITOR_PERMISSION, monitor_refusal
@@ -26,10 +26,17 @@ from assistant.protocol import (
     MONITOR_AUDIO,
     MONITOR_ENDED,
     MONITOR_TEXT,
-    MonitorEndReason,
 )
 
 logger = logging.getLogger(__name__)
+
+
+def monitor_ending(reason: object) -> MonitorEnding:
+    """The ending a ``monitor.ended`` layer message names (a call's own ending: ENDED)."""
+    try:
+        return MonitorEnding(str(reason))
+    except ValueError:
+        return MonitorEnding.ENDED
 
 
 class MonitorConsumer(SupervisedConsumer):
@@ -63,7 +70,7 @@ class MonitorConsumer(SupervisedConsumer):
         row = await LiveSession.objects.filter(pk=session_id).afirst()
         if row is None or self.channel_layer is None:
             await self.accept()
-            await self._end(MonitorEndReason.NOT_FOUND, CloseCode.NORMAL)
+            await self._end(MonitorEnding.NOT_FOUND)
             return
         self.target = row.channel_name
         await self.accept()
@@ -80,10 +87,10 @@ class MonitorConsumer(SupervisedConsumer):
         except Exception:
             # Not in the registry, the session's heartbeat would detach us again: try later.
             logger.warning("could not record a monitor in the registry")
-            await self._end(MonitorEndReason.UNREACHABLE, CloseCode.NORMAL)
+            await self._end(MonitorEnding.UNREACHABLE)
             return
         if not attached:
-            await self._end(MonitorEndReason.NOT_FOUND, CloseCode.NORMAL)
+            await self._end(MonitorEnding.NOT_FOUND)
             return
         # The registry is the slow path: the session attaches us on its next heartbeat.
         await layer_send(
@@ -101,10 +108,10 @@ class MonitorConsumer(SupervisedConsumer):
         elif kind == MONITOR_AUDIO:
             await self.send(bytes_data=bytes([message["side"]]) + message["pcm"])
         elif kind == MONITOR_ENDED:
-            await self._end(str(message.get("reason", MonitorEndReason.ENDED)), CloseCode.NORMAL)
+            await self._end(monitor_ending(message.get("reason")))
         elif kind == protocol.SESSION_END:
             # The monitoring admin logged out (their user group): as their own calls end.
-            await self._end(MonitorEndReason.LOGOUT, CloseCode.UNAUTHENTICATED)
+            await self._end(MonitorEnding.LOGOUT)
 
     async def _revalidate(self) -> None:
         """Every VOICE_REVALIDATE_SECONDS: still logged in, active, staff and permitted?"""
@@ -114,22 +121,21 @@ class MonitorConsumer(SupervisedConsumer):
             await asyncio.sleep(settings.VOICE_REVALIDATE_SECONDS)
             refusal = await monitor_refusal(session=self.scope.get("session"), user_id=user_id)
             if refusal is not None:
-                reason = (
-                    MonitorEndReason.LOGOUT
+                await self._end(
+                    MonitorEnding.LOGOUT
                     if refusal == CloseCode.UNAUTHENTICATED
-                    else MonitorEndReason.FORBIDDEN
+                    else MonitorEnding.FORBIDDEN
                 )
-                await self._end(reason, refusal)
                 return
 
-    async def _end(self, reason: str, code: CloseCode) -> None:
-        """Say why, then close (once)."""
+    async def _end(self, ending: MonitorEnding) -> None:
+        """Say why, then close (once) with the ending's close code."""
         if self.ended:
             return
         self.ended = True
         with contextlib.suppress(Exception):
-            await self.send(text_data=protocol.encode(protocol.MonitorEnded(reason=reason)))
-            await self.close(code=int(code))
+            await self.send(text_data=protocol.encode(protocol.MonitorEnded(reason=ending)))
+            await self.close(code=int(MONITOR_ENDINGS[ending]))
 
     async def disconnect(self, code: int) -> None:
         """Stop the timer and the subscription, detach from the session (best effort)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assistant import metrics, protocol
+from assistant.codes import MonitorEnding
 from assistant.live.layer import layer_send
 from assistant.protocol import MONITOR_AUDIO, LayerMessage
 
@@ -107,7 +108,7 @@ class MonitorFanout:
         metrics.MONITOR_DROPS.inc()
         return False
 
-    async def aclose(self, *, reason: protocol.MonitorEndReason) -> None:
+    async def aclose(self, *, reason: MonitorEnding) -> None:
         """Tell observers the session ended and stop sending."""
         if self._task is not None:
             self._task.cancel()

@@ -26,6 +26,7 @@ from assistant.codes import (
     TRANSIENT_CODES,
     CloseCode,
     ErrorCode,
+    MonitorEnding,
     State,
 )
 from assistant.protocol.browser import (
@@ -37,7 +38,7 @@ from assistant.protocol.browser import (
     BrowserMessage,
 )
 from assistant.protocol.layer import ASSISTANT_AUDIO, USER_AUDIO
-from assistant.protocol.server import MonitorEndReason, ServerMessage
+from assistant.protocol.server import ServerMessage
 
 #: The generated file, from the repository's root.
 TARGET = Path(__file__).resolve().parents[2] / "static" / "js" / "protocol.js"
@@ -154,7 +155,9 @@ def render() -> str:
             (("USER", USER_AUDIO), ("ASSISTANT", ASSISTANT_AUDIO)),
             hexadecimal=True,
         ),
-        _enum_object("monitor.ended reasons.", "MonitorEndReason", MonitorEndReason),
+        _enum_object(
+            "Why a monitor stops following (monitor.ended).", "MonitorEnding", MonitorEnding
+        ),
         _enum_object(
             "The session states the pages show (the `state` message carries the server's).",
             "State",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Final, TypedDict
 
-from assistant.codes import Ending
-from assistant.protocol.server import MonitorEndReason
+from assistant.codes import Ending, MonitorEnding
 
 SESSION_END: Final = "session.end"
 PROFILE_CHANGED: Final = "profile.changed"
@@ -118,6 +117,6 @@ def monitor_audio(side: int, pcm: bytes) -> MonitorAudio:
     return {"type": MONITOR_AUDIO, "side": side, "pcm": pcm}
 
 
-def monitor_ended(reason: MonitorEndReason) -> MonitorEndedNotice:
+def monitor_ended(reason: MonitorEnding) -> MonitorEndedNotice:
     """A :class:`MonitorEndedNotice`."""
     return {"type": MONITOR_ENDED, "reason": str(reason)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from enum import StrEnum
 from typing import Any, ClassVar, TypedDict
 
 from assistant.codes import ERROR_MESSAGES, ErrorCode, State
@@ -205,16 +204,6 @@ class MonitorAttached(ServerMessage):
     username: str
     profile: str
     state: State
-
-
-class MonitorEndReason(StrEnum):
-    """Why a monitor stops following its session (``monitor.ended``)."""
-
-    ENDED = "ended"  # the session ended
-    NOT_FOUND = "not_found"  # no such live session
-    UNREACHABLE = "unreachable"  # the registry could not record the monitor
-    LOGOUT = "logout"  # the monitoring admin logged out
-    FORBIDDEN = "forbidden"  # the admin lost staff status or the monitor permission
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 // for each state, a text for each close code, monitor end and error, in the page's language.
 // Written by hand; tests/test_protocol_js.py checks that every code and reason has its text.
 import { gettext, interpolate, ngettext } from './i18n.js';
-import { CloseCode, ERROR_TEXTS, MonitorEndReason, State } from './protocol.js';
+import { CloseCode, ERROR_TEXTS, MonitorEnding, State } from './protocol.js';
 
 export const STATE_LABELS = Object.freeze({
   [State.IDLE]: gettext('Idle — press Start'),
@@ -41,11 +41,11 @@ export function closeMessage(code) {
 }
 
 const MONITOR_END_MESSAGES = Object.freeze({
-  [MonitorEndReason.ENDED]: gettext('The session ended.'),
-  [MonitorEndReason.NOT_FOUND]: gettext('That session is not live (it may have ended already).'),
-  [MonitorEndReason.UNREACHABLE]: gettext('The worker holding that session could not be reached.'),
-  [MonitorEndReason.LOGOUT]: gettext('You logged out, so monitoring stopped.'),
-  [MonitorEndReason.FORBIDDEN]: gettext('You are no longer allowed to monitor sessions.'),
+  [MonitorEnding.ENDED]: gettext('The session ended.'),
+  [MonitorEnding.NOT_FOUND]: gettext('That session is not live (it may have ended already).'),
+  [MonitorEnding.UNREACHABLE]: gettext('The worker holding that session could not be reached.'),
+  [MonitorEnding.LOGOUT]: gettext('You logged out, so monitoring stopped.'),
+  [MonitorEnding.FORBIDDEN]: gettext('You are no longer allowed to monitor sessions.'),
 });
 
 export function monitorEndMessage(reason) {

@@ -72,8 +72,8 @@ export const MonitorSide = Object.freeze({
   ASSISTANT: 0x02,
 });
 
-// monitor.ended reasons.
-export const MonitorEndReason = Object.freeze({
+// Why a monitor stops following (monitor.ended).
+export const MonitorEnding = Object.freeze({
   ENDED: 'ended',
   NOT_FOUND: 'not_found',
   UNREACHABLE: 'unreachable',
