@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from jsonschema import exceptions as schema_errors
 from jsonschema.validators import Draft202012Validator
 
-from assistant.tools.builtin import BUILTINS
+from assistant.tools.builtin_names import BuiltinName
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -145,7 +145,7 @@ class Tool(models.Model):
         _("built-in tool"),
         max_length=64,
         blank=True,
-        choices=[(key, tool.label) for key, tool in BUILTINS.items()],
+        choices=BuiltinName.choices,
     )
     description = models.TextField(
         _("description"),
@@ -244,7 +244,7 @@ class Tool(models.Model):
         """Each kind has the fields it needs, and only valid ones."""
         errors: dict[str, StrOrPromise] = {}
         if self.kind == self.Kind.BUILTIN:
-            if self.builtin not in BUILTINS:
+            if self.builtin not in BuiltinName.values:
                 errors["builtin"] = _("Pick a built-in tool.")
         elif self.kind == self.Kind.HTTP:
             if not self.description.strip():

@@ -13,8 +13,10 @@ from typing import Any
 
 from django.db import connection
 
-from assistant.tools.builtin import BuiltinTool
+from assistant.tools.builtin.tool import BuiltinTool
+from assistant.tools.builtin_names import BuiltinName
 from assistant.tools.context import ToolContext, ToolResult
+from assistant.tools.models import KnowledgeDocument
 
 RESULTS = 3
 PASSAGE_CHARS = 700
@@ -29,8 +31,6 @@ FTS_QUERY = (
 
 def search(query: str, profile_id: int | None, limit: int = RESULTS) -> list[tuple[str, str]]:
     """(title, text) of the best matches in the knowledge bases of ``profile_id``."""
-    from assistant.tools.models import KnowledgeDocument
-
     words = WORD_RE.findall(query)
     if not words or profile_id is None:
         return []
@@ -78,8 +78,7 @@ def run(arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
 
 
 TOOL = BuiltinTool(
-    name="search_knowledge_base",
-    label="Knowledge base search",
+    name=BuiltinName.SEARCH_KNOWLEDGE_BASE,
     description="Search the organisation's documents (handbooks, policies, FAQs). Use it for "
     "any question they may answer, and cite the document's title in the answer.",
     parameters={
