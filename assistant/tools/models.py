@@ -1,4 +1,7 @@
-"""Tools and knowledge bases as admins configure them, per assistant profile."""
+"""Tools and knowledge bases as admins configure them, per assistant profile.
+
+The tables keep the names they had when these models belonged to the ``assistant`` app.
+"""
 
 from __future__ import annotations
 
@@ -84,6 +87,7 @@ class KnowledgeBase(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_knowledgebase"
         ordering: ClassVar = ["name"]
         verbose_name = _("knowledge base")
         verbose_name_plural = _("knowledge bases")
@@ -106,6 +110,7 @@ class KnowledgeDocument(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
+        db_table = "assistant_knowledgedocument"
         ordering: ClassVar = ["knowledge_base", "title"]
         verbose_name = _("document")
         verbose_name_plural = _("documents")
@@ -225,6 +230,7 @@ class Tool(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
+        db_table = "assistant_tool"
         ordering: ClassVar = ["name"]
         verbose_name = _("tool")
         verbose_name_plural = _("tools")

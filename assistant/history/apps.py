@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class HistoryConfig(AppConfig):
+    """Conversations, their turns, the usage ledger, model prices and quotas."""
+
+    name = "assistant.history"
+    label = "history"
+    verbose_name = _("History")
+    default_auto_field = "django.db.models.BigAutoField"
