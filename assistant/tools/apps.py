@@ -14,5 +14,8 @@ class ToolsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Tool changes reach live sessions."""
-        from assistant.tools import session_tools  # noqa: F401 - its receivers connect on import
+        """Sessions get their profile's tools, and tool changes reach live sessions."""
+        from assistant import services
+        from assistant.tools import session_tools  # its receivers connect on import
+
+        services.session_tools_register(session_tools.session_tools)
