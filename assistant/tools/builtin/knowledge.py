@@ -16,7 +16,6 @@ from django.db import connection
 from assistant.tools.builtin.tool import BuiltinTool
 from assistant.tools.builtin_names import BuiltinName
 from assistant.tools.context import ToolContext, ToolResult
-from assistant.tools.models import KnowledgeDocument
 
 RESULTS = 3
 PASSAGE_CHARS = 700
@@ -31,6 +30,10 @@ FTS_QUERY = (
 
 def search(query: str, profile_id: int | None, limit: int = RESULTS) -> list[tuple[str, str]]:
     """(title, text) of the best matches in the knowledge bases of ``profile_id``."""
+    # Not a cycle (the models do not import the tools): imported here so that what the model
+    # sees of the built-ins loads without Django (bench/tool_accuracy.py).
+    from assistant.tools.models import KnowledgeDocument
+
     words = WORD_RE.findall(query)
     if not words or profile_id is None:
         return []
