@@ -239,8 +239,3 @@ class LiveSessionAdmin(admin.ModelAdmin):
         self.message_user(
             request, _("%(n)d session(s) terminated.") % {"n": ended}, messages.SUCCESS
         )
-
-
-# The history admin (conversations, usage, prices, quotas) registers itself on import.
-import assistant.history.admin  # noqa: E402
-import assistant.tools.admin  # noqa: E402, F401

@@ -14,4 +14,3 @@ class AssistantConfig(AppConfig):
     def ready(self) -> None:
         """Connect the auth signal receivers (logout ends live sessions)."""
         from assistant import receivers  # noqa: F401
-        from assistant.tools import session_tools  # noqa: F401 - tool changes reach sessions

@@ -396,18 +396,3 @@ class MonitorAttachment(models.Model):
 
     def __str__(self) -> str:
         return f"monitor of {self.session_id}"
-
-
-# The history models live in their own module; importing them here registers them with the app.
-from assistant.history.models import (  # noqa: E402, F401
-    Conversation,
-    ModelPrice,
-    Turn,
-    UsageQuota,
-    UsageRecord,
-)
-from assistant.tools.models import (  # noqa: E402, F401
-    KnowledgeBase,
-    KnowledgeDocument,
-    Tool,
-)

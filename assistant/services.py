@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
@@ -15,11 +16,26 @@ from assistant import protocol
 from assistant.codes import ClientError, ErrorCode
 from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
-from assistant.tools.session_tools import session_tools
-from assistant.voicelive.config import SessionConfig, profile_version
+from assistant.voicelive.config import SessionConfig, SessionTool, profile_version
 from assistant.voicelive.personalize import first_name_clean
 
 logger = logging.getLogger(__name__)
+
+#: Where a session's tools come from, given its profile id: the tools app registers its lookup
+#: when ready (``session_tools_register``), so profiles need not know about tools.
+SessionToolsLookup = Callable[[int], tuple[SessionTool, ...]]
+_session_tools_lookups: list[SessionToolsLookup] = []
+
+
+def session_tools_register(lookup: SessionToolsLookup) -> None:
+    """Give every session configuration the tools ``lookup`` finds for its profile (once)."""
+    if lookup not in _session_tools_lookups:
+        _session_tools_lookups.append(lookup)
+
+
+def _session_tools(profile_id: int) -> tuple[SessionTool, ...]:
+    """The tools a session of the profile carries, from every registered lookup."""
+    return tuple(tool for lookup in _session_tools_lookups for tool in lookup(profile_id))
 
 
 def profile_group(profile_id: int) -> str:
@@ -67,7 +83,7 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         first_name=first_name,
         profile_version=profile_version(profile.updated_at),
         keep_transcripts=profile.keep_transcripts,
-        tools=session_tools(profile.pk),
+        tools=_session_tools(profile.pk),
     )
 
 

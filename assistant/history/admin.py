@@ -1,6 +1,6 @@
 """Admin for history: transcripts, the usage ledger, model prices and quotas.
 
-Transcripts need their own permission (``assistant.view_conversation``) and every opening is
+Transcripts need their own permission (``history.view_conversation``) and every opening is
 logged; the ledger is read-only.
 """
 
@@ -44,7 +44,7 @@ class TurnInline(admin.TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whoever may read the conversation may read its turns."""
-        return request.user.has_perm("assistant.view_conversation")
+        return request.user.has_perm("history.view_conversation")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
         return False
@@ -55,7 +55,7 @@ class TurnInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnlyAdmin):
-    """Transcripts: only staff with ``assistant.view_conversation``; each opening is logged."""
+    """Transcripts: only staff with ``history.view_conversation``; each opening is logged."""
 
     list_display = ("started_at", "user", "profile_name", "model", "ended_at", "end_reason")
     list_filter = ("profile_name", "model", "end_reason")
@@ -98,7 +98,7 @@ class ConversationAdmin(ReadOnlyAdmin):
 class UsageRecordAdmin(ReadOnlyAdmin):
     """The ledger: a row per response and one accrued row per session; the usage dashboard."""
 
-    change_list_template = "admin/assistant/usagerecord/change_list.html"
+    change_list_template = "admin/history/usagerecord/change_list.html"
 
     list_display = (
         "created_at",
@@ -119,7 +119,7 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     def get_urls(self) -> list[URLPattern]:  # noqa: D102
         dashboard_view = self.admin_site.admin_view(self.dashboard_view)
         return [
-            path("dashboard/", dashboard_view, name="assistant_usage_dashboard"),
+            path("dashboard/", dashboard_view, name="history_usage_dashboard"),
             *super().get_urls(),
         ]
 
@@ -139,7 +139,7 @@ class UsageRecordAdmin(ReadOnlyAdmin):
             "tables": tables,
             "title": _("Usage dashboard"),
         }
-        return TemplateResponse(request, "admin/assistant/usage_dashboard.html", context)
+        return TemplateResponse(request, "admin/history/usage_dashboard.html", context)
 
 
 def _named(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:

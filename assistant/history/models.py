@@ -1,4 +1,7 @@
-"""Conversations, their turns, the usage ledger, prices and quotas."""
+"""Conversations, their turns, the usage ledger, prices and quotas.
+
+The tables keep the names they had when these models belonged to the ``assistant`` app.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +67,7 @@ class Conversation(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_conversation"
         ordering: ClassVar = ["-started_at"]
         indexes: ClassVar = [models.Index(fields=["user", "-started_at"])]
         verbose_name = _("conversation")
@@ -114,6 +118,7 @@ class Turn(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_turn"
         ordering: ClassVar = ["conversation", "seq"]
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="turn_order_unique")
@@ -189,6 +194,7 @@ class UsageRecord(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_usagerecord"
         ordering: ClassVar = ["-created_at"]
         indexes: ClassVar = [models.Index(fields=["user", "created_at"])]
         constraints: ClassVar = [
@@ -227,6 +233,7 @@ class ModelPrice(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_modelprice"
         ordering: ClassVar = ["model"]
         verbose_name = _("model price")
         verbose_name_plural = _("model prices")
@@ -287,6 +294,7 @@ class UsageQuota(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_usagequota"
         constraints: ClassVar = [
             models.CheckConstraint(
                 condition=Q(user__isnull=False, group__isnull=True)

@@ -19,6 +19,7 @@ import signal
 import sys
 import types
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 from django.conf import settings
@@ -37,8 +38,13 @@ logger = logging.getLogger(__name__)
 #: handshakes already on their way get "retry elsewhere" instead of a reset connection (1006),
 #: which they would not retry.
 DRAIN_REFUSE_SECONDS = 1.0
-#: The history's last write on drain gets at least this long (beyond ``VOICE_DRAIN_SECONDS``).
-HISTORY_CLOSE_SECONDS = 2.0
+#: The drain hooks (the history's last write) get at least this long, beyond
+#: ``VOICE_DRAIN_SECONDS``.
+DRAIN_HOOKS_SECONDS = 2.0
+
+#: Awaited once the sessions are gone, before the server stops: the apps above register theirs
+#: (the history app its writer's final flush), so the worker imports none of them.
+DrainHook = Callable[[], Awaitable[None]]
 
 
 class Drainable(Protocol):
@@ -61,6 +67,7 @@ class Worker:
         self._signal_installed = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._drain_hooks: list[DrainHook] = []
 
     def at_capacity(self) -> bool:
         """True when admitting another session would overload this process."""
@@ -108,15 +115,21 @@ class Worker:
         if self._drain_task is None:
             self._drain_task = asyncio.get_running_loop().create_task(self.drain())
 
-    async def _history_close(self, limit: float) -> None:
-        """Write the sessions' last history (the writer's final flush), within ``limit``."""
-        from assistant.history.writer import history  # the ORM's models: not at import time
+    def drain_hook_add(self, hook: DrainHook) -> None:
+        """Await ``hook`` on drain once the sessions are gone (registered once)."""
+        if hook not in self._drain_hooks:
+            self._drain_hooks.append(hook)
 
-        try:
-            async with asyncio.timeout(limit):
-                await history.close()
-        except Exception as exc:
-            logger.warning("draining: the history's last write failed (%s)", type(exc).__name__)
+    async def _drain_hooks_run(self, limit: float) -> None:
+        """Await every drain hook, all within ``limit``; a failure is logged, not raised."""
+        deadline = asyncio.get_running_loop().time() + limit
+        for hook in self._drain_hooks:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await hook()
+            except Exception as exc:
+                name = getattr(hook, "__qualname__", repr(hook))
+                logger.warning("draining: %s failed (%s)", name, type(exc).__name__)
 
     async def drain(self, *, stop_server: bool = True) -> None:
         """End every live session with a retryable close, then stop the server.
@@ -137,7 +150,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, budget - (loop.time() - started))):
                 await self._idle.wait()
-        await self._history_close(max(HISTORY_CLOSE_SECONDS, budget - (loop.time() - started)))
+        await self._drain_hooks_run(max(DRAIN_HOOKS_SECONDS, budget - (loop.time() - started)))
         await lag_probe.close()  # ended with the last session already; this waits for it
         refusing = min(budget, DRAIN_REFUSE_SECONDS) - (loop.time() - started)
         if stop_server and refusing > 0:

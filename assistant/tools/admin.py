@@ -24,7 +24,7 @@ from assistant.tools.builtin import BUILTINS
 from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-MANAGE_SECRETS = "assistant.manage_tool_secrets"
+MANAGE_SECRETS = "tools.manage_tool_secrets"
 NEEDS_PERMISSION = (
     "needs the permission “Can reference environment secrets and private networks”, "
     "which you do not have"

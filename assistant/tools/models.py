@@ -1,4 +1,7 @@
-"""Tools and knowledge bases as admins configure them, per assistant profile."""
+"""Tools and knowledge bases as admins configure them, per assistant profile.
+
+The tables keep the names they had when these models belonged to the ``assistant`` app.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from jsonschema import exceptions as schema_errors
 from jsonschema.validators import Draft202012Validator
 
-from assistant.tools.builtin import BUILTINS
+from assistant.tools.builtin_names import BuiltinName
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -84,6 +87,7 @@ class KnowledgeBase(models.Model):
     )
 
     class Meta:
+        db_table = "assistant_knowledgebase"
         ordering: ClassVar = ["name"]
         verbose_name = _("knowledge base")
         verbose_name_plural = _("knowledge bases")
@@ -106,6 +110,7 @@ class KnowledgeDocument(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
+        db_table = "assistant_knowledgedocument"
         ordering: ClassVar = ["knowledge_base", "title"]
         verbose_name = _("document")
         verbose_name_plural = _("documents")
@@ -145,7 +150,7 @@ class Tool(models.Model):
         _("built-in tool"),
         max_length=64,
         blank=True,
-        choices=[(key, tool.label) for key, tool in BUILTINS.items()],
+        choices=BuiltinName.choices,
     )
     description = models.TextField(
         _("description"),
@@ -225,6 +230,7 @@ class Tool(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
+        db_table = "assistant_tool"
         ordering: ClassVar = ["name"]
         verbose_name = _("tool")
         verbose_name_plural = _("tools")
@@ -244,7 +250,7 @@ class Tool(models.Model):
         """Each kind has the fields it needs, and only valid ones."""
         errors: dict[str, StrOrPromise] = {}
         if self.kind == self.Kind.BUILTIN:
-            if self.builtin not in BUILTINS:
+            if self.builtin not in BuiltinName.values:
                 errors["builtin"] = _("Pick a built-in tool.")
         elif self.kind == self.Kind.HTTP:
             if not self.description.strip():

@@ -22,6 +22,7 @@ from prometheus_client import Histogram
 from assistant import metrics
 from assistant.tools.builtin import BUILTINS
 from assistant.tools.context import ToolContext, ToolResult
+from assistant.tools.http import http_call
 from assistant.tools.specs import ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ async def _run_checked(
     try:
         async with asyncio.timeout(spec.timeout_seconds):
             if spec.kind == "http":
-                from assistant.tools.http import http_call
-
                 assert spec.http is not None
                 return await http_call(spec.http, arguments)
             builtin = BUILTINS[spec.name]

@@ -18,6 +18,8 @@ from django.db.models.signals import m2m_changed, post_save, pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
+from assistant import services
+from assistant.models import AssistantProfile
 from assistant.tools.models import Tool
 from assistant.tools.specs import tools_for_profile
 from assistant.voicelive.config import SessionTool
@@ -39,15 +41,14 @@ def session_tools(profile_id: int | None) -> tuple[SessionTool, ...]:
 
 def profiles_touched(profile_ids: Iterable[int]) -> None:
     """Mark the profiles as changed now and tell their live sessions once committed."""
-    from assistant.models import AssistantProfile
-    from assistant.services import profile_changed_notify
-
     ids = sorted(set(profile_ids))
     if not ids:
         return
     AssistantProfile.objects.filter(pk__in=ids).update(updated_at=timezone.now())
     for profile_id in ids:
-        transaction.on_commit(functools.partial(profile_changed_notify, profile_id=profile_id))
+        transaction.on_commit(
+            functools.partial(services.profile_changed_notify, profile_id=profile_id)
+        )
 
 
 def _profile_ids(tool: Tool) -> list[int]:

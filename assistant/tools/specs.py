@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.db.models import Q
 
 from assistant.tools.builtin import BUILTINS
+from assistant.tools.models import Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,6 @@ class ToolSpec:
 
 def tools_for_profile(profile_id: int | None) -> list[ToolSpec]:
     """The enabled tools of a profile (synchronous ORM: call off the event loop)."""
-    from assistant.tools.models import Tool
-
     if profile_id is None:
         return []
     tools = Tool.objects.filter(Q(profiles=profile_id), is_enabled=True).order_by("name")

@@ -124,7 +124,7 @@ def test_no_serious_or_critical_violations_on_any_page(
         page.goto(f"/monitor/{SESSION_ID}/")
         page.wait_for_function("() => document.getElementById('log-count').textContent !== '0'")
         found["monitor"] = audit(page)
-        page.goto("/admin/assistant/usagerecord/dashboard/")
+        page.goto("/admin/history/usagerecord/dashboard/")
         found["admin usage dashboard"] = audit(page)
         page.goto("/admin/assistant/livesession/")
         found["admin live sessions"] = audit(page)

@@ -18,7 +18,7 @@ from assistant.history.models import Conversation, Turn, UsageRecord
 
 pytestmark = pytest.mark.django_db
 
-URL = "admin:assistant_usage_dashboard"
+URL = "admin:history_usage_dashboard"
 
 
 def usage(user: User, *, minutes: float, cost: str, days_ago: int = 0, model: str = "m") -> None:
@@ -75,8 +75,8 @@ def test_staff_with_the_permission_see_charts_and_tables(client: Client) -> None
     assert "nia" in body
     assert "4321 ms" in body
     # Without view_conversation, no link into the transcript.
-    assert reverse("admin:assistant_conversation_change", args=[talk.pk]) not in body
-    changelist = client.get(reverse("admin:assistant_usagerecord_changelist")).content.decode()
+    assert reverse("admin:history_conversation_change", args=[talk.pk]) not in body
+    changelist = client.get(reverse("admin:history_usagerecord_changelist")).content.decode()
     assert reverse(URL) in changelist
 
 
@@ -91,7 +91,7 @@ def test_the_transcript_needs_its_own_permission_and_is_logged(
     staff = User.objects.create_user("ops2", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_usagerecord"))
     client.force_login(staff)
-    url = reverse("admin:assistant_conversation_change", args=[talk.pk])
+    url = reverse("admin:history_conversation_change", args=[talk.pk])
     assert client.get(url).status_code == HTTPStatus.FORBIDDEN
     staff.user_permissions.add(Permission.objects.get(codename="view_conversation"))
     with caplog.at_level("INFO", logger="assistant.audit"):

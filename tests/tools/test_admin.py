@@ -38,7 +38,7 @@ def form_data(**fields: str) -> dict[str, str]:
 
 
 def test_a_secret_header_is_stored_encrypted_and_never_shown(admin_client: Client) -> None:
-    add = reverse("admin:assistant_tool_add")
+    add = reverse("admin:tools_tool_add")
     response = admin_client.post(
         add,
         form_data(
@@ -52,17 +52,17 @@ def test_a_secret_header_is_stored_encrypted_and_never_shown(admin_client: Clien
         "Authorization": f"Bearer {SECRET}",
         "X-Key": "env:TOOL_SECRET_ORDERS",
     }
-    page = admin_client.get(reverse("admin:assistant_tool_change", args=[tool.pk]))
+    page = admin_client.get(reverse("admin:tools_tool_change", args=[tool.pk]))
     body = page.content.decode()
     assert "Authorization, X-Key" in body
     assert SECRET not in body
     assert tool.secret_headers not in body
     # Saving without typing secrets keeps them; the clear box removes them.
-    admin_client.post(reverse("admin:assistant_tool_change", args=[tool.pk]), form_data())
+    admin_client.post(reverse("admin:tools_tool_change", args=[tool.pk]), form_data())
     tool.refresh_from_db()
     assert "Authorization" in decrypt_headers(tool.secret_headers, resolve_env=False)
     admin_client.post(
-        reverse("admin:assistant_tool_change", args=[tool.pk]),
+        reverse("admin:tools_tool_change", args=[tool.pk]),
         form_data(clear_secret_headers="on"),
     )
     tool.refresh_from_db()
@@ -71,7 +71,7 @@ def test_a_secret_header_is_stored_encrypted_and_never_shown(admin_client: Clien
 
 def test_bad_input_gets_field_errors(admin_client: Client) -> None:
     response = admin_client.post(
-        reverse("admin:assistant_tool_add"),
+        reverse("admin:tools_tool_add"),
         form_data(
             new_secret_headers="no colon here",
             parameters='{"type": "object", "properties": {"a": {"type": "nope"}}}',
@@ -89,12 +89,12 @@ def test_staff_without_the_tool_permission_cannot_edit_tools(client: Client) -> 
     staff.user_permissions.add(Permission.objects.get(codename="view_tool"))
     client.force_login(staff)
     tool = Tool.objects.get(name="get_current_time")
-    change = reverse("admin:assistant_tool_change", args=[tool.pk])
+    change = reverse("admin:tools_tool_change", args=[tool.pk])
     assert client.get(change).status_code == HTTPStatus.OK  # may look
     client.post(change, form_data(kind="builtin", builtin="get_current_time", name="x"))
     tool.refresh_from_db()
     assert tool.name == "get_current_time"
-    assert client.post(reverse("admin:assistant_tool_add"), form_data()).status_code == 403
+    assert client.post(reverse("admin:tools_tool_add"), form_data()).status_code == 403
 
 
 def test_a_document_can_be_uploaded_as_text(admin_client: Client) -> None:
@@ -110,12 +110,12 @@ def test_a_document_can_be_uploaded_as_text(admin_client: Client) -> None:
         "documents-0-text": "",
         "documents-0-upload": upload,
     }
-    response = admin_client.post(reverse("admin:assistant_knowledgebase_add"), data)
+    response = admin_client.post(reverse("admin:tools_knowledgebase_add"), data)
     assert response.status_code == HTTPStatus.FOUND
     document = KnowledgeBase.objects.get(name="Handbook").documents.get()
     assert document.text == "# Refunds\n\nWithin 30 days."
     binary = SimpleUploadedFile("x.txt", io.BytesIO(b"\xff\xfe\x00").read(), "text/plain")
     data |= {"name": "Other", "documents-0-upload": binary}
-    response = admin_client.post(reverse("admin:assistant_knowledgebase_add"), data)
+    response = admin_client.post(reverse("admin:tools_knowledgebase_add"), data)
     assert response.status_code == HTTPStatus.OK
     assert "not UTF-8" in response.content.decode()

@@ -63,7 +63,7 @@ def stored_tool(**fields: Any) -> Tool:
 
 
 def post_change(client: Client, tool: Tool, **fields: str) -> Any:
-    return client.post(reverse("admin:assistant_tool_change", args=[tool.pk]), form_data(**fields))
+    return client.post(reverse("admin:tools_tool_change", args=[tool.pk]), form_data(**fields))
 
 
 def field_errors(response: Any) -> dict[str, list[str]]:
@@ -74,7 +74,7 @@ def field_errors(response: Any) -> dict[str, list[str]]:
 def test_a_tool_editor_cannot_make_the_server_send_its_own_secrets(editor: Client) -> None:
     """The red team's tool: three env: headers naming the server's secrets, sent on the first
     call. Refused on the field, and nothing is saved."""
-    add = reverse("admin:assistant_tool_add")
+    add = reverse("admin:tools_tool_add")
     typed = "X-A: env:DJANGO_SECRET_KEY\nX-B: env:AZURE_VOICELIVE_API_KEY\nX-C: env:DATABASE_URL"
     errors = field_errors(editor.post(add, form_data(new_secret_headers=typed)))
     assert "needs the permission" in " ".join(errors["new_secret_headers"])
@@ -97,7 +97,7 @@ def test_a_tool_editor_cannot_make_the_server_send_its_own_secrets(editor: Clien
 def test_with_the_permission_only_allowed_names_and_never_the_servers_secrets(
     operator: Client, settings: Any
 ) -> None:
-    add = reverse("admin:assistant_tool_add")
+    add = reverse("admin:tools_tool_add")
     own = "one of the server's own secrets, which tools may never send"
     for name, reason in [
         ("DJANGO_SECRET_KEY", own),
@@ -226,14 +226,14 @@ def test_a_stored_name_no_longer_allowed_is_shown_as_the_problem(admin_client: C
     """Tools saved before the policy (or before the setting changed) say why they fail."""
     stored_tool(secret_headers=encrypt_headers({"X-Key": "env:DJANGO_SECRET_KEY"}))
     stored_tool(name="legacy", secret_headers=encrypt_headers({"X-Old": "env:ORDERS_API_KEY"}))
-    listing = admin_client.get(reverse("admin:assistant_tool_changelist")).content.decode()
+    listing = admin_client.get(reverse("admin:tools_tool_changelist")).content.decode()
     assert (
         "secret header X-Key names DJANGO_SECRET_KEY, one of the server&#x27;s own secrets"
         in listing
     )
     assert "secret header X-Old names ORDERS_API_KEY, which is not allowed" in listing
     tool = Tool.objects.get(name="order_status")
-    page = admin_client.get(reverse("admin:assistant_tool_change", args=[tool.pk]))
+    page = admin_client.get(reverse("admin:tools_tool_change", args=[tool.pk]))
     assert "Not sent, the tool fails: secret header X-Key names DJANGO_SECRET_KEY" in (
         page.content.decode()
     )

@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "assistant",
+    "assistant.history",
+    "assistant.tools",
 ]
 
 MIDDLEWARE = [

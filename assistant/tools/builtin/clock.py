@@ -8,7 +8,8 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-from assistant.tools.builtin import BuiltinTool
+from assistant.tools.builtin.tool import BuiltinTool
+from assistant.tools.builtin_names import BuiltinName
 from assistant.tools.context import ToolContext, ToolResult
 
 
@@ -33,8 +34,7 @@ def run(arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
 
 
 TOOL = BuiltinTool(
-    name="get_current_time",
-    label="Current date and time",
+    name=BuiltinName.GET_CURRENT_TIME,
     description="Get the current date and time where the user is. Use it for any question "
     "about today's date, the day of the week or the time.",
     parameters={"type": "object", "properties": {}, "additionalProperties": False},

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from assistant.tools.builtin import BuiltinTool
+from assistant.tools.builtin.tool import BuiltinTool
+from assistant.tools.builtin_names import BuiltinName
 from assistant.tools.context import ToolContext, ToolResult
 
 
@@ -17,8 +18,7 @@ def run(arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
 
 
 TOOL = BuiltinTool(
-    name="end_conversation",
-    label="End the conversation",
+    name=BuiltinName.END_CONVERSATION,
     description="End the conversation when the user says goodbye or asks to stop talking.",
     parameters={"type": "object", "properties": {}, "additionalProperties": False},
     run=run,

@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from assistant.tools.builtin import BuiltinTool
+from assistant.tools.builtin.tool import BuiltinTool
+from assistant.tools.builtin_names import BuiltinName
 from assistant.tools.context import ToolContext, ToolResult
 
 
@@ -24,8 +25,7 @@ def run(arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
 
 
 TOOL = BuiltinTool(
-    name="hand_over",
-    label="Hand over to another profile",
+    name=BuiltinName.HAND_OVER,
     description="Hand the conversation over to another assistant by name, when the user asks "
     "for it or it is better suited.",
     parameters={

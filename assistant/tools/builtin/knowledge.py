@@ -13,7 +13,8 @@ from typing import Any
 
 from django.db import connection
 
-from assistant.tools.builtin import BuiltinTool
+from assistant.tools.builtin.tool import BuiltinTool
+from assistant.tools.builtin_names import BuiltinName
 from assistant.tools.context import ToolContext, ToolResult
 
 RESULTS = 3
@@ -29,6 +30,8 @@ FTS_QUERY = (
 
 def search(query: str, profile_id: int | None, limit: int = RESULTS) -> list[tuple[str, str]]:
     """(title, text) of the best matches in the knowledge bases of ``profile_id``."""
+    # Not a cycle (the models do not import the tools): imported here so that what the model
+    # sees of the built-ins loads without Django (bench/tool_accuracy.py).
     from assistant.tools.models import KnowledgeDocument
 
     words = WORD_RE.findall(query)
@@ -78,8 +81,7 @@ def run(arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
 
 
 TOOL = BuiltinTool(
-    name="search_knowledge_base",
-    label="Knowledge base search",
+    name=BuiltinName.SEARCH_KNOWLEDGE_BASE,
     description="Search the organisation's documents (handbooks, policies, FAQs). Use it for "
     "any question they may answer, and cite the document's title in the answer.",
     parameters={
