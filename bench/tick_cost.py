@@ -12,56 +12,41 @@ session engine), built from the service's own objects with the upstream faked, i
 
 Examples::
 
-    .venv/bin/python bench/tick_cost.py --sessions 300,500
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tickcost .venv/bin/python bench/tick_cost.py
+    .venv/bin/python -m bench.tick_cost --sessions 300,500
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tickcost .venv/bin/python -m bench.tick_cost
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-_scratch = tempfile.mkdtemp(prefix="tick-cost-")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{_scratch}/tick.sqlite3")
-# Production settings: debug mode logs every query, which would be timed too.
-os.environ.setdefault("DJANGO_DEBUG", "0")
-os.environ.setdefault("DJANGO_SECRET_KEY", "tick-cost-" + "x" * 50)
-os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceproject.settings.base")
+from bench._tick_cost_django import DATABASE
 
-import django  # noqa: E402
+# isort: split
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-django.setup()
-
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from assistant.calls.supervisor import SessionSupervisor  # noqa: E402
-from assistant.codes import State  # noqa: E402
-from assistant.history.ledger import QuotaCheck  # noqa: E402
-from assistant.history.live import SessionHistory  # noqa: E402
-from assistant.history.models import UsageQuota, UsageRecord  # noqa: E402
-from assistant.history.quotas import LiveQuota, quota_status, quota_statuses  # noqa: E402
-from assistant.history.writer import history, write_batches  # noqa: E402
-from assistant.live import registry  # noqa: E402
-from assistant.live.admission import logins_still_valid, session_user  # noqa: E402
-from assistant.models import LiveSession  # noqa: E402
+from assistant.calls.supervisor import SessionSupervisor
+from assistant.codes import State
+from assistant.history.ledger import QuotaCheck
+from assistant.history.live import SessionHistory
+from assistant.history.models import UsageQuota, UsageRecord
+from assistant.history.quotas import LiveQuota, quota_status, quota_statuses
+from assistant.history.writer import history, write_batches
+from assistant.live import registry
+from assistant.live.admission import logins_still_valid, session_user
+from assistant.models import LiveSession
 
 
 class Voice:
@@ -217,7 +202,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=10)
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    print(f"# {os.environ['DATABASE_URL'].split('@')[-1]}")
+    print(f"# {DATABASE}")
     for n in (int(x) for x in args.sessions.split(",")):
         asyncio.run(measure(n, args.ticks))
 
