@@ -10,6 +10,10 @@ from tests.support import measurements
 pytest_plugins = ["tests.support.fixtures", "tests.sessions"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(measurements.FromWorkers(), "measurements-from-workers")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """What the slow tests measured (docs/reliability.md), after the results."""
     measurements.report(terminalreporter)
