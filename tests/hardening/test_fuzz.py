@@ -26,6 +26,8 @@ from tests.fakes import FakeConnect
 from tests.hardening.conftest import ErrorLogCollector, communicator, next_message
 from tests.support import measurements
 
+pytestmark = pytest.mark.hardening
+
 FUZZED = measurements.section("fuzzing")
 
 

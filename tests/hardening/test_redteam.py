@@ -37,7 +37,7 @@ from tests.support.servers import (
 )
 from tests.support.stats import percentile
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.hardening, pytest.mark.integration, pytest.mark.timeout(90)]
 
 PERIOD = 0.5  # VOICE_REVALIDATE_SECONDS and VOICE_HEARTBEAT_SECONDS of this worker
 PASSWORD = "pw-redteam-12345"

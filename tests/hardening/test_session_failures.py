@@ -43,7 +43,11 @@ from tests.hardening.conftest import (
 )
 from tests.support.inprocess import served
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [
+    pytest.mark.hardening,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.integration,
+]
 
 CONNECT_TIMEOUT = 3.0  # what real_upstream sets: the page must know within this + 1 s
 
