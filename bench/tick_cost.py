@@ -61,16 +61,17 @@ class Voice:
         self.reply_running = False
 
 
-class Session:
-    """The voice consumer as the supervisor and the quota see it."""
+class Call:
+    """A call as its supervisor and its quota see it (``assistant/calls/supervisor.py``)."""
 
     def __init__(self) -> None:
         self.voice = Voice()
+        self.quota: LiveQuota | None = None
         self.state = State.LISTENING
         self.ended = False
         self.last_activity = time.monotonic()
 
-    async def end_session(self, *args: Any, **kwargs: Any) -> None:
+    async def end(self, *args: Any, **kwargs: Any) -> None:
         msg = "nobody ends here"
         raise AssertionError(msg)
 
@@ -120,11 +121,13 @@ async def measure(n: int, ticks: int) -> None:
         profile_id=None, profile_name="bench", model="m", keep_transcripts=True
     )
     sups: list[SessionSupervisor] = []
+    calls: list[Call] = []
     for user, key, sid in people:
-        session = Session()
+        call = Call()
+        calls.append(call)
         store = SessionStore(session_key=key)
         sup = SessionSupervisor(
-            session,  # type: ignore[arg-type]
+            call,  # type: ignore[arg-type]
             session_id=sid,
             scope={"user": user, "session": store},
             channel_layer=None,
@@ -133,15 +136,15 @@ async def measure(n: int, ticks: int) -> None:
             session_id=sid,
             user_id=user.pk,
             config=config,  # type: ignore[arg-type]
-            voice=session.voice,  # type: ignore[arg-type]
+            voice=call.voice,  # type: ignore[arg-type]
         )
-        sup.quota = LiveQuota(session, history=hist, user_id=user.pk, session_id=sid)  # type: ignore[arg-type]
+        call.quota = LiveQuota(call, history=hist, user_id=user.pk, session_id=sid)  # type: ignore[arg-type]
         sups.append(sup)
     history.forget_all()  # drained by hand below
 
     def advance() -> None:  # a tick's worth of audio both ways
-        for sup in sups:
-            voice = sup._session.voice
+        for call in calls:
+            voice = call.voice
             voice.audio_in_bytes += 240_000  # type: ignore[union-attr]
             voice.audio_out_bytes += 48_000  # type: ignore[union-attr]
 
@@ -161,7 +164,7 @@ async def measure(n: int, ticks: int) -> None:
         for s in sups:
             await s.checked(answer, True)
         t4 = time.perf_counter()
-        drained = [s.quota._history.recorder.drain() for s in sups]  # type: ignore[union-attr]
+        drained = [c.quota._history.recorder.drain() for c in calls]  # type: ignore[union-attr]
         t5 = time.perf_counter()
         loop_ms["beats"].append((t1 - t0) * 1000)
         loop_ms["questions"].append((t3 - t2) * 1000)
