@@ -31,7 +31,6 @@ from assistant.models import LiveSession
 from assistant.voicelive import upstream
 from assistant.voicelive.session import VoiceLiveSession
 from tests.hardening.conftest import (
-    ErrorLogCollector,
     close_code,
     communicator,
     leaked_tasks,
@@ -42,6 +41,7 @@ from tests.hardening.conftest import (
     wait_client_sockets,
 )
 from tests.support.inprocess import served
+from tests.support.logs import ErrorLogCollector
 
 pytestmark = [
     pytest.mark.hardening,
