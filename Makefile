@@ -179,11 +179,13 @@ pytest:
 
 test: setup-test lint typecheck check pytest
 
-# The inner loop: tests that need no models, browser, Redis or live servers (about 40 s).
+# The inner loop: tests that need no models, browser, Redis or live servers, on every core
+# (pytest-xdist; each worker has its own test database). The whole suite stays serial: its
+# servers, browsers and Redis instances are sized for one test at a time.
 FAST_TESTS := not (e2e or models or integration or redis)
 
 test-fast: python-test-deps
-	$(BIN)/pytest -m "$(FAST_TESTS)"
+	$(BIN)/pytest -n auto -m "$(FAST_TESTS)"
 
 # The French catalogues: new strings of the templates, Python and static/js are added (translate
 # them in the .po files: an empty msgstr fails tests/test_translations.py), then compiled.

@@ -18,18 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tests.support.processes import HOST, port_open, wait_until
+from tests.support.processes import free_port as free_port  # re-exported
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-# Every bench script imports this module first: from here on ``tests.support`` is importable.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from tests.support.processes import HOST, port_open, wait_until  # noqa: E402
-from tests.support.processes import free_port as free_port  # noqa: E402  (re-exported)
 
 
 def uptime() -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.stats import percentile  # the repo is on sys.path (bench/_common.py)
+from tests.support.stats import percentile
 
 HEADER = struct.Struct("<dI")
 SAMPLE_RATE = 24_000

@@ -12,8 +12,9 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 
-from _common import HOST
 from prometheus_client.parser import text_string_to_metric_families
+
+from bench._common import HOST
 
 LAG = "voice_event_loop_lag_seconds"
 

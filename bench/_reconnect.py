@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
-from _loadgen import AUDIO_ACK_BYTES, BYTES_PER_MS, HEADER
 
 from assistant.codes import RETRYABLE_CLOSE_CODES
+from bench._loadgen import AUDIO_ACK_BYTES, BYTES_PER_MS, HEADER
 
 FIRST_DELAY = 0.5
 MAX_DELAY = 8.0

@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _metrics import lag_between
-from _reconnect import RETRYABLE, Browser
-
+from bench._metrics import lag_between
+from bench._reconnect import RETRYABLE, Browser
 from tests.support.stats import percentile
 
 PHASES = ("before", "storm", "after")

@@ -5,7 +5,7 @@ of a session's start (tests/support/churn.py), half of the time abruptly. Report
 second, the upstream-error counters that moved, the worker-log lines that mean a failure went
 unseen or a resource leaked, and what was still open at the end.
 
-    .venv/bin/python bench/churn.py --cycles 1000
+    .venv/bin/python -m bench.churn --cycles 1000
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, git_rev, uptime
-
-sys.path.insert(0, str(REPO))
-
 import aiohttp
 
+from bench._common import REPO, git_rev, uptime
 from tests.support.browser import Browser
 from tests.support.churn import UPSTREAM_ERROR_SERIES, bad_lines, churn, series
 from tests.support.localvoice import LocalVoiceProcess

@@ -3,7 +3,7 @@
 Every session streams its turns in real time at the same moments, so the sessions' turns end
 together: the worst case for a 2-core machine where STT, LLM and TTS each have one worker.
 
-    .venv/bin/python bench/concurrency.py --levels 1,2,4 --turns 4 --silence-ms 400
+    .venv/bin/python -m bench.concurrency --levels 1,2,4 --turns 4 --silence-ms 400
 """
 
 from __future__ import annotations
@@ -11,20 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from turn_latency import (
+from bench.turn_latency import (
     SENTENCES,
     Turn,
     machine_load,
     peak_rss_mb,
     run_session,
 )
-
 from tests.support.localvoice import LocalVoiceProcess
 from tests.support.stats import percentile
 

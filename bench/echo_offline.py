@@ -6,23 +6,18 @@ says "stop" over it 3 s in, at the same level or louder. Prints the VAD windows 
 0.5 in the raw microphone signal, after cancellation (what STT gets) and after the muting
 (what the VAD gets), plus the canceller's CPU share.
 
-    .venv/bin/python bench/echo_offline.py
+    .venv/bin/python -m bench.echo_offline
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.speech_sets import synth  # noqa: E402
-from localvoice.pipeline.echo import EchoReference, SpeexEchoCanceller  # noqa: E402
-from localvoice.pipeline.vad import SileroVadModel  # noqa: E402
+from bench.speech_sets import synth
+from localvoice.pipeline.echo import EchoReference, SpeexEchoCanceller
+from localvoice.pipeline.vad import SileroVadModel
 
 REPLY = (
     "Paris is a city with many stories, ranging from the French revolution to the building of "

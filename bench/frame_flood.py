@@ -6,8 +6,8 @@ process of its own, floods tiny frames as fast as it can and reconnects whenever
 Printed as JSON: the victim's echo round trip (p50/p99/max, ms) alone and under the flood, the
 abuser's frames sent and close codes, the worker's CPU and RSS.
 
-    .venv/bin/python bench/frame_flood.py --seconds 10 --frame-bytes 2
-    .venv/bin/python bench/frame_flood.py abuse --ws ws://... --origin http://... --cookie K
+    .venv/bin/python -m bench.frame_flood --seconds 10 --frame-bytes 2
+    .venv/bin/python -m bench.frame_flood abuse --ws ws://... --origin http://... --cookie K
 
 The ``abuse`` mode is the abuser alone (used by tests/hardening/test_redteam.py as well).
 """
@@ -29,11 +29,7 @@ from typing import Any
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _common import cpu_seconds, rss_mb, uptime
-
+from bench._common import REPO, cpu_seconds, rss_mb, uptime
 from tests.support.stats import percentile
 
 VICTIM_FRAME_MS = 100
@@ -121,10 +117,10 @@ def abuser_process(
     ws_url: str, origin: str, cookie: str, seconds: float, frame_bytes: int, rate: float = 0.0
 ) -> subprocess.Popen[str]:
     """Start the abuser in a process of its own (its result is its stdout's JSON line)."""
-    argv = [sys.executable, str(Path(__file__).resolve()), "abuse", "--ws", ws_url]
+    argv = [sys.executable, "-m", "bench.frame_flood", "abuse", "--ws", ws_url]
     argv += ["--origin", origin, "--cookie", cookie, "--seconds", str(seconds)]
     argv += ["--frame-bytes", str(frame_bytes), "--rate", str(rate)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO)
 
 
 # ----------------------------------------------------------------------------- victim

@@ -6,7 +6,7 @@ on each worker in turn and speaks the same sentences (espeak-ng, real time, 40 m
 talk page sends them); a turn's latency is from the end of its speech to the first assistant
 audio frame the browser receives (the VAD hang-over included).
 
-    .venv/bin/python bench/history_turns.py --rounds 3 --turns 3
+    .venv/bin/python -m bench.history_turns --rounds 3 --turns 3
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.support.audio import duration_ms, silence, speak, trim_silence  # noqa: E402
-from tests.support.localvoice import LocalVoiceProcess  # noqa: E402
-from tests.support.servers import Browser, DaphneServer, Socket, daphne_env, manage  # noqa: E402
+from tests.support.audio import duration_ms, silence, speak, trim_silence
+from tests.support.localvoice import LocalVoiceProcess
+from tests.support.servers import Browser, DaphneServer, Socket, daphne_env, manage
 
 SENTENCES = [
     "What is the weather like in Paris today",

@@ -7,8 +7,8 @@ with the three tools of ``speech_sets.TOOLS`` offered, through the engine's own 
 tool-call parser and validation (``localvoice/turns/tool_calls.py``). Models run one after the
 other in one process; SmolLM2 is never offered tools (it cannot call them).
 
-    taskset -c 0,1 .venv/bin/python bench/llm_eval.py
-    .venv/bin/python bench/llm_eval.py --models qwen2.5-0.5b,qwen2.5-1.5b
+    taskset -c 0,1 .venv/bin/python -m bench.llm_eval
+    .venv/bin/python -m bench.llm_eval --models qwen2.5-0.5b,qwen2.5-1.5b
 """
 
 from __future__ import annotations
@@ -16,30 +16,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.speech_sets import (  # noqa: E402
+from bench.speech_sets import (
     FACTS,
     NO_TOOL_REQUESTS,
     TOOL_REQUESTS,
     TOOLS,
     synth,
 )
-from localvoice.pipeline.llm import LlamaChat  # noqa: E402
-from localvoice.pipeline.llms import registry  # noqa: E402
-from localvoice.pipeline.llms.base import ChatFormat  # noqa: E402
-from localvoice.pipeline.stages import ChatStats  # noqa: E402
-from localvoice.pipeline.stt import WhisperStt  # noqa: E402
-from localvoice.pipeline.weights import resolve  # noqa: E402
-from localvoice.protocol.session_config import DEFAULT_INSTRUCTIONS  # noqa: E402
-from localvoice.turns.tool_calls import ToolCall, check_call  # noqa: E402
+from localvoice.pipeline.llm import LlamaChat
+from localvoice.pipeline.llms import registry
+from localvoice.pipeline.llms.base import ChatFormat
+from localvoice.pipeline.stages import ChatStats
+from localvoice.pipeline.stt import WhisperStt
+from localvoice.pipeline.weights import resolve
+from localvoice.protocol.session_config import DEFAULT_INSTRUCTIONS
+from localvoice.turns.tool_calls import ToolCall, check_call
 
 
 async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, ChatStats, float]:

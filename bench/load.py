@@ -15,11 +15,11 @@ The server under test is pinned to CPU 1; the load generator and the echo upstre
 
 Examples::
 
-    .venv/bin/python bench/load.py --frames 20,40,100 --sessions 25,50,100,200,300
-    .venv/bin/python bench/load.py --frames 40 --sessions 200 --paths relay --app-dir /tmp/perf-wt
-    .venv/bin/python bench/load.py --admission 130 --cap 100 --frames 40   # GB4
+    .venv/bin/python -m bench.load --frames 20,40,100 --sessions 25,50,100,200,300
+    .venv/bin/python -m bench.load --frames 40 --sessions 200 --paths relay --app-dir /tmp/perf-wt
+    .venv/bin/python -m bench.load --admission 130 --cap 100 --frames 40   # GB4
     # every user with a quota (checked every heartbeat), a 1 s heartbeat, persistent connections:
-    .venv/bin/python bench/load.py --frames 100 --sessions 300 --paths relay,floor \
+    .venv/bin/python -m bench.load --frames 100 --sessions 300 --paths relay,floor \
         --quota-minutes 100000 --server-env VOICE_HEARTBEAT_SECONDS=1 \
         --server-env DJANGO_CONN_MAX_AGE=60
 """
@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import (
+from bench._common import (
     HOST,
     PYTHON,
     REPO,
@@ -57,8 +57,8 @@ from _common import (
     wait_port,
     wait_quiet,
 )
-from _loadgen import PointResult, Target, run_point
-from _metrics import WindowScrape
+from bench._loadgen import PointResult, Target, run_point
+from bench._metrics import WindowScrape
 
 SERVER_CPU = {1}
 GEN_CPU = {0}
@@ -121,11 +121,11 @@ class Rig:
         if self.floor is not None:
             return
         self.floor_port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+        env = dict(os.environ, PYTHONPATH=str(REPO))
         self.floor = self.kids.start(
             f"floor-{self.floor_port}",
-            daphne_argv("echo_asgi:application", self.floor_port),
-            cwd=Path(__file__).resolve().parent,
+            daphne_argv("bench.echo_asgi:application", self.floor_port),
+            cwd=REPO,
             env=env,
             cpus=SERVER_CPU,
         )

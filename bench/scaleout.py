@@ -14,9 +14,9 @@ drained sessions closed and where they came back, what the registry's live-sessi
 
 Examples::
 
-    .venv/bin/python bench/scaleout.py --sessions 20 --seconds 15 --drain-at 5   # a quick look
-    .venv/bin/python bench/scaleout.py                    # 200 per worker, 30 s, drain at 10 s
-    .venv/bin/python bench/scaleout.py --sessions 200 --cap 300 --out scaleout.jsonl
+    .venv/bin/python -m bench.scaleout --sessions 20 --seconds 15 --drain-at 5   # a quick look
+    .venv/bin/python -m bench.scaleout                    # 200 per worker, 30 s, drain at 10 s
+    .venv/bin/python -m bench.scaleout --sessions 200 --cap 300 --out scaleout.jsonl
 
 Everything binds 127.0.0.1; every process is a child killed on exit; the run is bounded by
 ``--timeout``. Exit status 1 when a check fails.
@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _common import (
+
+from bench._common import (
     HOST,
     PYTHON,
     REPO,
@@ -55,11 +56,10 @@ from _common import (
     uptime,
     wait_port,
 )
-from _loadgen import BYTES_PER_MS
-from _metrics import scrape
-from _reconnect import Browser, stream
-from _scaleout_report import Timeline, drained_sessions, report, tally_frames
-
+from bench._loadgen import BYTES_PER_MS
+from bench._metrics import scrape
+from bench._reconnect import Browser, stream
+from bench._scaleout_report import Timeline, drained_sessions, report, tally_frames
 from tests.support.processes import NGINX, Database, RedisServer, throwaway_database
 
 DEPLOY = REPO / "deploy"

@@ -6,7 +6,7 @@ echo upstream for ``--minutes``; the worker's RSS and open fds are sampled every
 Phase 2: ``--cycles`` connect/stream/close cycles of ``--cycle-sessions`` browsers each;
 RSS and fds before and after (and after a settle pause).
 
-    .venv/bin/python bench/soak.py --sessions 50 --minutes 10 --frame-ms 40 --cycles 100
+    .venv/bin/python -m bench.soak --sessions 50 --minutes 10 --frame-ms 40 --cycles 100
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, children, cpu_seconds, fd_count, git_rev, rss_mb, uptime
-from _loadgen import PointResult, run_point
-from load import GEN_CPU, Rig, rig_build, target_for
+from bench._common import REPO, children, cpu_seconds, fd_count, git_rev, rss_mb, uptime
+from bench._loadgen import PointResult, run_point
+from bench.load import GEN_CPU, Rig, rig_build, target_for
 
 
 def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:

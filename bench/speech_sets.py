@@ -7,16 +7,11 @@ espeak-ng voices and the bundled Piper voice, and mixed with white noise at a ch
 from __future__ import annotations
 
 import functools
-import sys
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.support.audio import speak  # noqa: E402
+from tests.support.audio import speak
 
 RATE = 16000
 ESPEAK_VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029"]

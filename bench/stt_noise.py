@@ -6,27 +6,23 @@ with white noise at 20 and 10 dB SNR, optionally denoised as a live stream would
 pieces through the session's RNNoise state) and transcribed with localvoice's own cut-window
 decoding. Old (tiny.en, 2 threads) and new (base, 1 thread) run side by side in one process.
 
-    taskset -c 0,1 .venv/bin/python bench/stt_noise.py
-    .venv/bin/python bench/stt_noise.py --models base --limit 10 --json out.json
+    taskset -c 0,1 .venv/bin/python -m bench.stt_noise
+    .venv/bin/python -m bench.stt_noise --models base --limit 10 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.speech_sets import RATE, UTTERANCES, VOICES, add_noise, synth  # noqa: E402
-from localvoice.pipeline.denoise import RnNoise, SpeexNoise  # noqa: E402
-from localvoice.pipeline.stt import WhisperStt  # noqa: E402
-from tests.support.audio import word_error_rate, words  # noqa: E402
+from bench.speech_sets import RATE, UTTERANCES, VOICES, add_noise, synth
+from localvoice.pipeline.denoise import RnNoise, SpeexNoise
+from localvoice.pipeline.stt import WhisperStt
+from tests.support.audio import word_error_rate, words
 
 CONDITIONS: dict[str, float | None] = {"clean": None, "20 dB": 20.0, "10 dB": 10.0}
 MODELS = {"tiny.en": 2, "base": 1}  # model -> CPU threads (old default 2; new 1)

@@ -12,56 +12,41 @@ session engine), built from the service's own objects with the upstream faked, i
 
 Examples::
 
-    .venv/bin/python bench/tick_cost.py --sessions 300,500
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tickcost .venv/bin/python bench/tick_cost.py
+    .venv/bin/python -m bench.tick_cost --sessions 300,500
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tickcost .venv/bin/python -m bench.tick_cost
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-_scratch = tempfile.mkdtemp(prefix="tick-cost-")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{_scratch}/tick.sqlite3")
-# Production settings: debug mode logs every query, which would be timed too.
-os.environ.setdefault("DJANGO_DEBUG", "0")
-os.environ.setdefault("DJANGO_SECRET_KEY", "tick-cost-" + "x" * 50)
-os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceproject.settings.base")
+from bench._tick_cost_django import DATABASE
 
-import django  # noqa: E402
+# isort: split
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-django.setup()
-
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from assistant.calls.supervisor import CallSupervisor  # noqa: E402
-from assistant.codes import State  # noqa: E402
-from assistant.history.ledger import QuotaCheck  # noqa: E402
-from assistant.history.live import SessionHistory  # noqa: E402
-from assistant.history.models import UsageQuota, UsageRecord  # noqa: E402
-from assistant.history.quotas import LiveQuota, quota_status, quota_statuses  # noqa: E402
-from assistant.history.writer import history, write_batches  # noqa: E402
-from assistant.live import registry  # noqa: E402
-from assistant.live.admission import logins_still_valid, session_user  # noqa: E402
-from assistant.models import LiveSession  # noqa: E402
+from assistant.calls.supervisor import CallSupervisor
+from assistant.codes import State
+from assistant.history.ledger import QuotaCheck
+from assistant.history.live import SessionHistory
+from assistant.history.models import UsageQuota, UsageRecord
+from assistant.history.quotas import LiveQuota, quota_status, quota_statuses
+from assistant.history.writer import history, write_batches
+from assistant.live import registry
+from assistant.live.admission import logins_still_valid, session_user
+from assistant.models import LiveSession
 
 
 class Voice:
@@ -76,16 +61,17 @@ class Voice:
         self.reply_running = False
 
 
-class Session:
-    """The voice consumer as the supervisor and the quota see it."""
+class Call:
+    """A call as its supervisor and its quota see it (``assistant/calls/supervisor.py``)."""
 
     def __init__(self) -> None:
         self.voice = Voice()
+        self.quota: LiveQuota | None = None
         self.state = State.LISTENING
         self.ended = False
         self.last_activity = time.monotonic()
 
-    async def end_session(self, *args: Any, **kwargs: Any) -> None:
+    async def end(self, *args: Any, **kwargs: Any) -> None:
         msg = "nobody ends here"
         raise AssertionError(msg)
 
@@ -135,11 +121,13 @@ async def measure(n: int, ticks: int) -> None:
         profile_id=None, profile_name="bench", model="m", keep_transcripts=True
     )
     sups: list[CallSupervisor] = []
+    calls: list[Call] = []
     for user, key, sid in people:
-        session = Session()
+        call = Call()
+        calls.append(call)
         store = SessionStore(session_key=key)
         sup = CallSupervisor(
-            session,  # type: ignore[arg-type]
+            call,  # type: ignore[arg-type]
             session_id=sid,
             scope={"user": user, "session": store},
             channel_layer=None,
@@ -148,15 +136,15 @@ async def measure(n: int, ticks: int) -> None:
             session_id=sid,
             user_id=user.pk,
             config=config,  # type: ignore[arg-type]
-            voice=session.voice,  # type: ignore[arg-type]
+            voice=call.voice,  # type: ignore[arg-type]
         )
-        sup.quota = LiveQuota(session, history=hist, user_id=user.pk, session_id=sid)  # type: ignore[arg-type]
+        call.quota = LiveQuota(call, history=hist, user_id=user.pk, session_id=sid)  # type: ignore[arg-type]
         sups.append(sup)
     history.forget_all()  # drained by hand below
 
     def advance() -> None:  # a tick's worth of audio both ways
-        for sup in sups:
-            voice = sup._session.voice
+        for call in calls:
+            voice = call.voice
             voice.audio_in_bytes += 240_000  # type: ignore[union-attr]
             voice.audio_out_bytes += 48_000  # type: ignore[union-attr]
 
@@ -176,7 +164,7 @@ async def measure(n: int, ticks: int) -> None:
         for s in sups:
             await s.checked(answer, True)
         t4 = time.perf_counter()
-        drained = [s.quota._history.recorder.drain() for s in sups]  # type: ignore[union-attr]
+        drained = [c.quota._history.recorder.drain() for c in calls]  # type: ignore[union-attr]
         t5 = time.perf_counter()
         loop_ms["beats"].append((t1 - t0) * 1000)
         loop_ms["questions"].append((t3 - t2) * 1000)
@@ -217,7 +205,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=10)
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    print(f"# {os.environ['DATABASE_URL'].split('@')[-1]}")
+    print(f"# {DATABASE}")
     for n in (int(x) for x in args.sessions.split(",")):
         asyncio.run(measure(n, args.ticks))
 

@@ -7,8 +7,8 @@ tools exactly as the service does (``get_current_time``, ``search_knowledge_base
 A call is right when its tool is the expected one. Precision = right calls / all calls;
 recall = right calls / requests that should call.
 
-    taskset -c 0,1 .venv/bin/python bench/tool_accuracy.py
-    .venv/bin/python bench/tool_accuracy.py --limit 4      # a quick look
+    taskset -c 0,1 .venv/bin/python -m bench.tool_accuracy
+    .venv/bin/python -m bench.tool_accuracy --limit 4      # a quick look
 """
 
 from __future__ import annotations
@@ -17,17 +17,13 @@ import argparse
 import asyncio
 import base64
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from assistant.tools.builtin import BUILTINS  # noqa: E402
-from tests.support.audio import silence, speak  # noqa: E402
-from tests.support.localvoice import LocalVoiceProcess, voicelive_session  # noqa: E402
+from assistant.tools.builtin import BUILTINS
+from tests.support.audio import silence, speak
+from tests.support.localvoice import LocalVoiceProcess, voicelive_session
 
 VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-scotland"]
 VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}

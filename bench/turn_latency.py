@@ -5,11 +5,11 @@ measures from the moment the last speech sample was sent to the first ``response
 That span includes the VAD hang-over (``silence_duration_ms``), which is the biggest single item.
 Stage times come from ``response.done.response.metadata`` (``localvoice_*_ms``).
 
-    .venv/bin/python bench/turn_latency.py --turns 12 --silence-ms 400
-    .venv/bin/python bench/turn_latency.py --endpoint http://127.0.0.1:8765
-    .venv/bin/python bench/turn_latency.py --frame-ms 40,100 --rounds 3   # frame size, interleaved
+    .venv/bin/python -m bench.turn_latency --turns 12 --silence-ms 400
+    .venv/bin/python -m bench.turn_latency --endpoint http://127.0.0.1:8765
+    .venv/bin/python -m bench.turn_latency --frame-ms 40,100 --rounds 3   # frame size, interleaved
     # configurations side by side, one server each, sessions interleaved round by round:
-    taskset -c 0,1 .venv/bin/python bench/turn_latency.py --rounds 4 --turns 6 \
+    taskset -c 0,1 .venv/bin/python -m bench.turn_latency --rounds 4 --turns 6 \
         --compare "old=--llm smollm2-135m" "new="
 
 ``--frame-ms`` sends like a microphone does: each frame when its last sample has been "recorded",
@@ -24,18 +24,14 @@ import base64
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.support.audio import duration_ms, silence, speak, trim_silence  # noqa: E402
-from tests.support.localvoice import LocalVoiceProcess, send_audio, voicelive_session  # noqa: E402
-from tests.support.stats import percentile  # noqa: E402
+from tests.support.audio import duration_ms, silence, speak, trim_silence
+from tests.support.localvoice import LocalVoiceProcess, send_audio, voicelive_session
+from tests.support.stats import percentile
 
 SENTENCES = [
     "What is the weather like in Paris today",

@@ -1,3 +1,17 @@
+"""The test run's shared fixtures and hooks; how the tests are laid out.
+
+A module's tests mirror its path: ``assistant/calls/supervisor.py`` is tested in
+``tests/calls/test_supervisor.py``, ``assistant/views.py`` in ``tests/test_views.py``,
+``voiceproject/origins.py`` in ``tests/voiceproject/test_origins.py``, ``localvoice/...`` in
+``tests/localvoice/...``, ``deploy/`` in ``tests/deploy/``. Suites of the running product, which
+test no single module, are grouped by the processes they start: ``tests/e2e`` (Chromium against
+Daphne), ``tests/hardening`` (the real SDK, localvoice and Daphne under faults and attacks),
+``tests/scaleout`` (several Daphne workers sharing Redis). A test's kind is a marker, set by a
+module-level ``pytestmark`` wherever the file lives: ``e2e``, ``hardening``, ``scaleout``, plus
+what it needs (``integration``, ``models``, ``redis``); ``make test-fast`` deselects by need.
+Helpers shared by tests and ``bench/`` are the ``tests.support`` package.
+"""
+
 from __future__ import annotations
 
 import inspect
@@ -8,6 +22,10 @@ import pytest
 from tests.support import measurements
 
 pytest_plugins = ["tests.support.fixtures", "tests.sessions"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(measurements.FromWorkers(), "measurements-from-workers")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

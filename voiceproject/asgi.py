@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
+from voiceproject.django_http import django_asgi_app
 
-from django.core.asgi import get_asgi_application
+# isort: split
+# Everything below may import ORM models: Django is set up by the import above.
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceproject.settings.base")
-# Initialize Django ASGI application early to ensure the AppRegistry
-# is populated before importing code that may import ORM models.
-django_asgi_app = get_asgi_application()
-
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-
-from assistant.routing import websocket_urlpatterns  # noqa: E402
-from voiceproject.origins import SameOriginValidator  # noqa: E402
+from assistant.routing import websocket_urlpatterns
+from voiceproject.origins import SameOriginValidator
 
 application = ProtocolTypeRouter(
     {

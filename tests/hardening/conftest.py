@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
-import logging
 import math
 import struct
 import time
@@ -18,7 +16,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from assistant.calls.call import Call
 from assistant.models import AssistantProfile
 from assistant.voicelive.session import VoiceLiveSession
 
@@ -84,31 +81,6 @@ async def ping(comm: Any) -> None:
     await next_message(comm, "pong")
 
 
-class ErrorLogCollector(logging.Handler):
-    """Collects ERROR records (unhandled task exceptions, logger.exception) while installed."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def error_logs() -> Iterator[ErrorLogCollector]:
-    # Garbage left by earlier tests is collected (and its warnings logged) before collecting
-    # starts, so what is caught here belongs to this test.
-    gc.collect()
-    collector = ErrorLogCollector()
-    root = logging.getLogger()
-    root.addHandler(collector)
-    try:
-        yield collector
-    finally:
-        root.removeHandler(collector)
-
-
 # ----------------------------------------------------------------------------- real upstream
 
 
@@ -168,24 +140,6 @@ def real_upstream(settings: Any, localvoice_faults: LocalVoiceProcess) -> str:
     settings.AZURE_VOICELIVE_API_KEY = "test-key"
     settings.VOICE_CONNECT_TIMEOUT = 3.0
     return localvoice_faults.endpoint
-
-
-@pytest.fixture
-def captured_sessions(monkeypatch: pytest.MonkeyPatch) -> list[VoiceLiveSession]:
-    """Every VoiceLiveSession the consumer builds, so a test can reach its SDK connection.
-
-    This is how faults are injected: the test sends ``localvoice.fault`` on the consumer's own
-    upstream connection; no production code knows about faults.
-    """
-    sessions: list[VoiceLiveSession] = []
-
-    def factory(**kwargs: Any) -> VoiceLiveSession:
-        session = VoiceLiveSession(**kwargs)
-        sessions.append(session)
-        return session
-
-    monkeypatch.setattr(Call, "voice_factory", staticmethod(factory))
-    return sessions
 
 
 async def inject_fault(session: VoiceLiveSession, fault: str) -> None:

@@ -19,7 +19,7 @@ from tests.hardening.conftest import EchoStack, echo_stack
 from tests.support.browser import Browser
 from tests.support.churn import UPSTREAM_ERROR_SERIES, bad_lines, churn, series
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.hardening, pytest.mark.integration, pytest.mark.timeout(240)]
 
 CYCLES = 240
 USERS_SCRIPT = """

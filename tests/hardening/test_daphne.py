@@ -26,7 +26,7 @@ from tests.hardening.conftest import EchoStack, echo_stack, tone
 from tests.support import measurements
 from tests.support.servers import Browser
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.hardening, pytest.mark.integration]
 
 MAX_MESSAGE = 65_536
 TIMINGS = measurements.section("daphne timings")

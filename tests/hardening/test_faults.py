@@ -38,7 +38,11 @@ from tests.hardening.conftest import (
 from tests.support import measurements
 from tests.support.localvoice import LocalVoiceProcess, free_port
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [
+    pytest.mark.hardening,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.integration,
+]
 
 TIMINGS = measurements.section("fault timings")
 

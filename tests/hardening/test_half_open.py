@@ -43,7 +43,7 @@ from tests.support import measurements
 from tests.support.localvoice import healthz
 from tests.support.servers import PYTHON, REPO, Browser
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.hardening, pytest.mark.integration]
 
 PING_INTERVAL = 1
 PING_TIMEOUT = 2

@@ -28,7 +28,11 @@ from tests.hardening.conftest import (
 )
 from tests.support import measurements
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [
+    pytest.mark.hardening,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.integration,
+]
 
 TIMINGS = measurements.section("limit timings")
 

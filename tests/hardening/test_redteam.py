@@ -14,7 +14,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +22,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.frame_flood import abuser_process
 from tests.hardening.conftest import EchoStack, echo_stack, tone
 from tests.hardening.test_daphne import handshake_status
 from tests.support import measurements
-from tests.support.processes import PYTHON, REPO
+from tests.support.processes import PYTHON
 from tests.support.servers import (
     Browser,
     DaphneServer,
@@ -37,7 +37,7 @@ from tests.support.servers import (
 )
 from tests.support.stats import percentile
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.hardening, pytest.mark.integration, pytest.mark.timeout(90)]
 
 PERIOD = 0.5  # VOICE_REVALIDATE_SECONDS and VOICE_HEARTBEAT_SECONDS of this worker
 PASSWORD = "pw-redteam-12345"
@@ -170,9 +170,6 @@ async def abuser(
     stack: EchoStack, browser: Browser, *, seconds: float, frame_bytes: int, rate: float = 0
 ) -> subprocess.Popen[str]:
     """bench/frame_flood.py's abuser, in a process of its own (it must not share our loop)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from frame_flood import abuser_process  # type: ignore[import-not-found]
-
     cookie = f"sessionid={browser.cookie('sessionid')}"
     return abuser_process(stack.ws(), stack.base, cookie, seconds, frame_bytes, rate)
 

@@ -31,7 +31,6 @@ from assistant.models import LiveSession
 from assistant.voicelive import upstream
 from assistant.voicelive.session import VoiceLiveSession
 from tests.hardening.conftest import (
-    ErrorLogCollector,
     close_code,
     communicator,
     leaked_tasks,
@@ -42,8 +41,13 @@ from tests.hardening.conftest import (
     wait_client_sockets,
 )
 from tests.support.inprocess import served
+from tests.support.logs import ErrorLogCollector
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+pytestmark = [
+    pytest.mark.hardening,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.integration,
+]
 
 CONNECT_TIMEOUT = 3.0  # what real_upstream sets: the page must know within this + 1 s
 

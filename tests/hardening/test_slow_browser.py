@@ -22,7 +22,7 @@ from tests.hardening.conftest import EchoStack, echo_stack, tone
 from tests.support import measurements
 from tests.support.servers import Browser, Socket
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.hardening, pytest.mark.integration]
 
 BYTES_PER_SECOND = 48_000
 WINDOW = 2 * BYTES_PER_SECOND

@@ -2,7 +2,7 @@
 
 ``logins_still_valid`` re-validates all the logins due on a checks tick at once
 (assistant/calls/checks.py); each answer must be :func:`session_user`'s, one case at a
-time in tests/test_redteam_units.py, and the queries must not grow with the logins.
+time in tests/live/test_admission.py, and the queries must not grow with the logins.
 """
 
 from __future__ import annotations

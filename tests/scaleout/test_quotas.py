@@ -27,7 +27,7 @@ from tests.support.servers import (
     manage,
 )
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.scaleout, pytest.mark.redis, pytest.mark.timeout(90)]
 
 FRAME_MS = 40
 FRAME = b"\x01\x00" * (24 * FRAME_MS)  # 40 ms of PCM16 at 24 kHz

@@ -26,7 +26,7 @@ from tests.support.latency_proxy import LatencyProxy
 from tests.support.processes import RedisServer
 from voiceproject.layers import redis_channel_layer
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.scaleout, pytest.mark.redis, pytest.mark.timeout(120)]
 
 IDLE_SECONDS = 30.0
 CHANNELS = 20

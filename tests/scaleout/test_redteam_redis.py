@@ -29,7 +29,7 @@ from tests.support.servers import (
     manage,
 )
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.scaleout, pytest.mark.redis, pytest.mark.timeout(60)]
 
 PERIOD = 0.5
 ADMINS = ["mon_logout", "mon_staff", "mon_active", "mon_perm", "mon_outage", "mon_slow"]

@@ -18,7 +18,7 @@ import pytest
 from tests.scaleout.conftest import ADMIN, HEARTBEAT, MEASURED, Cluster
 from tests.support.servers import Browser, DaphneServer, NginxProxy, Socket, form_fields
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.scaleout, pytest.mark.redis, pytest.mark.timeout(60)]
 
 FRAME = b"\x01\x00" * 960  # 40 ms of PCM16 at 24 kHz
 

@@ -16,7 +16,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(BASE_DIR / "var" / "test.sqlite3"),
-        # A file database, so a live Daphne server process sees the same data.
+        # A file database, so a live Daphne server process sees the same data. Under
+        # pytest-xdist (make test-fast) pytest-django gives each worker its own copy:
+        # test-db.sqlite3_gw0, test-db.sqlite3_gw1...
         "TEST": {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")},
     }
 }

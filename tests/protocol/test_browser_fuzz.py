@@ -23,8 +23,11 @@ from assistant import metrics, protocol
 from assistant.codes import ERROR_MESSAGES, ClientError, ErrorCode
 from assistant.voicelive.session import VoiceLiveSession
 from tests.fakes import FakeConnect
-from tests.hardening.conftest import ErrorLogCollector, communicator, next_message
 from tests.support import measurements
+from tests.support.consumer import communicator, next_message
+from tests.support.logs import ErrorLogCollector
+
+pytestmark = pytest.mark.hardening
 
 FUZZED = measurements.section("fuzzing")
 
