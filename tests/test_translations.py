@@ -81,7 +81,7 @@ def test_the_page_can_translate_every_error_text_of_the_server() -> None:
     """Every `error` text of the server is in the JavaScript catalogue, translated.
 
     protocol.js shows it through gettext, generated from assistant/codes.py
-    (tests/test_protocol_js.py checks that).
+    (tests/protocol/test_javascript.py checks that).
     """
     from assistant.codes import ERROR_MESSAGES
 
