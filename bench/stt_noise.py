@@ -1,12 +1,15 @@
 """WER of the STT models on clean and noisy speech, with and without noise suppression.
 
 Every utterance of ``speech_sets.UTTERANCES`` is spoken by one of six synthetic voices (five
-espeak-ng voices and Piper joe, in turn), padded with 300 ms of silence on each side, mixed
-with white noise at 20 and 10 dB SNR, optionally denoised as a live stream would be (20 ms
-pieces through the session's RNNoise state) and transcribed with localvoice's own cut-window
-decoding. Old (tiny.en, 2 threads) and new (base, 1 thread) run side by side in one process.
+espeak-ng voices and Piper joe, in turn), padded with 300 ms of silence on each side (and
+a second of lead-in the denoisers hear but the STT does not), mixed
+with white, babble (six synthetic talkers), fan and street noise at 20 and 10 dB SNR,
+optionally denoised as a live stream would be (20 ms pieces through one denoiser state: Speex,
+RNNoise, or the product's SNR-gated Speex) and transcribed. Models run side by side in one
+process.
 
-    taskset -c 0,1 .venv/bin/python -m bench.stt_noise
+    taskset -c 0,1 .venv/bin/python -m bench.stt_noise --models tiny.en
+    .venv/bin/python -m bench.stt_noise --models tiny.en --noises white --denoisers gated
     .venv/bin/python -m bench.stt_noise --models base --limit 10 --json out.json
 """
 
@@ -15,25 +18,32 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from bench.speech_sets import RATE, UTTERANCES, VOICES, add_noise, synth
+from bench.speech_sets import NOISE_KINDS, RATE, UTTERANCES, VOICES, add_noise, synth
+from localvoice.pipeline.cleanup import Denoiser, make_denoiser
 from localvoice.pipeline.denoise import RnNoise, SpeexNoise
 from localvoice.pipeline.stt import WhisperStt
 from tests.support.audio import word_error_rate, words
 
-CONDITIONS: dict[str, float | None] = {"clean": None, "20 dB": 20.0, "10 dB": 10.0}
+SNRS = (20.0, 10.0)
 MODELS = {"tiny.en": 2, "base": 1}  # model -> CPU threads (old default 2; new 1)
 
 
-DENOISERS = {"rnnoise": RnNoise, "speex": SpeexNoise}
+# ``gated`` is the product's: Speex behind the SNR gate (localvoice/pipeline/snr_gate.py).
+DENOISERS: dict[str, Callable[[], Denoiser]] = {
+    "rnnoise": RnNoise,
+    "speex": SpeexNoise,
+    "gated": make_denoiser,
+}
 
 
-def denoise(audio: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
+def denoise(audio: np.ndarray, make: Callable[[], Denoiser]) -> tuple[np.ndarray, float]:
     """Denoise as a live stream does; returns the audio and the CPU seconds it took."""
-    ns = DENOISERS[kind]()
+    ns = make()
     started = time.process_time()
     pieces = [ns.process(audio[i : i + 320]) for i in range(0, audio.size, 320)]
     pieces.append(ns.process(np.zeros(960, dtype=np.float32)))  # flush the resampler delay
@@ -45,12 +55,18 @@ def denoise(audio: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--denoisers", default="rnnoise,speex")
+    parser.add_argument("--denoisers", default="speex,gated")
+    parser.add_argument("--noises", default=",".join(NOISE_KINDS))
     parser.add_argument("--limit", type=int, default=len(UTTERANCES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    conditions: dict[str, tuple[str, float | None]] = {"clean": ("white", None)}
+    for kind in args.noises.split(","):
+        for level in SNRS:
+            conditions[f"{kind} {level:g} dB"] = (kind, level)
     models = {m: WhisperStt(model=m, cpu_threads=MODELS[m]) for m in args.models.split(",")}
     pad = np.zeros(RATE * 3 // 10, dtype=np.float32)
+    lead_in = np.zeros(RATE, dtype=np.float32)
     clips = []
     for index, text in enumerate(UTTERANCES[: args.limit]):
         speech = np.concatenate([pad, synth(text, VOICES[index % len(VOICES)]), pad])
@@ -58,16 +74,18 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     ns_cpu: dict[str, float] = {}
     ns_audio: dict[str, float] = {}
-    for cond, snr in CONDITIONS.items():
+    for cond, (kind, snr) in conditions.items():
         for ns in ["off", *args.denoisers.split(",")]:
             inputs = []
             for index, (text, speech) in enumerate(clips):
-                audio = add_noise(speech, snr, seed=index)
+                # A live stream hears the room before anyone speaks: one second of it first,
+                # cut off again before transcription.
+                audio = add_noise(np.concatenate([lead_in, speech]), snr, seed=index, kind=kind)
                 if ns != "off":
-                    audio, cpu = denoise(audio, ns)
+                    audio, cpu = denoise(audio, DENOISERS[ns])
                     ns_cpu[ns] = ns_cpu.get(ns, 0.0) + cpu
                     ns_audio[ns] = ns_audio.get(ns, 0.0) + audio.size / RATE
-                inputs.append((text, audio))
+                inputs.append((text, audio[lead_in.size :]))
             for name, stt in models.items():
                 errors = total = 0.0
                 started = time.process_time()
@@ -78,7 +96,7 @@ def main() -> None:
                 cpu = (time.process_time() - started) / len(inputs)
                 key = f"{name} | {cond} | NS {ns}"
                 results[key] = {"wer_pct": 100 * errors / total, "cpu_s_per_clip": cpu}
-                print(f"{key:32} WER {100 * errors / total:5.1f} %  CPU {cpu:.3f} s/clip")
+                print(f"{key:40} WER {100 * errors / total:5.1f} %  CPU {cpu:.3f} s/clip")
     for ns, cpu in ns_cpu.items():
         share = cpu / ns_audio[ns]
         print(f"{ns}: {100 * share:.1f} % of one core per live stream ({ns_audio[ns]:.0f} s audio)")

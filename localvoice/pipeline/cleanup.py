@@ -14,6 +14,7 @@ import numpy.typing as npt
 import soxr
 
 from localvoice.pipeline.echo import EchoReference, SpeexEchoCanceller
+from localvoice.pipeline.snr_gate import SnrGate
 from localvoice.pipeline.stages import PIPELINE_RATE
 
 
@@ -29,11 +30,23 @@ class Denoiser(Protocol):
         ...
 
 
-def make_denoiser() -> Denoiser:
-    """The denoiser chosen from docs/benchmarks.md (Speex: cheap, and the least harm to WER)."""
+# How much of Speex's output speech recognition gets, by the gate's SNR estimate (dB; it reads
+# about 3-10 dB above the SNR of the speech's mean power). Measured with Whisper tiny.en on
+# white, babble, fan and street noise (bench/stt_noise.py, docs/benchmarks.md): Speex
+# helped only around 20 dB of white and babble noise, and cost words on clean speech, at
+# 10 dB and on fan and street noise.
+GATE_CURVE: tuple[tuple[float, float], ...] = ((18.0, 0.0), (21.0, 1.0), (27.0, 1.0), (30.0, 0.0))
+
+
+def make_denoiser() -> SnrGate:
+    """The denoiser chosen from docs/benchmarks.md: Speex behind the SNR gate.
+
+    Speex is cheap and harms WER least; the gate mixes it in only as far as the stream's SNR
+    calls for (``snr_gate.py``).
+    """
     from localvoice.pipeline.denoise import SpeexNoise
 
-    return SpeexNoise()
+    return SnrGate(SpeexNoise(), GATE_CURVE)
 
 
 class InputCleanup:
@@ -43,7 +56,7 @@ class InputCleanup:
         self.reference = EchoReference()
         self._echo_mute = echo_mute
         self._aec: SpeexEchoCanceller | None = None
-        self._ns: Denoiser | None = None
+        self._ns: SnrGate | None = None
 
     @property
     def active(self) -> bool:
@@ -91,10 +104,10 @@ class InputCleanup:
             far = self.reference.take(start, samples.size)
             for_vad, samples = self._aec.process(samples, far, self.reference.gate_power())
         if self._ns is not None:
-            denoised = self._ns.process(samples)
+            denoised, gated = self._ns.process_both(samples)
             # Both work in 10 ms frames, so the lengths agree; the VAD copes with noise itself.
             for_vad = for_vad[: denoised.size] if self._aec is not None else denoised
-            samples = denoised
+            samples = gated
         return for_vad, samples
 
     def close(self) -> None:

@@ -1,0 +1,38 @@
+"""Input clean-up: with noise suppression on, the VAD hears the denoised stream and speech
+recognition the gated one (the original, in a quiet room)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from localvoice.pipeline.cleanup import InputCleanup
+from tests.localvoice.pipeline.test_snr_gate import talk
+
+
+def run(cleanup: InputCleanup, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pieces = [cleanup.process(audio[i : i + 320], i) for i in range(0, audio.size, 320)]
+    return np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+
+
+def test_off_until_asked_then_vad_denoised_and_stt_untouched_in_a_quiet_room() -> None:
+    quiet = talk(2.0, noise_rms=0.00003)
+    cleanup = InputCleanup()
+    assert not cleanup.active
+    cleanup.configure({"input_audio_noise_reduction": {"type": "azure_deep_noise_suppression"}})
+    assert cleanup.active
+    for_vad, for_stt = run(cleanup, quiet)
+    np.testing.assert_array_equal(for_stt, quiet[: for_stt.size])
+    assert not np.array_equal(for_vad, quiet[: for_vad.size])  # Speex worked on the VAD's copy
+    cleanup.configure({"input_audio_noise_reduction": None})
+    assert not cleanup.active
+    cleanup.close()
+
+
+def test_in_a_room_about_25_db_below_the_voice_stt_gets_the_denoised_stream() -> None:
+    noisy = talk(3.0, noise_rms=0.006)
+    cleanup = InputCleanup()
+    cleanup.configure({"input_audio_noise_reduction": {"type": "near_field"}})
+    for_vad, for_stt = run(cleanup, noisy)
+    tail = slice(for_stt.size - 16000, for_stt.size)
+    np.testing.assert_array_equal(for_stt[tail], for_vad[tail])
+    cleanup.close()
