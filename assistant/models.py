@@ -256,8 +256,8 @@ class AssistantProfile(models.Model):
         blank=True,
         validators=[validate_language_list],
         help_text=_(
-            "The language users speak, e.g. en or en-US, or several for automatic detection: "
-            "en,fr. Empty: detected automatically, which is slower and errs more."
+            "The language users speak, e.g. en or en-US, or several to detect among: en,fr. "
+            "Empty: left to Voice Live; naming the language is more accurate."
         ),
     )
     phrase_list = models.TextField(

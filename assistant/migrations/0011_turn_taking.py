@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='assistantprofile',
             name='input_transcription_language',
-            field=models.CharField(blank=True, help_text='The language users speak, e.g. en or en-US, or several for automatic detection: en,fr. Empty: detected automatically, which is slower and errs more.', max_length=40, validators=[assistant.turn_taking.validate_language_list], verbose_name='transcription language'),
+            field=models.CharField(blank=True, help_text='The language users speak, e.g. en or en-US, or several to detect among: en,fr. Empty: left to Voice Live; naming the language is more accurate.', max_length=40, validators=[assistant.turn_taking.validate_language_list], verbose_name='transcription language'),
         ),
         migrations.AlterField(
             model_name='assistantprofile',
