@@ -175,6 +175,36 @@ def test_add_profile_with_every_turn_taking_setting(admin_client: Client) -> Non
     assert profile.vad_speech_duration_ms == 120
 
 
+def test_the_change_form_refuses_bad_turn_taking_and_keeps_the_profile(
+    admin_client: Client,
+) -> None:
+    profile = AssistantProfile.objects.create(name="Support", model="gpt-4.1")
+    url = reverse("admin:assistant_assistantprofile_change", args=[profile.pk])
+    response = admin_client.post(
+        url,
+        {
+            **VALID,
+            "model": "gpt-4.1",
+            "turn_detection": "azure_semantic_vad_en",
+            "vad_languages": "en,fr",
+            "eou_model": "semantic_detection_v1_multilingual",
+            "eou_timeout_ms": "99999",
+            "phrase_list": "Contoso\n   \nContoso",
+        },
+    )
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["adminform"].form.errors
+    assert {"vad_languages", "eou_model", "eou_timeout_ms", "phrase_list"} <= set(errors)
+    assert "Line 2 is empty" in " ".join(errors["phrase_list"])
+    assert "Line 3 repeats" in " ".join(errors["phrase_list"])
+    profile.refresh_from_db()
+    assert (profile.turn_detection, profile.eou_model, profile.phrase_list) == (
+        "server_vad",
+        "",
+        "",
+    )
+
+
 def test_the_change_form_groups_turn_taking_and_vocabulary(admin_client: Client) -> None:
     profile = AssistantProfile.objects.create(name="P")
     page = admin_client.get(
