@@ -215,11 +215,12 @@ class AssistantProfile(models.Model):
         max_length=40,
         choices=EndOfUtteranceModel.choices,
         blank=True,
-        default=EndOfUtteranceModel.OFF,
+        default=EndOfUtteranceModel.SERVICE_DEFAULT,
         help_text=_(
             "After a pause, a model judges from the words whether the user has finished (“I "
             "would like to…” has not). Fewer cut-offs; it runs at every pause. Not available "
-            "with gpt-realtime models."
+            "with gpt-realtime models. Voice Live's default may turn it on with the semantic "
+            "modes; Off makes sure it is not."
         ),
     )
     eou_threshold_level = models.CharField(

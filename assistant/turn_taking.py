@@ -16,6 +16,9 @@ from django.utils.translation import gettext_lazy as _
 
 from assistant.voicelive.turn_settings import (
     DETECTION_LANGUAGES,
+    EOU_MODELS,
+    EOU_OFF,
+    EOU_SERVICE_DEFAULT,
     EOU_V1,
     EOU_V1_EN,
     EOU_V1_MULTILINGUAL,
@@ -32,9 +35,10 @@ from assistant.voicelive.turn_settings import (
 
 
 class EndOfUtteranceModel(models.TextChoices):
-    """Voice Live's end-of-utterance detectors, or none."""
+    """Voice Live's end-of-utterance detectors, none, or whatever Voice Live does by default."""
 
-    OFF = "", _("Off: a pause of the silence duration ends the turn")
+    SERVICE_DEFAULT = EOU_SERVICE_DEFAULT, _("Voice Live's default for the detection type")
+    OFF = EOU_OFF, _("Off: a pause of the silence duration ends the turn")
     SEMANTIC = EOU_V1, _("Semantic detection (English)")
     SEMANTIC_EN = EOU_V1_EN, _("Semantic detection, optimised for English")
     SEMANTIC_MULTILINGUAL = EOU_V1_MULTILINGUAL, _("Semantic detection (multilingual)")
@@ -166,7 +170,7 @@ def turn_taking_errors(profile: TurnTakingSettings) -> dict[str, ValidationError
             code="language_not_detected",
             params={"codes": ", ".join(unknown), "known": ", ".join(sorted(DETECTION_LANGUAGES))},
         )
-    if profile.eou_model:
+    if profile.eou_model in EOU_MODELS:
         if not eou_model_fits(profile.turn_detection, profile.eou_model):
             errors["eou_model"] = ValidationError(
                 _(

@@ -147,6 +147,11 @@ def test_a_profile_without_a_model_is_checked_against_the_servers_default() -> N
     assert codes_of(profile(model="gpt-4.1", eou_model="semantic_detection_v1")) == {}
 
 
+def test_end_of_utterance_detection_off_or_default_works_with_any_model() -> None:
+    for setting in ("", "off"):
+        assert codes_of(profile(model="gpt-realtime", eou_model=setting)) == {}
+
+
 def test_end_of_utterance_detection_works_with_server_vad_too() -> None:
     """Voice Live documents it with either VAD, and the SDK's ServerVad has the field."""
     assert codes_of(profile(eou_model="semantic_detection_v1_multilingual")) == {}

@@ -121,7 +121,7 @@ async def test_the_echo_carries_every_setting_and_a_live_change_turns_them_off(
     assert transcription.phrase_list == PHRASES
 
     # Live: the admin turns end-of-utterance detection and the phrase list off.
-    profile.eou_model = ""
+    profile.eou_model = "off"
     profile.phrase_list = ""
     profile.auto_truncate = False
     await database_sync_to_async(services.profile_save)(profile=profile)

@@ -1,7 +1,8 @@
 """Turn-taking, language and vocabulary settings per profile (issue 21).
 
 Every new field has a default that changes nothing for existing profiles: end-of-utterance
-detection off, no detection languages, no phrase list, Voice Live's own defaults elsewhere.
+detection left to Voice Live (absent from the request, as before), no detection languages, no
+phrase list, Voice Live's own defaults elsewhere.
 """
 
 import assistant.turn_taking
@@ -24,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='assistantprofile',
             name='eou_model',
-            field=models.CharField(blank=True, choices=[('', 'Off: a pause of the silence duration ends the turn'), ('semantic_detection_v1', 'Semantic detection (English)'), ('semantic_detection_v1_en', 'Semantic detection, optimised for English'), ('semantic_detection_v1_multilingual', 'Semantic detection (multilingual)')], default='', help_text='After a pause, a model judges from the words whether the user has finished (“I would like to…” has not). Fewer cut-offs; it runs at every pause. Not available with gpt-realtime models.', max_length=40, verbose_name='end-of-utterance detection'),
+            field=models.CharField(blank=True, choices=[('', "Voice Live's default for the detection type"), ('off', 'Off: a pause of the silence duration ends the turn'), ('semantic_detection_v1', 'Semantic detection (English)'), ('semantic_detection_v1_en', 'Semantic detection, optimised for English'), ('semantic_detection_v1_multilingual', 'Semantic detection (multilingual)')], default='', help_text="After a pause, a model judges from the words whether the user has finished (“I would like to…” has not). Fewer cut-offs; it runs at every pause. Not available with gpt-realtime models. Voice Live's default may turn it on with the semantic modes; Off makes sure it is not.", max_length=40, verbose_name='end-of-utterance detection'),
         ),
         migrations.AddField(
             model_name='assistantprofile',

@@ -70,7 +70,8 @@ class SessionConfig:
     # Language codes the semantic detector listens for (not the English-only type).
     vad_languages: tuple[str, ...] = ()
     auto_truncate: bool = False
-    # End-of-utterance detection: "" (off) or one of turn_settings.EOU_MODELS.
+    # End-of-utterance detection: "" (Voice Live's default), "off", or one of
+    # turn_settings.EOU_MODELS.
     eou_model: str = ""
     eou_threshold_level: str = "default"
     eou_timeout_ms: int | None = None

@@ -23,6 +23,7 @@ from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.personalize import personalize
 from assistant.voicelive.turn_settings import (
     EOU_DEFAULT_THRESHOLD_LEVEL,
+    EOU_OFF,
     EOU_V1,
     EOU_V1_EN,
     EOU_V1_MULTILINGUAL,
@@ -74,7 +75,7 @@ def voice_build(name: str) -> dict[str, Any]:
 
 
 def end_of_utterance_build(config: SessionConfig) -> EouDetection | None:
-    """The end-of-utterance detector of the profile, as the SDK's model; None when it is off."""
+    """The profile's end-of-utterance detector as the SDK's model; None: off or Voice Live's."""
     level = config.eou_threshold_level or EOU_DEFAULT_THRESHOLD_LEVEL
     timeout = config.eou_timeout_ms
     if config.eou_model == EOU_V1:
@@ -133,13 +134,15 @@ def turn_detection_build(config: SessionConfig) -> dict[str, Any] | None:
     """The turn-detection object for the profile's VAD mode; None (off) for push-to-talk.
 
     Built with the SDK's models (a field the locked SDK does not know raises ``TypeError``).
-    Fields left at Voice Live's default are absent; end-of-utterance detection is an explicit
-    null when off, so a live update turns it off too.
+    Fields left at Voice Live's default are absent; end-of-utterance detection switched off is
+    an explicit null (Voice Live documents null as "disable"; absent is its default), so a live
+    update turns it off too.
     """
     if config.turn_mode == "push_to_talk":
         return None
     detection = _detection_model(config).as_dict()
-    detection.setdefault("end_of_utterance_detection", None)
+    if config.eou_model == EOU_OFF:
+        detection["end_of_utterance_detection"] = None
     return detection
 
 

@@ -22,6 +22,10 @@ EOU_V1 = "semantic_detection_v1"
 EOU_V1_EN = "semantic_detection_v1_en"
 EOU_V1_MULTILINGUAL = "semantic_detection_v1_multilingual"
 EOU_MODELS = (EOU_V1, EOU_V1_EN, EOU_V1_MULTILINGUAL)
+#: A profile's end-of-utterance setting besides a model: "" leaves it to Voice Live (the field
+#: is absent: the semantic types may turn it on), "off" sends an explicit null.
+EOU_SERVICE_DEFAULT = ""
+EOU_OFF = "off"
 EOU_THRESHOLD_LEVELS = tuple(level.value for level in EouThresholdLevel)
 EOU_DEFAULT_THRESHOLD_LEVEL = EouThresholdLevel.DEFAULT.value
 

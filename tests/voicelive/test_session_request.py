@@ -66,7 +66,6 @@ def test_every_profile_field_reaches_the_session() -> None:
             "create_response": True,
             "interrupt_response": True,
             "auto_truncate": False,
-            "end_of_utterance_detection": None,
         },
         "input_audio_transcription": {"model": "azure-speech", "language": "en-US"},
         "input_audio_noise_reduction": {"type": "azure_deep_noise_suppression"},
@@ -125,7 +124,6 @@ COMMON = {
     "create_response": True,
     "interrupt_response": False,
     "auto_truncate": True,
-    "end_of_utterance_detection": None,
 }
 
 
@@ -210,11 +208,19 @@ def test_voice_live_defaults_are_left_out() -> None:
 def test_live_update_turns_end_of_utterance_detection_off() -> None:
     """session.update changes only what it carries: "off" is an explicit null, not an absence."""
     before = dataclasses.replace(BASE, eou_model="semantic_detection_v1_en")
-    after = dataclasses.replace(before, eou_model="")
+    after = dataclasses.replace(before, eou_model="off")
     assert session_request_build(before)["turn_detection"]["end_of_utterance_detection"]
     session = session_request_build(after)
     assert "end_of_utterance_detection" in session["turn_detection"]
     assert session["turn_detection"]["end_of_utterance_detection"] is None
+
+
+@pytest.mark.parametrize("kind", ["server_vad", "azure_semantic_vad"])
+def test_voice_lives_default_end_of_utterance_detection_is_no_field(kind: str) -> None:
+    """What profiles sent before the setting existed: Voice Live decides (null would disable)."""
+    detection = turn_detection_build(dataclasses.replace(BASE, turn_detection=kind))
+    assert detection is not None
+    assert "end_of_utterance_detection" not in detection
 
 
 def test_push_to_talk_has_no_turn_detection_whatever_the_settings() -> None:
