@@ -91,6 +91,8 @@ def _detection_model(config: SessionConfig) -> TurnDetection:
     """The SDK's model of the profile's detection type, so a field it lacks fails here."""
     eou = end_of_utterance_build(config)
     kind = config.turn_detection
+    # Whether the user's speech stops a reply, decided once for every type.
+    interrupt_response = config.interrupt_response
     if kind not in SEMANTIC_TYPES:
         return ServerVad(
             threshold=config.vad_threshold,
@@ -99,7 +101,7 @@ def _detection_model(config: SessionConfig) -> TurnDetection:
             end_of_utterance_detection=eou,
             auto_truncate=config.auto_truncate,
             create_response=True,
-            interrupt_response=config.interrupt_response,
+            interrupt_response=interrupt_response,
         )
     if kind == SEMANTIC_VAD_EN:
         return AzureSemanticVadEn(
@@ -111,7 +113,7 @@ def _detection_model(config: SessionConfig) -> TurnDetection:
             remove_filler_words=config.remove_filler_words,
             auto_truncate=config.auto_truncate,
             create_response=True,
-            interrupt_response=config.interrupt_response,
+            interrupt_response=interrupt_response,
         )
     semantic: type[AzureSemanticVad | AzureSemanticVadMultilingual] = AzureSemanticVad
     if kind == SEMANTIC_VAD_MULTILINGUAL:
@@ -126,7 +128,7 @@ def _detection_model(config: SessionConfig) -> TurnDetection:
         languages=list(config.vad_languages) or None,
         auto_truncate=config.auto_truncate,
         create_response=True,
-        interrupt_response=config.interrupt_response,
+        interrupt_response=interrupt_response,
     )
 
 
