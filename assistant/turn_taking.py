@@ -133,6 +133,8 @@ class TurnTakingSettings(Protocol):
     vad_speech_duration_ms: int | None
     vad_languages: str
     eou_model: str
+    eou_threshold_level: str
+    eou_timeout_ms: int | None
     input_transcription_model: str
     phrase_list: str
 
@@ -188,6 +190,17 @@ def turn_taking_errors(profile: TurnTakingSettings) -> dict[str, ValidationError
                 code="eou_unsupported_model",
                 params={"model": _effective_model(profile)},
             )
+    elif profile.eou_timeout_ms is not None or profile.eou_threshold_level not in (
+        "",
+        EndOfUtteranceThreshold.DEFAULT,
+    ):
+        errors["eou_model"] = ValidationError(
+            _(
+                "The end-of-utterance threshold and timeout apply to a detection model only: "
+                "choose one here, or leave them at their defaults."
+            ),
+            code="eou_settings_need_model",
+        )
     if profile.phrase_list.strip():
         if profile.input_transcription_model != PHRASE_LIST_TRANSCRIPTION_MODEL:
             errors["phrase_list"] = ValidationError(

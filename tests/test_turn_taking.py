@@ -107,6 +107,8 @@ def test_everything_at_once_is_valid() -> None:
             "eou_unsupported_model",
         ),
         ({"eou_model": "semantic_detection_v2"}, "eou_model", "invalid_choice"),
+        ({"eou_model": "off", "eou_timeout_ms": 900}, "eou_model", "eou_settings_need_model"),
+        ({"eou_threshold_level": "low"}, "eou_model", "eou_settings_need_model"),
         ({"eou_threshold_level": "extreme"}, "eou_threshold_level", "invalid_choice"),
         ({"eou_timeout_ms": 50}, "eou_timeout_ms", "min_value"),
         ({"eou_timeout_ms": 60000}, "eou_timeout_ms", "max_value"),

@@ -122,8 +122,11 @@ async def test_the_echo_carries_every_setting_and_a_live_change_turns_them_off(
 
     # Live: the admin turns end-of-utterance detection and the phrase list off.
     profile.eou_model = "off"
+    profile.eou_threshold_level = "default"
+    profile.eou_timeout_ms = None
     profile.phrase_list = ""
     profile.auto_truncate = False
+    await database_sync_to_async(profile.full_clean)()
     await database_sync_to_async(services.profile_save)(profile=profile)
     await next_message(comm, "profile.updated", timeout=5)
     await wait_for(echoes, 2)
