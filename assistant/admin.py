@@ -46,6 +46,7 @@ class AssistantProfileForm(forms.ModelForm):
         widgets = {
             "voice": DatalistTextInput(CURATED_VOICES, attrs={"size": 40}),
             "instructions": forms.Textarea(attrs={"rows": 8, "cols": 80}),
+            "phrase_list": forms.Textarea(attrs={"rows": 6, "cols": 40}),
         }
 
 
@@ -61,7 +62,13 @@ class AssistantProfileAdmin(admin.ModelAdmin):
         "is_enabled",
         "updated_at",
     )
-    list_filter = ("is_enabled", "is_default", "turn_detection", "input_transcription_model")
+    list_filter = (
+        "is_enabled",
+        "is_default",
+        "turn_detection",
+        "eou_model",
+        "input_transcription_model",
+    )
     search_fields = ("name", "instructions", "voice", "users__username", "groups__name")
     filter_horizontal = ("users", "groups")
     readonly_fields = ("updated_at",)
@@ -78,15 +85,39 @@ class AssistantProfileAdmin(admin.ModelAdmin):
                     "turn_mode",
                     "allow_turn_mode_switch",
                     "turn_detection",
+                    "vad_silence_duration_ms",
+                    "eou_model",
+                    "eou_threshold_level",
+                    "eou_timeout_ms",
                     "vad_threshold",
                     "vad_prefix_padding_ms",
-                    "vad_silence_duration_ms",
+                    "vad_speech_duration_ms",
+                    "vad_languages",
                     "interrupt_response",
                     "remove_filler_words",
+                    "auto_truncate",
                 ),
                 "description": _(
                     "When the assistant decides the user has finished, and whether users may "
-                    "interrupt it. Changes apply to live sessions from their next turn."
+                    "interrupt it. A user's turn ends after a pause of the silence duration; "
+                    "end-of-utterance detection lets people pause mid-thought without being cut "
+                    "off. Changes apply to live sessions from their next turn. "
+                    "docs/turn-taking.md says what each setting costs."
+                ),
+            },
+        ),
+        (
+            _("Language and vocabulary"),
+            {
+                "fields": (
+                    "input_transcription_model",
+                    "input_transcription_language",
+                    "phrase_list",
+                ),
+                "description": _(
+                    "How what users say is written down: for the live transcript, the history "
+                    "and, with models such as gpt-4.1, for the model itself. Naming the "
+                    "language and listing unusual names makes the transcription more accurate."
                 ),
             },
         ),
@@ -110,8 +141,6 @@ class AssistantProfileAdmin(admin.ModelAdmin):
             {
                 "classes": ("collapse",),
                 "fields": (
-                    "input_transcription_model",
-                    "input_transcription_language",
                     "noise_suppression",
                     "echo_cancellation",
                     "speakerphone_default",

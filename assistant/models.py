@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any, ClassVar
 
@@ -12,6 +11,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from assistant.turn_taking import (
+    EndOfUtteranceModel,
+    EndOfUtteranceThreshold,
+    turn_taking_errors,
+    validate_language_list,
+    validate_phrase_list,
+)
 from assistant.voicelive.session_request import OPENAI_VOICES, voice_kind
 
 #: A curated list for the admin's suggestions; any valid Azure voice name is accepted too.
@@ -130,29 +136,47 @@ class AssistantProfile(models.Model):
         choices=TurnDetection.choices,
         default=TurnDetection.SERVER_VAD,
         help_text=_(
-            "How the service decides the user has finished speaking. Semantic VAD listens to "
-            "what is said, not only to silence."
+            "How the service decides when a user starts and stops speaking. Server VAD "
+            "listens for sound and silence; the semantic modes also weigh the words (pick the "
+            "English, English-optimised or multilingual one to match your users). Not used in "
+            "push-to-talk."
         ),
     )
     vad_threshold = models.FloatField(
         _("VAD threshold"),
         default=0.5,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text=_("Speech detection sensitivity, 0.0-1.0. Raise it in noisy rooms."),
+        help_text=_(
+            "How loud or clear speech must be to count, 0.0-1.0. Raise it in noisy rooms; "
+            "lower it for quiet speakers."
+        ),
     )
     vad_prefix_padding_ms = models.PositiveIntegerField(
         _("prefix padding (ms)"),
         default=300,
         validators=[MaxValueValidator(2000)],
-        help_text=_("Audio kept from before speech was detected, 0-2000 ms."),
+        help_text=_(
+            "Audio kept from just before speech was noticed, 0-2000 ms, so the first syllable "
+            "is not lost."
+        ),
     )
     vad_silence_duration_ms = models.PositiveIntegerField(
         _("silence duration (ms)"),
         default=500,
         validators=[MinValueValidator(100), MaxValueValidator(5000)],
         help_text=_(
-            "Silence that ends the user's turn, 100-5000 ms. Shorter answers faster but may cut "
-            "people off mid-thought."
+            "How long a pause ends the user's turn, 100-5000 ms. Shorter answers faster but "
+            "cuts off people who pause mid-thought; end-of-utterance detection below helps too."
+        ),
+    )
+    vad_speech_duration_ms = models.PositiveIntegerField(
+        _("minimum speech (ms)"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(2000)],
+        help_text=_(
+            "Semantic VAD only: sound shorter than this (a click, a cough) starts no turn, "
+            "0-2000 ms. Empty: Voice Live's default (80 ms)."
         ),
     )
     interrupt_response = models.BooleanField(
@@ -160,10 +184,64 @@ class AssistantProfile(models.Model):
         default=True,
         help_text=_("Let users interrupt the assistant by speaking over it."),
     )
+    auto_truncate = models.BooleanField(
+        _("forget the unheard reply"),
+        default=False,
+        help_text=_(
+            "When a user interrupts, cut the assistant's reply in the conversation where the "
+            "user stopped hearing it, so the model does not believe it said the rest."
+        ),
+    )
     remove_filler_words = models.BooleanField(
         _("remove filler words"),
         default=False,
-        help_text=_("Semantic VAD only: ignore “um” and “uh” when deciding the turn is over."),
+        help_text=_(
+            "Semantic VAD only: “um”, “uh” or “yeah” while the assistant speaks do not "
+            "interrupt it."
+        ),
+    )
+    vad_languages = models.CharField(
+        _("detection languages"),
+        max_length=100,
+        blank=True,
+        validators=[validate_language_list],
+        help_text=_(
+            "Semantic VAD and multilingual semantic VAD only: the languages users speak, e.g. "
+            "en,fr, so filler words are recognised in them. Empty: no restriction."
+        ),
+    )
+    eou_model = models.CharField(
+        _("end-of-utterance detection"),
+        max_length=40,
+        choices=EndOfUtteranceModel.choices,
+        blank=True,
+        default=EndOfUtteranceModel.SERVICE_DEFAULT,
+        help_text=_(
+            "After a pause, a model judges from the words whether the user has finished (“I "
+            "would like to…” has not). Fewer cut-offs; it runs at every pause. Not available "
+            "with gpt-realtime models. Voice Live's default may turn it on with the semantic "
+            "modes; Off makes sure it is not."
+        ),
+    )
+    eou_threshold_level = models.CharField(
+        _("end-of-utterance threshold"),
+        max_length=10,
+        choices=EndOfUtteranceThreshold.choices,
+        default=EndOfUtteranceThreshold.DEFAULT,
+        help_text=_(
+            "How sure the detector must be that the user has finished: low answers sooner, "
+            "high waits for a clear ending and cuts fewer people off."
+        ),
+    )
+    eou_timeout_ms = models.PositiveIntegerField(
+        _("end-of-utterance timeout (ms)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(100), MaxValueValidator(10000)],
+        help_text=_(
+            "The longest the detector waits for an unfinished sentence to go on, 100-10000 "
+            "ms; after that the turn ends anyway. Empty: Voice Live's default."
+        ),
     )
     input_transcription_model = models.CharField(
         _("transcription model"),
@@ -177,7 +255,20 @@ class AssistantProfile(models.Model):
         _("transcription language"),
         max_length=40,
         blank=True,
-        help_text=_("Optional locale hint, e.g. en-US, or several: en,de."),
+        validators=[validate_language_list],
+        help_text=_(
+            "The language users speak, e.g. en or en-US, or several to detect among: en,fr. "
+            "Empty: left to Voice Live; naming the language is more accurate."
+        ),
+    )
+    phrase_list = models.TextField(
+        _("phrase list"),
+        blank=True,
+        validators=[validate_phrase_list],
+        help_text=_(
+            "Names and terms the transcription should expect (people, products, places), one "
+            "per line, at most 500. azure-speech only; not with gpt-realtime models."
+        ),
     )
     noise_suppression = models.BooleanField(
         _("noise suppression"),
@@ -306,22 +397,10 @@ class AssistantProfile(models.Model):
             errors["is_enabled"] = ValidationError(
                 _("The site default profile must stay enabled."), code="default_disabled"
             )
-        semantic = self.turn_detection != TurnDetection.SERVER_VAD
-        if self.remove_filler_words and not semantic:
-            errors["remove_filler_words"] = ValidationError(
-                _("Removing filler words needs one of the semantic VAD modes."),
-                code="filler_words_need_semantic_vad",
-            )
+        errors.update(turn_taking_errors(self))
         if self.greeting_mode == GreetingMode.FIXED and not self.greeting_text.strip():
             errors["greeting_text"] = ValidationError(
                 _("Write the greeting the assistant should say."), code="greeting_text_missing"
-            )
-        if self.input_transcription_language and not re.fullmatch(
-            r"[a-z]{2,3}(-[A-Z]{2})?(,[a-z]{2,3}(-[A-Z]{2})?)*", self.input_transcription_language
-        ):
-            errors["input_transcription_language"] = ValidationError(
-                _("Use locale codes such as en-US, or a comma-separated list like en,de."),
-                code="invalid_language",
             )
         if errors:
             raise ValidationError(errors)

@@ -18,6 +18,7 @@ from assistant.live.layer import layer_send_sync
 from assistant.models import AssistantProfile
 from assistant.voicelive.config import SessionConfig, SessionTool, profile_version
 from assistant.voicelive.personalize import first_name_clean
+from assistant.voicelive.turn_settings import language_codes, phrase_list_parse
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         interrupt_response=profile.interrupt_response,
         remove_filler_words=profile.remove_filler_words,
         input_transcription_model=profile.input_transcription_model,
-        input_transcription_language=profile.input_transcription_language,
+        input_transcription_language=",".join(language_codes(profile.input_transcription_language)),
         noise_suppression=profile.noise_suppression,
         echo_cancellation=profile.echo_cancellation,
         turn_mode=profile.turn_mode,
@@ -84,6 +85,13 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         profile_version=profile_version(profile.updated_at),
         keep_transcripts=profile.keep_transcripts,
         tools=_session_tools(profile.pk),
+        vad_speech_duration_ms=profile.vad_speech_duration_ms,
+        vad_languages=language_codes(profile.vad_languages),
+        auto_truncate=profile.auto_truncate,
+        eou_model=profile.eou_model,
+        eou_threshold_level=profile.eou_threshold_level,
+        eou_timeout_ms=profile.eou_timeout_ms,
+        phrase_list=phrase_list_parse(profile.phrase_list),
     )
 
 

@@ -33,6 +33,7 @@ VALID = {
     "input_transcription_language": "en-US",
     "noise_suppression": "on",
     "echo_cancellation": "on",
+    "eou_threshold_level": "default",
     "turn_mode": "voice_activity",
     "greeting_mode": "none",
     "idle_check_in_seconds": "0",
@@ -82,6 +83,58 @@ def test_add_profile(admin_client: Client) -> None:
         ({"remove_filler_words": "on"}, "remove_filler_words", "semantic VAD"),
         ({"input_transcription_language": "English"}, "input_transcription_language", "locale"),
         ({"is_default": "on", "is_enabled": ""}, "is_enabled", "must stay enabled"),
+        # Turn-taking, language and vocabulary (assistant/turn_taking.py).
+        ({"vad_speech_duration_ms": "100"}, "vad_speech_duration_ms", "semantic VAD setting"),
+        (
+            {"turn_detection": "azure_semantic_vad_en", "vad_languages": "fr"},
+            "vad_languages",
+            "English one listens for English only",
+        ),
+        (
+            {"turn_detection": "azure_semantic_vad", "vad_languages": "en,xx-YY"},
+            "vad_languages",
+            "ignores xx",
+        ),
+        ({"vad_languages": "French"}, "vad_languages", "language or locale codes"),
+        (
+            {
+                "turn_detection": "azure_semantic_vad_multilingual",
+                "eou_model": "semantic_detection_v1_en",
+            },
+            "eou_model",
+            "different languages",
+        ),
+        (
+            {"eou_model": "semantic_detection_v1"},
+            "eou_model",
+            "gpt-realtime does not support end-of-utterance detection",
+        ),
+        ({"eou_timeout_ms": "20"}, "eou_timeout_ms", "greater than or equal to 100"),
+        ({"eou_threshold_level": "extreme"}, "eou_threshold_level", "Select a valid choice"),
+        (
+            {"model": "gpt-4.1", "phrase_list": "Contoso\n\nFabrikam"},
+            "phrase_list",
+            "Line 2 is empty",
+        ),
+        (
+            {"model": "gpt-4.1", "phrase_list": "Contoso\n" + "x" * 101},
+            "phrase_list",
+            "Line 2 is 101 characters long",
+        ),
+        (
+            {"model": "gpt-4.1", "phrase_list": "\n".join(f"t{n}" for n in range(501))},
+            "phrase_list",
+            "501 phrases: Voice Live takes at most 500",
+        ),
+        (
+            {
+                "model": "gpt-4.1",
+                "phrase_list": "Contoso",
+                "input_transcription_model": "whisper-1",
+            },
+            "phrase_list",
+            "Only the azure-speech transcription model",
+        ),
     ],
 )
 def test_validation_errors_are_shown(
@@ -93,6 +146,74 @@ def test_validation_errors_are_shown(
     assert field in errors
     assert message in " ".join(errors[field])
     assert not AssistantProfile.objects.filter(name="Support").exists()
+
+
+def test_add_profile_with_every_turn_taking_setting(admin_client: Client) -> None:
+    response = add_profile(
+        admin_client,
+        model="gpt-4.1",
+        turn_detection="azure_semantic_vad",
+        vad_speech_duration_ms="120",
+        vad_languages="en, fr",
+        remove_filler_words="on",
+        auto_truncate="on",
+        eou_model="semantic_detection_v1",
+        eou_threshold_level="high",
+        eou_timeout_ms="1500",
+        input_transcription_language="en,fr",
+        phrase_list="Contoso\r\nRehaan Jessie\r\n",
+    )
+    assert response.status_code == HTTPStatus.FOUND, response.content
+    profile = AssistantProfile.objects.get(name="Support")
+    assert (profile.eou_model, profile.eou_threshold_level, profile.eou_timeout_ms) == (
+        "semantic_detection_v1",
+        "high",
+        1500,
+    )
+    assert profile.phrase_list.splitlines() == ["Contoso", "Rehaan Jessie"]
+    assert profile.auto_truncate
+    assert profile.vad_speech_duration_ms == 120
+
+
+def test_the_change_form_refuses_bad_turn_taking_and_keeps_the_profile(
+    admin_client: Client,
+) -> None:
+    profile = AssistantProfile.objects.create(name="Support", model="gpt-4.1")
+    url = reverse("admin:assistant_assistantprofile_change", args=[profile.pk])
+    response = admin_client.post(
+        url,
+        {
+            **VALID,
+            "model": "gpt-4.1",
+            "turn_detection": "azure_semantic_vad_en",
+            "vad_languages": "en,fr",
+            "eou_model": "semantic_detection_v1_multilingual",
+            "eou_timeout_ms": "99999",
+            "phrase_list": "Contoso\n   \nContoso",
+        },
+    )
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["adminform"].form.errors
+    assert {"vad_languages", "eou_model", "eou_timeout_ms", "phrase_list"} <= set(errors)
+    assert "Line 2 is empty" in " ".join(errors["phrase_list"])
+    assert "Line 3 repeats" in " ".join(errors["phrase_list"])
+    profile.refresh_from_db()
+    assert (profile.turn_detection, profile.eou_model, profile.phrase_list) == (
+        "server_vad",
+        "",
+        "",
+    )
+
+
+def test_the_change_form_groups_turn_taking_and_vocabulary(admin_client: Client) -> None:
+    profile = AssistantProfile.objects.create(name="P")
+    page = admin_client.get(
+        reverse("admin:assistant_assistantprofile_change", args=[profile.pk])
+    ).content.decode()
+    assert "Turn-taking" in page
+    assert "Language and vocabulary" in page
+    assert 'name="phrase_list"' in page
+    assert "How long a pause ends the user" in page
 
 
 def test_marking_a_default_unmarks_the_previous_one(admin_client: Client) -> None:

@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageQuota, UsageRecord
+from assistant.models import AssistantProfile
 from assistant.tools.builtin import knowledge
 from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
 
@@ -31,6 +32,7 @@ from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE_THE_MOVE = [("assistant", "0009_usage_accrual")]
+THE_MOVE = ("assistant", "0010_history_and_tools_apps")
 MOVED_TABLES = {
     "assistant_conversation",
     "assistant_turn",
@@ -48,6 +50,14 @@ DDL = re.compile(r"\s*(CREATE|ALTER|DROP)\s", re.IGNORECASE)
 
 def latest() -> list[tuple[str, str]]:
     return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+def after_the_move() -> list[tuple[str, str]]:
+    """Every app at its latest migration but ``assistant``, which stops at the move.
+
+    Later ``assistant`` migrations add columns of their own, which is DDL the move must not do.
+    """
+    return [node for node in latest() if node[0] != "assistant"] + [THE_MOVE]
 
 
 @pytest.fixture
@@ -120,8 +130,9 @@ def test_rows_written_before_the_move_are_read_by_the_new_apps(before_the_move: 
     assert tables >= MOVED_TABLES
 
     with CaptureQueriesContext(connection) as queries:
-        MigrationExecutor(connection).migrate(latest())
+        MigrationExecutor(connection).migrate(after_the_move())
     ContentType.objects.clear_cache()
+    MigrationExecutor(connection).migrate(latest())
 
     assert [q["sql"] for q in queries if DDL.match(q["sql"])] == []
     assert table_names() == tables
@@ -146,3 +157,35 @@ def test_rows_written_before_the_move_are_read_by_the_new_apps(before_the_move: 
     assert member.has_perm("tools.manage_tool_secrets")
     moved = {"conversation", "turn", "usagerecord", "tool", "knowledgebase"}
     assert not ContentType.objects.filter(app_label="assistant", model__in=moved).exists()
+
+
+BEFORE_TURN_TAKING = [("assistant", "0010_history_and_tools_apps")]
+
+
+def test_profiles_saved_before_the_turn_taking_settings_stay_valid() -> None:
+    """0011 adds the turn-taking fields with defaults that keep a profile as it was."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE_TURN_TAKING)
+    old = executor.loader.project_state(BEFORE_TURN_TAKING).apps
+    old.get_model("assistant", "AssistantProfile").objects.create(
+        name="Before",
+        turn_detection="azure_semantic_vad",
+        remove_filler_words=True,
+        input_transcription_language="en-US",
+    )
+    MigrationExecutor(connection).migrate(latest())
+
+    profile = AssistantProfile.objects.get(name="Before")
+    profile.full_clean()
+    assert (profile.eou_model, profile.eou_threshold_level, profile.eou_timeout_ms) == (
+        "",
+        "default",
+        None,
+    )
+    assert (profile.vad_languages, profile.vad_speech_duration_ms, profile.phrase_list) == (
+        "",
+        None,
+        "",
+    )
+    assert not profile.auto_truncate
+    assert profile.remove_filler_words

@@ -79,6 +79,37 @@ def test_the_session_config_is_the_picked_profile_detached_from_the_orm(
     assert picked.profile_version == services.profile_version(second.updated_at)
 
 
+def test_the_session_config_carries_turn_taking_and_vocabulary(user: User) -> None:
+    profile = AssistantProfile.objects.create(
+        name="Tuned",
+        model="gpt-4.1",
+        turn_detection="azure_semantic_vad_multilingual",
+        vad_speech_duration_ms=120,
+        vad_languages="en, fr",
+        auto_truncate=True,
+        eou_model="semantic_detection_v1_multilingual",
+        eou_threshold_level="low",
+        eou_timeout_ms=900,
+        input_transcription_language="en, fr",
+        phrase_list="Contoso\r\n  Rehaan Jessie \n",
+    )
+    profile.users.add(user)
+    config = services.profile_config_get(user=user, profile_id=profile.pk)
+    assert (config.turn_detection, config.vad_speech_duration_ms, config.vad_languages) == (
+        "azure_semantic_vad_multilingual",
+        120,
+        ("en", "fr"),
+    )
+    assert config.auto_truncate
+    assert (config.eou_model, config.eou_threshold_level, config.eou_timeout_ms) == (
+        "semantic_detection_v1_multilingual",
+        "low",
+        900,
+    )
+    assert config.input_transcription_language == "en,fr"
+    assert config.phrase_list == ("Contoso", "Rehaan Jessie")
+
+
 def test_a_profile_not_assigned_is_forbidden(user: User) -> None:
     AssistantProfile.objects.create(name="Mine").users.add(user)
     other = AssistantProfile.objects.create(name="Theirs")

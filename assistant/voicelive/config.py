@@ -64,6 +64,19 @@ class SessionConfig:
     keep_transcripts: bool = True
     #: The profile's enabled tools (function tools are run by this service, MCP by Voice Live).
     tools: tuple[SessionTool, ...] = ()
+    # Turn-taking beyond the basics (assistant/voicelive/turn_settings.py). None: Voice Live's
+    # default. Speech shorter than speech_duration_ms starts no turn (semantic types only).
+    vad_speech_duration_ms: int | None = None
+    # Language codes the semantic detector listens for (not the English-only type).
+    vad_languages: tuple[str, ...] = ()
+    auto_truncate: bool = False
+    # End-of-utterance detection: "" (Voice Live's default), "off", or one of
+    # turn_settings.EOU_MODELS.
+    eou_model: str = ""
+    eou_threshold_level: str = "default"
+    eou_timeout_ms: int | None = None
+    # Names and terms the transcription should expect (Azure speech only).
+    phrase_list: tuple[str, ...] = ()
 
     def tool(self, name: str) -> SessionTool | None:
         """The function tool called ``name``, if the profile has it."""
