@@ -83,6 +83,8 @@ class AssistantProfileAdmin(admin.ModelAdmin):
                     "vad_silence_duration_ms",
                     "interrupt_response",
                     "remove_filler_words",
+                    "backchannels",
+                    "backchannel_words",
                 ),
                 "description": _(
                     "When the assistant decides the user has finished, and whether users may "

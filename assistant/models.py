@@ -12,6 +12,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from assistant.voicelive.backchannels import (
+    DEFAULT_BACKCHANNELS,
+    BackchannelListError,
+    ListError,
+    parse_lists,
+)
 from assistant.voicelive.session_request import OPENAI_VOICES, voice_kind
 
 #: A curated list for the admin's suggestions; any valid Azure voice name is accepted too.
@@ -164,6 +170,23 @@ class AssistantProfile(models.Model):
         _("remove filler words"),
         default=False,
         help_text=_("Semantic VAD only: ignore “um” and “uh” when deciding the turn is over."),
+    )
+    backchannels = models.BooleanField(
+        _("let backchannels through"),
+        default=True,
+        help_text=_(
+            "With barge-in on: a short “mhm”, “yeah” or a cough over a reply does not stop it "
+            "(it plays on, ducked, while the words are checked). Needs a transcription model."
+        ),
+    )
+    backchannel_words = models.TextField(
+        _("backchannel words"),
+        blank=True,
+        default=DEFAULT_BACKCHANNELS,
+        help_text=_(
+            "One language a line: “en: mhm, uh-huh, yeah, okay”. Speech over a reply made only "
+            "of these words (or of no words: a cough) does not interrupt it."
+        ),
     )
     input_transcription_model = models.CharField(
         _("transcription model"),
@@ -323,8 +346,22 @@ class AssistantProfile(models.Model):
                 _("Use locale codes such as en-US, or a comma-separated list like en,de."),
                 code="invalid_language",
             )
+        try:
+            parse_lists(self.backchannel_words)
+        except BackchannelListError as exc:
+            errors["backchannel_words"] = ValidationError(
+                _BACKCHANNEL_LIST_ERRORS[exc.code], code=exc.code, params={"line": exc.line}
+            )
         if errors:
             raise ValidationError(errors)
+
+
+_BACKCHANNEL_LIST_ERRORS = {
+    ListError.TOO_LONG: _("The list is too long (4000 characters at most)."),
+    ListError.BAD_LINE: _("Line %(line)s: write a language code, a colon, then the words."),
+    ListError.EMPTY_LIST: _("Line %(line)s: the language has no words."),
+    ListError.DUPLICATE_LANGUAGE: _("Line %(line)s: that language already has a line."),
+}
 
 
 class LiveSession(models.Model):

@@ -84,6 +84,8 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         profile_version=profile_version(profile.updated_at),
         keep_transcripts=profile.keep_transcripts,
         tools=_session_tools(profile.pk),
+        backchannels=profile.backchannels,
+        backchannel_words=profile.backchannel_words,
     )
 
 

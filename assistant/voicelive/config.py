@@ -64,6 +64,10 @@ class SessionConfig:
     keep_transcripts: bool = True
     #: The profile's enabled tools (function tools are run by this service, MCP by Voice Live).
     tools: tuple[SessionTool, ...] = ()
+    # Backchannels (assistant/voicelive/backchannels.py): a short "mhm" over a reply does not
+    # stop it; the per-language word lists, "en: mhm, yeah" one language a line.
+    backchannels: bool = False
+    backchannel_words: str = ""
 
     def tool(self, name: str) -> SessionTool | None:
         """The function tool called ``name``, if the profile has it."""

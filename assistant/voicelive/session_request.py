@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from assistant.protocol import SAMPLE_RATE
+from assistant.voicelive import backchannels
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.personalize import personalize
 
@@ -61,7 +62,8 @@ def turn_detection_build(config: SessionConfig) -> dict[str, Any] | None:
         "prefix_padding_ms": config.vad_prefix_padding_ms,
         "silence_duration_ms": config.vad_silence_duration_ms,
         "create_response": True,
-        "interrupt_response": config.interrupt_response,
+        # With backchannels on, this service decides what stops a reply (backchannels.py).
+        "interrupt_response": config.interrupt_response and not backchannels.enabled(config),
     }
     if config.turn_detection != "server_vad":
         detection["remove_filler_words"] = config.remove_filler_words
