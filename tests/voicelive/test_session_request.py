@@ -87,3 +87,13 @@ def test_semantic_vad_and_openai_voice() -> None:
 def test_standard_azure_voice_has_no_temperature() -> None:
     session = session_request_build(dataclasses.replace(BASE, voice="en-GB-SoniaNeural"))
     assert session["voice"] == {"type": "azure-standard", "name": "en-GB-SoniaNeural"}
+
+
+def test_with_backchannels_this_service_decides_barge_in_not_the_upstream() -> None:
+    config = dataclasses.replace(BASE, backchannels=True)
+    detection = session_request_build(config)["turn_detection"]
+    assert detection["interrupt_response"] is False
+    assert detection["create_response"] is True
+    # Without a transcript there is nothing to decide from: the upstream barges in as before.
+    untranscribed = dataclasses.replace(config, input_transcription_model="")
+    assert session_request_build(untranscribed)["turn_detection"]["interrupt_response"] is True
