@@ -41,6 +41,8 @@ _AUDIO_TRANSCRIPT_EVENTS = (
 )
 # A refused response.create is asked again at most this often before waiting for a done.
 MAX_CREATE_RETRIES = 3
+# Assistant audio is PCM16 at 24 kHz: this many bytes a second of playback.
+_AUDIO_BYTES_PER_SECOND = 48_000
 # Users items deleted as backchannels, remembered so their late events are dropped.
 _DROPPED_ITEMS_KEPT = 16
 
@@ -117,6 +119,9 @@ class EventRouter:
         self.history: deque[tuple[str, str]] = deque(maxlen=history_items)
         self.audio_out_bytes = 0
         self._audio_item_id: str | None = None
+        # When the current audio item's first bytes went out, and the byte count then: the page
+        # plays it for about as long as its audio lasts, often past the reply's done upstream.
+        self._audio_item_began = (0.0, 0)
         self._speech_stopped_at: float | None = None
         self._reply_owed = False
         self._create_retries = 0  # response.create re-sent after a stale "already active"
@@ -225,6 +230,7 @@ class EventRouter:
             return
         if item_id != self._audio_item_id:
             self._audio_item_id = item_id
+            self._audio_item_began = (time.monotonic(), self.audio_out_bytes)
             await self._sink.send_message(
                 protocol.AudioStart(item_id=item_id, response_id=response_id)
             )
@@ -252,6 +258,7 @@ class EventRouter:
         # The browser may still be playing audio of a reply that is already complete upstream,
         # so playback is cleared on every speech start; the player reports what was heard.
         await self._sink.clear_playback()
+        self._audio_item_began = (0.0, self.audio_out_bytes)  # nothing plays any more
         if self.response_id is not None or self.state == State.ASSISTANT_SPEAKING:
             metrics.BARGE_INS.inc()
         if self.response_id is not None:
@@ -266,7 +273,11 @@ class EventRouter:
 
     def _opens_window(self, item_id: Any) -> bool:
         """Speech over a reply, with backchannels on: decide before stopping anything."""
-        speaking = self.response_id is not None or self.state == State.ASSISTANT_SPEAKING
+        speaking = (
+            self.response_id is not None
+            or self.state == State.ASSISTANT_SPEAKING
+            or time.monotonic() < self._playback_ends()
+        )
         approval = self._tools is not None and self._tools.awaiting_approval  # "yes" answers
         return (
             speaking
@@ -274,6 +285,11 @@ class EventRouter:
             and not approval
             and backchannels.enabled(self._upstream.config)
         )
+
+    def _playback_ends(self) -> float:
+        """About when the page finishes playing the last audio item (the monotonic clock)."""
+        began, bytes_before = self._audio_item_began
+        return began + (self.audio_out_bytes - bytes_before) / _AUDIO_BYTES_PER_SECOND
 
     async def _open_window(self, item_id: str) -> None:
         config = self._upstream.config
