@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='assistantprofile',
             name='backchannel_words',
-            field=models.TextField(blank=True, default="en: mhm, mmhm, mhmm, mm-hmm, uh-huh, hmm, mm, yeah, yep, yes, okay, ok, right, sure, i see, oh, ah, cool, great, got it\nfr: mhm, hmm, mm, ouais, oui, ok, okay, d'accord, bien sûr, ah, oh, voilà, exactement, c'est ça, je vois", help_text='One language a line: “en: mhm, uh-huh, yeah, okay”. Speech over a reply made only of these words (or of no words: a cough) does not interrupt it.', verbose_name='backchannel words'),
+            field=models.TextField(blank=True, default="en: mhm, mmhm, mhmm, mm-hmm, uh-huh, hmm, hm, mm, uh, um, yeah, yep, yup, yes, okay, ok, right, alright, all right, sure, i see, oh, ah, aha, cool, great, nice, wow, true, exactly, got it\nfr: mhm, hmm, mm, ouais, oui, ok, okay, d'accord, bien sûr, ah, oh, voilà, exactement, c'est ça, je vois", help_text='One language a line: “en: mhm, uh-huh, yeah, okay”. Speech over a reply made only of these words (or of no words: a cough) does not interrupt it.', verbose_name='backchannel words'),
         ),
         migrations.AddField(
             model_name='assistantprofile',

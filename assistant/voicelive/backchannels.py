@@ -22,18 +22,21 @@ from dataclasses import dataclass, field
 
 from assistant.voicelive.config import SessionConfig
 
-#: Spoken backchannels last under this (measured with espeak-ng voices and by ear: "mhm",
-#: "uh-huh", "okay" are 250-600 ms); longer speech is a real interruption.
-BACKCHANNEL_MAX_MS = 650
-#: Pause the page's playback this long after speech started, while still deciding: a real
-#: interruption is silent by then; a backchannel resumes where it paused (no lost words).
-HOLD_AFTER_MS = 500
+#: Spoken backchannels last under this (espeak-ng's "mhm" is 720 ms, its "yeah" 440 ms; people
+#: say them in 250-600 ms); longer speech is a real interruption. Generous, because the page is
+#: already paused by then (HOLD_AFTER_MS): this bound only sets when a long one is cut.
+BACKCHANNEL_MAX_MS = 1000
+#: Pause the page's playback this long after speech started, while still deciding, so that a
+#: real interruption is audibly stopped within 700 ms of its first sound (the VAD reports speech
+#: 60-170 ms in); a backchannel resumes where it paused (no lost words).
+HOLD_AFTER_MS = 450
 #: After speech stopped, wait at most this long for its final transcript, then barge in.
 TRANSCRIPT_WAIT_MS = 2500
 
 DEFAULT_BACKCHANNELS = (
-    "en: mhm, mmhm, mhmm, mm-hmm, uh-huh, hmm, mm, yeah, yep, yes, okay, ok, right, sure, "
-    "i see, oh, ah, cool, great, got it\n"
+    "en: mhm, mmhm, mhmm, mm-hmm, uh-huh, hmm, hm, mm, uh, um, yeah, yep, yup, yes, okay, ok, "
+    "right, alright, all right, sure, i see, oh, ah, aha, cool, great, nice, wow, true, exactly, "
+    "got it\n"
     "fr: mhm, hmm, mm, ouais, oui, ok, okay, d'accord, bien sûr, ah, oh, voilà, exactement, "
     "c'est ça, je vois"
 )
