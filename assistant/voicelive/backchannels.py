@@ -77,6 +77,11 @@ def words(text: str) -> list[str]:
     return [_REPEATS_RE.sub(r"\1\1", token) for token in tokens if token]
 
 
+def _is_word(candidate: str) -> bool:
+    """Whether a token is a word: transcribers spell a hum out as letters ("M.A.K.", "F-a-f")."""
+    return len(candidate) > 1 or candidate == "i"
+
+
 def parse_lists(text: str) -> dict[str, frozenset[str]]:
     """The per-language lists of a profile: ``"en: mhm, uh-huh, yeah"`` one language a line.
 
@@ -172,16 +177,19 @@ class Window:
     #: The final transcript, once it came (passed on if the speech turns out to be a turn).
     held_transcript: str | None = None
 
-    def _words_verdict(self, text: str) -> Verdict:
-        if any(word not in self.vocabulary for word in words(text)):
+    def _words_verdict(self, heard: list[str]) -> Verdict:
+        if any(_is_word(word) and word not in self.vocabulary for word in heard):
             self.reason = "words"
             return Verdict.BARGE_IN
         return Verdict.UNDECIDED
 
     def partial(self, delta: str) -> Verdict:
-        """A live transcript delta: a word off the list decides at once."""
+        """A live transcript delta: a complete word off the list decides at once.
+
+        The last word of a partial transcript may be cut off mid-word: it waits for the next.
+        """
         self.heard += delta
-        return self._words_verdict(self.heard)
+        return self._words_verdict(words(self.heard)[:-1])
 
     def speech_stopped(self, now: float) -> Verdict:
         """The upstream ended the user's speech: short enough, or already too long."""
@@ -190,7 +198,7 @@ class Window:
 
     def transcript(self, text: str) -> Verdict:
         """The final transcript: only listed words, or none, is a backchannel."""
-        if self._words_verdict(text) is Verdict.BARGE_IN:
+        if self._words_verdict(words(text)) is Verdict.BARGE_IN:
             return Verdict.BARGE_IN
         if self.stopped is None:
             return Verdict.UNDECIDED  # a transcript before speech_stopped: wait for the end

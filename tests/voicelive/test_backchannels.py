@@ -92,6 +92,21 @@ def test_a_listed_word_that_ends_in_time_is_a_backchannel() -> None:
     assert w.reason == "listed"
 
 
+@pytest.mark.parametrize("spelled", ["M.A.K.", "F-a-f-a"])
+def test_a_hum_the_transcriber_spelled_out_as_letters_is_a_backchannel(spelled: str) -> None:
+    w = window()
+    w.speech_stopped(100.8)
+    assert w.transcript(spelled) is Verdict.BACKCHANNEL
+    assert window().transcript("No.") is Verdict.BARGE_IN  # a word of two letters is a word
+
+
+def test_a_partial_waits_for_its_last_word_which_may_be_cut_off() -> None:
+    w = window()
+    assert w.partial("Oka") is Verdict.UNDECIDED
+    assert w.partial("y, stop") is Verdict.UNDECIDED
+    assert w.partial(" it") is Verdict.BARGE_IN
+
+
 def test_a_cough_with_no_words_is_a_backchannel() -> None:
     w = window()
     w.speech_stopped(100.8)
@@ -101,7 +116,7 @@ def test_a_cough_with_no_words_is_a_backchannel() -> None:
 
 def test_a_word_off_the_list_barges_in_at_once() -> None:
     w = window()
-    assert w.partial("Okay, wa") is Verdict.BARGE_IN
+    assert w.partial("Okay, wait, st") is Verdict.BARGE_IN
     assert w.reason == "words"
     late = window()
     late.speech_stopped(100.8)
