@@ -55,6 +55,8 @@ QUESTIONS = [
 ]
 VOICES = ["en-us", "en-gb", "en-us+f3", "en-us+m3", "en-gb+f2"]
 BACKCHANNELS = ["mhm", "uh-huh", "yeah", "okay", "right", "mm-hmm", "sure", "yep", "cough"]
+# What espeak-ng is given for the sound: it reads "mhm" as the letters M, H, M.
+ESPEAK_TEXT = {"mhm": "mm hmm", "uh-huh": "uh huh", "mm-hmm": "mmm hmm"}
 INTERRUPTIONS = [
     "wait, stop",
     "hold on a second",
@@ -84,7 +86,8 @@ def cough(seed: int, rate: int = 24000) -> bytes:
 def probe_audio(text: str, index: int) -> bytes:
     if text == "cough":
         return cough(index)
-    return trim_silence(speak(text, voice=VOICES[index % len(VOICES)]))
+    spoken = ESPEAK_TEXT.get(text, text)
+    return trim_silence(speak(spoken, voice=VOICES[index % len(VOICES)]))
 
 
 @dataclass
