@@ -8,7 +8,6 @@ talks to the browser through its :class:`~assistant.voicelive.sink.SessionSink`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -18,9 +17,8 @@ from azure.ai.voicelive.models import ServerEventType
 
 from assistant import metrics, protocol
 from assistant.codes import ErrorCode, State
-from assistant.voicelive import backchannels
-from assistant.voicelive.backchannels import HOLD_AFTER_MS, Verdict, Window
 from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.overlaps import Overlaps
 from assistant.voicelive.sink import SessionSink
 from assistant.voicelive.toolcalls import ToolCalls
 
@@ -43,8 +41,6 @@ _AUDIO_TRANSCRIPT_EVENTS = (
 MAX_CREATE_RETRIES = 3
 # Assistant audio is PCM16 at 24 kHz: this many bytes a second of playback.
 _AUDIO_BYTES_PER_SECOND = 48_000
-# Users items deleted as backchannels, remembered so their late events are dropped.
-_DROPPED_ITEMS_KEPT = 16
 
 
 def upstream_text(value: Any) -> str:
@@ -125,14 +121,16 @@ class EventRouter:
         self._speech_stopped_at: float | None = None
         self._reply_owed = False
         self._create_retries = 0  # response.create re-sent after a stale "already active"
-        #: The user's speech over a reply being decided (backchannels.py), and its timer.
-        self._window: Window | None = None
-        self._window_timer: asyncio.Task[None] | None = None
-        # A backchannel's item was deleted: the reply the upstream may still start for it
-        # (queued behind the running one, or at once) is cancelled unheard.
-        self._skip_next_reply = False
-        self._skipped_response: str | None = None
-        self._dropped_items: deque[str] = deque(maxlen=_DROPPED_ITEMS_KEPT)
+        #: Speech over a reply: a backchannel, or a barge-in (overlaps.py).
+        self._overlaps = Overlaps(
+            sink=sink,
+            config=lambda: upstream.config,
+            send_delete=upstream.send_delete,
+            send_cancel=upstream.send_cancel,
+            stop_for_user=self._stop_for_user,
+            user_transcript=self._user_transcript_done,
+            processing=lambda: self.set_state(State.PROCESSING),
+        )
 
     async def set_state(self, state: State) -> None:
         """Move to ``state``, telling the sink only of a change."""
@@ -148,7 +146,7 @@ class EventRouter:
         """One server event (anything but audio deltas, see :meth:`on_audio`)."""
         kind = event.type
         send = self._sink.send_message
-        if self._skipped(event):
+        if self._overlaps.skipped(event):
             return
         # response.audio.delta never gets here: the receive loop handles it from the raw JSON.
         if kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STARTED:
@@ -162,17 +160,11 @@ class EventRouter:
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
             await self._on_user_transcript(event.item_id, upstream_text(event.get("transcript")))
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_FAILED:
-            window = self._window
-            if window is not None and window.item_id == event.get("item_id"):
-                window.reason = "no_transcript"
-                await self._barge_in(window)
+            await self._overlaps.transcription_failed(event.get("item_id"))
         elif kind == ServerEventType.RESPONSE_CREATED:
-            if self._skip_next_reply and self.response_id is None:
-                # The upstream's own reply to a deleted backchannel: never heard.
-                self._skip_next_reply = False
-                self._skipped_response = event.response.id
-                await self._upstream.send_cancel()
-                return
+            running = self.response_id is not None
+            if await self._overlaps.response_created(event.response.id, reply_running=running):
+                return  # the upstream's own reply to a deleted backchannel: never heard
             self.response_id = event.response.id
             self._create_retries = 0
             self._upstream.expect_reply()
@@ -226,7 +218,7 @@ class EventRouter:
         if not isinstance(pcm, bytes) or not pcm:
             metrics.UPSTREAM_ERRORS.labels(kind="bad_audio").inc()
             return
-        if response_id is not None and response_id == self._skipped_response:
+        if self._overlaps.audio_skipped(response_id):
             return
         if item_id != self._audio_item_id:
             self._audio_item_id = item_id
@@ -242,16 +234,9 @@ class EventRouter:
         await self._sink.send_audio(pcm)
 
     async def _on_speech_started(self, event: Any) -> None:
-        self._skip_next_reply = False  # a new turn: its reply is wanted
         item_id = event.get("item_id")
-        if self._window is not None:
-            # More speech before the last was decided: the user is talking, not nodding.
-            self._window.reason = "long"
-            await self._barge_in(self._window)
-        elif self._opens_window(item_id):
-            await self._open_window(str(item_id))
-            return
-        await self._stop_for_user(item_id)
+        if not await self._overlaps.speech_started(item_id, over_reply=self._over_reply()):
+            await self._stop_for_user(item_id)
 
     async def _stop_for_user(self, item_id: str | None) -> None:
         """Barge-in: the user's turn begins, the reply stops where it was heard."""
@@ -269,145 +254,47 @@ class EventRouter:
         await self._sink.send_message(protocol.SpeechStarted(item_id=item_id))
         await self.set_state(State.LISTENING)
 
-    # ------------------------------------------------------------------ backchannels
+    # ------------------------------------------------------------------ speech over a reply
 
-    def _opens_window(self, item_id: Any) -> bool:
-        """Speech over a reply, with backchannels on: decide before stopping anything."""
-        speaking = (
+    def _over_reply(self) -> bool:
+        """Speech now would be over a reply: running upstream, or still playing on the page."""
+        playing = (
             self.response_id is not None
             or self.state == State.ASSISTANT_SPEAKING
             or time.monotonic() < self._playback_ends()
         )
         approval = self._tools is not None and self._tools.awaiting_approval  # "yes" answers
-        return (
-            speaking
-            and isinstance(item_id, str)
-            and not approval
-            and backchannels.enabled(self._upstream.config)
-        )
+        return playing and not approval
 
     def _playback_ends(self) -> float:
         """About when the page finishes playing the last audio item (the monotonic clock)."""
         began, bytes_before = self._audio_item_began
         return began + (self.audio_out_bytes - bytes_before) / _AUDIO_BYTES_PER_SECOND
 
-    async def _open_window(self, item_id: str) -> None:
-        config = self._upstream.config
-        window = Window(
-            item_id=item_id,
-            vocabulary=backchannels.session_vocabulary(config),
-            started=time.monotonic(),
-            silence_ms=config.vad_silence_duration_ms,
-        )
-        self._window = window
-        await self._sink.send_message(protocol.PlaybackDuck(item_id=item_id))
-        self._window_timer = asyncio.create_task(
-            self._window_deadlines(window), name="voicelive backchannel window"
-        )
-        self._window_timer.add_done_callback(_log_failure)
-
-    async def _window_deadlines(self, window: Window) -> None:
-        """Pause the page's playback while still undecided, and enforce the window's bounds."""
-        await asyncio.sleep(HOLD_AFTER_MS / 1000)
-        if self._window is window:
-            await self._sink.send_message(protocol.PlaybackHold(item_id=window.item_id))
-        while self._window is window:
-            now = time.monotonic()
-            if window.expired(now) is Verdict.BARGE_IN:
-                await self._barge_in(window)
-                return
-            await asyncio.sleep(max(window.next_deadline() - now, 0.01))
-
-    async def _decide(self, window: Window, verdict: Verdict) -> None:
-        if verdict is Verdict.BARGE_IN:
-            await self._barge_in(window)
-        elif verdict is Verdict.BACKCHANNEL:
-            await self._backchannel(window)
-
-    def _close_window(self, window: Window) -> bool:
-        """Take ``window`` as decided; False when it already was (no await: decided once)."""
-        if self._window is not window:
-            return False
-        self._window = None
-        timer, self._window_timer = self._window_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-        return True
-
-    async def _barge_in(self, window: Window) -> None:
-        """Not a backchannel: stop the reply as a barge-in would have, then catch the page up."""
-        if not self._close_window(window):
-            return
-        metrics.OVERLAPS.labels(verdict="barge_in", reason=window.reason or "words").inc()
-        await self._stop_for_user(window.item_id)
-        for message in window.held:
-            if isinstance(message, protocol.ServerMessage):
-                await self._sink.send_message(message)
-        if window.stopped is not None:
-            await self.set_state(State.PROCESSING)
-        if window.held_transcript is not None:
-            await self._user_transcript_done(window.item_id, window.held_transcript)
-
-    async def _backchannel(self, window: Window) -> None:
-        """A backchannel: the reply goes on at full volume; the item leaves the conversation."""
-        if not self._close_window(window):
-            return
-        metrics.OVERLAPS.labels(verdict="backchannel", reason=window.reason or "listed").inc()
-        logger.debug("backchannel %r over the reply; it goes on", window.heard[:40])
-        await self._sink.send_message(protocol.PlaybackResume(item_id=window.item_id))
-        self._dropped_items.append(window.item_id)
-        self._skip_next_reply = True
-        if self._upstream.connected:
-            await self._upstream.send_delete(window.item_id)
-
     def reply_asked(self) -> None:
         """The session asked for a reply itself: the next one is wanted."""
-        self._skip_next_reply = False
+        self._overlaps.reply_asked()
 
     async def close(self) -> None:
-        """Stop the decision timer (the session is closing)."""
-        if self._window is not None:
-            self._close_window(self._window)
-
-    def _skipped(self, event: Any) -> bool:
-        """Events of a cancelled backchannel reply, or of a deleted backchannel item."""
-        response_id = event.get("response_id")
-        if response_id is None:
-            response = event.get("response")
-            response_id = response.get("id") if hasattr(response, "get") else None
-        if response_id is not None and response_id == self._skipped_response:
-            if event.type == ServerEventType.RESPONSE_DONE:
-                self._skipped_response = None
-            return True
-        item_id = event.get("item_id")
-        return item_id is not None and item_id in self._dropped_items
+        """Stop what runs on a timer (the session is closing)."""
+        self._overlaps.close()
 
     async def _on_speech_stopped(self, event: Any) -> None:
-        window = self._window
-        message = protocol.SpeechStopped(item_id=event.get("item_id"))
-        if window is not None and window.item_id == event.get("item_id"):
-            window.held.append(message)
-            await self._decide(window, window.speech_stopped(time.monotonic()))
+        item_id = event.get("item_id")
+        if await self._overlaps.speech_stopped(item_id):
             return
-        await self._sink.send_message(message)
+        await self._sink.send_message(protocol.SpeechStopped(item_id=item_id))
         await self.set_state(State.PROCESSING)
 
     async def _on_user_delta(self, item_id: str, delta: str) -> None:
-        message = protocol.UserTranscriptDelta(item_id=item_id, delta=delta)
-        window = self._window
-        if window is not None and window.item_id == item_id:
-            window.held.append(message)
-            await self._decide(window, window.partial(delta))
-            return
-        await self._sink.send_message(message)
+        if not await self._overlaps.user_delta(item_id, delta):
+            await self._sink.send_message(
+                protocol.UserTranscriptDelta(item_id=item_id, delta=delta)
+            )
 
     async def _on_user_transcript(self, item_id: str, transcript: str) -> None:
-        window = self._window
-        if window is not None and window.item_id == item_id:
-            window.held_transcript = transcript
-            await self._decide(window, window.transcript(transcript))
-            return
-        await self._user_transcript_done(item_id, transcript)
+        if not await self._overlaps.user_transcript(item_id, transcript):
+            await self._user_transcript_done(item_id, transcript)
 
     async def _user_transcript_done(self, item_id: str, transcript: str) -> None:
         if transcript.strip():
@@ -460,10 +347,8 @@ class EventRouter:
             self._upstream.begin_rollover()
             return
         if code == RESPONSE_ALREADY_ACTIVE:
-            if self._skip_next_reply:
-                # The upstream refused to start a reply to a deleted backchannel: good.
-                self._skip_next_reply = False
-                return
+            if self._overlaps.refusal_expected():
+                return  # the upstream refused to start a reply to a deleted backchannel: good
             if (
                 self.response_id is None
                 and self._upstream.connected
@@ -481,9 +366,3 @@ class EventRouter:
         # Upstream-controlled values: %r, so a newline in them cannot start a forged log line.
         logger.warning("voice live error event: type=%r code=%r", error.get("type"), code)
         await self._sink.send_message(protocol.error(ErrorCode.UPSTREAM_ERROR))
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    """A decision timer that failed: logged, the session goes on (the next event decides)."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("backchannel window failed", exc_info=task.exception())
