@@ -176,6 +176,8 @@ class Window:
     held: list[object] = field(default_factory=list)
     #: The final transcript, once it came (passed on if the speech turns out to be a turn).
     held_transcript: str | None = None
+    #: The upstream's automatic reply to it was refused or cancelled while deciding.
+    reply_dropped: bool = False
 
     def _words_verdict(self, heard: list[str]) -> Verdict:
         if any(_is_word(word) and word not in self.vocabulary for word in heard):

@@ -130,6 +130,7 @@ class EventRouter:
             stop_for_user=self._stop_for_user,
             user_transcript=self._user_transcript_done,
             processing=lambda: self.set_state(State.PROCESSING),
+            owe_reply=self._owe_reply,
         )
 
     async def set_state(self, state: State) -> None:
@@ -304,6 +305,14 @@ class EventRouter:
         )
         if self._tools is not None and self._tools.on_user_transcript(transcript):
             await self._drop_turn_reply()  # a spoken yes / no to an approval
+
+    async def _owe_reply(self) -> None:
+        """Ask for the reply to the user's turn: now, or once the running reply is done."""
+        if self.response_id is not None:
+            self._reply_owed = True
+        elif self._upstream.connected:
+            await self._upstream.send_create()
+            self._upstream.expect_reply()
 
     async def _drop_turn_reply(self) -> None:
         """Cancel the reply to a spoken yes / no (or, not started yet, the next one)."""

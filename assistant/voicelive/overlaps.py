@@ -42,6 +42,7 @@ class Overlaps:
             cancelled, ``speech.started``, listening).
         user_transcript: the router's handling of a user's final transcript.
         processing: show the ``processing`` state (the user's turn ended).
+        owe_reply: ask for the reply to a turn whose automatic one was refused or dropped.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Overlaps:
         stop_for_user: Callable[[str], Awaitable[None]],
         user_transcript: Callable[[str, str], Awaitable[None]],
         processing: Callable[[], Awaitable[None]],
+        owe_reply: Callable[[], Awaitable[None]],
     ) -> None:
         self._sink = sink
         self._config = config
@@ -62,6 +64,7 @@ class Overlaps:
         self._stop_for_user = stop_for_user
         self._user_transcript = user_transcript
         self._processing = processing
+        self._owe_reply = owe_reply
         self._window: Window | None = None
         self._timer: asyncio.Task[None] | None = None
         # A backchannel's item was deleted: the reply the upstream may still start for it
@@ -134,16 +137,32 @@ class Overlaps:
     # ------------------------------------------------------------------ the reply it owes
 
     async def response_created(self, response_id: str, *, reply_running: bool) -> bool:
-        """True when this is the upstream's reply to a deleted backchannel: cancelled, unheard."""
-        if not self._skip_next_reply or reply_running:
+        """True when this reply is cancelled unheard.
+
+        It is the upstream's own reply to a deleted backchannel, or one started for speech
+        still being decided (asked for again if that turns out to be a barge-in).
+        """
+        if reply_running:
             return False
-        self._skip_next_reply = False
+        if self._window is not None:
+            self._window.reply_dropped = True
+        elif self._skip_next_reply:
+            self._skip_next_reply = False
+        else:
+            return False
         self._skipped_response = response_id
         await self._send_cancel()
         return True
 
     def refusal_expected(self) -> bool:
-        """True when an "already has an active response" refusal was for a backchannel."""
+        """True when an "already has an active response" refusal needs no retry now.
+
+        It was for a backchannel, or for speech still being decided (asked for again if that
+        turns out to be a barge-in).
+        """
+        if self._window is not None:
+            self._window.reply_dropped = True
+            return True
         expected, self._skip_next_reply = self._skip_next_reply, False
         return expected
 
@@ -220,6 +239,8 @@ class Overlaps:
             await self._processing()
         if window.held_transcript is not None:
             await self._user_transcript(window.item_id, window.held_transcript)
+        if window.reply_dropped:
+            await self._owe_reply()
 
     async def _backchannel(self, window: Window) -> None:
         """A backchannel: the reply goes on at full volume; the item leaves the conversation."""

@@ -140,3 +140,57 @@ async def test_with_backchannels_off_any_speech_barges_in_at_once(
     seen = await _texts_until(comm, "speech.started")
     assert [m["type"] for m in seen if m["type"].startswith("playback.")] == ["playback.clear"]
     await comm.disconnect()
+
+
+REFUSED = {
+    "type": "error",
+    "error": {"type": "invalid_request_error", "code": "conversation_already_has_active_response"},
+}
+
+
+async def test_a_reply_refused_while_deciding_is_asked_for_after_a_barge_in(
+    user: User, fake_connect: FakeConnect
+) -> None:
+    """Azure may refuse the automatic reply to speech over a reply (interrupt_response off)."""
+    comm = await start(user, fake_connect)
+    conn = fake_connect.last
+    await _reply_playing(comm, conn)
+    conn.push(REFUSED)
+    conn.push(
+        {
+            "type": "conversation.item.input_audio_transcription.delta",
+            "item_id": "u1",
+            "content_index": 0,
+            "delta": "Wait, what about ",
+        }
+    )
+    await conn.wait_for("response.cancel")
+    assert conn.sent_of("response.create") == []
+    conn.push({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}})
+    await conn.wait_for("response.create")
+    await comm.disconnect()
+
+
+async def test_a_reply_refused_while_deciding_is_not_asked_for_after_a_backchannel(
+    user: User, fake_connect: FakeConnect
+) -> None:
+    comm = await start(user, fake_connect)
+    conn = fake_connect.last
+    await _reply_playing(comm, conn)
+    conn.push({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 400})
+    conn.push(REFUSED)
+    conn.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "u1",
+            "content_index": 0,
+            "transcript": "Okay.",
+        }
+    )
+    await next_message(comm, "playback.resume")
+    conn.push({"type": "response.done", "response": {"id": "r1", "status": "completed"}})
+    assert (await next_message(comm, "response.done"))["status"] == "completed"
+    assert (await next_message(comm, "state"))["state"] == "ready"
+    assert conn.sent_of("response.create") == []
+    assert conn.sent_of("response.cancel") == []
+    await comm.disconnect()
