@@ -277,17 +277,29 @@ def summary(probes: list[Probe]) -> dict[str, Any]:
 
     bc = [p for p in probes if p.kind == "backchannel"]
     real = [p for p in probes if p.kind == "interruption"]
+
+    def pct(part: int, whole: int) -> float:
+        return round(100 * part / max(whole, 1), 1)
+
     return {
         "backchannels": len(bc),
-        "reply_goes_on_pct": round(
-            100 * sum(p.verdict == "backchannel" for p in bc) / max(len(bc), 1), 1
-        ),
+        # Went on: never cleared (a sound the VAD did not even take for speech counts too).
+        "reply_goes_on_pct": pct(sum(p.verdict != "barge_in" for p in bc), len(bc)),
+        "backchannels_not_heard_as_speech": sum(p.verdict == "none" for p in bc),
+        "backchannel_misses": [
+            f"{p.text} ({p.voice}): {p.heard!r}" for p in bc if p.verdict == "barge_in"
+        ],
         "backchannel_duck_ms": stats([p.duck_ms for p in bc]),
+        "backchannel_pause_ms": stats(
+            [
+                p.decided_ms - p.stop_ms
+                for p in bc
+                if p.verdict == "backchannel" and p.decided_ms and p.stop_ms
+            ]
+        ),
         "backchannel_decided_ms": stats([p.decided_ms for p in bc if p.verdict == "backchannel"]),
         "interruptions": len(real),
-        "interruption_barged_in_pct": round(
-            100 * sum(p.verdict == "barge_in" for p in real) / max(len(real), 1), 1
-        ),
+        "interruption_barged_in_pct": pct(sum(p.verdict == "barge_in" for p in real), len(real)),
         "interruption_duck_ms": stats([p.duck_ms for p in real]),
         "interruption_stop_ms": stats([p.stop_ms for p in real]),
         "interruption_cleared_ms": stats([p.decided_ms for p in real if p.verdict == "barge_in"]),
@@ -301,7 +313,12 @@ def main() -> None:
     parser.add_argument("--backchannels", type=int, default=20)
     parser.add_argument("--interruptions", type=int, default=20)
     parser.add_argument("--json", type=Path, help="write the probes and the summary here")
+    parser.add_argument("--summarise", type=Path, help="only summarise a --json of a past run")
     args = parser.parse_args()
+    if args.summarise:
+        saved = json.loads(args.summarise.read_text())["probes"]
+        print(json.dumps(summary([Probe(**p) for p in saved]), indent=2))
+        return
     logs = Path(tempfile.mkdtemp(prefix="bench-backchannels-"))
     probes = asyncio.run(run(args.backchannels, args.interruptions, logs))
     result = summary(probes)
