@@ -96,6 +96,8 @@ class AssistantProfileAdmin(admin.ModelAdmin):
                     "interrupt_response",
                     "remove_filler_words",
                     "auto_truncate",
+                    "backchannels",
+                    "backchannel_words",
                 ),
                 "description": _(
                     "When the assistant decides the user has finished, and whether users may "

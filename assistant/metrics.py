@@ -50,6 +50,12 @@ UPSTREAM_ROLLOVERS = Counter(
     "voice_upstream_rollovers_total", "Upstream connections replaced before the session limit."
 )
 BARGE_INS = Counter("voice_barge_ins_total", "Times a user interrupted the assistant.")
+# verdict: backchannel | barge_in; reason: listed | no_words | words | long | no_transcript.
+OVERLAPS = Counter(
+    "voice_overlaps_total",
+    "User speech over a reply, decided as a backchannel (the reply goes on) or a barge-in.",
+    ["verdict", "reason"],
+)
 TURN_LATENCY = Histogram(
     "voice_turn_latency_seconds",
     "End of user speech to the first assistant audio relayed to the browser.",

@@ -18,6 +18,12 @@ from assistant.turn_taking import (
     validate_language_list,
     validate_phrase_list,
 )
+from assistant.voicelive.backchannels import (
+    DEFAULT_BACKCHANNELS,
+    BackchannelListError,
+    ListError,
+    parse_lists,
+)
 from assistant.voicelive.session_request import OPENAI_VOICES, voice_kind
 
 #: A curated list for the admin's suggestions; any valid Azure voice name is accepted too.
@@ -243,6 +249,23 @@ class AssistantProfile(models.Model):
             "ms; after that the turn ends anyway. Empty: Voice Live's default."
         ),
     )
+    backchannels = models.BooleanField(
+        _("let backchannels through"),
+        default=True,
+        help_text=_(
+            "With barge-in on: a short “mhm”, “yeah” or a cough over a reply does not stop it "
+            "(it plays on, ducked, while the words are checked). Needs a transcription model."
+        ),
+    )
+    backchannel_words = models.TextField(
+        _("backchannel words"),
+        blank=True,
+        default=DEFAULT_BACKCHANNELS,
+        help_text=_(
+            "One language a line: “en: mhm, uh-huh, yeah, okay”. Speech over a reply made only "
+            "of these words (or of no words: a cough) does not interrupt it."
+        ),
+    )
     input_transcription_model = models.CharField(
         _("transcription model"),
         max_length=40,
@@ -402,8 +425,22 @@ class AssistantProfile(models.Model):
             errors["greeting_text"] = ValidationError(
                 _("Write the greeting the assistant should say."), code="greeting_text_missing"
             )
+        try:
+            parse_lists(self.backchannel_words)
+        except BackchannelListError as exc:
+            errors["backchannel_words"] = ValidationError(
+                _BACKCHANNEL_LIST_ERRORS[exc.code], code=exc.code, params={"line": exc.line}
+            )
         if errors:
             raise ValidationError(errors)
+
+
+_BACKCHANNEL_LIST_ERRORS = {
+    ListError.TOO_LONG: _("The list is too long (4000 characters at most)."),
+    ListError.BAD_LINE: _("Line %(line)s: write a language code, a colon, then the words."),
+    ListError.EMPTY_LIST: _("Line %(line)s: the language has no words."),
+    ListError.DUPLICATE_LANGUAGE: _("Line %(line)s: that language already has a line."),
+}
 
 
 class LiveSession(models.Model):

@@ -92,6 +92,8 @@ def _config_from_profile(profile: AssistantProfile, first_name: str = "") -> Ses
         eou_threshold_level=profile.eou_threshold_level,
         eou_timeout_ms=profile.eou_timeout_ms,
         phrase_list=phrase_list_parse(profile.phrase_list),
+        backchannels=profile.backchannels,
+        backchannel_words=profile.backchannel_words,
     )
 
 

@@ -63,6 +63,9 @@ class _Item(_Sub):
             }
         )
 
+    async def delete(self, *, item_id: str, event_id: str | None = None) -> None:
+        await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
+
 
 class _Conversation:
     def __init__(self, conn: FakeConnection) -> None:

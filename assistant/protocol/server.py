@@ -116,6 +116,30 @@ class PlaybackClear(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class PlaybackDuck(ServerMessage):
+    """The user made a sound over the reply: lower its volume while the server decides."""
+
+    type: ClassVar[str] = "playback.duck"
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackHold(ServerMessage):
+    """Still deciding and the sound goes on: pause the reply where it is (nothing dropped)."""
+
+    type: ClassVar[str] = "playback.hold"
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackResume(ServerMessage):
+    """It was a backchannel ("mhm", a cough): the reply goes on at full volume."""
+
+    type: ClassVar[str] = "playback.resume"
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStarted(ServerMessage):
     """The user started speaking."""
 

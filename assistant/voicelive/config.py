@@ -77,6 +77,10 @@ class SessionConfig:
     eou_timeout_ms: int | None = None
     # Names and terms the transcription should expect (Azure speech only).
     phrase_list: tuple[str, ...] = ()
+    # Backchannels (assistant/voicelive/backchannels.py): a short "mhm" over a reply does not
+    # stop it; the per-language word lists, "en: mhm, yeah" one language a line.
+    backchannels: bool = False
+    backchannel_words: str = ""
 
     def tool(self, name: str) -> SessionTool | None:
         """The function tool called ``name``, if the profile has it."""

@@ -17,6 +17,8 @@ from azure.ai.voicelive.models import ServerEventType
 
 from assistant import metrics, protocol
 from assistant.codes import ErrorCode, State
+from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.overlaps import Overlaps
 from assistant.voicelive.sink import SessionSink
 from assistant.voicelive.toolcalls import ToolCalls
 
@@ -37,6 +39,8 @@ _AUDIO_TRANSCRIPT_EVENTS = (
 )
 # A refused response.create is asked again at most this often before waiting for a done.
 MAX_CREATE_RETRIES = 3
+# Assistant audio is PCM16 at 24 kHz: this many bytes a second of playback.
+_AUDIO_BYTES_PER_SECOND = 48_000
 
 
 def upstream_text(value: Any) -> str:
@@ -59,6 +63,13 @@ class Upstream(Protocol):
     @property
     def connected(self) -> bool:
         """True while there is a connection to send on."""
+
+    @property
+    def config(self) -> SessionConfig:
+        """The session's current profile configuration."""
+
+    async def send_delete(self, item_id: str) -> None:
+        """Send ``conversation.item.delete`` (a backchannel leaves no trace upstream)."""
 
     async def send_cancel(self) -> None:
         """Send ``response.cancel`` (a failed send is the receive loop's to report)."""
@@ -104,9 +115,23 @@ class EventRouter:
         self.history: deque[tuple[str, str]] = deque(maxlen=history_items)
         self.audio_out_bytes = 0
         self._audio_item_id: str | None = None
+        # When the current audio item's first bytes went out, and the byte count then: the page
+        # plays it for about as long as its audio lasts, often past the reply's done upstream.
+        self._audio_item_began = (0.0, 0)
         self._speech_stopped_at: float | None = None
         self._reply_owed = False
         self._create_retries = 0  # response.create re-sent after a stale "already active"
+        #: Speech over a reply: a backchannel, or a barge-in (overlaps.py).
+        self._overlaps = Overlaps(
+            sink=sink,
+            config=lambda: upstream.config,
+            send_delete=upstream.send_delete,
+            send_cancel=upstream.send_cancel,
+            stop_for_user=self._stop_for_user,
+            user_transcript=self._user_transcript_done,
+            processing=lambda: self.set_state(State.PROCESSING),
+            owe_reply=self._owe_reply,
+        )
 
     async def set_state(self, state: State) -> None:
         """Move to ``state``, telling the sink only of a change."""
@@ -122,24 +147,25 @@ class EventRouter:
         """One server event (anything but audio deltas, see :meth:`on_audio`)."""
         kind = event.type
         send = self._sink.send_message
+        if self._overlaps.skipped(event):
+            return
         # response.audio.delta never gets here: the receive loop handles it from the raw JSON.
         if kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STARTED:
             await self._on_speech_started(event)
         elif kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STOPPED:
             self._speech_stopped_at = time.monotonic()
-            await send(protocol.SpeechStopped(item_id=event.get("item_id")))
-            await self.set_state(State.PROCESSING)
+            await self._on_speech_stopped(event)
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_DELTA:
             delta = upstream_text(event.get("delta"))
-            await send(protocol.UserTranscriptDelta(item_id=event.item_id, delta=delta))
+            await self._on_user_delta(event.item_id, delta)
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
-            transcript = upstream_text(event.get("transcript"))
-            if transcript.strip():
-                self.history.append(("user", transcript.strip()))
-            await send(protocol.UserTranscriptDone(item_id=event.item_id, transcript=transcript))
-            if self._tools is not None and self._tools.on_user_transcript(transcript):
-                await self._drop_turn_reply()  # a spoken yes / no to an approval
+            await self._on_user_transcript(event.item_id, upstream_text(event.get("transcript")))
+        elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_FAILED:
+            await self._overlaps.transcription_failed(event.get("item_id"))
         elif kind == ServerEventType.RESPONSE_CREATED:
+            running = self.response_id is not None
+            if await self._overlaps.response_created(event.response.id, reply_running=running):
+                return  # the upstream's own reply to a deleted backchannel: never heard
             self.response_id = event.response.id
             self._create_retries = 0
             self._upstream.expect_reply()
@@ -193,8 +219,11 @@ class EventRouter:
         if not isinstance(pcm, bytes) or not pcm:
             metrics.UPSTREAM_ERRORS.labels(kind="bad_audio").inc()
             return
+        if self._overlaps.audio_skipped(response_id):
+            return
         if item_id != self._audio_item_id:
             self._audio_item_id = item_id
+            self._audio_item_began = (time.monotonic(), self.audio_out_bytes)
             await self._sink.send_message(
                 protocol.AudioStart(item_id=item_id, response_id=response_id)
             )
@@ -206,9 +235,16 @@ class EventRouter:
         await self._sink.send_audio(pcm)
 
     async def _on_speech_started(self, event: Any) -> None:
+        item_id = event.get("item_id")
+        if not await self._overlaps.speech_started(item_id, over_reply=self._over_reply()):
+            await self._stop_for_user(item_id)
+
+    async def _stop_for_user(self, item_id: str | None) -> None:
+        """Barge-in: the user's turn begins, the reply stops where it was heard."""
         # The browser may still be playing audio of a reply that is already complete upstream,
         # so playback is cleared on every speech start; the player reports what was heard.
         await self._sink.clear_playback()
+        self._audio_item_began = (0.0, self.audio_out_bytes)  # nothing plays any more
         if self.response_id is not None or self.state == State.ASSISTANT_SPEAKING:
             metrics.BARGE_INS.inc()
         if self.response_id is not None:
@@ -216,8 +252,67 @@ class EventRouter:
         self._audio_item_id = None
         if self._tools is not None:
             await self._tools.on_user_turn()  # barge-in stops a running tool
-        await self._sink.send_message(protocol.SpeechStarted(item_id=event.get("item_id")))
+        await self._sink.send_message(protocol.SpeechStarted(item_id=item_id))
         await self.set_state(State.LISTENING)
+
+    # ------------------------------------------------------------------ speech over a reply
+
+    def _over_reply(self) -> bool:
+        """Speech now would be over a reply: running upstream, or still playing on the page."""
+        playing = (
+            self.response_id is not None
+            or self.state == State.ASSISTANT_SPEAKING
+            or time.monotonic() < self._playback_ends()
+        )
+        approval = self._tools is not None and self._tools.awaiting_approval  # "yes" answers
+        return playing and not approval
+
+    def _playback_ends(self) -> float:
+        """About when the page finishes playing the last audio item (the monotonic clock)."""
+        began, bytes_before = self._audio_item_began
+        return began + (self.audio_out_bytes - bytes_before) / _AUDIO_BYTES_PER_SECOND
+
+    def reply_asked(self) -> None:
+        """The session asked for a reply itself: the next one is wanted."""
+        self._overlaps.reply_asked()
+
+    async def close(self) -> None:
+        """Stop what runs on a timer (the session is closing)."""
+        self._overlaps.close()
+
+    async def _on_speech_stopped(self, event: Any) -> None:
+        item_id = event.get("item_id")
+        if await self._overlaps.speech_stopped(item_id):
+            return
+        await self._sink.send_message(protocol.SpeechStopped(item_id=item_id))
+        await self.set_state(State.PROCESSING)
+
+    async def _on_user_delta(self, item_id: str, delta: str) -> None:
+        if not await self._overlaps.user_delta(item_id, delta):
+            await self._sink.send_message(
+                protocol.UserTranscriptDelta(item_id=item_id, delta=delta)
+            )
+
+    async def _on_user_transcript(self, item_id: str, transcript: str) -> None:
+        if not await self._overlaps.user_transcript(item_id, transcript):
+            await self._user_transcript_done(item_id, transcript)
+
+    async def _user_transcript_done(self, item_id: str, transcript: str) -> None:
+        if transcript.strip():
+            self.history.append(("user", transcript.strip()))
+        await self._sink.send_message(
+            protocol.UserTranscriptDone(item_id=item_id, transcript=transcript)
+        )
+        if self._tools is not None and self._tools.on_user_transcript(transcript):
+            await self._drop_turn_reply()  # a spoken yes / no to an approval
+
+    async def _owe_reply(self) -> None:
+        """Ask for the reply to the user's turn: now, or once the running reply is done."""
+        if self.response_id is not None:
+            self._reply_owed = True
+        elif self._upstream.connected:
+            await self._upstream.send_create()
+            self._upstream.expect_reply()
 
     async def _drop_turn_reply(self) -> None:
         """Cancel the reply to a spoken yes / no (or, not started yet, the next one)."""
@@ -261,6 +356,8 @@ class EventRouter:
             self._upstream.begin_rollover()
             return
         if code == RESPONSE_ALREADY_ACTIVE:
+            if self._overlaps.refusal_expected():
+                return  # the upstream refused to start a reply to a deleted backchannel: good
             if (
                 self.response_id is None
                 and self._upstream.connected

@@ -225,6 +225,7 @@ class VoiceLiveSession:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        await self._events.close()
         await self.tool_calls.aclose()
         if self._conn is not None:
             await close_quietly(self._conn)
@@ -252,11 +253,18 @@ class VoiceLiveSession:
     async def send_create(self) -> None:
         """Send ``response.create`` (the router decides when)."""
         if self._conn is not None:
+            self._events.reply_asked()
             await self._send_safely(self._conn.response.create())
+
+    async def send_delete(self, item_id: str) -> None:
+        """Send ``conversation.item.delete`` (the router decides when: a backchannel)."""
+        if self._conn is not None:
+            await self._send_safely(self._conn.conversation.item.delete(item_id=item_id))
 
     async def respond(self, request: dict[str, Any]) -> None:
         """Ask for a reply nobody spoke for (a greeting, a check-in): ``response.create``."""
         if self._conn is not None:
+            self._events.reply_asked()
             await self._send_safely(self._conn.response.create(**request))
             self.expect_reply()
 
@@ -285,6 +293,7 @@ class VoiceLiveSession:
     async def send_spoken(self, text: str) -> None:
         """Ask for a reply that says exactly ``text`` (Voice Live's pre-generated message)."""
         if self._conn is not None:
+            self._events.reply_asked()
             request = self._conn.response.create(response=pre_generated_reply(text))
             await self._send_safely(request)
 
@@ -312,6 +321,7 @@ class VoiceLiveSession:
             await self._send_safely(self._conn.response.cancel())
         await self.tool_calls.on_user_turn()
         await self._send_safely(self._conn.send(message_item("user", text)))
+        self._events.reply_asked()
         await self._send_safely(self._conn.response.create())
         self.expect_reply()
         self._events.history.append(("user", text))

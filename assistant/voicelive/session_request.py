@@ -19,6 +19,7 @@ from azure.ai.voicelive.models import (
 )
 
 from assistant.protocol import SAMPLE_RATE
+from assistant.voicelive import backchannels
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.personalize import personalize
 from assistant.voicelive.turn_settings import (
@@ -91,8 +92,9 @@ def _detection_model(config: SessionConfig) -> TurnDetection:
     """The SDK's model of the profile's detection type, so a field it lacks fails here."""
     eou = end_of_utterance_build(config)
     kind = config.turn_detection
-    # Whether the user's speech stops a reply, decided once for every type.
-    interrupt_response = config.interrupt_response
+    # Whether the user's speech stops a reply, decided once for every type. With backchannels
+    # on, this service decides what stops a reply (backchannels.py).
+    interrupt_response = config.interrupt_response and not backchannels.enabled(config)
     if kind not in SEMANTIC_TYPES:
         return ServerVad(
             threshold=config.vad_threshold,

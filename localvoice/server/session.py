@@ -285,6 +285,8 @@ class Session:
             run.discard()
         if self._active is not None and self._active.task is not None:
             await asyncio.wait({self._active.task})
+        if self.conversation.get(item.id) is None:
+            return  # deleted while the reply before it played (a backchannel): not answered
         spec = self._spec(None, None)
         spec.input_audio_ms = c.audio_ms
         spec.metadata["localvoice_stt_wait_ms"] = f"{stt_ms:.0f}"

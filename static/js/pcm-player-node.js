@@ -69,6 +69,11 @@ export class PcmPlayerNode extends AudioWorkletNode {
     return true;
   }
 
+  // Pause where playback is (held true), or go on from there (false); nothing is dropped.
+  hold(held) {
+    this.port.postMessage({ type: 'hold', held });
+  }
+
   // Stop at once. Resolves to {item_id, played_ms} of what was playing, or null if nothing was.
   clear() {
     const id = this._nextClearId++;

@@ -249,3 +249,13 @@ def test_transcription_without_language_or_phrases() -> None:
     config = dataclasses.replace(BASE, input_transcription_language="", phrase_list=())
     assert transcription_build(config) == {"model": "azure-speech"}
     assert transcription_build(dataclasses.replace(config, input_transcription_model="")) is None
+
+
+def test_with_backchannels_this_service_decides_barge_in_not_the_upstream() -> None:
+    config = dataclasses.replace(BASE, backchannels=True)
+    detection = session_request_build(config)["turn_detection"]
+    assert detection["interrupt_response"] is False
+    assert detection["create_response"] is True
+    # Without a transcript there is nothing to decide from: the upstream barges in as before.
+    untranscribed = dataclasses.replace(config, input_transcription_model="")
+    assert session_request_build(untranscribed)["turn_detection"]["interrupt_response"] is True

@@ -3,6 +3,8 @@
 // Port messages in:  {type: 'chunk', pcm: Int16Array, itemId}   (transferred)
 //                    {type: 'end', itemId}      no more audio for that item: play what is buffered
 //                    {type: 'clear', id}        stop now; answered with 'cleared'
+//                    {type: 'hold', held}       pause where it is (a short fade, nothing dropped)
+//                                               or go on from there
 // Port messages out: {type: 'cleared', id, itemId, playedMs}   itemId null if nothing was playing
 //                    {type: 'started'}          playback (re)started after buffering
 //                    {type: 'drained', received, underruns}   the buffer ran empty while playing
@@ -16,6 +18,7 @@ import { FirLowPass } from './fir-low-pass.js';
 const START_THRESHOLD_MS = 80; // jitter buffer: start after this much audio is queued...
 const MAX_WAIT_MS = 150; // ...or after this long with something queued and nothing new arriving
 const START_THRESHOLD = (SOURCE_SAMPLE_RATE * START_THRESHOLD_MS) / 1000;
+const FADE_MS = 10; // hold and resume fade over this long: no click
 
 class PcmPlayerProcessor extends AudioWorkletProcessor {
   constructor() {
@@ -39,6 +42,9 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     this.itemPlayed = 0; // source samples of currentItem played so far
     this.endedItem = null;
     this.underruns = 0;
+    this.held = false;
+    this.level = 1; // the hold fade: 0 silent (held), 1 full
+    this.fadeStep = 1000 / (sampleRate * FADE_MS);
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -54,6 +60,8 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
       this.endedItem = data.itemId;
     } else if (data.type === 'clear') {
       this.clear(data.id);
+    } else if (data.type === 'hold') {
+      this.held = Boolean(data.held);
     }
   }
 
@@ -77,6 +85,8 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     this.prev = this.cur = this.frac = 0;
     this.currentItem = null;
     this.itemPlayed = 0;
+    this.held = false;
+    this.level = 1;
     if (this.fir) this.fir.reset();
     const playedMs = Math.round((played * 1000) / SOURCE_SAMPLE_RATE);
     this.port.postMessage({ type: 'cleared', id, itemId, playedMs, received: this.received });
@@ -127,9 +137,14 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
       this.port.postMessage({ type: 'started' });
     }
     const step = this.step;
+    const target = this.held ? 0 : 1;
     for (let i = 0; i < frames; i++) {
       let y = 0;
-      if (this.playing) {
+      if (this.level !== target) {
+        this.level = target > this.level ? Math.min(1, this.level + this.fadeStep) : Math.max(0, this.level - this.fadeStep);
+      }
+      // Held and faded out: the queue stays where it is until resumed.
+      if (this.playing && this.level > 0) {
         y = this.prev + this.frac * (this.cur - this.prev);
         this.frac += step;
         while (this.frac >= 1) {
@@ -148,6 +163,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
           this.cur = next;
         }
       }
+      y *= this.level;
       out[i] = this.fir === null ? y : this.fir.push(y);
     }
     for (let c = 1; c < output.length; c++) output[c].set(out);

@@ -271,3 +271,27 @@ async def test_client_cancel_and_manual_commit_without_vad(client):
     assert response["status"] == "cancelled"
     assert response["status_details"]["reason"] == "client_cancelled"
     chat.gate.set()
+
+
+async def test_a_turn_deleted_while_the_reply_before_it_plays_gets_no_reply(client):
+    """Without interrupt_response the reply plays on and the next turn's reply waits behind it;
+    a turn deleted meanwhile (the service's backchannel, issue 21) is not answered."""
+    chat = FakeChat()
+    chat.gate = threading.Event()
+    c = client(llm=chat)
+    turn = {"type": "server_vad", "create_response": True, "interrupt_response": False}
+    await c.send({"type": "session.update", "session": {"turn_detection": turn}})
+    await c.speak(600)
+    await c.pause(800)
+    await c.wait_for("response.created")
+    await c.speak(300)
+    await c.pause(800)
+    await c.wait_for("conversation.item.input_audio_transcription.completed", count=2)
+    second = c.of("input_audio_buffer.committed")[1]["item_id"]
+    await c.send({"type": "conversation.item.delete", "item_id": second})
+    await c.wait_for("conversation.item.deleted")
+    chat.gate.set()
+    await c.wait_for("response.done")
+    assert c.of("response.done")[0]["response"]["status"] == "completed"
+    await asyncio.sleep(0.3)  # the queued reply would have started by now
+    assert len(c.of("response.created")) == 1, c.types()
