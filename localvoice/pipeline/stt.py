@@ -40,6 +40,8 @@ NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 # Whisper allows 223 prompt tokens; a phrase list is cut well before that.
 MAX_PROMPT_TOKENS = 120
+# With several allowed languages, decode in this many (the likeliest) and keep the best.
+MAX_DECODED_LANGUAGES = 3
 
 
 BASE_PARTS = (
@@ -175,37 +177,55 @@ class WhisperStt:
                 ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
                 to_cpu=False,
             )
-            language = languages[0]
+            candidates = languages
             if len(languages) > 1:
-                language = _likeliest(whisper.model.model.detect_language(encoded)[0], languages)
-            tokenizer = whisper.tokenizer(language)
-            # The phrase list goes in as "previous text" (faster-whisper's hotwords and
-            # initial_prompt both do this): Whisper then prefers those spellings.
-            prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + phrases)[:MAX_PROMPT_TOKENS]]
-            prompt = prompt if phrases else []
-            prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-            result = whisper.model.model.generate(
-                encoded,
-                [prompt],
-                beam_size=1,
-                max_length=len(prompt) + limit,
-                return_no_speech_prob=True,
-                return_scores=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-            )[0]
+                candidates = _candidates(whisper.model.model.detect_language(encoded)[0], languages)
+            best: tuple[float, str, bool] | None = None
+            for language in candidates:
+                decoded = self._generate(whisper, encoded, language, phrases, limit)
+                if best is None or decoded[0] > best[0]:
+                    best = decoded
+        assert best is not None
+        return best[1], best[2]
+
+    def _generate(
+        self, whisper: _Whisper, encoded: object, language: str, phrases: str, limit: int
+    ) -> tuple[float, str, bool]:
+        """(score, text, whether the token limit was hit) of one decoding in ``language``."""
+        tokenizer = whisper.tokenizer(language)
+        # The phrase list goes in as "previous text" (faster-whisper's hotwords and
+        # initial_prompt both do this): Whisper then prefers those spellings.
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + phrases)[:MAX_PROMPT_TOKENS]]
+        prompt = prompt if phrases else []
+        prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        result = whisper.model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=len(prompt) + limit,
+            return_no_speech_prob=True,
+            return_scores=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        score = float(result.scores[0])
         # faster-whisper's rule: silence is a high no-speech probability *and* a low score.
-        if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.scores[0] < LOGPROB_THRESHOLD:
-            return "", False
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD and score < LOGPROB_THRESHOLD:
+            return score, "", False
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-        return str(tokenizer.decode(tokens)).strip(), len(tokens) >= limit
+        return score, str(tokenizer.decode(tokens)).strip(), len(tokens) >= limit
 
 
-def _likeliest(scores: list[tuple[str, float]], languages: list[str]) -> str:
-    """The allowed language Whisper finds likeliest (scores are ``("<|fr|>", p)`` pairs)."""
+def _candidates(scores: list[tuple[str, float]], languages: list[str]) -> list[str]:
+    """The allowed languages to decode in, likeliest first (the best-scored text wins).
+
+    Whisper's language detection alone is unreliable on a short utterance (it took a French
+    question for English 4 to 1), so up to ``MAX_DECODED_LANGUAGES`` are all decoded.
+    ``scores`` are ``("<|fr|>", p)`` pairs.
+    """
     allowed = {f"<|{code}|>": code for code in languages}
-    best = max((p, allowed[token]) for token, p in scores if token in allowed)
-    return best[1]
+    ranked = sorted(((p, allowed[t]) for t, p in scores if t in allowed), reverse=True)
+    return [code for _, code in ranked][:MAX_DECODED_LANGUAGES] or languages[:1]
 
 
 def _trim_repeat(text: str) -> str:
