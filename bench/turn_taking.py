@@ -14,7 +14,7 @@ in the pause). **Latency** is the end of the last speech sample sent -> the firs
 ``response.audio.delta`` (the response is then cancelled: the reply's length does not matter).
 The detector's CPU comes from ``/healthz`` (thread CPU time of Smart Turn's calls).
 
-    taskset -c 0,1 .venv/bin/python -m bench.turn_taking                  # 30 + 30 per voice set
+    taskset -c 0,1 .venv/bin/python -m bench.turn_taking       # Piper 30 + 30, espeak 10 + 10
     .venv/bin/python -m bench.turn_taking --per-set 6 --voices piper      # quick look
 """
 
@@ -133,10 +133,10 @@ def soxr_24k(audio: np.ndarray) -> np.ndarray:
     return np.asarray(soxr.resample(audio, 16000, RATE), dtype=np.float32)
 
 
-def build_sets(per_set: int, voice_sets: list[str]) -> list[Utterance]:
-    """``per_set`` paused and ``per_set`` complete utterances per voice set, voices rotated."""
+def build_sets(sizes: dict[str, int]) -> list[Utterance]:
+    """``sizes[set]`` paused and as many complete utterances per voice set, voices rotated."""
     out: list[Utterance] = []
-    for name in voice_sets:
+    for name, per_set in sizes.items():
         voices = VOICE_SETS[name]
         for i in range(per_set):
             voice = voices[i % len(voices)]
@@ -212,7 +212,8 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-set", type=int, default=30, help="paused and complete per voice set")
+    parser.add_argument("--per-set", type=int, default=30, help="paused and complete, Piper set")
+    parser.add_argument("--espeak-per-set", type=int, default=10, help="the same, espeak set")
     parser.add_argument("--voices", default="piper,espeak", help="voice sets: piper, espeak")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="configurations to compare")
     parser.add_argument("--endpoint", help="use this localvoice instead of starting one")
@@ -221,7 +222,8 @@ def main() -> None:
     voice_sets = args.voices.split(",")
     configs = args.configs.split(",")
     built = time.perf_counter()
-    utterances = build_sets(args.per_set, voice_sets)
+    sizes = {"piper": args.per_set, "espeak": args.espeak_per_set}
+    utterances = build_sets({name: sizes[name] for name in voice_sets})
     print(f"{len(utterances)} utterances synthesised in {time.perf_counter() - built:.0f} s")
     server = None if args.endpoint else LocalVoiceProcess("--no-auth").start(timeout=300)
     endpoint = args.endpoint or (server.endpoint if server else "")

@@ -11,7 +11,9 @@ Latency tricks (see docs/localvoice.md):
 With semantic end of turn (``TurnDetection.semantic``), once a pause has lasted
 ``CHECK_AFTER_MS`` (or ``silence_duration_ms`` if shorter) the end-of-turn model judges the
 turn's audio. The turn ends at ``silence_duration_ms`` of silence if the model found it complete
-(P(complete) >= the ``threshold_level``'s), else at ``max(timeout_ms, silence_duration_ms)``.
+(P(complete) >= the ``threshold_level``'s) and the pause's speculative transcript does not stop
+on a word that needs a next one (``unfinished.py``), else at ``max(timeout_ms,
+silence_duration_ms)``.
 Server VAD ends it at ``silence_duration_ms`` whatever was said.
 
 ``AudioInput`` is the models' ``signals.SessionInput``; ``--echo`` has its own
@@ -38,6 +40,7 @@ from localvoice.protocol.events import ErrorCode, new_id
 from localvoice.protocol.transcription import stt_languages, stt_phrases
 from localvoice.protocol.turn_detection import TurnDetection
 from localvoice.turns.fillers import strip_fillers
+from localvoice.turns.futures import log_failure, mapped, result_or_none
 from localvoice.turns.signals import (
     Committed,
     Signal,
@@ -46,6 +49,7 @@ from localvoice.turns.signals import (
     SpeechStarted,
     SpeechStopped,
 )
+from localvoice.turns.unfinished import sounds_unfinished
 
 logger = logging.getLogger(__name__)
 
@@ -250,14 +254,19 @@ class AudioInput:
             return silent_ms >= turn.silence_duration_ms
         if self._check is None and silent_ms >= min(CHECK_AFTER_MS, turn.silence_duration_ms):
             check = self._pipeline.turn_complete(self._audio(self._segment_start, end))
-            check.add_done_callback(_log_failure)  # also read when the pause is over first
+            check.add_done_callback(log_failure)  # also read when the pause is over first
             self._check = (self._last_speech_end, check)
         if silent_ms >= max(turn.eou_timeout_ms, turn.silence_duration_ms):
             return True
         if silent_ms < turn.silence_duration_ms or self._check is None:
             return False
         check = self._check[1]
-        if not check.done():
+        heard = self._speculative[1] if self._speculative is not None else None
+        if not check.done() or (heard is not None and not heard.done()):
+            return False
+        text = result_or_none(heard) if heard is not None else None
+        if text and sounds_unfinished(text):
+            logger.debug("end of turn: %r sounds unfinished", text)
             return False
         if check.cancelled() or check.exception() is not None:
             logger.warning("end-of-turn check failed: the pause ends the turn")
@@ -274,7 +283,7 @@ class AudioInput:
         future = self._pipeline.transcribe(audio, self._stt_options)
         if self.turn is None or not self.turn.remove_filler_words:
             return future
-        return _mapped(future, strip_fillers)
+        return mapped(future, strip_fillers)
 
     def _speculate(self) -> None:
         _, audio = self._speech_audio()
@@ -360,29 +369,6 @@ class AudioInput:
         if not self._closed:
             self._closed = True
             self._pipeline.vad.release(self._vad)
-
-
-def _log_failure(future: asyncio.Future[float]) -> None:
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        logger.error("end-of-turn model failed: %r", exc)
-
-
-def _mapped(future: asyncio.Future[str], change: Callable[[str], str]) -> asyncio.Future[str]:
-    """A future of ``change(result)``; failures and cancellation pass through."""
-    out: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def done(fut: asyncio.Future[str]) -> None:
-        if out.done():
-            return
-        if fut.cancelled():
-            out.cancel()
-        elif (exc := fut.exception()) is not None:
-            out.set_exception(exc)
-        else:
-            out.set_result(change(fut.result()))
-
-    future.add_done_callback(done)
-    return out
 
 
 # Keeps fire-and-forget partial-transcript tasks alive until they finish (RUF006).

@@ -136,3 +136,14 @@ async def test_language_and_phrase_list_reach_the_stt(client):
     await c.pause(800)
     await c.wait_for("conversation.item.input_audio_transcription.completed")
     assert stt.options[-1] == SttOptions(languages=("fr",), phrases=("Contoso",))
+
+
+async def test_a_transcript_stopping_on_a_dangling_word_waits_whatever_the_model_says(client):
+    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
+    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
+    c = await client(turn, stt=FakeStt("I would like a table for"), end_of_turn=FakeTurnModel(0.99))
+    await c.speak(600)
+    await c.pause(1000)
+    assert c.of("input_audio_buffer.committed") == []
+    await c.pause(400)
+    await c.wait_for("input_audio_buffer.committed")  # the timeout still ends it
