@@ -74,18 +74,28 @@ VOICE_SETS = {
     "espeak": ["en-us", "en-gb", "en-us+f3"],
 }
 PAUSES_MS = [600, 800, 1000, 1200, 1500]
-CONFIGS: dict[str, dict[str, Any]] = {
-    "server_vad_500": {"type": "server_vad", "silence_duration_ms": 500},
-    "semantic": {
+
+
+def _semantic(silence_ms: int, level: str) -> dict[str, Any]:
+    return {
         "type": "azure_semantic_vad",
-        "silence_duration_ms": 500,
+        "silence_duration_ms": silence_ms,
         "end_of_utterance_detection": {
             "model": "semantic_detection_v1",
-            "threshold_level": "default",
+            "threshold_level": level,
             "timeout_ms": 2000,
         },
-    },
+    }
+
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "server_vad_500": {"type": "server_vad", "silence_duration_ms": 500},
+    "semantic": _semantic(500, "default"),
+    # Not in the default run (--configs): a stricter level, and a shorter pause.
+    "semantic_high": _semantic(500, "high"),
+    "semantic_300": _semantic(300, "default"),
 }
+DEFAULT_CONFIGS = "server_vad_500,semantic"
 
 
 @dataclass
@@ -215,7 +225,7 @@ def main() -> None:
     parser.add_argument("--per-set", type=int, default=30, help="paused and complete, Piper set")
     parser.add_argument("--espeak-per-set", type=int, default=10, help="the same, espeak set")
     parser.add_argument("--voices", default="piper,espeak", help="voice sets: piper, espeak")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="configurations to compare")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--endpoint", help="use this localvoice instead of starting one")
     parser.add_argument("--json", action="store_true", help="print every outcome")
     args = parser.parse_args()
