@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 
 import numpy as np
 import pytest
@@ -35,13 +34,10 @@ def piper(text: str) -> bytes:
     """The bundled Piper voice at 24 kHz, trimmed (Smart Turn judges prosody: not espeak's)."""
     import soxr
 
-    from localvoice.pipeline.tts import PiperTts
-
     tts = _tts()
     pcm = tts.synthesize(text, voice="joe", length_scale=None)
     audio = soxr.resample(pcm.astype(np.float32) / 32768.0, tts.sample_rate("joe"), RATE)
     loud = np.flatnonzero(np.abs(audio) > 0.01)
-    assert isinstance(tts, PiperTts)
     return (audio[loud[0] : loud[-1]] * 32767).astype("<i2").tobytes()
 
 
@@ -174,10 +170,8 @@ async def test_timeout_ms_ends_a_turn_the_model_finds_unfinished(localvoice_mode
     fragment = piper("What is the weather like in")
     session = {"turn_detection": {**semantic(timeout_ms=900), "create_response": False}}
     async with voicelive_session(localvoice_models, session) as conn:
-        started = time.perf_counter()
         await send_audio(conn, silence(300) + fragment + silence(2000), speed=1.0)
         stopped = await next_event(conn, "input_audio_buffer.speech_stopped", timeout=5)
-        assert time.perf_counter() - started < 10
     speech_end_ms = 300 + len(fragment) / 2 / RATE * 1000
     waited = stopped.audio_end_ms - speech_end_ms
     assert 800 <= waited <= 1200, waited
