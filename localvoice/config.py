@@ -28,6 +28,7 @@ class ServerConfig:
             or ``base``.
         vad: the VAD stage (no flag: ``silero``).
         tts: the text-to-speech stage (no flag: ``piper``).
+        end_of_turn: the semantic end-of-turn model (no flag: ``smart-turn-v3.2``).
         llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
@@ -51,6 +52,7 @@ class ServerConfig:
     stt: str = "tiny.en"
     vad: str = "silero"
     tts: str = "piper"
+    end_of_turn: str = "smart-turn-v3.2"
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)

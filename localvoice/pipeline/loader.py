@@ -34,7 +34,7 @@ def _timed(label: str, seconds: dict[str, float], load: Callable[[], T]) -> T:
 
 
 def load_pipeline(config: ServerConfig) -> Pipeline:
-    """Import, load and warm up VAD, STT, LLM and TTS.
+    """Import, load and warm up VAD, STT, LLM, TTS and the end-of-turn model.
 
     Args:
         config: the server settings (``vad``, ``stt``, ``llm``, ``tts`` and their options).
@@ -57,6 +57,7 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
     stt = registry.choose(registry.STT, "--stt", config.stt)
     llm = registry.choose(registry.LLM, "LLM engine", engine)
     tts = registry.choose(registry.TTS, "TTS", config.tts)
+    end_of_turn = registry.choose(registry.END_OF_TURN, "end-of-turn model", config.end_of_turn)
     # Packaged weights first: a missing or damaged package fails before anything slow loads.
     path: Path | None = config.llm_model
     if path is None and not config.llm_url:
@@ -68,6 +69,7 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
     chat_model = _timed("llm", seconds, lambda: llm(config, chat_format, path))
     logger.info("chat model: %s", chat_model.name)
     tts_model = _timed("tts", seconds, lambda: tts(config))
+    turn_model = _timed("end_of_turn", seconds, lambda: end_of_turn(config))
     # Loaded now, so a session that asks for echo cancellation never finds it missing.
     echo = check_available()
     logger.info("echo cancellation: %s; noise suppression: %s", echo, SpeexNoise.name)
@@ -76,6 +78,7 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
         stt=stt_model,
         llm=chat_model,
         tts=tts_model,
+        end_of_turn=turn_model,
         load_seconds=seconds,
         input_cleanup={"echo_cancellation": echo, "noise_reduction": SpeexNoise.name},
         first_chunk_words=config.first_chunk_words,

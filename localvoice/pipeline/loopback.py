@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from localvoice.pipeline.llms.base import ChatFormat
-from localvoice.pipeline.stages import ChatStats, Pipeline
+from localvoice.pipeline.stages import ChatStats, Pipeline, SttOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,7 +48,7 @@ class NoStt:
 
     name = "none"
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], options: SttOptions | None = None) -> str:
         """Nothing."""
         return ""
 

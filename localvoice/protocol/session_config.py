@@ -1,30 +1,30 @@
-"""The session configuration a client sends: ``session.update`` merged, validated and echoed."""
+"""The session configuration a client sends: ``session.update`` merged, validated and echoed.
+
+``turn_detection`` is checked in ``turn_detection.py``, ``input_audio_transcription`` in
+``transcription.py``.
+"""
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from localvoice.protocol.errors import ProtocolError
 from localvoice.protocol.events import ErrorCode, new_id
 from localvoice.protocol.tools import ToolError, validate_tool_choice, validate_tools
+from localvoice.protocol.transcription import validate_transcription
+from localvoice.protocol.turn_detection import (
+    VAD_DEFAULTS,
+    TurnDetection,
+    effective,
+    validate_turn_detection,
+)
 from localvoice.protocol.voices import VoiceError, VoiceMap
 
-VAD_TYPES = frozenset(
-    {"server_vad", "azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual"}
-)
 INPUT_RATES = frozenset({8000, 16000, 24000})
 OUTPUT_FORMATS = {"pcm16": 24000, "pcm16_16000hz": 16000, "pcm16_8000hz": 8000}
 LEGACY_OUTPUT_FORMATS = {"pcm16-16000hz": "pcm16_16000hz", "pcm16-8000hz": "pcm16_8000hz"}
-VAD_DEFAULTS: dict[str, Any] = {
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 500,
-    "create_response": True,
-    "interrupt_response": True,
-}
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly voice assistant. Answer in one or two short, plain sentences."
 )
@@ -36,39 +36,11 @@ NOISE_REDUCTION_TYPES = frozenset({"azure_deep_noise_suppression", "near_field",
 ECHO_CANCELLATION_TYPES = frozenset({"server_echo_cancellation"})
 
 
-@dataclass(frozen=True, slots=True)
-class TurnDetection:
-    """Effective server-side turn detection settings."""
-
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
-    create_response: bool = True
-    interrupt_response: bool = True
-
-
 def _number(value: Any, field: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         msg = f"{field} must be a number between {low} and {high}"
         raise ProtocolError(ErrorCode.INVALID_VALUE, msg, field)
     return float(value)
-
-
-def _turn_detection(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        msg = "turn_detection must be an object or null"
-        raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "session.turn_detection")
-    kind = value.get("type", "server_vad")
-    if kind not in VAD_TYPES:
-        msg = f"turn_detection.type must be one of {sorted(VAD_TYPES)}"
-        raise ProtocolError(ErrorCode.INVALID_VALUE, msg, "session.turn_detection.type")
-    merged = {**VAD_DEFAULTS, **value, "type": kind}
-    _number(merged["threshold"], "session.turn_detection.threshold", 0.0, 1.0)
-    _number(merged["prefix_padding_ms"], "session.turn_detection.prefix_padding_ms", 0, 5000)
-    _number(merged["silence_duration_ms"], "session.turn_detection.silence_duration_ms", 0, 10000)
-    return merged
 
 
 def _typed(value: Any, types: frozenset[str], param: str) -> dict[str, Any] | None:
@@ -132,7 +104,9 @@ class SessionConfig:
             if key in {"id", "object", "expires_at", "model"}:
                 continue  # fixed for the connection, as on the service
             if key == "turn_detection":
-                new[key] = _turn_detection(value)
+                new[key] = validate_turn_detection(value)
+            elif key == "input_audio_transcription":
+                new[key] = validate_transcription(value)
             elif key == "voice":
                 try:
                     self.voice_map.validate(value)
@@ -182,15 +156,7 @@ class SessionConfig:
     def turn_detection(self) -> TurnDetection | None:
         """The effective VAD settings, or ``None`` when the client commits manually."""
         td = self.data.get("turn_detection")
-        if not td:
-            return None
-        return TurnDetection(
-            threshold=float(td["threshold"]),
-            prefix_padding_ms=int(td["prefix_padding_ms"]),
-            silence_duration_ms=int(td["silence_duration_ms"]),
-            create_response=bool(td.get("create_response", True)),
-            interrupt_response=bool(td.get("interrupt_response", True)),
-        )
+        return effective(td) if td else None
 
     @property
     def input_rate(self) -> int:

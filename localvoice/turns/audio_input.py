@@ -8,6 +8,14 @@ Latency tricks (see docs/localvoice.md):
   so the transcript is usually ready by the time the silence hang-over ends (and the session
   can prepare the reply meanwhile); speech that resumes discards the guess.
 
+With semantic end of turn (``TurnDetection.semantic``), once a pause has lasted
+``CHECK_AFTER_MS`` (or ``silence_duration_ms`` if shorter) the end-of-turn model judges the
+turn's audio. The turn ends at ``silence_duration_ms`` of silence if the model found it complete
+(P(complete) >= the ``threshold_level``'s) and the pause's speculative transcript does not stop
+on a word that needs a next one (``unfinished.py``), else at ``max(timeout_ms,
+silence_duration_ms)``.
+Server VAD ends it at ``silence_duration_ms`` whatever was said.
+
 ``AudioInput`` is the models' ``signals.SessionInput``; ``--echo`` has its own
 (``echo_input.py``).
 """
@@ -26,10 +34,13 @@ import numpy.typing as npt
 import soxr
 
 from localvoice.pipeline.cleanup import InputCleanup
-from localvoice.pipeline.stages import PIPELINE_RATE, Pipeline
+from localvoice.pipeline.stages import PIPELINE_RATE, Pipeline, SttOptions
 from localvoice.protocol.errors import ProtocolError
 from localvoice.protocol.events import ErrorCode, new_id
-from localvoice.protocol.session_config import TurnDetection
+from localvoice.protocol.transcription import stt_languages, stt_phrases
+from localvoice.protocol.turn_detection import TurnDetection
+from localvoice.turns.fillers import strip_fillers
+from localvoice.turns.futures import log_failure, mapped, result_or_none
 from localvoice.turns.signals import (
     Committed,
     Signal,
@@ -38,6 +49,7 @@ from localvoice.turns.signals import (
     SpeechStarted,
     SpeechStopped,
 )
+from localvoice.turns.unfinished import sounds_unfinished
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +62,9 @@ MAX_MANUAL_BUFFER_MS = 15 * 60_000
 TAIL_MS = 64
 # Speculate once a pause has lasted this long: shorter pauses are mostly gaps between words.
 SPECULATE_AFTER_MS = 64
+# Ask the end-of-turn model once a pause has lasted this long (Smart Turn is trained on audio
+# that ends about 200 ms after the speech; pipecat runs it after a 200 ms VAD stop).
+CHECK_AFTER_MS = 200
 
 
 class AudioInput:
@@ -78,6 +93,7 @@ class AudioInput:
         self._total = 0  # absolute samples received (16 kHz)
         self.cleanup = InputCleanup(pipeline.echo_mute)
         self.turn: TurnDetection | None = TurnDetection()
+        self._stt_options = SttOptions()
         self._reset_turn()
 
     def _reset_turn(self) -> None:
@@ -90,6 +106,8 @@ class AudioInput:
         self._speculative: tuple[int, asyncio.Future[str]] | None = None
         self._last_partial = 0
         self._partial_busy = False
+        # The end-of-turn model's check of the current pause: (pause's last speech, future).
+        self._check: tuple[int, asyncio.Future[float]] | None = None
 
     def configure(self, rate: int, turn: TurnDetection | None, session: dict[str, Any]) -> None:
         """Follow the session's input rate, turn detection and input clean-up settings.
@@ -97,6 +115,7 @@ class AudioInput:
         A change between VAD and manual commits mid-turn resets the turn.
         """
         self.cleanup.configure(session)
+        self._stt_options = SttOptions(stt_languages(session), stt_phrases(session))
         if rate != self._rate:
             self._rate = rate
             self._resampler = None
@@ -187,9 +206,11 @@ class AudioInput:
                 self._speech_run = 0
                 return []
             self._speech_run += 1
-            if self._speech_run < MIN_SPEECH_WINDOWS:
+            window_ms = self._vad.window_samples // SAMPLES_PER_MS
+            needed = max(MIN_SPEECH_WINDOWS, -(-turn.speech_duration_ms // window_ms))
+            if self._speech_run < needed:
                 return []
-            speech_start = start - (MIN_SPEECH_WINDOWS - 1) * self._vad.window_samples
+            speech_start = start - (needed - 1) * self._vad.window_samples
             self._speaking = True
             self._item_id = new_id("item")
             self._segment_start = max(
@@ -202,6 +223,7 @@ class AudioInput:
         if prob >= turn.threshold:
             self._last_speech_end = end
             self._silence_start = None
+            self._check = None
             if self._speculative is not None:
                 self._speculative = None  # they kept talking: the guess is stale
                 signals.append(SpeechResumed(self._item_id))
@@ -220,19 +242,48 @@ class AudioInput:
         # The hang-over counts from the last window that was speech, not from the first one
         # below the lower threshold: Silero's probability takes a window or two to fall.
         silent_for = end - self._last_speech_end if self._silence_start is not None else 0
-        if too_long or (
-            self._silence_start is not None
-            and silent_for >= turn.silence_duration_ms * SAMPLES_PER_MS
-        ):
+        if too_long or self._turn_over(turn, silent_for // SAMPLES_PER_MS, end):
             return signals + self._endpoint(end)
         return signals
+
+    def _turn_over(self, turn: TurnDetection, silent_ms: int, end: int) -> bool:
+        """Whether a pause of ``silent_ms`` ends the turn (the rule in the module docstring)."""
+        if self._silence_start is None:
+            return False
+        if not turn.semantic or self._pipeline.end_of_turn is None:
+            return silent_ms >= turn.silence_duration_ms
+        if self._check is None and silent_ms >= min(CHECK_AFTER_MS, turn.silence_duration_ms):
+            check = self._pipeline.turn_complete(self._audio(self._segment_start, end))
+            check.add_done_callback(log_failure)  # also read when the pause is over first
+            self._check = (self._last_speech_end, check)
+        if silent_ms >= max(turn.eou_timeout_ms, turn.silence_duration_ms):
+            return True
+        if silent_ms < turn.silence_duration_ms or self._check is None:
+            return False
+        check = self._check[1]
+        heard = self._speculative[1] if self._speculative is not None else None
+        if not check.done() or (heard is not None and not heard.done()):
+            return False
+        text = result_or_none(heard) if heard is not None else None
+        if text and sounds_unfinished(text):
+            logger.debug("end of turn: %r sounds unfinished", text)
+            return False
+        if check.cancelled() or check.exception() is not None:
+            logger.warning("end-of-turn check failed: the pause ends the turn")
+            return True
+        probability = check.result()
+        logger.debug("end of turn: P(complete) %.2f after %d ms", probability, silent_ms)
+        return probability >= turn.eou_threshold
 
     def _speech_audio(self) -> tuple[int, npt.NDArray[np.float32]]:
         end = min(self._total, self._last_speech_end + TAIL_MS * SAMPLES_PER_MS)
         return end, self._audio(self._segment_start, end)
 
     def _transcribe(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[str]:
-        return self._pipeline.transcribe(audio)
+        future = self._pipeline.transcribe(audio, self._stt_options)
+        if self.turn is None or not self.turn.remove_filler_words:
+            return future
+        return mapped(future, strip_fillers)
 
     def _speculate(self) -> None:
         _, audio = self._speech_audio()
@@ -269,10 +320,22 @@ class AudioInput:
         audio_ms = self._ms(end - self._segment_start)
         self._pcm_start, self._pcm = end, self._pcm[end - self._pcm_start :]
         self._reset_turn()
-        return [
-            SpeechStopped(item_id, self._ms(end)),
-            Committed(item_id, audio_ms, transcript, by_vad=True),
-        ]
+        stopped = SpeechStopped(item_id, self._ms(end))
+        if self._only_fillers(transcript):
+            logger.debug("turn %s held only filler words: not committed", item_id)
+            return [stopped]
+        return [stopped, Committed(item_id, audio_ms, transcript, by_vad=True)]
+
+    def _only_fillers(self, transcript: asyncio.Future[str]) -> bool:
+        """With ``remove_filler_words``, a turn whose (known) transcript is empty is no turn."""
+        return (
+            self.turn is not None
+            and self.turn.remove_filler_words
+            and transcript.done()
+            and not transcript.cancelled()
+            and transcript.exception() is None
+            and not transcript.result()
+        )
 
     def commit(self) -> Committed | None:
         """Commit the buffer by hand; ``None`` when it holds no audio."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from localvoice.protocol.events import new_id
-from localvoice.protocol.session_config import TurnDetection
+from localvoice.protocol.turn_detection import TurnDetection
 from localvoice.turns.signals import Committed, Echoed, Signal
 
 

@@ -76,6 +76,8 @@ class ResponseRun:
         self.audio = "audio" in spec.modalities
         self._spoken: list[str] = []
         self._audio_ms = 0.0
+        self._first_audio_at: float | None = None  # when the client started playing, roughly
+        self._cancelled_at: float | None = None
         self._created = time.perf_counter()
         self._timings: dict[str, float] = {}
         self.task: asyncio.Task[None] | None = None
@@ -132,6 +134,7 @@ class ResponseRun:
         """Stop generating and synthesising now; ``run`` then finishes as cancelled."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
+            self._cancelled_at = time.perf_counter()
         self._reply.stop()
         if self.task is not None and not self._finishing:
             self.task.cancel()
@@ -209,6 +212,7 @@ class ResponseRun:
     async def _deliver(self, event: Event) -> None:
         if event["type"] == "response.audio.delta":
             if "first_audio" not in self._timings:
+                self._first_audio_at = time.perf_counter()
                 self._mark("first_audio")
                 if self.started_after is not None:
                     self._mark("endpoint_to_first_audio", self.started_after)
@@ -251,6 +255,24 @@ class ResponseRun:
             self._echo[1]()  # the client drops what it has not played
         await self._ensure_message()
         await self._finish(part_type, status, details)
+        if self.cancel_reason == "turn_detected" and self.spec.auto_truncate:
+            await self._truncate_to_played()
+
+    async def _truncate_to_played(self) -> None:
+        """``auto_truncate``: the user interrupted, so keep only what they can have heard.
+
+        The client is assumed to play the audio in real time from the first delta on (as the
+        echo reference does): heard = time from the first delta to the barge-in, at most the
+        audio sent.
+        """
+        if not self.audio or self._first_audio_at is None or self._discarded or self._held:
+            return
+        played = ((self._cancelled_at or time.perf_counter()) - self._first_audio_at) * 1000
+        heard = int(min(self.item.audio_ms, max(0.0, played)))
+        if heard >= self.item.audio_ms or self._conversation.get(self.item_id) is None:
+            return
+        self._conversation.truncate(self.item_id, 0, heard)
+        await self._send(events.item_truncated(self.item_id, 0, heard))
 
     def _part(self, part_type: str) -> dict[str, Any]:
         text = self._sep.join(self._spoken).strip()

@@ -32,6 +32,8 @@ class ResponseSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: Any = "auto"
+    #: On barge-in, cut the assistant item to the audio played (``turn_detection.auto_truncate``).
+    auto_truncate: bool = False
 
 
 def response_spec(
@@ -102,4 +104,5 @@ def response_spec(
         pre_generated=pre_text,
         tools=tools,
         tool_choice=tool_choice,
+        auto_truncate=bool(session.turn_detection and session.turn_detection.auto_truncate),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from localvoice.protocol.session_config import TurnDetection
+    from localvoice.protocol.turn_detection import TurnDetection
 
 
 @dataclass(slots=True)

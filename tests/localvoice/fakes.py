@@ -21,7 +21,7 @@ from localvoice.config import ServerConfig
 from localvoice.pipeline import registry
 from localvoice.pipeline.llms.base import ChatFormat
 from localvoice.pipeline.resample import ResampledSpeaker
-from localvoice.pipeline.stages import ChatStats, Pipeline
+from localvoice.pipeline.stages import ChatStats, Pipeline, SttOptions
 
 WINDOW = 512
 TTS_RATE = 16000
@@ -55,17 +55,36 @@ class FakeVad:
 
 
 class FakeStt:
-    """Transcribes every utterance as ``text``; ``heard`` counts the calls (partials included)."""
+    """Transcribes every utterance as ``text``; ``heard`` counts the calls (partials included).
+
+    ``options`` keeps the options of each call (language, phrase list).
+    """
 
     name = "fake stt"
 
     def __init__(self, text: str = "what time is it") -> None:
         self.text = text
         self.heard: list[int] = []
+        self.options: list[SttOptions | None] = []
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], options: SttOptions | None = None) -> str:
         self.heard.append(int(audio.size))
+        self.options.append(options)
         return self.text if audio.size else ""
+
+
+class FakeTurnModel:
+    """P(complete) is ``complete`` (change it between calls); ``calls`` counts the checks."""
+
+    name = "fake end of turn"
+
+    def __init__(self, complete: float = 0.9) -> None:
+        self.complete = complete
+        self.calls = 0
+
+    def probability(self, audio: npt.NDArray[np.float32]) -> float:
+        self.calls += 1
+        return self.complete
 
 
 class FakeChat:
@@ -141,6 +160,7 @@ def fake_pipeline(**stages: Any) -> Pipeline:
         "stt": FakeStt(),
         "llm": FakeChat(),
         "tts": FakeTts(),
+        "end_of_turn": FakeTurnModel(),
         **stages,
     }
     return Pipeline(**parts)
@@ -152,5 +172,8 @@ def fake_registry(monkeypatch: pytest.MonkeyPatch, **stages: Any) -> ServerConfi
     monkeypatch.setitem(registry.VAD, "fake", lambda config: pipeline.vad)
     monkeypatch.setitem(registry.STT, "fake", lambda config: pipeline.stt)
     monkeypatch.setitem(registry.TTS, "fake", lambda config: pipeline.tts)
+    monkeypatch.setitem(registry.END_OF_TURN, "fake", lambda config: pipeline.end_of_turn)
     monkeypatch.setitem(registry.LLM, "llama.cpp", lambda config, fmt, path: pipeline.llm)
-    return ServerConfig(vad="fake", stt="fake", tts="fake", llm_model=Path("fake.gguf"))
+    return ServerConfig(
+        vad="fake", stt="fake", tts="fake", end_of_turn="fake", llm_model=Path("fake.gguf")
+    )

@@ -40,3 +40,34 @@ def test_whisper_word_error_rate_on_espeak_speech(stt):
 
 def test_silence_transcribes_to_nothing_much(stt):
     assert len(stt.transcribe(np.zeros(16000, dtype=np.float32)).split()) <= 2
+
+
+def test_french_is_transcribed_in_french_when_the_session_says_so(stt):
+    from localvoice.pipeline.stages import SttOptions
+
+    french = pcm_to_float(speak("Quelle est la capitale de la France ?", 16000, voice="fr"))
+    assert "capitale" not in stt.transcribe(french).lower()  # tiny.en cannot do French
+    for languages in (("fr",), ("en", "fr")):
+        heard = stt.transcribe(french, SttOptions(languages=languages))
+        assert "capitale de la france" in heard.lower(), (languages, heard)
+    english = pcm_to_float(speak("What is the capital of France", 16000))
+    heard = stt.transcribe(english, SttOptions(("en", "fr")))
+    assert word_error_rate("What is the capital of France", heard) <= 0.2, heard
+
+
+def test_the_phrase_list_gives_product_names_their_spelling(tts, stt):
+    import soxr
+
+    from localvoice.pipeline.stages import SttOptions
+
+    names = ("Voxtrel", "Zyntra", "Klarvio")
+    sentences = [f"I would like to order a {n} speaker." for n in names]
+    with_list = 0
+    without = 0
+    for sentence, name in zip(sentences, names, strict=True):
+        pcm = tts.synthesize(sentence, voice="joe", length_scale=None)
+        audio = soxr.resample(pcm.astype(np.float32) / 32768.0, tts.sample_rate("joe"), 16000)
+        without += name in stt.transcribe(audio)
+        with_list += name in stt.transcribe(audio, SttOptions(phrases=names))
+    print(f"product names spelled right: {without}/3 without the list, {with_list}/3 with it")
+    assert with_list > without

@@ -1,0 +1,149 @@
+"""The turn engine's semantic end of turn, speech minimum, filler words, language and phrases.
+
+On fake stages (``tests/localvoice/fakes.py``): the fake end-of-turn model answers the
+probability it is given, so each rule of ``audio_input.py``'s docstring is checked exactly.
+The same behaviours over the real SDK and Smart Turn: ``tests/localvoice/test_turn_taking.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from localvoice.pipeline.stages import SttOptions
+from tests.localvoice.fakes import FakeStt, FakeTurnModel
+from tests.localvoice.server.test_session import Client
+
+SEMANTIC = {
+    "type": "azure_semantic_vad",
+    "silence_duration_ms": 500,
+    "end_of_utterance_detection": {"model": "semantic_detection_v1", "timeout_ms": 2000},
+}
+
+
+@pytest.fixture
+async def client():
+    made: list[Client] = []
+
+    async def make(turn_detection: dict[str, Any], **stages: Any) -> Client:
+        made.append(Client(**stages))
+        session = {"turn_detection": turn_detection, "input_audio_transcription": None}
+        await made[-1].send({"type": "session.update", "session": session})
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+async def test_a_pause_the_model_finds_unfinished_does_not_end_the_turn(client):
+    model = FakeTurnModel(complete=0.1)
+    c = await client(SEMANTIC, end_of_turn=model)
+    await c.speak(600)
+    await c.pause(1000)  # past silence_duration_ms, short of timeout_ms
+    assert c.of("input_audio_buffer.committed") == []
+    model.complete = 0.9
+    await c.speak(600)
+    await c.pause(800)
+    await c.wait_for("input_audio_buffer.committed")
+    assert len(c.of("input_audio_buffer.committed")) == 1
+    assert len(c.of("input_audio_buffer.speech_started")) == 1
+    assert model.calls == 2  # once per pause
+
+
+async def test_server_vad_ends_the_same_speech_at_the_first_pause(client):
+    model = FakeTurnModel(complete=0.1)
+    c = await client({"type": "server_vad", "silence_duration_ms": 500}, end_of_turn=model)
+    await c.speak(600)
+    await c.pause(1000)
+    await c.speak(600)
+    await c.pause(800)
+    await c.wait_for("input_audio_buffer.committed", 2)
+    assert model.calls == 0
+
+
+async def test_a_complete_turn_ends_at_silence_duration_ms(client):
+    c = await client(SEMANTIC, end_of_turn=FakeTurnModel(complete=0.6))
+    await c.speak(600)
+    await c.pause(700)
+    await c.wait_for("input_audio_buffer.committed")
+    stopped = c.of("input_audio_buffer.speech_stopped")[0]["audio_end_ms"]
+    assert 600 + 500 <= stopped < 600 + 700
+
+
+async def test_timeout_ms_bounds_the_wait(client):
+    turn = {**SEMANTIC, "end_of_utterance_detection": {**SEMANTIC["end_of_utterance_detection"]}}
+    turn["end_of_utterance_detection"]["timeout_ms"] = 1000
+    c = await client(turn, end_of_turn=FakeTurnModel(complete=0.0))
+    await c.speak(600)
+    await c.pause(900)
+    assert c.of("input_audio_buffer.committed") == []
+    await c.pause(400)
+    await c.wait_for("input_audio_buffer.committed")
+    stopped = c.of("input_audio_buffer.speech_stopped")[0]["audio_end_ms"]
+    assert 600 + 1000 <= stopped <= 600 + 1100
+
+
+async def test_the_threshold_level_sets_how_sure_the_model_must_be(client):
+    high = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
+    high["end_of_utterance_detection"]["threshold_level"] = "high"
+    c = await client(high, end_of_turn=FakeTurnModel(complete=0.6))  # medium would end it
+    await c.speak(600)
+    await c.pause(1200)
+    assert c.of("input_audio_buffer.committed") == []
+
+
+async def test_speech_shorter_than_speech_duration_ms_is_no_turn(client):
+    turn = {**SEMANTIC, "speech_duration_ms": 400}
+    c = await client(turn, end_of_turn=FakeTurnModel())
+    await c.speak(200)
+    await c.pause(800)
+    assert c.of("input_audio_buffer.speech_started") == []
+    await c.speak(600)
+    await c.pause(800)
+    await c.wait_for("input_audio_buffer.committed")
+
+
+async def test_filler_words_are_removed_from_the_transcript(client):
+    turn = {**SEMANTIC, "remove_filler_words": True}
+    c = await client(turn, stt=FakeStt("Um, what time is it, uh?"), end_of_turn=FakeTurnModel())
+    await c.speak(800)
+    await c.pause(800)
+    await c.wait_for("conversation.item.input_audio_transcription.completed")
+    done = c.of("conversation.item.input_audio_transcription.completed")[0]
+    assert done["transcript"] == "What time is it?"
+
+
+async def test_a_turn_of_filler_words_only_is_not_committed(client):
+    turn = {**SEMANTIC, "remove_filler_words": True}
+    c = await client(turn, stt=FakeStt("Uhm."), end_of_turn=FakeTurnModel())
+    await c.speak(800)
+    await c.pause(1000)
+    await c.wait_for("input_audio_buffer.speech_stopped")
+    assert c.of("input_audio_buffer.committed") == []
+    assert c.of("response.created") == []
+
+
+async def test_language_and_phrase_list_reach_the_stt(client):
+    stt = FakeStt()
+    c = await client(SEMANTIC, stt=stt, end_of_turn=FakeTurnModel())
+    transcription = {"model": "whisper-1", "language": "fr-FR", "phrase_list": ["Contoso"]}
+    await c.send(
+        {"type": "session.update", "session": {"input_audio_transcription": transcription}}
+    )
+    await c.speak(800)
+    await c.pause(800)
+    await c.wait_for("conversation.item.input_audio_transcription.completed")
+    assert stt.options[-1] == SttOptions(languages=("fr",), phrases=("Contoso",))
+
+
+async def test_a_transcript_stopping_on_a_dangling_word_waits_whatever_the_model_says(client):
+    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
+    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
+    c = await client(turn, stt=FakeStt("I would like a table for"), end_of_turn=FakeTurnModel(0.99))
+    await c.speak(600)
+    await c.pause(1000)
+    assert c.of("input_audio_buffer.committed") == []
+    await c.pause(400)
+    await c.wait_for("input_audio_buffer.committed")  # the timeout still ends it
