@@ -1,10 +1,11 @@
 """Issue 21 in a real browser: a pause in the middle of a sentence does not end the turn.
 
 Real Chromium, Daphne, the real SDK and localvoice with its models (semantic end of turn with
-Smart Turn v3.2). The fake microphone loops "I'd like to book a table for … four people
-tomorrow evening" with a 1.2 s pause in the middle, then silence. A profile with semantic
-turn detection must hear it as one turn and answer once, after the whole sentence; server VAD
-with 500 ms of silence (the old default) cuts it in two, which is the control.
+Smart Turn v3.2 and the pause's transcript). The fake microphone says "Please find me a
+restaurant with … a quiet table near the river" with a 1.2 s pause in the middle, then
+silence. A profile with semantic turn detection must hear it as one turn and answer once,
+after the whole sentence; server VAD with 500 ms of silence (the old default) cuts it in two,
+which is the control.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from tests.support.servers import DaphneServer, Database, daphne_env, manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-FIRST_HALF = "I'd like to book a table for"
-SECOND_HALF = "four people tomorrow evening."
+# The first half stops where people stop to think, on a word that needs a next one. Smart Turn
+# alone is near chance on espeak-ng's prosody (docs/benchmarks.md); the engine also asks the
+# pause's transcript, and "for" can come out as "4", so the pause follows "with".
+FIRST_HALF = "Please find me a restaurant with"
+SECOND_HALF = "a quiet table near the river."
 PAUSE_MS = 1200
 ENTRIES = "() => [...document.querySelectorAll('#conversation .entry.{role}:not(.partial) .text')]"
 
@@ -81,7 +85,7 @@ def converse(page: Any, username: str) -> tuple[list[str], list[dict[str, Any]]]
     page.wait_for_url(lambda url: "/accounts/" not in url)
     page.click("#start")
     page.wait_for_function(
-        ENTRIES.format(role="user") + ".some(e => /people|tomorrow|evening/i.test(e.textContent))",
+        ENTRIES.format(role="user") + ".some(e => /quiet|table|river/i.test(e.textContent))",
         timeout=60_000,
     )
     page.wait_for_function(
@@ -105,8 +109,8 @@ def test_a_pause_mid_sentence_gets_one_reply_after_the_whole_sentence(
         turns, replies = converse(opened.open("semantic"), "e2e-semantic")
     # One turn, heard whole (both halves in the same transcript), and one reply.
     assert len(turns) == 1, turns
-    assert "table" in turns[0].lower(), turns
-    assert "people" in turns[0].lower(), turns
+    assert " with " in turns[0].lower(), turns
+    assert "table" in turns[0].lower() or "river" in turns[0].lower(), turns
     assert len(replies) == 1, replies
 
 
@@ -117,5 +121,6 @@ def test_server_vad_at_500_ms_cuts_the_same_sentence_in_two(
     with pages_on(pausing_chromium, daphne) as opened:
         turns, _ = converse(opened.open("server-vad"), "e2e-server-vad")
     assert len(turns) >= 2, turns
-    assert "table" in turns[0].lower(), turns
-    assert "people" not in turns[0].lower(), turns
+    first = turns[0].lower().rstrip(".?! ")
+    assert first.endswith(" with"), turns
+    assert "table" not in first, turns
