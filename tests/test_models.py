@@ -1,4 +1,4 @@
-"""Profile validation the admin form relies on (assistant/models.py)."""
+"""Profile validation the admin form relies on (assistant/models/profile.py)."""
 
 from __future__ import annotations
 
