@@ -111,7 +111,8 @@ async def test_the_echo_carries_every_setting_and_a_live_change_turns_them_off(
     assert detection.languages == ["en", "fr"]
     assert detection.remove_filler_words is True
     assert detection.auto_truncate is True
-    assert (detection.create_response, detection.interrupt_response) == (True, True)
+    # Backchannels are on (the default): this service, not the upstream, decides what barges in.
+    assert (detection.create_response, detection.interrupt_response) == (True, False)
     eou = detection.end_of_utterance_detection
     assert isinstance(eou, AzureSemanticDetectionMultilingual)
     assert (eou.threshold_level, eou.timeout_ms) == ("high", 1500)
