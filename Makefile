@@ -195,9 +195,10 @@ pytest:
 test: setup-test lint typecheck check pytest
 
 # The inner loop: tests that need no models, browser, Redis or live servers, on every core
-# (pytest-xdist; each worker has its own test database). The whole suite stays serial: its
-# servers, browsers and Redis instances are sized for one test at a time.
-FAST_TESTS := not (e2e or models or integration or redis)
+# (pytest-xdist; each worker has its own test database), without the fuzzing (hardening: 37 s
+# of the loop's 80). The whole suite stays serial: its servers, browsers and Redis instances
+# are sized for one test at a time.
+FAST_TESTS := not (e2e or models or integration or redis or hardening)
 
 test-fast: python-test-deps
 	$(BIN)/pytest -n auto -m "$(FAST_TESTS)"

@@ -8,7 +8,8 @@ test no single module, are grouped by the processes they start: ``tests/e2e`` (C
 Daphne), ``tests/hardening`` (the real SDK, localvoice and Daphne under faults and attacks),
 ``tests/scaleout`` (several Daphne workers sharing Redis). A test's kind is a marker, set by a
 module-level ``pytestmark`` wherever the file lives: ``e2e``, ``hardening``, ``scaleout``, plus
-what it needs (``integration``, ``models``, ``redis``); ``make test-fast`` deselects by need.
+what it needs (``integration``, ``models``, ``redis``); ``make test-fast`` deselects by need
+and leaves the fuzzing (``hardening``) to ``make test``.
 Helpers shared by tests and ``bench/`` are the ``tests.support`` package.
 """
 
