@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.speech_sets import NOISE_KINDS, RATE, UTTERANCES, VOICES, add_noise, synth
-from localvoice.pipeline.cleanup import Denoiser, make_denoiser
+from localvoice.pipeline.cleanup import make_denoiser
 from localvoice.pipeline.denoise import RnNoise, SpeexNoise
+from localvoice.pipeline.snr_gate import FrameDenoiser
 from localvoice.pipeline.stt import WhisperStt
 from tests.support.audio import word_error_rate, words
 
@@ -34,14 +35,14 @@ MODELS = {"tiny.en": 2, "base": 1}  # model -> CPU threads (old default 2; new 1
 
 
 # ``gated`` is the product's: Speex behind the SNR gate (localvoice/pipeline/snr_gate.py).
-DENOISERS: dict[str, Callable[[], Denoiser]] = {
+DENOISERS: dict[str, Callable[[], FrameDenoiser]] = {
     "rnnoise": RnNoise,
     "speex": SpeexNoise,
     "gated": make_denoiser,
 }
 
 
-def denoise(audio: np.ndarray, make: Callable[[], Denoiser]) -> tuple[np.ndarray, float]:
+def denoise(audio: np.ndarray, make: Callable[[], FrameDenoiser]) -> tuple[np.ndarray, float]:
     """Denoise as a live stream does; returns the audio and the CPU seconds it took."""
     ns = make()
     started = time.process_time()

@@ -7,7 +7,7 @@ runs a denoiser. Both are off until the session asks for them, as on Voice Live.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,19 +16,6 @@ import soxr
 from localvoice.pipeline.echo import EchoReference, SpeexEchoCanceller
 from localvoice.pipeline.snr_gate import SnrGate
 from localvoice.pipeline.stages import PIPELINE_RATE
-
-
-class Denoiser(Protocol):
-    """A streaming denoiser of 16 kHz float32 audio."""
-
-    def process(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Denoise the next piece of the stream."""
-        ...
-
-    def close(self) -> None:
-        """Free native state."""
-        ...
-
 
 # How much of Speex's output speech recognition gets, by the gate's SNR estimate (dB; it reads
 # about 3-10 dB above the SNR of the speech's mean power). Measured with Whisper tiny.en on

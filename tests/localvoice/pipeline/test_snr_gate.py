@@ -8,9 +8,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from localvoice.pipeline.cleanup import GATE_CURVE, Denoiser, make_denoiser
+from localvoice.pipeline.cleanup import GATE_CURVE, make_denoiser
 from localvoice.pipeline.denoise import SpeexNoise
-from localvoice.pipeline.snr_gate import FRAME, SnrGate
+from localvoice.pipeline.snr_gate import FRAME, FrameDenoiser, SnrGate
 
 RATE = 16000
 # Denoised alone below 15 dB, the original alone from 30 dB.
@@ -38,7 +38,9 @@ def talk(seconds: float, noise_rms: float, seed: int = 0) -> npt.NDArray[np.floa
     return (voice + noise).astype(np.float32)
 
 
-def stream(gate: Denoiser, audio: npt.NDArray[np.float32], piece: int) -> npt.NDArray[np.float32]:
+def stream(
+    gate: FrameDenoiser, audio: npt.NDArray[np.float32], piece: int
+) -> npt.NDArray[np.float32]:
     return np.concatenate([gate.process(audio[i : i + piece]) for i in range(0, audio.size, piece)])
 
 
