@@ -206,7 +206,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
         """
         if not change:
             services.profile_save(profile=obj)
-            services.profile_publish(profile_id=obj.pk, author=request.user, note=_("Created."))
+            services.profile_publish(profile_id=obj.pk, author=request.user, note=str(_("Created.")))
             obj.refresh_from_db()
             return
         publish = "_publish" in request.POST
@@ -288,7 +288,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
     def versions_view(self, request: HttpRequest, profile_id: int) -> HttpResponse:
         """Every version of a profile, newest first, with compare and roll back."""
         profile = self._profile_for(request, profile_id)
-        versions = list(profile.versions.select_related("author"))  # type: ignore[attr-defined]
+        versions = list(profile.versions.select_related("author"))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -298,9 +298,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
             "has_draft": profile.draft is not None,
             "can_publish": request.user.has_perm(services.PUBLISH_PERMISSION),
         }
-        return TemplateResponse(
-            request, "admin/assistant/assistantprofile/versions.html", context
-        )
+        return TemplateResponse(request, "admin/assistant/assistantprofile/versions.html", context)
 
     def _side(self, profile: AssistantProfile, raw: str) -> tuple[str, dict[str, Any]]:
         """One side of a diff: the draft or a version number; Http404 for anything else."""
@@ -310,7 +308,7 @@ class AssistantProfileAdmin(admin.ModelAdmin):
             number = int(raw)
         except ValueError as exc:
             raise Http404 from exc
-        version = profile.versions.filter(number=number).first()  # type: ignore[attr-defined]
+        version = profile.versions.filter(number=number).first()
         if version is None:
             raise Http404
         return str(_("version %(number)d") % {"number": number}), version.snapshot

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
 from django.db import transaction
 from django.db.models import Max, QuerySet
 
@@ -153,6 +153,8 @@ def profile_choices_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[
 
 def can_try_drafts(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Staff who may edit profiles may talk to their drafts."""
+    if not isinstance(user, PermissionsMixin):  # anonymous
+        return False
     return bool(getattr(user, "is_staff", False)) and user.has_perm(DRAFT_PERMISSION)
 
 
@@ -253,7 +255,11 @@ def profile_draft_save(*, profile: AssistantProfile) -> None:
             setattr(saved, field.attname, getattr(profile, field.attname))
     saved.draft = None if draft == profile_snapshot(saved) else draft
     profile_save(profile=saved)
-    profile.draft, profile.version, profile.updated_at = saved.draft, saved.version, saved.updated_at
+    profile.draft, profile.version, profile.updated_at = (
+        saved.draft,
+        saved.version,
+        saved.updated_at,
+    )
 
 
 def profile_publish(
@@ -275,14 +281,12 @@ def profile_publish(
         profile = AssistantProfile.objects.select_for_update().get(pk=profile_id)
         if restore is not None:
             snapshot = dict(restore.snapshot)
-            tools_model = profile.tools.model  # type: ignore[attr-defined]
-            profile.tools.set(  # type: ignore[attr-defined]
-                tools_model.objects.filter(name__in=snapshot.get(TOOLS_KEY, []))
-            )
+            tools_model = profile.tools.model
+            profile.tools.set(tools_model.objects.filter(name__in=snapshot.get(TOOLS_KEY, [])))
         else:
             snapshot = profile.draft if profile.draft is not None else profile_snapshot(profile)
         snapshot_apply(profile, snapshot)
-        latest = profile.versions.aggregate(latest=Max("number"))["latest"]  # type: ignore[attr-defined]
+        latest = profile.versions.aggregate(latest=Max("number"))["latest"]
         profile.version = (latest or 0) + 1
         profile.draft = None
         profile_save(profile=profile)

@@ -102,9 +102,9 @@ def test_every_versioned_field_reaches_the_session_configuration() -> None:
         tried = services.profile_config_reload(profile_id=profile.pk, draft=True)
         assert tried is not None
         assert tried.is_draft
-        assert {k: v for k, v in _fields(tried).items() if k != "is_draft"} != _fields(
-            published
-        ), f"{name} does not reach the session"
+        assert {k: v for k, v in _fields(tried).items() if k != "is_draft"} != _fields(published), (
+            f"{name} does not reach the session"
+        )
 
 
 def _fields(config: Any) -> dict[str, Any]:
@@ -195,7 +195,10 @@ def test_rollback_publishes_an_older_version_as_a_new_number(admin_user: User) -
     tool.profiles.remove(profile)
 
     restored = services.profile_publish(
-        profile_id=profile.pk, author=admin_user, note="back", restore=profile.versions.get(number=2)
+        profile_id=profile.pk,
+        author=admin_user,
+        note="back",
+        restore=profile.versions.get(number=2),
     )
     profile.refresh_from_db()
     assert (restored.number, restored.restored_from) == (4, 2)
@@ -321,9 +324,9 @@ def test_versions_page_diff_and_rollback(admin_client: Client) -> None:
 
 
 def test_adding_a_profile_publishes_version_one(admin_client: Client) -> None:
-    assert admin_client.post(reverse("admin:assistant_assistantprofile_add"), VALID).status_code == (
-        HTTPStatus.FOUND
-    )
+    assert admin_client.post(
+        reverse("admin:assistant_assistantprofile_add"), VALID
+    ).status_code == (HTTPStatus.FOUND)
     profile = AssistantProfile.objects.get(name="Support")
     assert profile.version == 1
     assert profile.versions.get().snapshot["instructions"] == VALID["instructions"]
@@ -366,7 +369,9 @@ def test_conversations_and_usage_record_the_version_and_the_draft(admin_user: Us
     assert rows.count() >= 1
     assert set(rows.values_list("profile_version", "is_draft")) == {(3, True)}
     assert set(
-        UsageRecord.objects.filter(conversation=published).values_list("profile_version", "is_draft")
+        UsageRecord.objects.filter(conversation=published).values_list(
+            "profile_version", "is_draft"
+        )
     ) == {(3, False)}
 
 

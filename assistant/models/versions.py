@@ -49,7 +49,9 @@ def versioned_field_names() -> tuple[str, ...]:
     )
 
 
-def profile_snapshot(profile: AssistantProfile, *, tools: list[str] | None = None) -> dict[str, Any]:
+def profile_snapshot(
+    profile: AssistantProfile, *, tools: list[str] | None = None
+) -> dict[str, Any]:
     """What ``profile`` is as a version: its versioned fields and its tools' names.
 
     Args:
@@ -58,7 +60,7 @@ def profile_snapshot(profile: AssistantProfile, *, tools: list[str] | None = Non
     """
     snapshot: dict[str, Any] = {name: getattr(profile, name) for name in versioned_field_names()}
     if tools is None:
-        tools = list(profile.tools.order_by("name").values_list("name", flat=True))  # type: ignore[attr-defined]
+        tools = list(profile.tools.order_by("name").values_list("name", flat=True))
     snapshot[TOOLS_KEY] = sorted(tools)
     return snapshot
 
@@ -95,7 +97,7 @@ def snapshot_diff(before: dict[str, Any], after: dict[str, Any]) -> list[FieldCh
         if name == TOOLS_KEY:
             label = str(_("tools"))
         else:
-            label = str(AssistantProfile._meta.get_field(name).verbose_name)
+            label = str(getattr(AssistantProfile._meta.get_field(name), "verbose_name", name))
         if name == TOOLS_KEY:
             old, new = ", ".join(old or ()), ", ".join(new or ())
         lines: tuple[str, ...] = ()
