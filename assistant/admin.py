@@ -206,7 +206,8 @@ class AssistantProfileAdmin(admin.ModelAdmin):
         """
         if not change:
             services.profile_save(profile=obj)
-            services.profile_publish(profile_id=obj.pk, author=request.user, note=str(_("Created.")))
+            created = str(_("Created."))
+            services.profile_publish(profile_id=obj.pk, author=request.user, note=created)
             obj.refresh_from_db()
             return
         publish = "_publish" in request.POST
