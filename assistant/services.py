@@ -241,6 +241,10 @@ def profile_save(*, profile: AssistantProfile) -> None:
     transaction.on_commit(lambda: profile_changed_notify(profile_id=profile_id))
 
 
+#: Profile fields that are neither versioned nor edited by admins.
+_BOOKKEEPING_FIELDS = frozenset({"id", "updated_at", "draft", "version"})
+
+
 def profile_draft_save(*, profile: AssistantProfile) -> None:
     """Save an admin's edit of a profile without changing what its users get.
 
@@ -250,11 +254,20 @@ def profile_draft_save(*, profile: AssistantProfile) -> None:
     """
     saved = AssistantProfile.objects.get(pk=profile.pk)
     draft = profile_snapshot(profile)
-    for field in AssistantProfile._meta.concrete_fields:
-        if field.name in UNVERSIONED_FIELDS and field.name not in {"id", "draft", "version"}:
-            setattr(saved, field.attname, getattr(profile, field.attname))
+    policies = [
+        field.attname
+        for field in AssistantProfile._meta.concrete_fields
+        if field.name in UNVERSIONED_FIELDS and field.name not in _BOOKKEEPING_FIELDS
+    ]
+    changed = [name for name in policies if getattr(saved, name) != getattr(profile, name)]
     saved.draft = None if draft == profile_snapshot(saved) else draft
-    profile_save(profile=saved)
+    if changed:
+        for name in changed:
+            setattr(saved, name, getattr(profile, name))
+        profile_save(profile=saved)
+    else:
+        # Only the draft changed: live sessions have nothing to reload (updated_at stays).
+        AssistantProfile.objects.filter(pk=saved.pk).update(draft=saved.draft)
     profile.draft, profile.version, profile.updated_at = (
         saved.draft,
         saved.version,

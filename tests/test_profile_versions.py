@@ -381,3 +381,24 @@ def test_drafts_count_against_no_quota(admin_user: User) -> None:
     assert spent_by_user([admin_user.pk]).get(admin_user.pk) is None
     _recorded(admin_user, profile_version=1)
     assert spent(admin_user).minutes_this_month > 0.0
+
+
+def test_saving_only_a_draft_tells_no_live_session(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    profile = AssistantProfile.objects.get(is_default=True)
+    saved_at = profile.updated_at
+    profile.instructions = "A draft."
+    with django_capture_on_commit_callbacks(execute=False) as notices:
+        services.profile_draft_save(profile=profile)
+    assert notices == []
+    profile.refresh_from_db()
+    assert (profile.updated_at, profile.draft["instructions"]) == (saved_at, "A draft.")
+    snapshot_apply(profile, profile.draft)  # as the change form shows it
+    profile.is_enabled = False  # who may use it: applies at once, live sessions are told
+    profile.is_default = False
+    with django_capture_on_commit_callbacks(execute=False) as notices:
+        services.profile_draft_save(profile=profile)
+    assert notices
+    profile.refresh_from_db()
+    assert (profile.is_enabled, profile.draft["instructions"]) == (False, "A draft.")
