@@ -7,8 +7,11 @@ user without the right is refused the draft page.
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,18 @@ from tests.e2e.test_talk_page import Pages, log_in, logged, wait_for_states
 from tests.support.servers import DaphneServer, Database, daphne_env, manage, wait_until
 
 pytestmark = pytest.mark.e2e
+
+# The docs' screenshots are refreshed only on request (make screenshots), as the talk page's.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def screenshot(page: Any, tmp: Path, name: str) -> None:
+    """Take a screenshot; with E2E_UPDATE_SCREENSHOT set, it replaces ``docs/<name>``."""
+    shot = tmp / name
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 1000
+    if os.environ.get("E2E_UPDATE_SCREENSHOT"):
+        shutil.copyfile(shot, DOCS / name)
 
 #: The staff user may edit profiles; the default profile gets a draft.
 SETUP = f"""
@@ -43,7 +58,11 @@ def draft_profile(e2e_database: Database) -> int:
 
 
 def test_staff_try_a_draft_from_the_change_form(
-    pages: Pages, daphne: DaphneServer, e2e_database: Database, draft_profile: int
+    pages: Pages,
+    daphne: DaphneServer,
+    e2e_database: Database,
+    draft_profile: int,
+    tmp_path: Path,
 ) -> None:
     page = pages.open("draft")
     page.goto("/")
@@ -51,6 +70,15 @@ def test_staff_try_a_draft_from_the_change_form(
     page.wait_for_url(lambda url: "/accounts/" not in url)
     page.goto(f"/admin/assistant/assistantprofile/{draft_profile}/change/")
     assert page.locator("#draft-notice").is_visible()
+    screenshot(page, tmp_path, "profile-versions-draft.png")
+    page.click("#draft-diff-link")
+    diff = page.locator("#diff-table")
+    assert "Always answer in French." in diff.inner_text()
+    screenshot(page, tmp_path, "profile-versions-diff.png")
+    page.goto(f"/admin/assistant/assistantprofile/{draft_profile}/versions/")
+    assert page.locator("#version-1").is_visible()
+    screenshot(page, tmp_path, "profile-versions-list.png")
+    page.goto(f"/admin/assistant/assistantprofile/{draft_profile}/change/")
     # The link opens a new tab; followed here in this one, which records the page's states.
     href = page.get_attribute("#try-draft-link", "href")
     assert href is not None
@@ -65,6 +93,7 @@ def test_staff_try_a_draft_from_the_change_form(
     wait_for_states(talk, ["listening"], timeout=60)
     ready = logged(talk, "session.ready")
     assert ready, "the session started"
+    screenshot(talk, tmp_path, "profile-versions-try-draft.png")
     talk.click("#stop")
     talk.wait_for_selector("#start:enabled", timeout=10_000)
 
