@@ -34,6 +34,7 @@ def screenshot(page: Any, tmp: Path, name: str) -> None:
     if os.environ.get("E2E_UPDATE_SCREENSHOT"):
         shutil.copyfile(shot, DOCS / name)
 
+
 #: The staff user may edit profiles; the default profile gets a draft.
 SETUP = f"""
 from django.contrib.auth.models import Permission, User
