@@ -7,6 +7,7 @@ staff is recorded as a draft, and refused to anyone else with ``draft_forbidden`
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -109,6 +110,7 @@ async def test_publish_rollback_and_a_draft_are_recorded_on_the_next_conversatio
         # Publish: the live session is told, the next conversation runs on version 2.
         live = await user.websocket(server.ws_url("/ws/voice/"))
         await live.expect("session.ready", timeout=20)
+        published = time.monotonic()
         await edit(
             admin,
             profile_id,
@@ -117,6 +119,7 @@ async def test_publish_rollback_and_a_draft_are_recorded_on_the_next_conversatio
             ("publish_note", "French"),
         )
         updated = await live.expect("profile.updated", timeout=5)
+        print(f"publish (form GET + POST) -> profile.updated: {time.monotonic() - published:.3f} s")
         assert updated["profile"]["id"] == profile_id
         await live.send_json({"type": "session.stop"})
         await live.expect_close(timeout=10)
