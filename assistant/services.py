@@ -216,6 +216,30 @@ def profile_config_get(
 aprofile_config_get = database_sync_to_async(profile_config_get)
 
 
+def profile_config_of(*, profile_id: int, version: int | None) -> SessionConfig:
+    """A profile's draft (``version`` None) or its version ``version``, as a session runs it.
+
+    Nothing is saved: the version's settings are applied to the profile in memory. The tools
+    are those assigned now. For replays (``evaluate_profile``).
+
+    Raises:
+        LookupError: no such profile, or no such version of it.
+    """
+    profile = AssistantProfile.objects.filter(pk=profile_id).first()
+    if profile is None:
+        msg = f"no profile {profile_id}"
+        raise LookupError(msg)
+    if version is None:
+        return _config_from_profile(profile, draft=True)
+    found = ProfileVersion.objects.filter(profile=profile, number=version).first()
+    if found is None:
+        msg = f"profile {profile_id} has no version {version}"
+        raise LookupError(msg)
+    snapshot_apply(profile, found.snapshot)
+    profile.version = found.number
+    return _config_from_profile(profile)
+
+
 def profile_config_reload(*, profile_id: int, draft: bool = False) -> SessionConfig | None:
     """Reload a profile after an admin changed it; None when it is gone or disabled.
 
