@@ -78,14 +78,20 @@ async def replay_conversation(
     opened = await open_connection(config=config, upstream=upstream)
     try:
         return [
-            await _replay_turn(opened.conn, text, turn_timeout=turn_timeout) for text in user_turns
+            await replay_turn(opened.conn, text, turn_timeout=turn_timeout) for text in user_turns
         ]
     finally:
         await close_quietly(opened.conn)
         await close_credential(opened.credential)
 
 
-async def _replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedAnswer:
+async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedAnswer:
+    """Send one user turn, ask for a text reply, and collect it (tool rounds included).
+
+    Raises:
+        ReplayError: the engine sent an error.
+        TimeoutError: no complete answer within ``turn_timeout``.
+    """
     answer = ReplayedAnswer()
     parts: list[str] = []
     await conn.send(message_item("user", text))
