@@ -183,7 +183,8 @@ def test_a_draft_equal_to_the_published_version_is_no_draft() -> None:
 
 
 def test_rollback_publishes_an_older_version_as_a_new_number(admin_user: User) -> None:
-    profile = AssistantProfile.objects.get(is_default=True)
+    profile = AssistantProfile.objects.create(name="R", instructions="Be brief.")
+    services.profile_publish(profile_id=profile.pk, author=admin_user, note="created")
     tool = Tool.objects.create(name="clock", kind=Tool.Kind.BUILTIN, builtin="current_time")
     tool.profiles.add(profile)
     services.profile_publish(profile_id=profile.pk, author=admin_user, note="with the clock")
