@@ -95,6 +95,7 @@ def test_the_draft_is_replayed_against_the_published_version(
             assert answer["latency_ms"] > 0
             assert answer["output_tokens"] > 0
             assert answer["tool_calls"] == []
+            assert answer["estimated_cost"] >= 0.0  # at the ModelPrice rows (none: 0)
     summary = report["summary"]
     assert summary["turns"] == len(QUESTIONS)
     assert summary["answers_changed"] >= 1, "the instruction change changes answers"

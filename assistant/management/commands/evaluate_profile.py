@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assistant import services
-from assistant.history.models import Conversation, Turn
+from assistant.history.ledger import estimate_cost
+from assistant.history.models import Conversation, ModelPrice, Turn
 from assistant.live.admission import upstream_settings
 from assistant.management.replay import ReplayedAnswer, ReplayError, replay_conversation
 from assistant.models import AssistantProfile
@@ -162,6 +164,13 @@ def _report(
     answers: Answers,
 ) -> dict[str, Any]:
     """The report: no user is named (conversations by id only)."""
+    prices = {price.model: price for price in ModelPrice.objects.all()}
+
+    def priced(answer: ReplayedAnswer, config: SessionConfig) -> dict[str, Any]:
+        price = prices.get(config.model)
+        cost = sum((estimate_cost(usage, price) for usage in answer.usage), Decimal(0))
+        return answer.as_json() | {"estimated_cost": float(cost)}
+
     turns = []
     for (conversation_id, texts), (before, after) in zip(conversations, answers, strict=True):
         for user, old, new in zip(texts, before, after, strict=True):
@@ -169,8 +178,8 @@ def _report(
                 {
                     "conversation": conversation_id,
                     "user": user,
-                    "baseline": old.as_json(),
-                    "candidate": new.as_json(),
+                    "baseline": priced(old, baseline),
+                    "candidate": priced(new, candidate),
                     "answer_changed": old.text != new.text,
                     "tool_calls_changed": old.tool_calls != new.tool_calls,
                 }
@@ -195,6 +204,7 @@ def _summary(turns: list[dict[str, Any]]) -> dict[str, Any]:
             "input_tokens": sum(a["input_tokens"] for a in answers),
             "output_tokens": sum(a["output_tokens"] for a in answers),
             "tool_calls": sum(len(a["tool_calls"]) for a in answers),
+            "estimated_cost": round(sum(a["estimated_cost"] for a in answers), 6),
         }
 
     return {
