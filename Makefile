@@ -219,6 +219,7 @@ screenshots: setup-test $(NODE_STAMP)
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_page.py -k spoken
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_for_everyone.py -k "phone or french"
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_modes.py -k hold_speak
+	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_profile_draft.py -k change_form
 
 clean:
 	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     NOT_READY = "not_ready"
     PROFILE_FORBIDDEN = "profile_forbidden"
     PROFILE_UNAVAILABLE = "profile_unavailable"
+    DRAFT_FORBIDDEN = "draft_forbidden"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_AUTH_FAILED = "upstream_auth_failed"
     UPSTREAM_LOST = "upstream_lost"
@@ -91,6 +92,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.NOT_READY: "The assistant is not connected yet.",
     ErrorCode.PROFILE_FORBIDDEN: "That assistant profile is not available to you.",
     ErrorCode.PROFILE_UNAVAILABLE: "No enabled assistant profile is configured for you.",
+    ErrorCode.DRAFT_FORBIDDEN: "Only staff who may edit assistant profiles can try a draft.",
     ErrorCode.UPSTREAM_UNAVAILABLE: "The voice service is unavailable. Try again in a moment.",
     ErrorCode.UPSTREAM_AUTH_FAILED: (
         "The assistant could not sign in to the voice service. An administrator must check "

@@ -10,6 +10,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -25,7 +26,13 @@ from assistant.models import LiveSession
 @login_required
 @never_cache
 def talk(request: HttpRequest) -> HttpResponse:
-    """The talk page: Start/Stop, state, transcripts, profile picker."""
+    """The talk page: Start/Stop, state, transcripts, profile picker.
+
+    ``?profile=N&draft=1`` opens it on profile N's draft instead: staff who may edit profiles
+    only (403 for anyone else; the websocket refuses them with ``draft_forbidden``).
+    """
+    if request.GET.get("draft") == "1":
+        return _talk_draft(request)
     profiles = services.profile_choices_for_user(user=request.user)
     requested = request.GET.get("profile", "")
     selected = next((p.id for p in profiles if str(p.id) == requested), None)
@@ -39,6 +46,23 @@ def talk(request: HttpRequest) -> HttpResponse:
             "selected_profile_id": selected,
             **talk_history_context(request.user, request.GET.get("resume", "")),
         },
+    )
+
+
+def _talk_draft(request: HttpRequest) -> HttpResponse:
+    """The talk page on one profile's draft, marked as such."""
+    if not services.can_try_drafts(request.user):
+        raise PermissionDenied
+    try:
+        choice = services.profile_draft_choice(profile_id=int(request.GET.get("profile", "")))
+    except ValueError as exc:
+        raise Http404 from exc
+    if choice is None:
+        raise Http404
+    return render(
+        request,
+        "assistant/talk.html",
+        {"profiles": [choice], "selected_profile_id": choice.id, "draft": True},
     )
 
 

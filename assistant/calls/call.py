@@ -40,7 +40,12 @@ from assistant.history.live import SessionHistory, session_history_start
 from assistant.history.quotas import LiveQuota, handshake_refusal
 from assistant.history.resume import Resume, aresume_load, requested_resume
 from assistant.live import registry
-from assistant.live.admission import admit, requested_profile_id, upstream_settings
+from assistant.live.admission import (
+    admit,
+    requested_draft,
+    requested_profile_id,
+    upstream_settings,
+)
 from assistant.live.control import ControlSubscription
 from assistant.live.layer import layer_send
 from assistant.live.worker import Membership, PendingSlot, worker
@@ -122,14 +127,15 @@ class Call:
         query = self.scope.get("query_string", b"")
         try:
             config = await services.aprofile_config_get(
-                user=user, profile_id=requested_profile_id(query)
+                user=user, profile_id=requested_profile_id(query), draft=requested_draft(query)
             )
             resume = await aresume_load(
                 user_id=user.pk,
                 raw=requested_resume(query),
                 max_items=upstream_settings().history_items,
             )
-            over_quota = await handshake_refusal(user.pk)
+            # Staff trying a draft are never held to (nor counted against) a quota.
+            over_quota = None if config.is_draft else await handshake_refusal(user.pk)
             if over_quota is not None:
                 await self._refuse(ErrorCode.QUOTA_EXCEEDED, CloseCode.QUOTA_EXCEEDED, over_quota)
                 return
@@ -189,7 +195,10 @@ class Call:
             config=config, upstream=upstream_settings(), sink=self.output, tools=tools
         )
         self.history = session_history_start(session_id, user.pk, config, self.voice, resume)
-        self.quota = LiveQuota(self, history=self.history, user_id=user.pk, session_id=session_id)
+        if not config.is_draft:
+            self.quota = LiveQuota(
+                self, history=self.history, user_id=user.pk, session_id=session_id
+            )
         self.start_task = asyncio.create_task(self._start_voice(config, resume))
         self.timer_task = asyncio.create_task(self._supervised(self.supervisor.run(), "heartbeat"))
 

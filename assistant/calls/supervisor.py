@@ -183,7 +183,9 @@ class CallSupervisor:
         voice = self._call.voice
         if voice is None:
             return
-        config = await services.aprofile_config_reload(profile_id=voice.config.profile_id)
+        config = await services.aprofile_config_reload(
+            profile_id=voice.config.profile_id, draft=voice.config.is_draft
+        )
         if config is None:
             await self._call.end(Ending.PROFILE_UNAVAILABLE)
             return

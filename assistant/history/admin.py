@@ -57,8 +57,17 @@ class TurnInline(admin.TabularInline):
 class ConversationAdmin(ReadOnlyAdmin):
     """Transcripts: only staff with ``history.view_conversation``; each opening is logged."""
 
-    list_display = ("started_at", "user", "profile_name", "model", "ended_at", "end_reason")
-    list_filter = ("profile_name", "model", "end_reason")
+    list_display = (
+        "started_at",
+        "user",
+        "profile_name",
+        "profile_version",
+        "is_draft",
+        "model",
+        "ended_at",
+        "end_reason",
+    )
+    list_filter = ("profile_name", "is_draft", "model", "end_reason")
     search_fields = ("user__username", "profile_name")
     date_hierarchy = "started_at"
     inlines = (TurnInline,)
@@ -66,6 +75,8 @@ class ConversationAdmin(ReadOnlyAdmin):
         "user",
         "profile",
         "profile_name",
+        "profile_version",
+        "is_draft",
         "model",
         "started_at",
         "ended_at",

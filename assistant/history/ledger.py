@@ -169,7 +169,9 @@ def spent(user: AbstractBaseUser | AnonymousUser, now: dt.datetime | None = None
         return Spent(0.0, 0.0, Decimal(0))
     day, month = period_starts(now)
     minutes = QUOTA_SECONDS / 60.0
-    totals = UsageRecord.objects.filter(user=user.pk, created_at__gte=month).aggregate(
+    totals = UsageRecord.objects.filter(
+        user=user.pk, created_at__gte=month, is_draft=False
+    ).aggregate(
         month_minutes=Coalesce(Sum(minutes, output_field=FloatField()), 0.0),
         day_minutes=Coalesce(
             Sum(minutes, filter=Q(created_at__gte=day), output_field=FloatField()), 0.0
@@ -193,7 +195,9 @@ def spent_by_user(user_ids: Collection[int], now: dt.datetime | None = None) -> 
     day, month = period_starts(now)
     minutes = QUOTA_SECONDS / 60.0
     rows = (
-        UsageRecord.objects.filter(user_id__in=list(user_ids), created_at__gte=month)
+        UsageRecord.objects.filter(
+            user_id__in=list(user_ids), created_at__gte=month, is_draft=False
+        )
         .order_by()
         .values("user_id")
         .annotate(

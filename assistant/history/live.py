@@ -89,6 +89,8 @@ class SessionHistory:
             started_at=time.time(),
             store_text=config.keep_transcripts,
             resumed_from=resumed_from,
+            profile_version=config.version_number,
+            is_draft=config.is_draft,
         )
         recorder = ConversationRecorder(session_id, start)
         session = cls(recorder, voice)

@@ -65,6 +65,10 @@ class Conversation(models.Model):
         related_name="continuations",
         verbose_name=_("continues"),
     )
+    # The profile version it ran on (assistant/models/versions.py), and whether it was staff
+    # trying the profile's draft (then never counted against a quota).
+    profile_version = models.PositiveIntegerField(_("profile version"), null=True, blank=True)
+    is_draft = models.BooleanField(_("draft"), default=False)
 
     class Meta:
         db_table = "assistant_conversation"
@@ -163,6 +167,10 @@ class UsageRecord(models.Model):
     session_id = models.UUIDField(_("session"), db_index=True)
     profile_name = models.CharField(_("profile name"), max_length=200, blank=True)
     model = models.CharField(_("model"), max_length=100)
+    profile_version = models.PositiveIntegerField(_("profile version"), null=True, blank=True)
+    is_draft = models.BooleanField(
+        _("draft"), default=False, help_text=_("Staff trying a draft: not counted in quotas.")
+    )
     kind = models.CharField(
         _("kind"),
         max_length=16,

@@ -116,7 +116,7 @@ def quota_statuses(requests: Iterable[QuotaRequest]) -> dict[int, QuotaCheck]:
     # Everything of those sessions the ledger has: their responses and accrued rows.
     session_ids = [sid for sessions in live.values() for sid in sessions]
     written = dict(
-        UsageRecord.objects.filter(session_id__in=session_ids)
+        UsageRecord.objects.filter(session_id__in=session_ids, is_draft=False)
         .order_by()
         .values("session_id")
         .annotate(seconds=Sum(QUOTA_SECONDS, output_field=FloatField()))

@@ -93,6 +93,8 @@ class ConversationStart:
     started_at: float
     store_text: bool = True
     resumed_from: uuid.UUID | None = None
+    profile_version: int | None = None
+    is_draft: bool = False
 
 
 @dataclass(slots=True)

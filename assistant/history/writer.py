@@ -163,6 +163,8 @@ def _create_conversation(batch: Batch) -> Conversation | None:
         started_at=_when(start.started_at),
         transcript_stored=start.store_text,
         resumed_from_id=resumed,
+        profile_version=start.profile_version,
+        is_draft=start.is_draft,
     )
     # The session's accrued row, rewritten on every tick from now on (_write_accruals).
     UsageRecord.objects.create(
@@ -171,6 +173,8 @@ def _create_conversation(batch: Batch) -> Conversation | None:
         conversation=conversation,
         session_id=conversation.pk,
         profile_name=start.profile_name,
+        profile_version=start.profile_version,
+        is_draft=start.is_draft,
         model=start.model[:100],
         created_at=conversation.started_at,
     )
@@ -183,16 +187,18 @@ class _Owner(NamedTuple):
     user_id: int
     conversation: Conversation | None
     profile_name: str
+    profile_version: int | None = None
+    is_draft: bool = False
 
 
 def _orphan_owner(conversation_id: uuid.UUID) -> _Owner | None:
     """The owner of a conversation deleted while live, from its accrued row (None: gone)."""
     row = (
         UsageRecord.objects.filter(session_id=conversation_id, kind=UsageRecord.Kind.ACCRUED)
-        .values_list("user_id", "profile_name")
+        .values_list("user_id", "profile_name", "profile_version", "is_draft")
         .first()
     )
-    return _Owner(row[0], None, row[1]) if row is not None else None
+    return _Owner(row[0], None, row[1], row[2], row[3]) if row is not None else None
 
 
 def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
@@ -242,7 +248,13 @@ def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
         Turn.objects.filter(conversation=conversation, seq=update.seq).update(
             interrupted=update.interrupted, heard_ms=update.heard_ms
         )
-    owner = _Owner(conversation.user_id, conversation, conversation.profile_name)
+    owner = _Owner(
+        conversation.user_id,
+        conversation,
+        conversation.profile_name,
+        conversation.profile_version,
+        conversation.is_draft,
+    )
     _write_usage(batch, owner, prices)
 
 
@@ -257,6 +269,8 @@ def _write_usage(batch: Batch, owner: _Owner, prices: dict[str, ModelPrice]) -> 
                 conversation=owner.conversation,
                 session_id=batch.conversation_id,
                 profile_name=owner.profile_name,
+                profile_version=owner.profile_version,
+                is_draft=owner.is_draft,
                 model=entry.model[:100],
                 response_id=entry.response_id[:128],
                 created_at=_when(entry.at),

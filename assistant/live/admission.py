@@ -82,6 +82,12 @@ def requested_profile_id(query_string: bytes) -> int | None:
         return -1
 
 
+def requested_draft(query_string: bytes) -> bool:
+    """Whether the websocket URL asks for the profile's draft (``draft=1``)."""
+    query = parse_qs(query_string.decode("latin-1"))
+    return (query.get("draft") or [""])[0] == "1"
+
+
 def upstream_settings() -> UpstreamSettings:
     """Voice Live connection settings from Django settings."""
     return UpstreamSettings(

@@ -1,7 +1,7 @@
 """The assistant app's models; import them from here.
 
-``profile``: the assistant profile; ``choices``: its fields' choices and validators; ``live``:
-the live-session registry.
+``profile``: the assistant profile; ``versions``: its published versions and its draft;
+``choices``: its fields' choices and validators; ``live``: the live-session registry.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from assistant.models.choices import (
 )
 from assistant.models.live import LiveSession, MonitorAttachment
 from assistant.models.profile import AssistantProfile
+from assistant.models.versions import ProfileVersion
 
 __all__ = [
     "CURATED_VOICES",
@@ -23,6 +24,7 @@ __all__ = [
     "GreetingMode",
     "LiveSession",
     "MonitorAttachment",
+    "ProfileVersion",
     "TranscriptionModel",
     "TurnDetection",
     "TurnMode",

@@ -341,6 +341,10 @@ class AssistantProfile(models.Model):
         help_text=_("Every member of these groups may use this profile."),
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Versions (assistant/models/versions.py): the number of the version these fields are, and
+    # the admins' unpublished edits (a snapshot; None: nothing waits to be published).
+    version = models.PositiveIntegerField(_("published version"), default=0, editable=False)
+    draft = models.JSONField(_("draft"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("assistant profile")

@@ -81,6 +81,10 @@ class SessionConfig:
     # stop it; the per-language word lists, "en: mhm, yeah" one language a line.
     backchannels: bool = False
     backchannel_words: str = ""
+    # The profile's published version these settings are (None: never published), and whether
+    # they are its draft instead (staff trying unpublished edits: no quota, marked in history).
+    version_number: int | None = None
+    is_draft: bool = False
 
     def tool(self, name: str) -> SessionTool | None:
         """The function tool called ``name``, if the profile has it."""

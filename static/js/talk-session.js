@@ -94,13 +94,14 @@ export class TalkSession {
   // onTurnMode({mode, canSwitch, holding}) when the turn mode or the push-to-talk hold changed.
   constructor(
     view,
-    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false, resumeId = '' },
+    { worklets, profileId = '', muted = false, micId = '', outputId = '', speakerphone = false, resumeId = '', draft = false },
     { onChange, onLevel, onProfile, onMicrophone, onEnd, onTurnMode },
   ) {
     this.view = view;
     this.worklets = worklets;
     this.profileId = profileId;
     this.resumeId = resumeId; // a conversation of the user's to continue ('' for a new one)
+    this.draft = draft; // talk to the profile's draft (staff only; the server checks)
     this.muted = muted;
     this.micId = micId;
     this.outputId = outputId;
@@ -195,7 +196,12 @@ export class TalkSession {
     this.capture.setMuted(this.muted);
 
     const socket = new VoiceSocket(
-      () => socketUrl(VOICE_PATH, { profile: this.profileId, resume: this.resumeId, tz: browserTimeZone() }),
+      () => socketUrl(VOICE_PATH, {
+        profile: this.profileId,
+        resume: this.resumeId,
+        tz: browserTimeZone(),
+        draft: this.draft ? '1' : '',
+      }),
       { ackAudio: true },
     );
     this.socket = socket;

@@ -93,6 +93,7 @@ function start() {
     outputId: ui.outputDevice.value,
     speakerphone: ui.speakerphone.checked,
     resumeId: root.dataset.resume ?? '',
+    draft: root.dataset.draft === '1', // staff trying the profile's unpublished draft
   };
   delete root.dataset.resume; // continued once: the next Start begins a new conversation
   const s = new TalkSession(view, options, {

@@ -47,7 +47,8 @@ def time_chromium(playwright_api: Any, e2e_logs: Path) -> Iterator[Any]:
     """Chromium whose fake microphone asks the time (Chromium loops the file)."""
     # Asked after 4 s (time for a monitor to attach), then once a minute: long enough for the
     # call and the answer before the loop asks again.
-    pcm = silence(4000, WAV_RATE) + speak("What time is it now?", WAV_RATE) + silence(60_000, WAV_RATE)
+    question = speak("What time is it now?", WAV_RATE)
+    pcm = silence(4000, WAV_RATE) + question + silence(60_000, WAV_RATE)
     wav = write_wav(e2e_logs / "what-time.wav", pcm, WAV_RATE)
     browser = launch_chromium(playwright_api, [f"--use-file-for-fake-audio-capture={wav}"])
     try:

@@ -178,11 +178,15 @@ async def test_profile_saved_on_b_reaches_the_session_on_a(
 
 
 async def save_profile(admin: Browser, profile_id: int) -> None:
-    """Save the profile through B's admin change form (new instructions, all else as it was)."""
+    """Publish the profile through B's admin change form (new instructions, all else as it was).
+
+    Saving alone keeps the change in the profile's draft: only publishing reaches users.
+    """
     path = f"/admin/assistant/assistantprofile/{profile_id}/change/"
     fields = form_fields(await admin.get_text(path), form_id="assistantprofile_form")
     stamp = f"Changed at {time.time():.3f}."
     fields = [(k, stamp if k == "instructions" else v) for k, v in fields]
+    fields.append(("_publish", "1"))
     assert await admin.post_form(path, fields) == 302, "the change form was refused"
 
 

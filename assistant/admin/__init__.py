@@ -1,7 +1,10 @@
+"""The assistant app's admin: profiles (a draft, publish, versions) and the live sessions."""
+
 from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,9 +18,11 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from assistant import services
+from assistant.admin.versions import DRAFT, ProfileVersionsMixin
 from assistant.codes import Ending
 from assistant.live import registry
 from assistant.models import CURATED_VOICES, AssistantProfile, LiveSession
+from assistant.models.versions import snapshot_apply
 
 
 class DatalistTextInput(forms.TextInput):
@@ -51,8 +56,11 @@ class AssistantProfileForm(forms.ModelForm):
 
 
 @admin.register(AssistantProfile)
-class AssistantProfileAdmin(admin.ModelAdmin):
+class AssistantProfileAdmin(ProfileVersionsMixin, admin.ModelAdmin):
+    """Profiles: the form edits the draft; Publish makes it the next version (with a note)."""
+
     form = AssistantProfileForm
+    change_form_template = "admin/assistant/assistantprofile/change_form.html"
     list_display = (
         "name",
         "voice",
@@ -60,6 +68,8 @@ class AssistantProfileAdmin(admin.ModelAdmin):
         "turn_detection",
         "is_default",
         "is_enabled",
+        "version",
+        "has_draft",
         "updated_at",
     )
     list_filter = (
@@ -171,11 +181,79 @@ class AssistantProfileAdmin(admin.ModelAdmin):
         (_("History"), {"classes": ("collapse",), "fields": ("updated_at",)}),
     )
 
+    @admin.display(description=_("unpublished changes"), boolean=True)
+    def has_draft(self, obj: AssistantProfile) -> bool:
+        return obj.draft is not None
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> AssistantProfile | None:
+        """The profile as its draft: the form shows (and edits) the unpublished settings."""
+        profile = super().get_object(request, object_id, from_field)
+        if profile is not None and profile.draft is not None:
+            snapshot_apply(profile, profile.draft)
+        return profile
+
     def save_model(
         self, request: HttpRequest, obj: AssistantProfile, form: Any, change: bool
     ) -> None:
-        """Save through the service: one site default, and live sessions get the change."""
-        services.profile_save(profile=obj)
+        """A new profile is published as version 1; an edit goes to the draft, or is published.
+
+        Raises:
+            PermissionDenied: Publish without the publish permission (nothing is saved).
+        """
+        if not change:
+            services.profile_save(profile=obj)
+            created = str(_("Created."))
+            services.profile_publish(profile_id=obj.pk, author=request.user, note=created)
+            obj.refresh_from_db()
+            return
+        publish = "_publish" in request.POST
+        if publish and not request.user.has_perm(services.PUBLISH_PERMISSION):
+            raise PermissionDenied
+        services.profile_draft_save(profile=obj)
+        if publish:
+            version = services.profile_publish(
+                profile_id=obj.pk,
+                author=request.user,
+                note=request.POST.get("publish_note", "")[:1000],
+            )
+            self.message_user(
+                request,
+                _("Version %(number)d published: new sessions use it, live ones switch to it.")
+                % {"number": version.number},
+                messages.SUCCESS,
+            )
+        elif obj.draft is not None:
+            self.message_user(
+                request,
+                _("Draft saved. Users keep version %(number)d until the draft is published.")
+                % {"number": obj.version},
+                messages.WARNING,
+            )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: AssistantProfile | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context.update(
+                can_publish=request.user.has_perm(services.PUBLISH_PERMISSION),
+                can_try_draft=services.can_try_drafts(request.user),
+                try_draft_url=reverse("assistant:talk")
+                + "?"
+                + urlencode({"profile": obj.pk, "draft": "1"}),
+                versions_url=reverse("admin:assistant_assistantprofile_versions", args=[obj.pk]),
+                draft_diff_url=reverse("admin:assistant_assistantprofile_diff", args=[obj.pk])
+                + "?"
+                + urlencode({"a": obj.version, "b": DRAFT}),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(LiveSession)

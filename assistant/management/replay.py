@@ -1,0 +1,140 @@
+"""Replay stored user turns against a profile configuration, in text, on the configured engine.
+
+One upstream connection per conversation: its user turns are sent in order, each answered
+before the next, so every turn has the replayed answers (not the recorded ones) as context.
+**No tool runs during a replay**: a call is recorded (name and arguments) and answered with
+:data:`TOOL_NOT_RUN`, so tools with side effects (an order placed, a mail sent) never act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.ai.voicelive.models import ServerEventType
+
+from assistant.history.ledger import TokenUsage
+from assistant.voicelive.config import SessionConfig, UpstreamSettings
+from assistant.voicelive.upstream import (
+    close_credential,
+    close_quietly,
+    function_output_item,
+    message_item,
+    open_connection,
+)
+
+#: What a tool call gets during a replay instead of running.
+TOOL_NOT_RUN = json.dumps({"replay": "this tool is not run during a replay; answer without it"})
+#: Tool rounds answered within one turn before the turn is cut (a model calling in a loop).
+MAX_TOOL_ROUNDS = 3
+_TEXT_DELTAS = {
+    ServerEventType.RESPONSE_TEXT_DELTA,
+    ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
+}
+
+
+class ReplayError(Exception):
+    """The engine refused or failed a replay (its message says how)."""
+
+
+@dataclass
+class ReplayedAnswer:
+    """The assistant's answer to one replayed user turn."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    latency_ms: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usage: list[TokenUsage] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer as the report's JSON holds it."""
+        return {
+            "text": self.text,
+            "tool_calls": self.tool_calls,
+            "latency_ms": self.latency_ms,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+
+
+async def replay_conversation(
+    *,
+    config: SessionConfig,
+    upstream: UpstreamSettings,
+    user_turns: list[str],
+    turn_timeout: float = 90.0,
+) -> list[ReplayedAnswer]:
+    """Replay one conversation's user turns on a fresh connection configured from ``config``.
+
+    Raises:
+        ReplayError: the engine sent an error, or a turn got no answer within ``turn_timeout``.
+        VoiceLiveUnavailable: the engine could not be reached.
+    """
+    opened = await open_connection(config=config, upstream=upstream)
+    try:
+        return [
+            await replay_turn(opened.conn, text, turn_timeout=turn_timeout) for text in user_turns
+        ]
+    finally:
+        await close_quietly(opened.conn)
+        await close_credential(opened.credential)
+
+
+async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedAnswer:
+    """Send one user turn, ask for a text reply, and collect it (tool rounds included).
+
+    Raises:
+        ReplayError: the engine sent an error.
+        TimeoutError: no complete answer within ``turn_timeout``.
+    """
+    answer = ReplayedAnswer()
+    parts: list[str] = []
+    await conn.send(message_item("user", text))
+    started = time.monotonic()
+    await conn.send({"type": "response.create", "response": {"modalities": ["text"]}})
+    rounds = 0
+    pending: list[str] = []
+    async with asyncio.timeout(turn_timeout):
+        while True:
+            event = await conn.recv()
+            kind = event.type
+            if kind in _TEXT_DELTAS:
+                if answer.latency_ms is None:
+                    answer.latency_ms = round((time.monotonic() - started) * 1000)
+                parts.append(str(event.get("delta") or ""))
+            elif kind == ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE:
+                answer.tool_calls.append(
+                    {"name": str(event.get("name") or ""), "arguments": _arguments(event)}
+                )
+                pending.append(str(event.get("call_id") or ""))
+            elif kind == ServerEventType.ERROR:
+                error = event.get("error") or {}
+                msg = f"the engine refused the replay: {error.get('code')}: {error.get('message')}"
+                raise ReplayError(msg)
+            elif kind == ServerEventType.RESPONSE_DONE:
+                usage = TokenUsage.from_event((event.get("response") or {}).get("usage"))
+                answer.usage.append(usage)
+                answer.input_tokens += usage.input_tokens
+                answer.output_tokens += usage.output_tokens
+                if not pending or rounds >= MAX_TOOL_ROUNDS:
+                    break
+                rounds += 1
+                for call_id in pending:
+                    await conn.send(function_output_item(call_id, TOOL_NOT_RUN))
+                pending.clear()
+                await conn.send({"type": "response.create", "response": {"modalities": ["text"]}})
+    answer.text = "".join(parts).strip()
+    return answer
+
+
+def _arguments(event: Any) -> Any:
+    raw = event.get("arguments") or "{}"
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw  # as the model wrote it: the report shows what it sent

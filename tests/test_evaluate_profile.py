@@ -1,0 +1,131 @@
+"""``manage.py evaluate_profile`` over real stored conversations and localvoice's models.
+
+The profile's draft says "Always answer in French."; its stored conversations' user turns are
+replayed against the published version and the draft; the JSON report holds both answers per
+turn, and the exit status says when the arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.processes import PYTHON, REPO
+from tests.support.servers import Database, daphne_env, manage, throwaway_database
+
+pytestmark = [pytest.mark.integration, pytest.mark.models]
+
+QUESTIONS = ["Hello, what can you do?", "What is the capital of Italy?"]
+
+#: Two stored conversations of the default profile: one kept its transcript, one did not.
+SETUP = f"""
+from django.contrib.auth.models import User
+from django.utils import timezone
+from assistant.history.models import Conversation, Turn
+from assistant.models import AssistantProfile
+from assistant.models.versions import profile_snapshot
+user = User.objects.create_user("replayed-user", first_name="Secretname")
+profile = AssistantProfile.objects.get(is_default=True)
+for kept, texts in ((True, {QUESTIONS!r}), (False, ["not stored"])):
+    conversation = Conversation.objects.create(
+        user=user, profile=profile, profile_name=profile.name, transcript_stored=kept
+    )
+    for seq, text in enumerate(texts):
+        Turn.objects.create(conversation=conversation, seq=2 * seq, role="user", text=text,
+                            started_at=timezone.now())
+        Turn.objects.create(conversation=conversation, seq=2 * seq + 1, role="assistant",
+                            text="(recorded answer)", started_at=timezone.now())
+draft = profile_snapshot(profile) | {{"instructions": "Always answer in French, only in French."}}
+AssistantProfile.objects.filter(pk=profile.pk).update(draft=draft)
+print(profile.pk)
+"""
+
+
+@pytest.fixture(scope="module")
+def env(
+    localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], int]]:
+    logs = tmp_path_factory.mktemp("evaluate")
+    with throwaway_database(logs) as database:
+        assert isinstance(database, Database)
+        environment = daphne_env(
+            worker_name="evaluate",
+            database_url=database.url,
+            redis_url="",
+            upstream_url=localvoice_models,
+            extra={"VOICE_CONNECT_TIMEOUT": "10"},
+        )
+        manage(environment, "migrate", "--noinput", "-v", "0")
+        profile_id = int(manage(environment, "shell", "-c", SETUP).strip().splitlines()[-1])
+        yield dict(environment), profile_id
+
+
+def evaluate(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PYTHON), "manage.py", "evaluate_profile", *args],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_the_draft_is_replayed_against_the_published_version(
+    env: tuple[dict[str, str], int],
+) -> None:
+    environment, profile_id = env
+    result = evaluate(environment, str(profile_id), "--draft", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["profile"]["id"] == profile_id
+    assert (report["baseline"]["version"], report["baseline"]["draft"]) == (1, False)
+    assert (report["candidate"]["version"], report["candidate"]["draft"]) == (1, True)
+    assert [turn["user"] for turn in report["turns"]] == QUESTIONS, "kept transcripts only"
+    for turn in report["turns"]:
+        for side in ("baseline", "candidate"):
+            answer = turn[side]
+            assert answer["text"].strip(), (side, turn)
+            assert answer["latency_ms"] > 0
+            assert answer["output_tokens"] > 0
+            assert answer["tool_calls"] == []
+            assert answer["estimated_cost"] >= 0.0  # at the ModelPrice rows (none: 0)
+    summary = report["summary"]
+    assert summary["turns"] == len(QUESTIONS)
+    assert summary["answers_changed"] >= 1, "the instruction change changes answers"
+    french = {"je", "vous", "la", "le", "est", "de", "capitale", "bonjour"}
+    assert any(
+        french & set(turn["candidate"]["text"].lower().replace("'", " ").split())
+        for turn in report["turns"]
+    ), "the draft answers in French"
+    assert summary["baseline"]["empty_answers"] == 0
+    assert "Secretname" not in result.stdout
+    assert "replayed-user" not in result.stdout, "reports name no user"
+
+
+def test_the_text_report(env: tuple[dict[str, str], int]) -> None:
+    environment, profile_id = env
+    started = time.monotonic()
+    result = evaluate(environment, str(profile_id), "--against", "1", "--format", "text")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    print(result.stdout, f"wall time: {elapsed:.1f} s for {len(QUESTIONS)} turns x 2", sep="\n")
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("version 1 → draft (of version 1)")
+    assert lines[2] == f"1. user: {QUESTIONS[0]}"
+    assert "answers changed" in lines[-1]
+
+
+def test_bad_arguments_exit_with_status_2(env: tuple[dict[str, str], int]) -> None:
+    environment, profile_id = env
+    assert evaluate(environment, "no such profile").returncode == 2
+    missing_version = evaluate(environment, str(profile_id), "--version", "9")
+    assert missing_version.returncode == 2
+    assert "no version 9" in missing_version.stderr
+    assert evaluate(environment, str(profile_id), "--conversations", "0").returncode == 2
