@@ -58,23 +58,25 @@ def tracing_setup(
 
     Args:
         worker: this worker's name (``service.instance.id`` unless the resource names one).
-        environ: the environment to read (default ``os.environ``).
+        environ: the environment that decides whether to trace (default ``os.environ``);
+            the SDK reads the rest of its variables from ``os.environ`` itself.
     """
     global _provider
     environ = os.environ if environ is None else environ
     if _provider is not None or not tracing_requested(environ):
         return _provider
-    # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; what it is given
-    # wins over them, so only what they leave out is given.
-    named = environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME from os.environ (as
+    # the exporter reads its own variables); what it is given wins over them, so only what
+    # they leave out is given.
+    named = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     attributes: dict[str, str] = {}
-    if not environ.get("OTEL_SERVICE_NAME") and "service.name=" not in named:
+    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in named:
         attributes["service.name"] = DEFAULT_SERVICE_NAME
     if worker and "service.instance.id=" not in named:
         attributes["service.instance.id"] = worker
     resource = Resource.create(attributes)
     timeouts = ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-    timeout_set = any(environ.get(name) for name in timeouts)
+    timeout_set = any(os.environ.get(name) for name in timeouts)
     exporter = OTLPSpanExporter(timeout=None if timeout_set else DEFAULT_EXPORT_TIMEOUT_SECONDS)
     # shutdown_on_exit: at interpreter exit the provider flushes what is queued (bounded by the
     # export timeout above).
