@@ -16,9 +16,11 @@ turn closes, with the times recorded on the way (:mod:`assistant.telemetry.turns
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -28,6 +30,11 @@ from opentelemetry.util.types import AttributeValue
 from assistant.telemetry import attributes as attr
 from assistant.telemetry.attributes import CallFacts
 from assistant.telemetry.turns import TurnAssembler, TurnRecord
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: The browser messages a trace learns from (the rest are skipped at once).
 TRACED_TYPES = frozenset(
@@ -45,6 +52,25 @@ TRACED_TYPES = frozenset(
         "error",
     }
 )
+
+
+def _guarded(
+    method: Callable[Concatenate[CallTrace, P], R],
+) -> Callable[Concatenate[CallTrace, P], R | None]:
+    """A failure in tracing is logged once and stops this call's trace; the call goes on."""
+
+    @functools.wraps(method)
+    def guarded(self: CallTrace, *args: P.args, **kwargs: P.kwargs) -> R | None:
+        if self.broken:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception:
+            self.broken = True
+            logger.exception("tracing this call failed; it goes on untraced")
+            return None
+
+    return guarded
 
 
 class CallTrace:
@@ -66,6 +92,8 @@ class CallTrace:
         self._context = trace.set_span_in_context(self.session_span)
         self.turns = TurnAssembler(self._emit_turn)
         self._ended = False
+        #: Set by a failure of the tracing itself: nothing more is traced for this call.
+        self.broken = False
 
     # ------------------------------------------------------------------ context
 
@@ -85,8 +113,12 @@ class CallTrace:
 
     def outgoing(self, kind: str, message: Any) -> None:
         """A control message went to the browser (``kind`` is its type)."""
-        if kind not in TRACED_TYPES or self._ended:
-            return
+        # Most messages are transcript deltas: skipped here, before anything else.
+        if kind in TRACED_TYPES and not self._ended:
+            self._outgoing(kind, message)
+
+    @_guarded
+    def _outgoing(self, kind: str, message: Any) -> None:
         turns = self.turns
         if kind == "speech.stopped":
             turns.user_spoke()
@@ -105,25 +137,34 @@ class CallTrace:
         else:
             self._session_event(kind, message)
 
+    @_guarded
     def typed(self) -> None:
         """The user typed a message (a turn, as a spoken one)."""
         if not self._ended:
             self.turns.user_typed()
 
+    @_guarded
     def interrupted(self, item_id: str, played_ms: int) -> None:
         """The user talked over the reply ``item_id`` after hearing ``played_ms`` of it."""
         if not self._ended:
             self.turns.interrupted(item_id, played_ms)
 
+    @_guarded
     def usage(self, response_id: str, usage: Mapping[str, Any] | None) -> None:
         """A response's usage, as the upstream reported it."""
         if not self._ended:
             self.turns.usage(response_id, usage)
 
+    @_guarded
     def add_attributes(self, response_id: str, attributes: Mapping[str, AttributeValue]) -> bool:
-        """Merge per-turn figures (flat ``voice.*`` keys) into the turn of ``response_id``."""
+        """Merge per-turn figures (flat ``voice.*`` keys) into the turn of ``response_id``.
+
+        Returns:
+            False when the turn is not open any more (or the call has ended).
+        """
         return not self._ended and self.turns.add_attributes(response_id, attributes)
 
+    @_guarded
     def connection(
         self, kind: str, started_monotonic: float, upstream_id: str, error: str | None
     ) -> None:
@@ -153,6 +194,7 @@ class CallTrace:
 
     # ------------------------------------------------------------------ the end
 
+    @_guarded
     def end(self, reason: str, *, error: str | None) -> None:
         """The call ended for ``reason``; ``error`` is its error code if it failed. Once."""
         if self._ended:

@@ -56,10 +56,16 @@ class ReceivedSpan:
 
 
 class OtlpReceiver:
-    """The receiver's state: every span received, and how many requests brought them."""
+    """The receiver's state: every span received, and how many requests brought them.
 
-    def __init__(self) -> None:
+    Args:
+        keep: keep the spans (a test reads them); False: only count them (a long bench).
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
+        self.keep = keep
         self.spans: list[ReceivedSpan] = []
+        self.span_count = 0
         self.requests = 0
         self.port = 0
         self._lock = threading.Lock()
@@ -95,7 +101,9 @@ class OtlpReceiver:
                     )
         with self._lock:
             self.requests += 1
-            self.spans.extend(spans)
+            self.span_count += len(spans)
+            if self.keep:
+                self.spans.extend(spans)
 
     def snapshot(self) -> list[ReceivedSpan]:
         """The spans received so far."""
@@ -144,10 +152,10 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def otlp_receiver() -> Iterator[OtlpReceiver]:
-    """A receiver listening on a free port of 127.0.0.1 for as long as the block runs."""
-    receiver = OtlpReceiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+def otlp_receiver(port: int = 0, *, keep: bool = True) -> Iterator[OtlpReceiver]:
+    """A receiver listening on 127.0.0.1 (``port``, or a free one) while the block runs."""
+    receiver = OtlpReceiver(keep=keep)
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="otlp receiver")
     thread.start()

@@ -215,3 +215,13 @@ def test_a_failed_rollover_is_an_error_span_under_the_session(spans) -> None:
     [rollover] = by_name(exporter)["voice.upstream.rollover"]
     assert rollover.status.status_code == StatusCode.ERROR
     assert dict(rollover.attributes or {})["error.type"] == "upstream_unavailable"
+
+
+def test_a_failure_in_tracing_stops_the_trace_not_the_call(spans, caplog) -> None:
+    trace, exporter = spans
+    trace.outgoing("tool.started", object())  # a message without its fields: a bug of ours
+    assert trace.broken
+    assert "tracing this call failed" in caplog.text
+    trace.outgoing("speech.stopped", protocol.SpeechStopped(item_id="u1"))
+    trace.end("stopped", error=None)
+    assert exporter.get_finished_spans() == ()
