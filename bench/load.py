@@ -258,10 +258,16 @@ def otlp_stub_start(kids: Children) -> str:
     """Start the collector stub (bench/otlp_stub.py); returns its OTLP/HTTP endpoint."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    argv = [str(PYTHON), "-m", "bench.otlp_stub", "--port", str(port)]
+    argv = [str(PYTHON), "-m", "bench.otlp_stub", "--port", str(port), "--every", "1"]
     kids.start("otlp-stub", argv, cwd=REPO, env=env, cpus=GEN_CPU)
     wait_port(port)
     return f"http://{HOST}:{port}"
+
+
+def otlp_stub_count(kids: Children) -> str:
+    """What the stub last said it received (``requests=N spans=M``)."""
+    lines = (kids.logdir / "otlp-stub.log").read_text().splitlines()
+    return lines[-1] if lines else "nothing"
 
 
 def fmt(r: PointResult) -> str:
@@ -385,6 +391,8 @@ def main() -> None:
                                 rig.relay_start(10_000)
                                 r = run("relay", n, frame)
                                 record(r, f"compare-env {variant_env}")
+                                if args.otlp_stub:
+                                    print(f"#   otlp stub: {otlp_stub_count(kids)}", flush=True)
                 return
             if args.compare:
                 variants = [Path(d).resolve() for d in args.compare.split(",")]
