@@ -96,6 +96,9 @@ class TurnAssembler:
         self._clock = clock
         self._open: TurnRecord | None = None
         self._count = 0
+        # The last closed turn's responses: a late figure for one of them is refused, not put
+        # on the next turn.
+        self._closed_responses: frozenset[str] = frozenset()
 
     @property
     def count(self) -> int:
@@ -206,12 +209,16 @@ class TurnAssembler:
     def add_attributes(self, response_id: str, attributes: Mapping[str, AttributeValue]) -> bool:
         """Merge ``attributes`` (flat ``voice.*`` keys) into the turn of ``response_id``.
 
+        A response not seen yet belongs to the open turn (responses come one after another).
+
         Returns:
-            False when no open turn has that response (it was already emitted, or is unknown).
+            False when its turn was already emitted, or no turn is open.
         """
-        turn = self._find(response_id)
-        if turn is None:
+        turn = self._open
+        if turn is None or response_id in self._closed_responses:
             return False
+        if response_id and response_id not in turn.response_ids:
+            turn.response_ids.append(response_id)
         turn.attributes.update(attributes)
         return True
 
@@ -224,6 +231,7 @@ class TurnAssembler:
     def _close(self) -> None:
         turn, self._open = self._open, None
         if turn is not None:
+            self._closed_responses = frozenset(turn.response_ids)
             self._emit(turn)
 
     def _find(self, response_id: str) -> TurnRecord | None:

@@ -225,3 +225,19 @@ def test_a_failure_in_tracing_stops_the_trace_not_the_call(spans, caplog) -> Non
     trace.outgoing("speech.stopped", protocol.SpeechStopped(item_id="u1"))
     trace.end("stopped", error=None)
     assert exporter.get_finished_spans() == ()
+
+
+def test_a_timing_record_goes_to_its_turn_and_a_late_one_is_refused(spans) -> None:
+    trace, exporter = spans
+    trace.outgoing("speech.stopped", protocol.SpeechStopped(item_id="u1"))
+    # Before any event of its response: the open turn's.
+    assert trace.add_attributes("r1", {"voice.eot_ms": 210})
+    trace.outgoing("audio.start", protocol.AudioStart(item_id="a1", response_id="r1"))
+    trace.outgoing("response.done", protocol.ResponseDone(response_id="r1", status="completed"))
+    trace.outgoing("speech.stopped", protocol.SpeechStopped(item_id="u2"))
+    assert not trace.add_attributes("r1", {"voice.heard_ms": 1})  # its turn is gone
+    [first] = by_name(exporter)["chat gpt-realtime"]
+    assert dict(first.attributes or {})["voice.eot_ms"] == 210
+    assert dict(first.attributes or {})["voice.responses"] == 1
+    trace.end("stopped", error=None)
+    assert not trace.add_attributes("r2", {"voice.eot_ms": 1})
