@@ -1,4 +1,5 @@
-"""Traces over the whole path: a spoken conversation that calls a tool, exported over OTLP/HTTP.
+"""Traces over the whole path: a spoken conversation that calls a tool, exported over OTLP/HTTP;
+and a rollover of the upstream connection, as a span of its own.
 
 A logged-in client speaks (espeak-ng) to real Daphne, the consumer, the real azure-ai-voicelive
 SDK and localvoice with its real models, which calls the built-in clock. Daphne exports with the
@@ -17,11 +18,12 @@ import pytest
 
 from tests.support.audio import silence, speak
 from tests.support.browser import Socket
+from tests.support.localvoice import LocalVoiceProcess
 from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.support.servers import Browser, DaphneServer
 from tests.support.talking import model_worker, stream
 
-pytestmark = [pytest.mark.integration, pytest.mark.models]
+pytestmark = [pytest.mark.integration]
 
 PASSWORD = "traces-pw-123"
 WORKER = "traced"
@@ -106,6 +108,7 @@ def children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSp
     return [s for s in spans if s.parent_span_id == parent.span_id]
 
 
+@pytest.mark.models
 async def test_a_spoken_conversation_with_a_tool_call_exports_its_span_tree(
     server: DaphneServer, receiver: OtlpReceiver
 ) -> None:
@@ -188,3 +191,67 @@ async def test_a_spoken_conversation_with_a_tool_call_exports_its_span_tree(
     assert all(r.get("trace_id") == root.trace_id for r in mine), mine
     assert any("started" in r["message"] for r in mine)
     assert all(r.get("user") == root.attributes["enduser.pseudo.id"] for r in mine)
+
+
+@pytest.fixture(scope="module")
+def localvoice_short() -> Iterator[LocalVoiceProcess]:
+    """The echo engine, ending each upstream session after 2 s as the service does at its limit."""
+    server = LocalVoiceProcess("--echo", "--max-session-seconds", "2").start(timeout=60)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def rolling_server(
+    localvoice_short: LocalVoiceProcess,
+    receiver: OtlpReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DaphneServer]:
+    logs = tmp_path_factory.mktemp("otlp-rollover")
+    with model_worker(
+        "rolling",
+        logs,
+        upstream_url=localvoice_short.endpoint,
+        setup=f"from django.contrib.auth.models import User\n"
+        f"User.objects.create_user('rolly', password={PASSWORD!r})\n",
+        extra={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
+    ) as worker:
+        yield worker.daphne
+
+
+async def test_a_rollover_is_a_span_under_the_session_with_the_new_upstream_id(
+    rolling_server: DaphneServer, receiver: OtlpReceiver
+) -> None:
+    async with Browser(rolling_server.base_url) as browser:
+        await browser.login("rolly", PASSWORD)
+        socket = await browser.websocket(rolling_server.ws_url("/ws/voice/"))
+        ready = await socket.expect("session.ready", timeout=20)
+        # Across the engine's 2 s limit: the relay rolls over to a fresh connection.
+        await stream(socket, silence(4500))
+        await socket.send_json({"type": "session.stop"})
+        assert await socket.expect_close(timeout=10) == 1000
+        assert socket.texts("error") == []
+
+    def ended(spans: list[ReceivedSpan]) -> bool:
+        return any(s.attributes.get("gen_ai.conversation.id") == ready["session_id"] for s in spans)
+
+    spans = await asyncio.to_thread(receiver.wait_for, ended, 30)
+    [root] = [s for s in spans if s.attributes.get("gen_ai.conversation.id") == ready["session_id"]]
+    under_root = [s for s in spans if s.parent_span_id == root.span_id]
+    [connect] = [s for s in under_root if s.name == "voice.upstream.connect"]
+    rollovers = [s for s in under_root if s.name == "voice.upstream.rollover"]
+    assert rollovers, [s.name for s in under_root]
+    upstream_ids = [connect.attributes["voice.upstream.session_id"]] + [
+        s.attributes["voice.upstream.session_id"] for s in rollovers
+    ]
+    assert len(set(upstream_ids)) == len(upstream_ids)  # a fresh upstream session each time
+    assert root.attributes["voice.end_reason"] == "stopped"
+    for rollover in rollovers:
+        assert rollover.status_code != ERROR_STATUS
+        assert rollover.trace_id == root.trace_id
+        assert connect.end_ns <= rollover.start_ns <= rollover.end_ns <= root.end_ns
