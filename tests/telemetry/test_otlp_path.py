@@ -255,3 +255,43 @@ async def test_a_rollover_is_a_span_under_the_session_with_the_new_upstream_id(
         assert rollover.status_code != ERROR_STATUS
         assert rollover.trace_id == root.trace_id
         assert connect.end_ns <= rollover.start_ns <= rollover.end_ns <= root.end_ns
+
+
+async def test_a_stopping_worker_exports_what_it_still_holds(
+    localvoice_echo: str, receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Spans queued for a minute are out before the worker exits on SIGTERM (the drain's flush)."""
+    logs = tmp_path_factory.mktemp("otlp-exit")
+    with model_worker(
+        "exiting",
+        logs,
+        upstream_url=localvoice_echo,
+        setup=f"from django.contrib.auth.models import User\n"
+        f"User.objects.create_user('quitter', password={PASSWORD!r})\n",
+        extra={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing leaves on the timer during the test
+            "VOICE_DRAIN_SECONDS": "2",
+        },
+    ) as worker:
+        daphne = worker.daphne
+        async with Browser(daphne.base_url) as browser:
+            await browser.login("quitter", PASSWORD)
+            socket = await browser.websocket(daphne.ws_url("/ws/voice/"))
+            ready = await socket.expect("session.ready", timeout=20)
+            await stream(socket, silence(500))
+            await socket.send_json({"type": "session.stop"})
+            assert await socket.expect_close(timeout=10) == 1000
+        await asyncio.sleep(1.0)
+        mine = [
+            s
+            for s in receiver.snapshot()
+            if s.attributes.get("gen_ai.conversation.id") == ready["session_id"]
+        ]
+        assert mine == []  # still queued in the worker
+        daphne.sigterm()
+        assert await asyncio.to_thread(daphne.wait_exit, 15) == 0
+
+    spans = receiver.snapshot()
+    [root] = [s for s in spans if s.attributes.get("gen_ai.conversation.id") == ready["session_id"]]
+    assert any(s.parent_span_id == root.span_id for s in spans)  # its connect span too
