@@ -22,6 +22,9 @@ Examples::
     .venv/bin/python -m bench.load --frames 100 --sessions 300 --paths relay,floor \
         --quota-minutes 100000 --server-env VOICE_HEARTBEAT_SECONDS=1 \
         --server-env DJANGO_CONN_MAX_AGE=60
+    # tracing on vs off, interleaved in one run, with a collector stub receiving the spans:
+    .venv/bin/python -m bench.load --frames 100 --sessions 300 --seconds 20 --warmup 3 \
+        --otlp-stub --compare-env 'OTEL_EXPORTER_OTLP_ENDPOINT=;OTEL_EXPORTER_OTLP_ENDPOINT={otlp}'
 """
 
 from __future__ import annotations
@@ -251,6 +254,22 @@ def measure(
     return result
 
 
+def otlp_stub_start(kids: Children) -> str:
+    """Start the collector stub (bench/otlp_stub.py); returns its OTLP/HTTP endpoint."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    argv = [str(PYTHON), "-m", "bench.otlp_stub", "--port", str(port), "--every", "1"]
+    kids.start("otlp-stub", argv, cwd=REPO, env=env, cpus=GEN_CPU)
+    wait_port(port)
+    return f"http://{HOST}:{port}"
+
+
+def otlp_stub_count(kids: Children) -> str:
+    """What the stub last said it received (``requests=N spans=M``)."""
+    lines = (kids.logdir / "otlp-stub.log").read_text().splitlines()
+    return lines[-1] if lines else "nothing"
+
+
 def fmt(r: PointResult) -> str:
     x = r.extra
     return (
@@ -296,6 +315,12 @@ def main() -> None:
         "HISTORY_RECORDING=0' (each variant a ','-separated KEY=VALUE list): relay only, "
         "each variant per point, --repeat rounds",
     )
+    parser.add_argument(
+        "--otlp-stub",
+        action="store_true",
+        help="start a collector stub (bench/otlp_stub.py, on the load generator's CPU) and put "
+        "its URL where a --compare-env or --server-env value says {otlp}",
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(
         "--server-env",
@@ -335,6 +360,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp, children(Path(tmp)) as kids:
         try:
+            if args.otlp_stub:
+                otlp = otlp_stub_start(kids)
+                args.compare_env = args.compare_env.replace("{otlp}", otlp)
+                args.server_env = [kv.replace("{otlp}", otlp) for kv in args.server_env]
             extra = dict(kv.split("=", 1) for kv in args.server_env)
             rig = rig_build(kids, app_dir, Path(tmp), accounts, extra, args.quota_minutes)
             if args.max_load:
@@ -362,6 +391,8 @@ def main() -> None:
                                 rig.relay_start(10_000)
                                 r = run("relay", n, frame)
                                 record(r, f"compare-env {variant_env}")
+                                if args.otlp_stub:
+                                    print(f"#   otlp stub: {otlp_stub_count(kids)}", flush=True)
                 return
             if args.compare:
                 variants = [Path(d).resolve() for d in args.compare.split(",")]

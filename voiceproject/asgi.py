@@ -9,8 +9,14 @@ from voiceproject.django_http import django_asgi_app
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
+from assistant.live.registry import worker_name
 from assistant.routing import websocket_urlpatterns
+from assistant.telemetry.tracing import tracing_setup
 from voiceproject.origins import SameOriginValidator
+
+# Traces are exported only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set:
+# otherwise no provider exists and calls trace nothing (assistant/telemetry/tracing.py).
+tracing_setup(worker=worker_name())
 
 application = ProtocolTypeRouter(
     {

@@ -27,6 +27,7 @@ from assistant.calls.output import CallOutput
 from assistant.calls.ports import CallTransport
 from assistant.calls.release import release_call
 from assistant.calls.supervisor import CallSupervisor
+from assistant.calls.tracing import call_tracing_start, failure
 from assistant.codes import (
     CLEAN_END_CODES,
     ENDINGS,
@@ -50,6 +51,7 @@ from assistant.live.control import ControlSubscription
 from assistant.live.layer import layer_send
 from assistant.live.worker import Membership, PendingSlot, worker
 from assistant.protocol import USER_AUDIO
+from assistant.telemetry.call_trace import CallTrace
 from assistant.tools.live import SessionToolExecutor, requested_time_zone
 from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.session import VoiceLiveSession
@@ -91,6 +93,7 @@ class Call:
         self.history: SessionHistory | None = None
         self.quota: LiveQuota | None = None
         self.inbound: InboundLimits | None = None
+        self.trace: CallTrace | None = None
         self.output = CallOutput(self, transport)
         self.commands = CallCommands(self)
         self.start_task: asyncio.Task[None] | None = None
@@ -164,6 +167,8 @@ class Call:
         resume: Resume | None,
     ) -> None:
         self.session_id = session_id
+        # Before any task of the call exists: they inherit its log context and span.
+        self.trace = call_tracing_start(session_id, user.pk, config)
         self.membership = Membership(session_id)
         self.last_activity = time.monotonic()
         self.supervisor = CallSupervisor(
@@ -194,6 +199,8 @@ class Call:
         self.voice = self.voice_factory(
             config=config, upstream=upstream_settings(), sink=self.output, tools=tools
         )
+        if self.trace is not None:
+            self.voice.connection_observer = self.trace.connection
         self.history = session_history_start(session_id, user.pk, config, self.voice, resume)
         if not config.is_draft:
             self.quota = LiveQuota(
@@ -360,6 +367,8 @@ class Call:
             code = error.code
         if self.history is not None:
             self.history.end(code.value if code else "stopped")
+        if self.trace is not None:
+            self.trace.end(ending.value, error=failure(ending, code))
         metrics.SESSIONS_ENDED.labels(reason=code.value if code else "normal").inc()
         try:
             if code is not None:
@@ -382,6 +391,8 @@ class Call:
             metrics.SESSIONS_ENDED.labels(reason=ending.value).inc()
             if self.history is not None:
                 self.history.end(ending.value)
+            if self.trace is not None:
+                self.trace.end(ending.value, error=failure(ending, None))
         self.ended = True
         await self._release(code)
 

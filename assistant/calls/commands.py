@@ -15,6 +15,7 @@ from assistant.codes import Ending, ErrorCode, State
 from assistant.history.live import SessionHistory
 from assistant.history.quotas import LiveQuota
 from assistant.protocol.dispatch import handlers
+from assistant.telemetry.call_trace import CallTrace
 from assistant.voicelive.session import VoiceLiveSession
 
 #: The messages that reach a handler here (``audio.ack`` is flow control: the call's own).
@@ -38,6 +39,7 @@ class CommandHost(talk_modes.TalkHost, Protocol):
 
     voice: VoiceLiveSession | None
     history: SessionHistory | None
+    trace: CallTrace | None
     quota: LiveQuota | None
     state: State
 
@@ -90,6 +92,8 @@ class CallCommands:
         """The user talked over the reply: the upstream forgets what was not heard."""
         if self._call.history is not None:
             self._call.history.interrupted(message.item_id, message.played_ms)
+        if self._call.trace is not None:
+            self._call.trace.interrupted(message.item_id, message.played_ms)
         await self._voice.truncate(item_id=message.item_id, played_ms=message.played_ms)
 
     async def response_cancel(self, message: protocol.ResponseCancel) -> None:
@@ -101,6 +105,8 @@ class CallCommands:
         """A typed message, answered as a spoken one would be."""
         if self._call.history is not None:
             self._call.history.typed(message.text)
+        if self._call.trace is not None:
+            self._call.trace.typed()
         await self._voice.send_text(message.text)
 
     async def input_press(self, message: protocol.InputPress) -> ErrorCode | None:

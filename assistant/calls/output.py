@@ -19,6 +19,7 @@ from assistant.calls.supervisor import CallSupervisor
 from assistant.codes import Ending, ErrorCode, State
 from assistant.history.live import SessionHistory
 from assistant.protocol import ASSISTANT_AUDIO
+from assistant.telemetry.call_trace import CallTrace
 from assistant.voicelive.session import VoiceLiveSession
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class OutputOwner(Protocol):
 
     voice: VoiceLiveSession | None
     history: SessionHistory | None
+    trace: CallTrace | None
     supervisor: CallSupervisor | None
     state: State
     ended: bool
@@ -68,6 +70,8 @@ class CallOutput:
             supervisor.idle.observe(message, call.voice.audio_out_bytes if call.voice else 0)
         if call.history is not None:
             call.history.outgoing(message)
+        if call.trace is not None:
+            call.trace.outgoing(message.type, message)
         fanout = supervisor.fanout if supervisor else None
         if fanout is not None:
             fanout.publish_text(text)
@@ -127,3 +131,5 @@ class CallOutput:
         """A reply ended with the upstream's usage: into the call's history."""
         if self._call.history is not None:
             self._call.history.response_usage(response_id, usage)
+        if self._call.trace is not None:
+            self._call.trace.usage(response_id, usage)

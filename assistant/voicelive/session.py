@@ -49,6 +49,9 @@ from assistant.voicelive.watchdog import ReplyWatchdog
 
 logger = logging.getLogger(__name__)
 
+#: Told of each upstream connection: (kind, monotonic start, upstream session id, error or None).
+ConnectionObserver = Callable[[str, float, str, str | None], None]
+
 # The audio deltas' type as a plain string: compared for every frame.
 _AUDIO_DELTA = ServerEventType.RESPONSE_AUDIO_DELTA.value
 
@@ -96,6 +99,9 @@ class VoiceLiveSession:
         self._rolling_over = False
         self._connected_at = 0.0
         self.upstream_session_id = ""
+        #: Told of every connection opened or failed (traces): kind ("connect", "rollover"),
+        #: ``time.monotonic()`` when opening began, the upstream session id, the error or None.
+        self.connection_observer: ConnectionObserver | None = None
         #: Typed messages sent upstream so far, as quotas count them (assistant/history/usage.py).
         self.typed_seconds = 0.0
         self.tool_calls = ToolCalls(upstream=self, sink=sink, executor=tools)
@@ -147,7 +153,7 @@ class VoiceLiveSession:
             VoiceLiveUnavailable: the upstream refused, failed or timed out.
         """
         started = time.monotonic()
-        opened = await self._open_connection()
+        opened = await self._open_connection("connect")
         self._adopt(opened)
         metrics.UPSTREAM_CONNECT_SECONDS.observe(time.monotonic() - started)
         # Empty unless an earlier conversation is continued (carry_over): seeded like a rollover.
@@ -165,12 +171,25 @@ class VoiceLiveSession:
         for role, text in list(self._events.history):
             await conn.send(message_item(role, text))
 
-    async def _open_connection(self) -> Opened:
-        return await open_connection(
-            config=self.config,
-            upstream=self._upstream,
-            credential_factory=self._credential_factory,
-        )
+    async def _open_connection(self, kind: str) -> Opened:
+        started = time.monotonic()
+        try:
+            opened = await open_connection(
+                config=self.config,
+                upstream=self._upstream,
+                credential_factory=self._credential_factory,
+            )
+        except VoiceLiveUnavailable as exc:
+            self._connection_seen(kind, started, "", exc.code.value)
+            raise
+        self._connection_seen(kind, started, opened.session_id, None)
+        return opened
+
+    def _connection_seen(
+        self, kind: str, started: float, upstream_id: str, error: str | None
+    ) -> None:
+        if self.connection_observer is not None:
+            self.connection_observer(kind, started, upstream_id, error)
 
     def _adopt(self, opened: Opened) -> None:
         """Make a freshly opened connection the session's own (no await: never half done)."""
@@ -370,7 +389,7 @@ class VoiceLiveSession:
         open: the new connection is closed here, the old one by :meth:`aclose`.
         """
         try:
-            opened = await self._open_connection()
+            opened = await self._open_connection("rollover")
             try:
                 await self._seed(opened.conn)
             except BaseException:

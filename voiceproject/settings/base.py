@@ -264,6 +264,19 @@ HISTORY_RECORDING = env("HISTORY_RECORDING", cast=to_bool, default=True)
 
 # LOGGING: never log audio, keys or tokens
 # ------------------------------------------------------------------------------
+# VOICE_LOG_FORMAT=json: one JSON object per line for a log pipeline (docs/operating-traces.md).
+# Either way every record carries the call's session id, its user's pseudonym and the trace and
+# span ids (assistant/telemetry/logs.py); the JSON lines show them.
+
+
+def _log_format(value: str) -> str:
+    if value.strip().lower() not in ("plain", "json"):
+        msg = f"expected plain or json, got {value!r}"
+        raise ValueError(msg)
+    return value.strip().lower()
+
+
+VOICE_LOG_FORMAT = env("VOICE_LOG_FORMAT", cast=_log_format, default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -272,9 +285,17 @@ LOGGING = {
         "plain": {
             "()": "voiceproject.logsafe.SingleLineFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "assistant.telemetry.logs.JsonLinesFormatter"},
+    },
+    "filters": {"call_context": {"()": "assistant.telemetry.logs.LogContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": VOICE_LOG_FORMAT,
+            "filters": ["call_context"],
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "assistant": {"level": env("ASSISTANT_LOG_LEVEL", default="INFO"), "propagate": True},

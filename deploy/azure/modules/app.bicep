@@ -76,6 +76,11 @@ var env = [
   // The ingress appends to X-Forwarded-For, so a client address proves nothing here: /metrics
   // answers only a bearer token (METRICS_TOKEN, a secret you add; deploy/README.md).
   { name: 'METRICS_ALLOWED_NETWORKS', value: '' }
+  // One JSON object a log line: Log Analytics parses ContainerAppConsoleLogs_CL's Log_s with
+  // parse_json(). Traces: the environment's managed OpenTelemetry agent, when configured,
+  // sets OTEL_EXPORTER_OTLP_ENDPOINT in the container (docs/operating-traces.md).
+  { name: 'VOICE_LOG_FORMAT', value: 'json' }
+  { name: 'OTEL_SERVICE_NAME', value: 'voice-assistant' }
 ]
 
 // Probes reach the replica directly: send the Host the app allows and the scheme the edge would.
