@@ -20,6 +20,7 @@ from assistant.codes import Ending, ErrorCode, State
 from assistant.history.live import SessionHistory
 from assistant.protocol import ASSISTANT_AUDIO
 from assistant.voicelive.session import VoiceLiveSession
+from assistant.voicelive.turn_timing import TurnTiming
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +128,11 @@ class CallOutput:
         """A reply ended with the upstream's usage: into the call's history."""
         if self._call.history is not None:
             self._call.history.response_usage(response_id, usage)
+
+    def turn_timed(self, timing: TurnTiming) -> None:
+        """A turn is over: its timings into the turn histograms and the call's history."""
+        voice = self._call.voice
+        profile = str(voice.config.profile_id) if voice is not None else ""
+        metrics.observe_turn(profile, timing.attributes())
+        if self._call.history is not None:
+            self._call.history.turn_timed(timing)
