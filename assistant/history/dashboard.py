@@ -162,6 +162,8 @@ def turn_latency(days: int, now: dt.datetime | None = None) -> dict[str, Any]:
     by_profile: dict[str, list[int]] = defaultdict(list)
     by_worker: dict[str, list[int]] = defaultdict(list)
     for day, profile, worker, latency in rows:
+        if latency is None:  # filtered out above; the column is nullable
+            continue
         by_day[day].append(latency)
         by_profile[profile].append(latency)
         by_worker[worker].append(latency)

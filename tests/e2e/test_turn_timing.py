@@ -76,7 +76,7 @@ def timed_replies(database: Database, conversation_id: str) -> list[tuple[Any, .
     if database.kind == "sqlite":
         key = key.hex
     return database.query(
-        f"SELECT {TIMING_COLUMNS} FROM assistant_turn "  # noqa: S608 (constant columns)
+        f"SELECT {TIMING_COLUMNS} FROM assistant_turn "
         "WHERE conversation_id = %s AND role = 'assistant' AND latency_ms IS NOT NULL",
         (key,),
     )
@@ -114,7 +114,7 @@ def test_a_spoken_turn_is_timed_counted_and_shown_on_the_timeline(
     assert played >= latency, "playback begins after the first audio reached the service"
 
     # The worker's histograms: the turn latency per profile, and its parts.
-    with urllib.request.urlopen(f"{daphne.base_url}/metrics", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{daphne.base_url}/metrics", timeout=10) as response:
         text = response.read().decode()
     counts = metric(text, "voice_turn_latency_seconds_count")
     sums = metric(text, "voice_turn_latency_seconds_sum")
