@@ -37,6 +37,7 @@ LEAD_MS = 300
 TRAIL_MS = 1500
 FRAME_MS = 100
 FRAME_BYTES = 48 * FRAME_MS
+ACK_BYTES = 96_000  # static/js/voice-socket.js: AUDIO_ACK_BYTES
 USERNAME = "bench-timing"
 PASSWORD = "bench-timing-pw-7q"
 
@@ -59,8 +60,13 @@ async def stream_like_the_page(socket: Socket, pcm: bytes, started: float) -> No
         await socket.send_audio(pcm[offset : offset + FRAME_BYTES])
 
 
-async def service_turn(socket: Socket, sentence: str) -> tuple[float, str]:
-    """One spoken turn over the service: (client's end of speech → first audio ms, response id)."""
+async def service_turn(socket: Socket, sentence: str, received: list[int]) -> tuple[float, str]:
+    """One spoken turn over the service: (client's end of speech → first audio ms, response id).
+
+    ``received`` holds the audio bytes received on the socket so far and those acknowledged:
+    acknowledged as the page does (``audio.ack`` every 2 s of audio), or the server holds the
+    replies back.
+    """
     speech = trim_silence(speak(sentence))
     audio = silence(LEAD_MS) + speech + silence(TRAIL_MS)
     started = time.perf_counter()
@@ -78,6 +84,10 @@ async def service_turn(socket: Socket, sentence: str) -> tuple[float, str]:
                 if frame.kind == "binary":
                     if first_audio is None and time.perf_counter() > speech_end:
                         first_audio = time.perf_counter()
+                    received[0] += len(frame.data)
+                    if received[0] - received[1] >= ACK_BYTES:  # as the page acknowledges
+                        received[1] = received[0]
+                        await socket.send_json({"type": "audio.ack", "bytes": received[0]})
                     continue
                 message = frame.data
                 after_speech = time.perf_counter() > speech_end
@@ -112,7 +122,8 @@ async def service_session(
         await browser.login(USERNAME, PASSWORD)
         socket = await browser.websocket(ws_url)
         session_id = (await socket.expect("session.ready", timeout=30))["session_id"]
-        measured = [await service_turn(socket, sentence) for sentence in sentences]
+        received = [0, 0]
+        measured = [await service_turn(socket, sentence, received) for sentence in sentences]
         await socket.send_json({"type": "session.stop"})
         await socket.expect_close(timeout=10)
     deadline = time.monotonic() + 15

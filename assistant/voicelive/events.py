@@ -85,7 +85,7 @@ class Upstream(Protocol):
         """Arm the reply watchdog: a reply was asked for or has started."""
 
     def speech_end_time(self, audio_end_ms: int) -> float | None:
-        """When the input audio at ``audio_end_ms`` of this connection reached the service."""
+        """When the speech ``speech_stopped`` at ``audio_end_ms`` ended reached the service."""
 
     def reply_settled(self) -> None:
         """Disarm the reply watchdog: no reply is owed any more."""

@@ -312,13 +312,19 @@ class VoiceLiveSession:
             )
 
     def speech_end_time(self, audio_end_ms: int) -> float | None:
-        """When the input audio at ``audio_end_ms`` of this connection reached the service."""
+        """When the speech ``speech_stopped`` at ``audio_end_ms`` ended reached the service.
+
+        ``audio_end_ms`` includes the profile's silence (turn_timing.py): taken off. Under a
+        semantic detector the turn may have waited longer than that silence: the end is then
+        placed a little late (the latency reads a little short), never early.
+        """
         mic = self.microphone
         return speech_end_time(
             audio_end_ms,
             sent_bytes=mic.sent_bytes,
             base_bytes=mic.connection_bytes,
             sent_at=mic.sent_at,
+            silence_ms=self.config.vad_silence_duration_ms,
         )
 
     def playback_began(self, item_id: str) -> None:

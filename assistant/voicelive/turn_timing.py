@@ -1,8 +1,11 @@
 """How long each turn took, as the user felt it: from the end of their speech to the reply.
 
-The end of the user's speech is where it ended *in the audio* (``speech_stopped``'s
-``audio_end_ms``), placed on the service's clock by when that audio reached the upstream
-(:func:`speech_end_time`), not when the silence timer fired. A :class:`TurnTimer` follows one
+The end of the user's speech is where it ended *in the audio*, placed on the service's clock
+by when that audio reached the upstream (:func:`speech_end_time`), not when the silence timer
+fired. ``speech_stopped``'s ``audio_end_ms`` is where the turn was *detected*: Voice Live
+documents that it includes the configured silence (``silence_duration_ms``), and localvoice
+does the same (measured: 467 ms after the last sample of speech at p50 with 400 ms of
+silence), so the speech ended that silence before it. A :class:`TurnTimer` follows one
 turn at a time from there and hands its :class:`TurnTiming` to the call once, when the next
 turn begins or the session ends: by then whether the reply was cut off, and when the page began
 playing it, are known.
@@ -26,26 +29,34 @@ MAPPING_SLACK_MS = 100
 
 
 def speech_end_time(
-    audio_end_ms: int, *, sent_bytes: int, base_bytes: int, sent_at: float
+    audio_end_ms: int,
+    *,
+    sent_bytes: int,
+    base_bytes: int,
+    sent_at: float,
+    silence_ms: int = 0,
 ) -> float | None:
-    """When the audio at ``audio_end_ms`` of this connection reached the service, or None.
+    """When the end of speech reached the service, from ``speech_stopped``; or None.
 
     Args:
-        audio_end_ms: where the speech ended, in ms of this connection's input audio (each
-            upstream connection counts from 0: a rollover starts a new count).
+        audio_end_ms: ``speech_stopped``'s position, in ms of this connection's input audio
+            (each upstream connection counts from 0: a rollover starts a new count).
         sent_bytes: the microphone's audio sent upstream so far, over every connection.
         base_bytes: ``sent_bytes`` when this connection began.
         sent_at: when the last of ``sent_bytes`` was sent (monotonic seconds).
+        silence_ms: the silence ``audio_end_ms`` includes (the profile's
+            ``silence_duration_ms``): the speech ended that much before it.
 
-    The audio after ``audio_end_ms`` was sent as the browser recorded it, in real time, so the
-    end of speech was sent that much before the latest append.
+    The audio after the end of speech was sent as the browser recorded it, in real time, so
+    the end of speech was sent that much before the latest append.
     """
     if audio_end_ms < 0 or sent_at <= 0:
         return None
     sent_after = sent_bytes - base_bytes - audio_end_ms * AUDIO_BYTES_PER_MS
     if sent_after < -MAPPING_SLACK_MS * AUDIO_BYTES_PER_MS:
         return None  # the upstream counts audio we never sent it: not this connection's clock
-    return sent_at - max(0, sent_after) / (AUDIO_BYTES_PER_MS * 1000)
+    silence = min(max(0, silence_ms), audio_end_ms) * AUDIO_BYTES_PER_MS
+    return sent_at - (max(0, sent_after) + silence) / (AUDIO_BYTES_PER_MS * 1000)
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -273,7 +273,8 @@ async def test_a_turn_is_timed_from_where_the_speech_ended_in_the_audio(
         while session.audio_in_bytes < 48_000:
             await asyncio.sleep(0.01)
     sent_at = session.microphone.sent_at
-    # The speech ended at 600 ms of the audio: 400 ms before the last of it went up.
+    # speech_stopped at 600 ms of the audio (400 ms before the last of it went up) includes
+    # the profile's 500 ms of silence: the speech ended 900 ms before the last append.
     conn.push({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 600})
     conn.push({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
     conn.push(audio_delta("a1", b"\x01\x00" * 480, "r1"))
@@ -281,8 +282,8 @@ async def test_a_turn_is_timed_from_where_the_speech_ended_in_the_audio(
     session.playback_began("a1")
     session.finish_turn()
     [timing] = sink.timings
-    assert timing.end_of_speech == pytest.approx(sent_at - 0.4)
-    assert timing.eot_ms >= 400
+    assert timing.end_of_speech == pytest.approx(sent_at - 0.9)
+    assert timing.eot_ms >= 900
     assert timing.turn_latency_ms is not None
     assert timing.turn_latency_ms >= timing.eot_ms
     assert timing.played_latency_ms is not None

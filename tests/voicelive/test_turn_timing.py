@@ -29,6 +29,16 @@ def test_the_end_of_speech_is_when_its_audio_was_sent() -> None:
     assert end == pytest.approx(49.2)
 
 
+def test_the_silence_speech_stopped_includes_is_taken_off() -> None:
+    # speech_stopped at 2.2 s includes the profile's 500 ms of silence: the speech ended at 1.7 s.
+    end = speech_end_time(2200, sent_bytes=3 * SECOND, base_bytes=0, sent_at=50.0, silence_ms=500)
+    assert end == pytest.approx(48.7)
+    # Never before the connection's own audio began.
+    assert speech_end_time(
+        300, sent_bytes=SECOND, base_bytes=0, sent_at=50.0, silence_ms=500
+    ) == pytest.approx(49.0)
+
+
 def test_after_a_rollover_the_new_connection_counts_from_its_own_start() -> None:
     # 10 s went to the old connection, 1.5 s to the new one; audio_end_ms is the new one's.
     end = speech_end_time(
