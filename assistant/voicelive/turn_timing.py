@@ -59,6 +59,16 @@ def speech_end_time(
     return sent_at - (max(0, sent_after) + silence) / (AUDIO_BYTES_PER_MS * 1000)
 
 
+def epoch_ns(
+    moment: float,
+    *,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> int:
+    """A monotonic ``moment`` of a timing as Unix nanoseconds (a span's start or end time)."""
+    return round((wall() - (monotonic() - moment)) * 1e9)
+
+
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else max(0, round(seconds * 1000))
 

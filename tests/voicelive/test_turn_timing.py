@@ -8,6 +8,7 @@ from assistant.voicelive.turn_timing import (
     AUDIO_BYTES_PER_MS,
     TurnTimer,
     TurnTiming,
+    epoch_ns,
     speech_end_time,
 )
 
@@ -174,3 +175,9 @@ def test_push_to_talk_names_its_item_by_the_transcript() -> None:
     [turn] = delivered
     assert (turn.item_id, turn.push_to_talk, turn.eot_ms) == ("u7", True, 0)
     assert (turn.transcription_ms, turn.turn_latency_ms) == (200, 500)
+
+
+def test_a_monotonic_moment_as_unix_nanoseconds() -> None:
+    # 1.5 s ago on the monotonic clock is 1.5 s before the wall clock's now.
+    at = epoch_ns(98.5, wall=lambda: 1_700_000_000.0, monotonic=lambda: 100.0)
+    assert at == 1_699_999_998_500_000_000
