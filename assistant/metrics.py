@@ -56,10 +56,53 @@ OVERLAPS = Counter(
     "User speech over a reply, decided as a backchannel (the reply goes on) or a barge-in.",
     ["verdict", "reason"],
 )
+# Per-turn timings (assistant/voicelive/turn_timing.py), observed once per turn that got a
+# reply. ``profile`` is the assistant profile's id: bounded by the profiles an admin creates.
+_TURN_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_PART_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 TURN_LATENCY = Histogram(
     "voice_turn_latency_seconds",
-    "End of user speech to the first assistant audio relayed to the browser.",
-    buckets=(0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+    "End of the user's speech (where it ended in the audio) to the first assistant audio of "
+    "the reply at the service: the turn latency.",
+    ["profile"],
+    buckets=_TURN_BUCKETS,
+)
+TURN_EOT = Histogram(
+    "voice_turn_eot_seconds",
+    "End of the user's speech to the upstream's speech_stopped: end-of-turn detection.",
+    ["profile"],
+    buckets=_PART_BUCKETS,
+)
+TURN_TRANSCRIPTION = Histogram(
+    "voice_turn_transcription_seconds",
+    "speech_stopped to the user's transcript, when it came before the reply's first audio.",
+    ["profile"],
+    buckets=_PART_BUCKETS,
+)
+TURN_FIRST_AUDIO = Histogram(
+    "voice_turn_first_audio_seconds",
+    "The rest of the turn latency: the model and speech synthesis upstream, to the first audio "
+    "(end of turn, transcription and tool rounds excluded).",
+    ["profile"],
+    buckets=_PART_BUCKETS,
+)
+TURN_TOOLS = Histogram(
+    "voice_turn_tool_seconds",
+    "Tool rounds before the reply's first audio, for turns that ran a tool.",
+    ["profile"],
+    buckets=_PART_BUCKETS,
+)
+TURN_PLAYED_LATENCY = Histogram(
+    "voice_turn_played_latency_seconds",
+    "End of the user's speech to the page's report that the reply began playing (includes the "
+    "way to the browser, its jitter buffer and the report's way back).",
+    ["profile"],
+    buckets=_TURN_BUCKETS,
+)
+TURN_INTERRUPTED = Counter(
+    "voice_turns_interrupted_total",
+    "Replies the user cut off (barge-in or a typed message) after hearing part of them.",
+    ["profile"],
 )
 CLIENT_ERRORS = Counter("voice_client_errors_total", "Invalid browser messages.", ["code"])
 LAYER_SEND_FAILURES = Counter(
@@ -91,3 +134,23 @@ TOOL_CALLS = Counter(
 def count_tool_call(name: str, outcome: str) -> None:
     """One call in ``voice_tool_calls_total`` (a tool's name is cut to 64 characters)."""
     TOOL_CALLS.labels(tool=name[:64], outcome=outcome).inc()
+
+
+def observe_turn(profile: str, attributes: dict[str, int | bool | str]) -> None:
+    """One turn's timings (``TurnTiming.attributes()``) into the turn histograms."""
+    parts = (
+        (TURN_LATENCY, "voice.turn_latency_ms"),
+        (TURN_EOT, "voice.eot_ms"),
+        (TURN_TRANSCRIPTION, "voice.transcription_ms"),
+        (TURN_FIRST_AUDIO, "voice.first_audio_ms"),
+        (TURN_PLAYED_LATENCY, "voice.played_latency_ms"),
+    )
+    for histogram, key in parts:
+        value = attributes.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            histogram.labels(profile=profile).observe(value / 1000)
+    tool_ms = attributes.get("voice.tool_ms")
+    if isinstance(tool_ms, int) and tool_ms > 0:
+        TURN_TOOLS.labels(profile=profile).observe(tool_ms / 1000)
+    if attributes.get("voice.interrupted") is True:
+        TURN_INTERRUPTED.labels(profile=profile).inc()

@@ -45,6 +45,7 @@ MOVED_TABLES = {
     "assistant_tool",
     "assistant_tool_profiles",
 }
+#: Tables of migrations after the move (history 0002: the session timeline's events).
 DDL = re.compile(r"\s*(CREATE|ALTER|DROP)\s", re.IGNORECASE)
 
 

@@ -304,12 +304,17 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def controls(self, obj: LiveSession) -> str:
         terminate = reverse("admin:assistant_livesession_terminate", args=[obj.pk])
         monitor = reverse("assistant:monitor", args=[obj.pk])
+        # The call's conversation has the live session's id (its history's timeline).
+        timeline = reverse("admin:history_conversation_timeline", args=[obj.pk])
         return format_html(
             '<a class="button" href="{}" target="_blank" rel="noopener">{}</a> '
+            '<a class="button" href="{}">{}</a> '
             '<button type="submit" class="button" formaction="{}" formmethod="post" '
             'name="terminate" value="{}">{}</button>',
             monitor,
             _("Monitor"),
+            timeline,
+            _("Timeline"),
             terminate,
             obj.pk,
             _("Terminate"),

@@ -365,6 +365,8 @@ class Call:
         code, close_code = ENDINGS[ending]
         if error is not None:
             code = error.code
+        if self.voice is not None:
+            self.voice.finish_turn()  # timed while its history still records
         if self.history is not None:
             self.history.end(code.value if code else "stopped")
         if self.trace is not None:
@@ -389,6 +391,8 @@ class Call:
             # Closed by the browser, or lost (1006: e.g. dropped by Daphne's keepalive ping).
             ending = Ending.CONNECTION_LOST if code == CloseCode.ABNORMAL else Ending.BROWSER_CLOSED
             metrics.SESSIONS_ENDED.labels(reason=ending.value).inc()
+            if self.voice is not None:
+                self.voice.finish_turn()
             if self.history is not None:
                 self.history.end(ending.value)
             if self.trace is not None:

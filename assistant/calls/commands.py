@@ -23,6 +23,7 @@ COMMAND_TYPES = (
     protocol.Ping.type,
     protocol.SessionStop.type,
     protocol.PlaybackInterrupted.type,
+    protocol.PlaybackStarted.type,
     protocol.ResponseCancel.type,
     protocol.TextSend.type,
     protocol.InputPress.type,
@@ -94,7 +95,12 @@ class CallCommands:
             self._call.history.interrupted(message.item_id, message.played_ms)
         if self._call.trace is not None:
             self._call.trace.interrupted(message.item_id, message.played_ms)
+        self._voice.playback_heard(message.item_id, message.played_ms)
         await self._voice.truncate(item_id=message.item_id, played_ms=message.played_ms)
+
+    async def playback_started(self, message: protocol.PlaybackStarted) -> None:
+        """The page began playing an item: a measurement of the turn, trusted for nothing else."""
+        self._voice.playback_began(message.item_id)
 
     async def response_cancel(self, message: protocol.ResponseCancel) -> None:
         """Stop the reply: the unplayed audio too."""

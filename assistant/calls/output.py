@@ -21,6 +21,7 @@ from assistant.history.live import SessionHistory
 from assistant.protocol import ASSISTANT_AUDIO
 from assistant.telemetry.call_trace import CallTrace
 from assistant.voicelive.session import VoiceLiveSession
+from assistant.voicelive.turn_timing import TurnTiming
 
 logger = logging.getLogger(__name__)
 
@@ -133,3 +134,13 @@ class CallOutput:
             self._call.history.response_usage(response_id, usage)
         if self._call.trace is not None:
             self._call.trace.usage(response_id, usage)
+
+    def turn_timed(self, timing: TurnTiming) -> None:
+        """A turn is over: its timings into the turn histograms and the call's history."""
+        voice = self._call.voice
+        profile = str(voice.config.profile_id) if voice is not None else ""
+        metrics.observe_turn(profile, timing.attributes())
+        if self._call.history is not None:
+            self._call.history.turn_timed(timing)
+        if self._call.trace is not None:
+            self._call.trace.add_attributes(timing.response_id, timing.attributes())

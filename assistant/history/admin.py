@@ -12,11 +12,13 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from assistant.history import dashboard
+from assistant.history import dashboard, timeline
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageQuota, UsageRecord
 
 audit = logging.getLogger("assistant.audit")
@@ -39,7 +41,20 @@ class TurnInline(admin.TabularInline):
     model = Turn
     extra = 0
     can_delete = False
-    fields = ("seq", "role", "text", "started_at", "interrupted", "heard_ms", "latency_ms")
+    fields = (
+        "seq",
+        "role",
+        "text",
+        "started_at",
+        "interrupted",
+        "heard_ms",
+        "latency_ms",
+        "eot_ms",
+        "transcription_ms",
+        "tool_ms",
+        "first_audio_ms",
+        "played_latency_ms",
+    )
     readonly_fields = fields
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -64,8 +79,10 @@ class ConversationAdmin(ReadOnlyAdmin):
         "profile_version",
         "is_draft",
         "model",
+        "worker",
         "ended_at",
         "end_reason",
+        "timeline_link",
     )
     list_filter = ("profile_name", "is_draft", "model", "end_reason")
     search_fields = ("user__username", "profile_name")
@@ -84,7 +101,49 @@ class ConversationAdmin(ReadOnlyAdmin):
         "upstream_session_ids",
         "transcript_stored",
         "resumed_from",
+        "worker",
+        "timeline_link",
     )
+
+    @admin.display(description=_("timeline"))
+    def timeline_link(self, obj: Conversation) -> str:
+        """The session timeline (turn timings, tool calls, errors, rollovers)."""
+        url = reverse("admin:history_conversation_timeline", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Timeline"))
+
+    def get_urls(self) -> list[URLPattern]:  # noqa: D102
+        return [
+            path(
+                "<uuid:conversation_id>/timeline/",
+                self.admin_site.admin_view(self.timeline_view),
+                name="history_conversation_timeline",
+            ),
+            *super().get_urls(),
+        ]
+
+    def timeline_view(self, request: HttpRequest, conversation_id: str) -> HttpResponse:
+        """A session's timeline: staff who may read transcripts or the usage ledger.
+
+        The turns' words are shown only to those who may read transcripts (and logged).
+        """
+        user = request.user
+        show_text = user.has_perm("history.view_conversation")
+        if not (show_text or user.has_perm("history.view_usagerecord")):
+            raise PermissionDenied
+        conversation = get_object_or_404(
+            Conversation.objects.select_related("user"), pk=conversation_id
+        )
+        show_text = show_text and conversation.transcript_stored
+        if show_text:
+            audit.info(
+                "timeline %s opened by %s (id %s)", conversation_id, user.get_username(), user.pk
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            **timeline.timeline(conversation, show_text=show_text),
+            "title": _("Session timeline"),
+        }
+        return TemplateResponse(request, "admin/history/timeline.html", context)
 
     def change_view(
         self,
@@ -144,10 +203,17 @@ class UsageRecordAdmin(ReadOnlyAdmin):
             (_("Profile"), _named(data["by_profile"], "profile_name")),
             (_("Model"), _named(data["by_model"], "model")),
         ]
+        latency = data["latency"]
+        latency_tables = [
+            (_("Profile"), latency["by_profile"], "latency-by-profile"),
+            (_("Worker"), latency["by_worker"], "latency-by-worker"),
+            (_("Day"), [row for row in latency["per_day"] if row["turns"]], "latency-by-day"),
+        ]
         context = {
             **self.admin_site.each_context(request),
             **data,
             "tables": tables,
+            "latency_tables": latency_tables,
             "title": _("Usage dashboard"),
         }
         return TemplateResponse(request, "admin/history/usage_dashboard.html", context)

@@ -1,13 +1,18 @@
 """The usage dashboard's numbers and charts (server-rendered SVG: no script, no CDN).
 
 Per day for the last weeks: sessions, conversation minutes (as quotas count them: audio both
-ways and typed text) and estimated cost; per user, profile and model for the month; the slowest
-turns. Synchronous ORM (an admin view).
+ways and typed text) and estimated cost; per user, profile and model for the month; turn
+latency (end of speech to the reply's first audio, assistant/voicelive/turn_timing.py) at p50
+and p95 per day, per profile and per worker; the slowest replies. Synchronous ORM (an admin
+view).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,6 +28,8 @@ from assistant.history.models import Turn, UsageRecord
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
 TOP = 10
+#: Timed replies read for the latency percentiles at most (the newest): bounds the page's work.
+MAX_LATENCY_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +128,68 @@ def slowest_turns(since: dt.datetime) -> list[Turn]:
     )
 
 
+def percentile(ordered: Sequence[int], q: float) -> int | None:
+    """The nearest-rank ``q``-th percentile (0..100) of sorted ``ordered``; None when empty."""
+    if not ordered:
+        return None
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def _spread(label: str, values: list[int]) -> dict[str, Any]:
+    ordered = sorted(values)
+    return {
+        "name": label,
+        "turns": len(ordered),
+        "p50": percentile(ordered, 50),
+        "p95": percentile(ordered, 95),
+    }
+
+
+def turn_latency(days: int, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Turn latency (ms) at p50 and p95: per day of the last ``days``, per profile, per worker."""
+    today = timezone.localdate(now)
+    first = today - dt.timedelta(days=days - 1)
+    rows = (
+        Turn.objects.filter(started_at__date__gte=first, latency_ms__isnull=False)
+        .annotate(day=TruncDate("started_at"))
+        .order_by("-started_at")
+        .values_list("day", "conversation__profile_name", "conversation__worker", "latency_ms")[
+            :MAX_LATENCY_ROWS
+        ]
+    )
+    by_day: dict[dt.date, list[int]] = defaultdict(list)
+    by_profile: dict[str, list[int]] = defaultdict(list)
+    by_worker: dict[str, list[int]] = defaultdict(list)
+    for day, profile, worker, latency in rows:
+        if latency is None:  # filtered out above; the column is nullable
+            continue
+        by_day[day].append(latency)
+        by_profile[profile].append(latency)
+        by_worker[worker].append(latency)
+    per_day = [
+        {"day": day, **_spread(str(day), by_day.get(day, []))}
+        for day in (first + dt.timedelta(days=offset) for offset in range(days))
+    ]
+    return {
+        "per_day": per_day,
+        "by_profile": sorted(
+            (_spread(name, values) for name, values in by_profile.items()),
+            key=lambda row: -(row["p95"] or 0),
+        ),
+        "by_worker": sorted(
+            (_spread(name, values) for name, values in by_worker.items()),
+            key=lambda row: -(row["p95"] or 0),
+        ),
+    }
+
+
 def dashboard(days: int = 30, now: dt.datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard template shows."""
     _, month = period_starts(now)
     per_day = daily(days, now)
     labels = [row["day"].strftime("%d %b") for row in per_day]
+    latency = turn_latency(days, now)
     return {
         "days": days,
         "per_day": per_day,
@@ -142,7 +206,18 @@ def dashboard(days: int = 30, now: dt.datetime | None = None) -> dict[str, Any]:
                 gettext("Estimated cost per day"),
                 list(zip(labels, [float(r["cost"]) for r in per_day], strict=True)),
             ),
+            bar_chart(
+                gettext("Turn latency per day, p50 (end of speech to first audio)"),
+                list(zip(labels, [r["p50"] or 0 for r in latency["per_day"]], strict=True)),
+                " ms",
+            ),
+            bar_chart(
+                gettext("Turn latency per day, p95 (end of speech to first audio)"),
+                list(zip(labels, [r["p95"] or 0 for r in latency["per_day"]], strict=True)),
+                " ms",
+            ),
         ],
+        "latency": latency,
         "by_user": breakdown("user__username", month),
         "by_profile": breakdown("profile_name", month),
         "by_model": breakdown("model", month),

@@ -16,12 +16,14 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from assistant.history.recorder import ConversationRecorder, ConversationStart
+from assistant.history.recorder import ConversationRecorder, ConversationStart, TurnTimes
 from assistant.history.resume import Resume
 from assistant.history.usage import AUDIO_BYTES_PER_SECOND, Counters
 from assistant.history.writer import history
+from assistant.live.registry import worker_name
 from assistant.protocol import ServerMessage
 from assistant.voicelive.config import SessionConfig
+from assistant.voicelive.turn_timing import TurnTiming
 
 #: The browser messages the recorder learns turns and timings from; the rest are skipped.
 RECORDED_TYPES = frozenset(
@@ -33,6 +35,8 @@ RECORDED_TYPES = frozenset(
         "transcript.assistant.done",
         "tool.started",
         "tool.finished",
+        "error",
+        "quota.warning",
     }
 )
 
@@ -91,6 +95,7 @@ class SessionHistory:
             resumed_from=resumed_from,
             profile_version=config.version_number,
             is_draft=config.is_draft,
+            worker=worker_name()[:120],
         )
         recorder = ConversationRecorder(session_id, start)
         session = cls(recorder, voice)
@@ -118,7 +123,25 @@ class SessionHistory:
                 "arguments": getattr(message, "arguments", None),
                 "outcome": getattr(message, "outcome", None),
                 "summary": getattr(message, "summary", None),
+                # Errors and quota warnings: events of the session's timeline.
+                "code": getattr(getattr(message, "code", None), "value", None),
+                "limit": getattr(message, "limit", None),
+                "percent": getattr(message, "percent", None),
             },
+        )
+
+    def turn_timed(self, timing: TurnTiming) -> None:
+        """A turn is over: its timings go with the assistant turn of its reply."""
+        self.recorder.timed(
+            timing.response_id,
+            TurnTimes(
+                latency_ms=timing.turn_latency_ms,
+                eot_ms=timing.eot_ms,
+                transcription_ms=timing.transcription_ms,
+                tool_ms=timing.tool_ms,
+                first_audio_ms=timing.first_audio_ms,
+                played_latency_ms=timing.played_latency_ms,
+            ),
         )
 
     def typed(self, text: str) -> None:

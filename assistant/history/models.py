@@ -69,6 +69,12 @@ class Conversation(models.Model):
     # trying the profile's draft (then never counted against a quota).
     profile_version = models.PositiveIntegerField(_("profile version"), null=True, blank=True)
     is_draft = models.BooleanField(_("draft"), default=False)
+    worker = models.CharField(
+        _("worker"),
+        max_length=120,
+        blank=True,
+        help_text=_("The worker process that held the call (VOICE_WORKER_NAME or host:pid)."),
+    )
 
     class Meta:
         db_table = "assistant_conversation"
@@ -118,7 +124,37 @@ class Turn(models.Model):
         _("latency (ms)"),
         null=True,
         blank=True,
-        help_text=_("End of the user's speech to the first audio of this reply."),
+        help_text=_(
+            "End of the user's speech (where it ended in the audio) to the first audio of this "
+            "reply at the service."
+        ),
+    )
+    eot_ms = models.PositiveIntegerField(
+        _("end of turn (ms)"),
+        null=True,
+        blank=True,
+        help_text=_("End of speech to the end of the turn detected upstream."),
+    )
+    transcription_ms = models.PositiveIntegerField(
+        _("transcription (ms)"),
+        null=True,
+        blank=True,
+        help_text=_("End of turn to the user's transcript, when it came before the reply."),
+    )
+    tool_ms = models.PositiveIntegerField(
+        _("tools (ms)"), null=True, blank=True, help_text=_("Tool calls before the reply.")
+    )
+    first_audio_ms = models.PositiveIntegerField(
+        _("model to first audio (ms)"),
+        null=True,
+        blank=True,
+        help_text=_("The rest of the latency: the model and speech synthesis upstream."),
+    )
+    played_latency_ms = models.PositiveIntegerField(
+        _("played latency (ms)"),
+        null=True,
+        blank=True,
+        help_text=_("End of speech to the page's report that the reply began playing."),
     )
 
     class Meta:
@@ -132,6 +168,35 @@ class Turn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.text[:60]}"
+
+
+class ConversationEvent(models.Model):
+    """Something that happened in a conversation besides its turns: the session timeline's."""
+
+    class Kind(models.TextChoices):
+        TOOL = "tool", _("Tool call")
+        ERROR = "error", _("Error")
+        ROLLOVER = "rollover", _("Upstream rollover")
+        QUOTA_WARNING = "quota_warning", _("Quota warning")
+
+    conversation = models.ForeignKey(
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("conversation"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    at = models.DateTimeField(_("when"))
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["conversation", "at"]
+        verbose_name = _("conversation event")
+        verbose_name_plural = _("conversation events")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.detail}"
 
 
 class UsageRecord(models.Model):

@@ -1,8 +1,9 @@
-"""What one live session records for its history: turns, timings and usage (no Django).
+"""What one live session records for its history: turns, timings, events and usage (no Django).
 
 The recorder watches the messages the session already produces — what goes to the browser
-(transcripts, ``speech.stopped``, ``audio.start``, ``response.done``), what comes from it
-(typed text, ``playback.interrupted``) — plus the upstream's ``usage`` of each response. It
+(transcripts, ``audio.start``, tool lines, errors, quota warnings), what comes from it (typed
+text, ``playback.interrupted``) — plus the upstream's ``usage`` of each response and each
+turn's timings (assistant/voicelive/turn_timing.py, delivered once per turn). It
 only appends to in-memory lists: no I/O and no await, so it costs the audio path nothing. The
 worker's :class:`assistant.history.writer.HistoryWriter` drains it off the event loop.
 
@@ -17,119 +18,39 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.history.records import (
+    TIMING_FIELDS,
+    Accrual,
+    Batch,
+    ConversationStart,
+    EventRecord,
+    TimesUpdate,
+    TurnRecord,
+    TurnTimes,
+    TurnUpdate,
+    UsageEntry,
+)
 from assistant.history.usage import AUDIO_BYTES_PER_SECOND
 
 #: Turns held for one session between flushes; past it the oldest are dropped (and counted).
 MAX_PENDING_TURNS = 500
 
-
-@dataclass(slots=True)
-class TurnRecord:
-    """One turn as recorded; ``seq`` orders it within the conversation."""
-
-    seq: int
-    role: str
-    text: str
-    started_at: float
-    ended_at: float | None = None
-    item_id: str = ""
-    response_id: str = ""
-    interrupted: bool = False
-    heard_ms: int | None = None
-    latency_ms: int | None = None
-
-
-@dataclass(slots=True)
-class UsageEntry:
-    """One response's usage: tokens as the upstream reported them, audio as relayed."""
-
-    response_id: str
-    model: str
-    usage: Mapping[str, Any]
-    audio_in_seconds: float
-    audio_out_seconds: float
-    at: float
-    typed_seconds: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Accrual:
-    """What the session used since its last response, as of ``at`` (totals, not a delta).
-
-    Totals, so writing one again, or only the latest of several, is always right.
-    """
-
-    audio_in_seconds: float
-    audio_out_seconds: float
-    typed_seconds: float
-    at: float
-
-    @property
-    def zero(self) -> bool:
-        """True when nothing has accrued."""
-        return not (self.audio_in_seconds or self.audio_out_seconds or self.typed_seconds)
-
-
-@dataclass(slots=True)
-class TurnUpdate:
-    """A change to a turn that may already be written (an interruption learnt later)."""
-
-    seq: int
-    interrupted: bool
-    heard_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationStart:
-    """What the conversation row is created with (on the writer's first flush)."""
-
-    user_id: int
-    profile_id: int | None
-    profile_name: str
-    model: str
-    started_at: float
-    store_text: bool = True
-    resumed_from: uuid.UUID | None = None
-    profile_version: int | None = None
-    is_draft: bool = False
-
-
-@dataclass(slots=True)
-class Batch:
-    """Everything recorded since the last drain."""
-
-    conversation_id: uuid.UUID
-    start: ConversationStart | None = None
-    turns: list[TurnRecord] = field(default_factory=list)
-    updates: list[TurnUpdate] = field(default_factory=list)
-    usage: list[UsageEntry] = field(default_factory=list)
-    upstream_session_ids: list[str] = field(default_factory=list)
-    ended_at: float | None = None
-    end_reason: str = ""
-    dropped_turns: int = 0
-    #: What accrued since the last response, when it changed since the previous drain.
-    accrual: Accrual | None = None
-
-    @property
-    def has_events(self) -> bool:
-        """True when there is more to write than the accrual (the conversation's rows).
-
-        A batch with the start always has: dropping it would lose the conversation row,
-        and every later batch with it (they are written only into an existing row).
-        """
-        return (
-            bool(self.turns or self.updates or self.usage or self.upstream_session_ids)
-            or self.ended_at is not None
-            or self.start is not None
-        )
-
-    @property
-    def empty(self) -> bool:
-        """True when there is nothing to write."""
-        return self.accrual is None and not self.has_events
+__all__ = [
+    "MAX_PENDING_TURNS",
+    "TIMING_FIELDS",
+    "Accrual",
+    "Batch",
+    "ConversationRecorder",
+    "ConversationStart",
+    "EventRecord",
+    "TimesUpdate",
+    "TurnRecord",
+    "TurnTimes",
+    "TurnUpdate",
+    "UsageEntry",
+]
 
 
 class ConversationRecorder:
@@ -161,8 +82,9 @@ class ConversationRecorder:
         self._started_by_item: dict[str, float] = {}  # item id -> when it began
         self._stopped_by_item: dict[str, float] = {}  # user item id -> end of its speech
         self._by_item: dict[str, int] = {}  # item id -> seq of its turn
-        self._speech_stopped_at: float | None = None
-        self._latency_by_response: dict[str, int] = {}
+        self._by_response: dict[str, int] = {}  # response id -> seq of its assistant turn
+        self._times_by_response: dict[str, TurnTimes] = {}  # timed before its turn was seen
+        self._upstream_count = 0
         self._tool_arguments: dict[str, str] = {}  # call id -> its arguments' summary
         # Running totals, and how much of them responses took (the rest is the accrual).
         self._in_bytes = self._out_bytes = 0
@@ -179,6 +101,9 @@ class ConversationRecorder:
         """An upstream connection was opened (the first one, or a rollover's)."""
         if upstream_id:
             self._batch.upstream_session_ids.append(upstream_id)
+            self._upstream_count += 1
+            if self._upstream_count > 1:
+                self._event("rollover", upstream_id)
 
     def audio_in(self, nbytes: int) -> None:
         """The user's audio relayed upstream (attributed to the next response's usage)."""
@@ -199,20 +124,14 @@ class ConversationRecorder:
         if kind == "speech.started" and item_id:
             self._started_by_item[item_id] = now
         elif kind == "speech.stopped":
-            self._speech_stopped_at = now
             if item_id:
                 self._stopped_by_item[item_id] = now
         elif kind == "transcript.user.done":
             ended = self._stopped_by_item.pop(item_id, now)
             self._add_turn("user", payload.get("transcript"), ended, item_id=item_id)
         elif kind == "audio.start":
-            response_id = str(payload.get("response_id") or "")
             if item_id:
                 self._started_by_item[item_id] = now
-            if self._speech_stopped_at is not None and response_id:
-                latency = round((now - self._speech_stopped_at) * 1000)
-                self._latency_by_response[response_id] = max(0, latency)
-                self._speech_stopped_at = None
         elif kind == "transcript.assistant.done":
             response_id = str(payload.get("response_id") or "")
             self._add_turn(
@@ -221,8 +140,12 @@ class ConversationRecorder:
                 now,
                 item_id=item_id,
                 response_id=response_id,
-                latency_ms=self._latency_by_response.pop(response_id, None),
+                times=self._times_by_response.pop(response_id, None),
             )
+        elif kind == "error":
+            self._event("error", str(payload.get("code") or ""))
+        elif kind == "quota.warning":
+            self._event("quota_warning", f"{payload.get('limit')}: {payload.get('percent')}%")
         elif kind == "tool.started":
             call_id = str(payload.get("call_id") or "")
             self._started_by_item[call_id] = now
@@ -230,6 +153,13 @@ class ConversationRecorder:
         elif kind == "tool.finished":
             call_id = str(payload.get("call_id") or "")
             arguments = self._tool_arguments.pop(call_id, "")
+            began = self._started_by_item.get(call_id, now)
+            self._event(
+                "tool",
+                f"{payload.get('name')} → {payload.get('outcome')}",
+                duration_ms=max(0, round((now - began) * 1000)),
+                at=began,
+            )
             text = (
                 f"{payload.get('name')}({arguments}) → {payload.get('outcome')}: "
                 f"{payload.get('summary') or ''}"
@@ -250,6 +180,19 @@ class ConversationRecorder:
             pending.interrupted, pending.heard_ms = True, heard_ms
         else:
             self._batch.updates.append(TurnUpdate(seq, True, heard_ms))
+
+    def timed(self, response_id: str, times: TurnTimes) -> None:
+        """A turn is over with these timings for the reply ``response_id``."""
+        seq = self._by_response.get(response_id)
+        if seq is None:
+            if response_id and len(self._times_by_response) < MAX_PENDING_TURNS:
+                self._times_by_response[response_id] = times  # its transcript is still to come
+            return
+        pending = next((t for t in self._batch.turns if t.seq == seq), None)
+        if pending is not None:
+            pending.times = times
+        else:
+            self._batch.timings.append(TimesUpdate(seq, times))
 
     def response_usage(self, response_id: str, usage: Mapping[str, Any] | None) -> None:
         """``response.done`` arrived with ``usage``: it takes what accrued since the last one."""
@@ -320,7 +263,7 @@ class ConversationRecorder:
         *,
         item_id: str = "",
         response_id: str = "",
-        latency_ms: int | None = None,
+        times: TurnTimes | None = None,
     ) -> None:
         text = text if isinstance(text, str) else ""
         turn = TurnRecord(
@@ -331,13 +274,25 @@ class ConversationRecorder:
             ended_at=now,
             item_id=item_id,
             response_id=response_id,
-            latency_ms=latency_ms,
+            times=times,
         )
         self._seq += 1
         if turn.item_id:
             self._by_item[turn.item_id] = turn.seq
+        if response_id and role == "assistant":
+            self._by_response.setdefault(response_id, turn.seq)
         turns = self._batch.turns
         turns.append(turn)
         if len(turns) > MAX_PENDING_TURNS:
             del turns[0]
             self._batch.dropped_turns += 1
+
+    def _event(
+        self, kind: str, detail: str, *, duration_ms: int | None = None, at: float | None = None
+    ) -> None:
+        events = self._batch.events
+        events.append(
+            EventRecord(kind, self._clock() if at is None else at, detail[:200], duration_ms)
+        )
+        if len(events) > MAX_PENDING_TURNS:
+            del events[0]

@@ -30,8 +30,20 @@ from django.db.models import Field
 
 from assistant import metrics
 from assistant.history.ledger import TokenUsage, estimate_cost
-from assistant.history.models import Conversation, ModelPrice, Turn, UsageRecord
-from assistant.history.recorder import Accrual, Batch, ConversationRecorder
+from assistant.history.models import (
+    Conversation,
+    ConversationEvent,
+    ModelPrice,
+    Turn,
+    UsageRecord,
+)
+from assistant.history.recorder import (
+    TIMING_FIELDS,
+    Accrual,
+    Batch,
+    ConversationRecorder,
+    TurnTimes,
+)
 from assistant.models import AssistantProfile
 
 logger = logging.getLogger(__name__)
@@ -165,6 +177,7 @@ def _create_conversation(batch: Batch) -> Conversation | None:
         resumed_from_id=resumed,
         profile_version=start.profile_version,
         is_draft=start.is_draft,
+        worker=start.worker,
     )
     # The session's accrued row, rewritten on every tick from now on (_write_accruals).
     UsageRecord.objects.create(
@@ -239,7 +252,7 @@ def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
                 ended_at=_when(turn.ended_at) if turn.ended_at is not None else None,
                 interrupted=turn.interrupted,
                 heard_ms=turn.heard_ms,
-                latency_ms=turn.latency_ms,
+                **_times_fields(turn.times),
             )
             for turn in batch.turns
         ],
@@ -248,6 +261,20 @@ def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
         Turn.objects.filter(conversation=conversation, seq=update.seq).update(
             interrupted=update.interrupted, heard_ms=update.heard_ms
         )
+    for timed in batch.timings:
+        Turn.objects.filter(conversation=conversation, seq=timed.seq).update(
+            **_times_fields(timed.times)
+        )
+    ConversationEvent.objects.bulk_create(
+        ConversationEvent(
+            conversation=conversation,
+            kind=event.kind,
+            at=_when(event.at),
+            detail=event.detail,
+            duration_ms=event.duration_ms,
+        )
+        for event in batch.events
+    )
     owner = _Owner(
         conversation.user_id,
         conversation,
@@ -256,6 +283,13 @@ def _write_batch(batch: Batch, prices: dict[str, ModelPrice]) -> None:
         conversation.is_draft,
     )
     _write_usage(batch, owner, prices)
+
+
+def _times_fields(times: TurnTimes | None) -> dict[str, int | None]:
+    """A turn's timing columns (all None when it was not timed)."""
+    if times is None:
+        return dict.fromkeys(TIMING_FIELDS)
+    return {name: getattr(times, name) for name in TIMING_FIELDS}
 
 
 def _write_usage(batch: Batch, owner: _Owner, prices: dict[str, ModelPrice]) -> None:

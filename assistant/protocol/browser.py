@@ -44,6 +44,18 @@ class PlaybackInterrupted:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaybackStarted:
+    """The player began sounding ``item_id`` (after ``audio.start``): a turn-timing measurement.
+
+    Only the turn's timings use it; an unknown or repeated item changes nothing.
+    """
+
+    type: ClassVar[str] = "playback.started"
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseCancel:
     """The user asked the assistant to stop talking."""
 
@@ -118,6 +130,7 @@ class ToolApproval:
 BrowserMessage = (
     Ping
     | PlaybackInterrupted
+    | PlaybackStarted
     | ResponseCancel
     | TextSend
     | AudioAck
@@ -133,6 +146,7 @@ ALLOWED_BROWSER_TYPES = frozenset(
     for kind in (
         Ping,
         PlaybackInterrupted,
+        PlaybackStarted,
         ResponseCancel,
         TextSend,
         AudioAck,
@@ -233,6 +247,8 @@ def parse_browser_message(text: str, *, max_chars: int) -> BrowserMessage:
             item_id=_require_str(data, "item_id", max_len=128),
             played_ms=_require_int(data, "played_ms", low=0, high=24 * 3600 * 1000),
         )
+    if kind == PlaybackStarted.type:
+        return PlaybackStarted(item_id=_require_str(data, "item_id", max_len=128))
     if kind == ResponseCancel.type:
         return ResponseCancel()
     if kind == TextSend.type:

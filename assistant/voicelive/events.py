@@ -21,6 +21,7 @@ from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.overlaps import Overlaps
 from assistant.voicelive.sink import SessionSink
 from assistant.voicelive.toolcalls import ToolCalls
+from assistant.voicelive.turn_timing import TurnTimer
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class Upstream(Protocol):
     def expect_reply(self) -> None:
         """Arm the reply watchdog: a reply was asked for or has started."""
 
+    def speech_end_time(self, audio_end_ms: int) -> float | None:
+        """When the speech ``speech_stopped`` at ``audio_end_ms`` ended reached the service."""
+
     def reply_settled(self) -> None:
         """Disarm the reply watchdog: no reply is owed any more."""
 
@@ -118,7 +122,12 @@ class EventRouter:
         # When the current audio item's first bytes went out, and the byte count then: the page
         # plays it for about as long as its audio lasts, often past the reply's done upstream.
         self._audio_item_began = (0.0, 0)
-        self._speech_stopped_at: float | None = None
+        #: Each turn's timing, from the end of the user's speech (turn_timing.py).
+        self.timer = TurnTimer(
+            sink.turn_timed, tool_seconds=lambda: tools.tool_seconds if tools else 0.0
+        )
+        # A speech_stopped held back while its speech might be a backchannel: (item, end).
+        self._held_speech_end: tuple[str, float | None] | None = None
         self._reply_owed = False
         self._create_retries = 0  # response.create re-sent after a stale "already active"
         #: Speech over a reply: a backchannel, or a barge-in (overlaps.py).
@@ -153,7 +162,6 @@ class EventRouter:
         if kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STARTED:
             await self._on_speech_started(event)
         elif kind == ServerEventType.INPUT_AUDIO_BUFFER_SPEECH_STOPPED:
-            self._speech_stopped_at = time.monotonic()
             await self._on_speech_stopped(event)
         elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_DELTA:
             delta = upstream_text(event.get("delta"))
@@ -224,12 +232,10 @@ class EventRouter:
         if item_id != self._audio_item_id:
             self._audio_item_id = item_id
             self._audio_item_began = (time.monotonic(), self.audio_out_bytes)
+            self.timer.audio_began(item_id, response_id)
             await self._sink.send_message(
                 protocol.AudioStart(item_id=item_id, response_id=response_id)
             )
-        if self._speech_stopped_at is not None:
-            metrics.TURN_LATENCY.observe(time.monotonic() - self._speech_stopped_at)
-            self._speech_stopped_at = None
         await self.set_state(State.ASSISTANT_SPEAKING)
         self.audio_out_bytes += len(pcm)
         await self._sink.send_audio(pcm)
@@ -243,6 +249,8 @@ class EventRouter:
         """Barge-in: the user's turn begins, the reply stops where it was heard."""
         # The browser may still be playing audio of a reply that is already complete upstream,
         # so playback is cleared on every speech start; the player reports what was heard.
+        if self._playing():
+            self.timer.interrupted()
         await self._sink.clear_playback()
         self._audio_item_began = (0.0, self.audio_out_bytes)  # nothing plays any more
         if self.response_id is not None or self.state == State.ASSISTANT_SPEAKING:
@@ -259,13 +267,22 @@ class EventRouter:
 
     def _over_reply(self) -> bool:
         """Speech now would be over a reply: running upstream, or still playing on the page."""
-        playing = (
+        approval = self._tools is not None and self._tools.awaiting_approval  # "yes" answers
+        return self._playing() and not approval
+
+    def _playing(self) -> bool:
+        """A reply runs upstream, or still plays on the page."""
+        return (
             self.response_id is not None
             or self.state == State.ASSISTANT_SPEAKING
             or time.monotonic() < self._playback_ends()
         )
-        approval = self._tools is not None and self._tools.awaiting_approval  # "yes" answers
-        return playing and not approval
+
+    def typed_turn(self) -> None:
+        """The user typed a message: the spoken turn before it is over (cut off if playing)."""
+        if self._playing():
+            self.timer.interrupted()
+        self.timer.finish()
 
     def _playback_ends(self) -> float:
         """About when the page finishes playing the last audio item (the monotonic clock)."""
@@ -277,13 +294,24 @@ class EventRouter:
         self._overlaps.reply_asked()
 
     async def close(self) -> None:
-        """Stop what runs on a timer (the session is closing)."""
+        """Stop what runs on a timer (the session is closing); the last turn is timed."""
         self._overlaps.close()
+        self.timer.finish()
 
     async def _on_speech_stopped(self, event: Any) -> None:
         item_id = event.get("item_id")
+        audio_end_ms = event.get("audio_end_ms")
+        end = (
+            self._upstream.speech_end_time(audio_end_ms)
+            if isinstance(audio_end_ms, int) and not isinstance(audio_end_ms, bool)
+            else None
+        )
         if await self._overlaps.speech_stopped(item_id):
+            # Maybe a backchannel: its turn is timed only if its transcript makes it one.
+            self._held_speech_end = (str(item_id or ""), end)
             return
+        self._held_speech_end = None
+        self.timer.speech_ended(str(item_id or ""), end, running_response=self.response_id)
         await self._sink.send_message(protocol.SpeechStopped(item_id=item_id))
         await self.set_state(State.PROCESSING)
 
@@ -298,6 +326,11 @@ class EventRouter:
             await self._user_transcript_done(item_id, transcript)
 
     async def _user_transcript_done(self, item_id: str, transcript: str) -> None:
+        held, self._held_speech_end = self._held_speech_end, None
+        if held is not None and held[0] == item_id:
+            # Speech over a reply that turned out to be a turn of its own (a barge-in).
+            self.timer.speech_ended(item_id, held[1], running_response=self.response_id)
+        self.timer.transcribed(item_id)
         if transcript.strip():
             self.history.append(("user", transcript.strip()))
         await self._sink.send_message(

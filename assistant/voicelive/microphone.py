@@ -8,6 +8,7 @@ upstream falls 5 s behind), one sender task that merges what is queued into appe
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
 _APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
 _COMMIT = ClientEventType.INPUT_AUDIO_BUFFER_COMMIT.value
 _CLEAR = ClientEventType.INPUT_AUDIO_BUFFER_CLEAR.value
+_monotonic = time.monotonic
 _NOT_PRESSED = metrics.AUDIO_DROPPED.labels(reason="not_pressed")
 
 
@@ -62,11 +64,20 @@ class MicrophoneStream:
         self._lock = asyncio.Lock()
         #: Audio sent upstream so far.
         self.sent_bytes = 0
+        #: When the last of it was sent (monotonic seconds; 0 before any): with
+        #: ``connection_bytes``, it places the upstream's ``audio_end_ms`` on our clock.
+        self.sent_at = 0.0
+        #: ``sent_bytes`` when the current upstream connection began (each counts from 0).
+        self.connection_bytes = 0
         #: Push-to-talk: audio since the input buffer was last cleared or committed.
         self.turn_bytes = 0
         #: False under push-to-talk while the button is up: audio then is dropped here, so a
         #: page that sends without a press is neither heard upstream nor committed later.
         self.accepting = True
+
+    def connection_began(self) -> None:
+        """A new upstream connection takes the audio from here (its ``audio_end_ms`` is 0)."""
+        self.connection_bytes = self.sent_bytes
 
     @property
     def queued_frames(self) -> int:
@@ -105,6 +116,7 @@ class MicrophoneStream:
                     await self._lost(ErrorCode.UPSTREAM_LOST)
                     return
                 self.sent_bytes += len(chunk)
+                self.sent_at = _monotonic()  # one clock read per append (~50 ns, 10 a second)
 
     async def commit(self) -> None:
         """``input_audio_buffer.commit``, after the audio queued before it (push-to-talk)."""
@@ -130,4 +142,5 @@ class MicrophoneStream:
                         conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
                     )
                     self.sent_bytes += len(chunk)
+                    self.sent_at = _monotonic()
             await self._send_safely(conn.send({"type": kind}))

@@ -31,6 +31,7 @@ from assistant.voicelive.session_request import session_request_build
 from assistant.voicelive.sink import SessionSink
 from assistant.voicelive.talk_modes import push_to_talk
 from assistant.voicelive.toolcalls import ToolCalls, ToolExecutor
+from assistant.voicelive.turn_timing import speech_end_time
 from assistant.voicelive.upstream import (
     CLOSE_TIMEOUT,
     Credential,
@@ -197,6 +198,7 @@ class VoiceLiveSession:
         self._credential = opened.credential
         self.upstream_session_id = opened.session_id
         self._connected_at = time.monotonic()
+        self.microphone.connection_began()  # its audio_end_ms counts from here
 
     def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         """Start one of the session's tasks; whatever it raises ends the session, visibly.
@@ -289,6 +291,9 @@ class VoiceLiveSession:
 
     async def commit_input(self) -> None:
         """Push-to-talk released: commit the input buffer and ask for the reply."""
+        self._events.timer.speech_ended(
+            "", None, running_response=self._events.response_id, push_to_talk=True
+        )
         await self.microphone.commit()
         await self.respond({})
 
@@ -325,12 +330,41 @@ class VoiceLiveSession:
                 )
             )
 
+    def speech_end_time(self, audio_end_ms: int) -> float | None:
+        """When the speech ``speech_stopped`` at ``audio_end_ms`` ended reached the service.
+
+        ``audio_end_ms`` includes the profile's silence (turn_timing.py): taken off. Under a
+        semantic detector the turn may have waited longer than that silence: the end is then
+        placed a little late (the latency reads a little short), never early.
+        """
+        mic = self.microphone
+        return speech_end_time(
+            audio_end_ms,
+            sent_bytes=mic.sent_bytes,
+            base_bytes=mic.connection_bytes,
+            sent_at=mic.sent_at,
+            silence_ms=self.config.vad_silence_duration_ms,
+        )
+
+    def playback_began(self, item_id: str) -> None:
+        """The page says it began playing ``item_id`` (a measurement, nothing else)."""
+        self._events.timer.playback_began(item_id)
+
+    def playback_heard(self, item_id: str, played_ms: int) -> None:
+        """The page heard ``played_ms`` of the interrupted ``item_id``."""
+        self._events.timer.heard(item_id, played_ms)
+
+    def finish_turn(self) -> None:
+        """The call ends: time the last turn now, while its history still records."""
+        self._events.timer.finish()
+
     async def send_text(self, text: str) -> None:
         """Add a typed user message and ask for a reply."""
         if self._conn is None:
             return
         # Counted even when it answers a tool's question: the round it resumes replies too.
         self.typed_seconds += typed_seconds(text)
+        self._events.typed_turn()
         if self.tool_calls.on_user_transcript(text):
             self.tool_calls.drop_turn_reply = False  # nothing was sent: no reply to drop
             return  # a typed yes or no to a tool waiting for approval: the round answers

@@ -6,10 +6,13 @@ import each other for it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from assistant import protocol
 from assistant.codes import ErrorCode, State
+
+if TYPE_CHECKING:
+    from assistant.voicelive.turn_timing import TurnTiming
 
 
 class SessionSink(Protocol):
@@ -32,3 +35,6 @@ class SessionSink(Protocol):
 
     def response_usage(self, response_id: str, usage: Any) -> None:
         """A response ended with this ``usage`` (``response.done``; None when absent)."""
+
+    def turn_timed(self, timing: TurnTiming) -> None:
+        """A turn is over: its timings, once (no I/O: the call records and counts them)."""

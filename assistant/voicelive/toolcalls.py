@@ -167,6 +167,8 @@ class ToolCalls:
         #: (the model would answer "yes" to a call without its output); the router cancels it.
         self.drop_turn_reply = False
         self._closed = False
+        #: Seconds spent in tool rounds so far (the turn timer reads it: turn_timing.py).
+        self.tool_seconds = 0.0
 
     @property
     def busy(self) -> bool:
@@ -307,6 +309,13 @@ class ToolCalls:
             await self._sink.upstream_lost(ErrorCode.INTERNAL)
 
     async def _round(self, calls: list[FunctionCall]) -> None:
+        started = time.monotonic()
+        try:
+            await self._round_calls(calls)
+        finally:
+            self.tool_seconds += time.monotonic() - started
+
+    async def _round_calls(self, calls: list[FunctionCall]) -> None:
         self._rounds += 1
         too_many = self._rounds > self._max_rounds
         self._unanswered = {call.call_id: call for call in calls}

@@ -5,7 +5,7 @@ const PROCESSOR_NAME = 'pcm-player-processor';
 const CLEAR_TIMEOUT_MS = 250;
 
 export class PcmPlayerNode extends AudioWorkletNode {
-  // onStarted(), onDrained({underruns}): playback (re)started / the buffer ran empty and nothing
+  // onStarted(itemId), onDrained({underruns}): playback (re)started / the buffer ran empty and nothing
   // more is on its way to the processor. onError(event): the processor failed.
   constructor(context, { onStarted, onDrained, onError } = {}) {
     super(context, PROCESSOR_NAME, {
@@ -29,7 +29,7 @@ export class PcmPlayerNode extends AudioWorkletNode {
         if (resolve) resolve(data.itemId === null ? null : { item_id: data.itemId, played_ms: data.playedMs });
       } else if (data.type === 'started') {
         this.playing = true;
-        if (onStarted) onStarted();
+        if (onStarted) onStarted(data.itemId ?? null);
       } else if (data.type === 'drained') {
         this.playing = false;
         this._settled = data.received;

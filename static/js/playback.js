@@ -10,11 +10,20 @@ const RESUME_TIME_CONSTANT_S = 0.05;
 
 export class AssistantPlayback {
   // onActive(active: boolean): the player started or finished sounding audio.
-  // destination: where the player connects (a gain node for muting, or context.destination).
-  constructor(context, destination, { onActive, onError } = {}) {
+  // onItemStarted(itemId): an assistant item began sounding (once per item; the server times
+  // the turn with it). destination: where the player connects (a gain node or the destination).
+  constructor(context, destination, { onActive, onItemStarted, onError } = {}) {
     this.onActive = onActive ?? (() => {});
+    this.onItemStarted = onItemStarted ?? (() => {});
+    this.lastStartedItem = null;
     this.node = new PcmPlayerNode(context, {
-      onStarted: () => this.onActive(true),
+      onStarted: (itemId) => {
+        this.onActive(true);
+        if (itemId !== null && itemId !== this.lastStartedItem) {
+          this.lastStartedItem = itemId;
+          this.onItemStarted(itemId);
+        }
+      },
       onDrained: () => this.onActive(this.node.active),
       onError: (event) => {
         this.onActive(false);

@@ -21,6 +21,7 @@ export const MAX_TEXT_MESSAGE_CHARS = 2000;
 export const ClientMessage = Object.freeze({
   PING: 'ping',
   PLAYBACK_INTERRUPTED: 'playback.interrupted',
+  PLAYBACK_STARTED: 'playback.started',
   RESPONSE_CANCEL: 'response.cancel',
   TEXT_SEND: 'text.send',
   AUDIO_ACK: 'audio.ack',

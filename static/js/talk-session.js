@@ -180,6 +180,10 @@ export class TalkSession {
       onActive: (active) => {
         if (!this.ended) this.view.setPlaybackActive(active);
       },
+      // A measurement for the server's turn timings (end of speech -> first audio played).
+      onItemStarted: (itemId) => {
+        if (!this.ended && this.socket) this.socket.sendJson({ type: ClientMessage.PLAYBACK_STARTED, item_id: itemId });
+      },
       onError: onProcessorError,
     });
     this.capture = new PcmCaptureNode(context, {

@@ -110,7 +110,14 @@ async def test_a_session_writes_its_conversation_turns_and_usage(
         ("typed", "And of Spain?"),
     ]
     assert turns[1].response_id == "r1"
-    assert turns[1].latency_ms is not None
+    # Timed when the typed message ended the spoken turn: the parts add up to the latency.
+    reply = turns[1]
+    assert reply.latency_ms is not None
+    assert reply.eot_ms is not None
+    assert reply.first_audio_ms is not None
+    parts = reply.eot_ms + (reply.transcription_ms or 0) + (reply.tool_ms or 0)
+    assert parts + reply.first_audio_ms == reply.latency_ms
+    assert conversation.worker  # which worker held the call
     first = usage[0]
     assert first.response_id == "r1"
     assert (first.input_tokens, first.output_tokens, first.output_audio_tokens) == (100, 50, 40)

@@ -9,6 +9,8 @@ from assistant.history.recorder import (
     MAX_PENDING_TURNS,
     ConversationRecorder,
     ConversationStart,
+    TimesUpdate,
+    TurnTimes,
 )
 
 
@@ -49,6 +51,18 @@ def spoken_turn(rec: ConversationRecorder, clock: Clock) -> None:
         {"item_id": "a1", "response_id": "r1", "transcript": "Paris."},
     )
     rec.response_usage("r1", {"input_tokens": 20, "output_tokens": 10})
+    # The turn is over (the relay's TurnTimer): its timings go with the reply's turn.
+    rec.timed("r1", TIMES)
+
+
+TIMES = TurnTimes(
+    latency_ms=1300,
+    eot_ms=500,
+    transcription_ms=300,
+    tool_ms=0,
+    first_audio_ms=500,
+    played_latency_ms=1420,
+)
 
 
 def test_a_spoken_turn_becomes_two_turns_with_times_latency_and_usage() -> None:
@@ -62,7 +76,7 @@ def test_a_spoken_turn_becomes_two_turns_with_times_latency_and_usage() -> None:
     assert (user.started_at, user.ended_at) == (1000.0, 1002.0)  # speech start to stop
     assert (assistant.seq, assistant.role, assistant.text) == (1, "assistant", "Paris.")
     assert assistant.started_at == 1002.8  # its audio began
-    assert assistant.latency_ms == 800
+    assert assistant.times == TIMES
     [usage] = batch.usage
     assert usage.usage["input_tokens"] == 20
     assert (usage.audio_in_seconds, usage.audio_out_seconds) == (2.0, 3.0)
@@ -196,3 +210,44 @@ def test_hostile_payloads_record_nothing_odd() -> None:
     rec.outgoing("unknown.type", {"transcript": "x"})
     [turn] = rec.drain().turns
     assert (turn.role, turn.text, turn.item_id) == ("user", "", "")
+
+
+def test_timings_of_a_turn_already_written_come_as_an_update() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    spoken_turn(rec, clock)
+    rec.drain()
+    later = TurnTimes(latency_ms=900)
+    rec.timed("r1", later)
+    batch = rec.drain()
+    assert batch.timings == [TimesUpdate(seq=1, times=later)]
+    assert batch.has_events
+
+
+def test_timings_before_the_reply_s_transcript_wait_for_its_turn() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    rec.timed("r9", TIMES)
+    rec.outgoing("transcript.assistant.done", {"item_id": "a9", "response_id": "r9"})
+    [turn] = rec.drain().turns
+    assert turn.times == TIMES
+
+
+def test_tool_calls_errors_rollovers_and_quota_warnings_are_timeline_events() -> None:
+    clock = Clock()
+    rec = recorder(clock)
+    rec.upstream_session("sess_1")  # the first connection is no rollover
+    rec.outgoing("tool.started", {"call_id": "c1", "name": "weather", "arguments": "{}"})
+    clock.now += 0.25
+    rec.outgoing("tool.finished", {"call_id": "c1", "name": "weather", "outcome": "ok"})
+    rec.outgoing("error", {"code": "upstream_error"})
+    rec.outgoing("quota.warning", {"limit": "day", "percent": 80})
+    rec.upstream_session("sess_2")
+    events = rec.drain().events
+    assert [(e.kind, e.detail, e.duration_ms) for e in events] == [
+        ("tool", "weather → ok", 250),
+        ("error", "upstream_error", None),
+        ("quota_warning", "day: 80%", None),
+        ("rollover", "sess_2", None),
+    ]
+    assert events[0].at == 1000.0  # when the call began

@@ -177,6 +177,11 @@ async def test_a_spoken_conversation_with_a_tool_call_exports_its_span_tree(
     assert "audio.start" in asked.events
     assert "response.done" in asked.events
     assert asked.attributes["voice.service_first_audio_ms"] >= 0
+    # The turn's timing record (assistant/voicelive/turn_timing.py) joined its span: the turn
+    # latency from the end of speech, with its parts.
+    assert 0 < asked.attributes["voice.turn_latency_ms"] < 30_000
+    assert asked.attributes["voice.eot_ms"] >= 0
+    assert asked.attributes["voice.tool_ms"] > 0
     assert asked.attributes["gen_ai.response.finish_reasons"]
     assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
     assert tool.attributes["gen_ai.tool.name"] == "get_current_time"

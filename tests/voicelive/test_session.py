@@ -13,6 +13,7 @@ from assistant.codes import ERROR_MESSAGES, ErrorCode, State
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
 from assistant.voicelive.microphone import MAX_APPEND_BYTES
 from assistant.voicelive.session import VoiceLiveSession
+from assistant.voicelive.turn_timing import TurnTiming
 from tests.fakes import FakeConnect, FakeConnection, audio_delta
 
 CONFIG = SessionConfig(
@@ -46,6 +47,7 @@ class RecordingSink:
         self.states: list[State] = []
         self.lost: list[ErrorCode] = []
         self.usage: list[tuple[str, Any]] = []
+        self.timings: list[TurnTiming] = []
         self.changed = asyncio.Event()
 
     async def send_message(self, message: protocol.ServerMessage) -> None:
@@ -69,6 +71,9 @@ class RecordingSink:
 
     def response_usage(self, response_id: str, usage: Any) -> None:
         self.usage.append((response_id, usage))
+
+    def turn_timed(self, timing: TurnTiming) -> None:
+        self.timings.append(timing)
 
     def types(self) -> list[str]:
         return [m["type"] for m in self.messages]
@@ -257,3 +262,59 @@ async def test_carried_over_items_are_sent_on_connect(
     finally:
         await asyncio.sleep(0)  # let its tasks start: a task cancelled unstarted leaves a warning
         await voice.aclose()
+
+
+async def test_a_turn_is_timed_from_where_the_speech_ended_in_the_audio(
+    session: VoiceLiveSession, fake_connect: FakeConnect, sink: RecordingSink
+) -> None:
+    conn = conn_of(fake_connect)
+    session.append_audio(b"\x00\x01" * 24_000)  # 1 s of speech and silence
+    async with asyncio.timeout(2):
+        while session.audio_in_bytes < 48_000:
+            await asyncio.sleep(0.01)
+    sent_at = session.microphone.sent_at
+    # speech_stopped at 600 ms of the audio (400 ms before the last of it went up) includes
+    # the profile's 500 ms of silence: the speech ended 900 ms before the last append.
+    conn.push({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 600})
+    conn.push({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
+    conn.push(audio_delta("a1", b"\x01\x00" * 480, "r1"))
+    await sink.until(lambda: len(sink.audio) == 1)
+    session.playback_began("a1")
+    session.finish_turn()
+    [timing] = sink.timings
+    assert timing.end_of_speech == pytest.approx(sent_at - 0.9)
+    assert timing.eot_ms >= 900
+    assert timing.turn_latency_ms is not None
+    assert timing.turn_latency_ms >= timing.eot_ms
+    assert timing.played_latency_ms is not None
+    assert timing.played_latency_ms >= timing.turn_latency_ms
+    assert (timing.item_id, timing.response_id, timing.audio_item_id) == ("u1", "r1", "a1")
+
+
+async def test_after_a_rollover_audio_end_ms_counts_from_the_new_connection(
+    session: VoiceLiveSession, fake_connect: FakeConnect, sink: RecordingSink
+) -> None:
+    first = conn_of(fake_connect)
+    session.append_audio(b"\x00\x01" * 24_000)  # 1 s to the first connection
+    async with asyncio.timeout(2):
+        while session.audio_in_bytes < 48_000:
+            await asyncio.sleep(0.01)
+    session.begin_rollover()
+    async with asyncio.timeout(2):
+        while len(fake_connect.connections) < 2 or not first.closed:
+            await asyncio.sleep(0.01)
+    second = conn_of(fake_connect)
+    assert session.microphone.connection_bytes == 48_000
+    session.append_audio(b"\x00\x01" * 24_000)  # 1 s to the new one
+    async with asyncio.timeout(2):
+        while session.audio_in_bytes < 96_000:
+            await asyncio.sleep(0.01)
+    sent_at = session.microphone.sent_at
+    # 900 ms of the new connection's audio, with the profile's 500 ms of silence in it: the
+    # speech ended at 400 ms of it, 600 ms before the last append (not 1.6 s: the old count).
+    second.push({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 900})
+    second.push(audio_delta("a1", b"\x01\x00" * 480, "r1"))
+    await sink.until(lambda: len(sink.audio) == 1)
+    session.finish_turn()
+    [timing] = sink.timings
+    assert timing.end_of_speech == pytest.approx(sent_at - 0.6)

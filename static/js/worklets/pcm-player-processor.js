@@ -6,7 +6,7 @@
 //                    {type: 'hold', held}       pause where it is (a short fade, nothing dropped)
 //                                               or go on from there
 // Port messages out: {type: 'cleared', id, itemId, playedMs}   itemId null if nothing was playing
-//                    {type: 'started'}          playback (re)started after buffering
+//                    {type: 'started', itemId}  playback (re)started after buffering, on itemId
 //                    {type: 'drained', received, underruns}   the buffer ran empty while playing
 //
 // Resampling 24 kHz -> context rate is linear interpolation followed, when upsampling, by a
@@ -134,7 +134,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     if (!this.playing && this.shouldStart(frames)) {
       this.playing = true;
       this.waitFrames = 0;
-      this.port.postMessage({ type: 'started' });
+      this.port.postMessage({ type: 'started', itemId: this.items[this.head] ?? null });
     }
     const step = this.step;
     const target = this.held ? 0 : 1;
