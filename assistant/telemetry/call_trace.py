@@ -1,6 +1,6 @@
 """One call's trace: the session span, and the spans of its connections, turns and tool calls.
 
-The tree (``docs/operating-traces.md``)::
+The tree (``docs/operating.md``)::
 
     realtime {model}                       the call, from admission to release
     ├── voice.upstream.connect             the first Voice Live connection

@@ -264,7 +264,7 @@ HISTORY_RECORDING = env("HISTORY_RECORDING", cast=to_bool, default=True)
 
 # LOGGING: never log audio, keys or tokens
 # ------------------------------------------------------------------------------
-# VOICE_LOG_FORMAT=json: one JSON object per line for a log pipeline (docs/operating-traces.md).
+# VOICE_LOG_FORMAT=json: one JSON object per line for a log pipeline (docs/operating.md).
 # Either way every record carries the call's session id, its user's pseudonym and the trace and
 # span ids (assistant/telemetry/logs.py); the JSON lines show them.
 

@@ -78,7 +78,7 @@ var env = [
   { name: 'METRICS_ALLOWED_NETWORKS', value: '' }
   // One JSON object a log line: Log Analytics parses ContainerAppConsoleLogs_CL's Log_s with
   // parse_json(). Traces: the environment's managed OpenTelemetry agent, when configured,
-  // sets OTEL_EXPORTER_OTLP_ENDPOINT in the container (docs/operating-traces.md).
+  // sets OTEL_EXPORTER_OTLP_ENDPOINT in the container (docs/operating.md).
   { name: 'VOICE_LOG_FORMAT', value: 'json' }
   { name: 'OTEL_SERVICE_NAME', value: 'voice-assistant' }
 ]
