@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from assistant.history import dashboard, timeline
 from assistant.history.models import Conversation, ModelPrice, Turn, UsageQuota, UsageRecord
+from assistant.history.records import TIMING_FIELDS
 
 audit = logging.getLogger("assistant.audit")
 DASHBOARD_DAYS = 30
@@ -41,20 +42,7 @@ class TurnInline(admin.TabularInline):
     model = Turn
     extra = 0
     can_delete = False
-    fields = (
-        "seq",
-        "role",
-        "text",
-        "started_at",
-        "interrupted",
-        "heard_ms",
-        "latency_ms",
-        "eot_ms",
-        "transcription_ms",
-        "tool_ms",
-        "first_audio_ms",
-        "played_latency_ms",
-    )
+    fields = ("seq", "role", "text", "started_at", "interrupted", "heard_ms", *TIMING_FIELDS)
     readonly_fields = fields
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
