@@ -136,11 +136,12 @@ class CallOutput:
             self._call.trace.usage(response_id, usage)
 
     def turn_timed(self, timing: TurnTiming) -> None:
-        """A turn is over: its timings into the turn histograms and the call's history."""
+        """A turn is over: its timings into the turn histograms, the history and the trace."""
         voice = self._call.voice
         profile = str(voice.config.profile_id) if voice is not None else ""
-        metrics.observe_turn(profile, timing.attributes())
+        attributes = timing.attributes()
+        metrics.observe_turn(profile, attributes)
         if self._call.history is not None:
             self._call.history.turn_timed(timing)
         if self._call.trace is not None:
-            self._call.trace.add_attributes(timing.response_id, timing.attributes())
+            self._call.trace.add_attributes(timing.response_id, attributes)
