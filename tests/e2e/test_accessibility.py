@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PASSWORD, USERNAME, _daphne
-from tests.support.servers import REPO, DaphneServer, Database, daphne_env, manage
+from tests.support.servers import REPO, DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -63,10 +63,7 @@ def a11y_daphne(
     e2e_database: Database, localvoice_echo: str, e2e_logs: Path
 ) -> Iterator[tuple[DaphneServer, str]]:
     """The app in front of ``localvoice --echo``, and the id of a seeded conversation."""
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    conversation_id = manage(env, "shell", "-c", SEED).strip().splitlines()[-1]
+    conversation_id = django_shell(e2e_database.url, SEED).strip().splitlines()[-1]
     with _daphne("a11y", e2e_database, localvoice_echo, e2e_logs, {}) as server:
         yield server, conversation_id
 

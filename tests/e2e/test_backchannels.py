@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.conftest import WAV_RATE, launch_chromium
 from tests.e2e.test_talk_page import log_in, logged, pages_on, states, wait_for_states
 from tests.support.audio import silence, speak, trim_silence, write_wav
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -48,10 +48,7 @@ IN_LOG = (
 
 @pytest.fixture(scope="module")
 def story_user(e2e_database: Database) -> str:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(env, "shell", "-c", SETUP)
+    django_shell(e2e_database.url, SETUP)
     return STORY_USER
 
 

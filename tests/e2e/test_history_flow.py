@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.test_talk_page import Pages, log_in, logged, wait_for_states
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import DaphneServer, Database, django_shell
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +22,8 @@ HISTORY_USER = "e2e-history"
 
 @pytest.fixture(scope="module")
 def history_user(e2e_database: Database) -> str:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(
-        env,
-        "shell",
-        "-c",
+    django_shell(
+        e2e_database.url,
         "from django.contrib.auth.models import User; "
         f"User.objects.create_user({HISTORY_USER!r}, password={PASSWORD!r})",
     )
@@ -110,10 +105,7 @@ UsageRecord.objects.create(
 def test_a_user_over_quota_sees_what_is_left_and_when_it_resets(
     pages: Pages, e2e_database: Database
 ) -> None:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(env, "shell", "-c", OVER_QUOTA)
+    django_shell(e2e_database.url, OVER_QUOTA)
     page = pages.open("quota")
     page.goto("/")
     log_in(page, QUOTA_USER)

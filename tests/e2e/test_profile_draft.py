@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import STAFF_USERNAME
 from tests.e2e.test_talk_page import Pages, log_in, logged, wait_for_states
-from tests.support.servers import DaphneServer, Database, daphne_env, manage, wait_until
+from tests.support.servers import DaphneServer, Database, django_shell, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,10 +52,7 @@ print(profile.pk)
 
 @pytest.fixture(scope="module")
 def draft_profile(e2e_database: Database) -> int:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    return int(manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
+    return int(django_shell(e2e_database.url, SETUP).strip().splitlines()[-1])
 
 
 def test_staff_try_a_draft_from_the_change_form(

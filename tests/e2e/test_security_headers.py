@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import PASSWORD, STAFF_USERNAME, USERNAME, _daphne
 from tests.e2e.test_talk_page import logged
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -36,13 +36,8 @@ def echo_daphne(
     e2e_database: Database, localvoice_echo: str, e2e_logs: Path
 ) -> Iterator[DaphneServer]:
     """The app in front of ``localvoice --echo`` (what is tested here is the page, not the AI)."""
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(
-        env,
-        "shell",
-        "-c",
+    django_shell(
+        e2e_database.url,
         "from django.contrib.auth import get_user_model; "
         f"get_user_model().objects.create_superuser({SUPERUSER!r}, '', {PASSWORD!r})",
     )

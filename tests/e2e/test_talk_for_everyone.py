@@ -26,7 +26,7 @@ from tests.e2e.test_talk_page import (
     pages_on,
     wait_for_states,
 )
-from tests.support.servers import REPO, DaphneServer, Database, daphne_env, manage
+from tests.support.servers import REPO, DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -250,10 +250,7 @@ def test_the_french_interface_end_to_end(
 
     # Dates in French on My conversations (a conversation of 14 July 2026 made for the test:
     # nothing in this branch records live sessions into the history yet).
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(env, "shell", "-c", BASTILLE_DAY)
+    django_shell(e2e_database.url, BASTILLE_DAY)
     page.goto("/history/?q=Bastille")
     assert page.locator("h1").inner_text() == "Mes conversations"
     when = page.locator("#history-list time").first.inner_text()

@@ -19,7 +19,7 @@ from tests.e2e.conftest import PASSWORD, WAV_RATE, launch_chromium
 from tests.e2e.test_talk_for_everyone import keep_screenshot
 from tests.e2e.test_talk_page import Pages, log_in, logged, pages_on, states, wait_for_states
 from tests.support.audio import silence, write_wav
-from tests.support.servers import REPO, DaphneServer, Database, daphne_env, manage
+from tests.support.servers import REPO, DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -51,10 +51,7 @@ SAID = ENTRIES.format(role="assistant") + ".some(e => e.textContent.trim().lengt
 
 @pytest.fixture(scope="module")
 def talk_mode_users(e2e_database: Database) -> None:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(env, "shell", "-c", SETUP)
+    django_shell(e2e_database.url, SETUP)
 
 
 @pytest.fixture(scope="module")

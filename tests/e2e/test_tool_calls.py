@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import STAFF_USERNAME, WAV_RATE, launch_chromium
 from tests.e2e.test_talk_page import log_in, logged, pages_on
 from tests.support.audio import silence, speak, write_wav
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -35,10 +35,7 @@ Tool.objects.get(builtin="get_current_time").profiles.add(profile)
 
 @pytest.fixture(scope="module")
 def tool_user(e2e_database: Database) -> str:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(env, "shell", "-c", SETUP)
+    django_shell(e2e_database.url, SETUP)
     return TOOL_USER
 
 

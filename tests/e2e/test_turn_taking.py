@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.conftest import PASSWORD, WAV_RATE, launch_chromium
 from tests.e2e.test_talk_page import log_in, logged, pages_on, states
 from tests.support.audio import silence, speak, write_wav
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import DaphneServer, Database, django_shell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -51,10 +51,7 @@ AssistantProfile.objects.create(
 
 @pytest.fixture(scope="module")
 def turn_taking_users(e2e_database: Database) -> None:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(env, "shell", "-c", SETUP)
+    django_shell(e2e_database.url, SETUP)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.e2e.conftest import PASSWORD, launch_chromium, make_speech_wav
 from tests.e2e.test_history_flow import talk_once
 from tests.e2e.test_talk_page import Pages, log_in, logged
 from tests.support.localvoice import LocalVoiceProcess
-from tests.support.servers import DaphneServer, Database, daphne_env, manage
+from tests.support.servers import DaphneServer, Database, django_shell
 
 pytestmark = pytest.mark.e2e
 
@@ -33,13 +33,8 @@ TIMING_COLUMNS = "latency_ms, eot_ms, transcription_ms, tool_ms, first_audio_ms,
 
 @pytest.fixture(scope="module")
 def timing_users(e2e_database: Database) -> None:
-    env = daphne_env(
-        worker_name="setup", database_url=e2e_database.url, redis_url="", upstream_url=""
-    )
-    manage(
-        env,
-        "shell",
-        "-c",
+    django_shell(
+        e2e_database.url,
         "from django.contrib.auth.models import Permission, User; "
         f"User.objects.create_user({TIMING_USER!r}, password={PASSWORD!r}); "
         f"ops = User.objects.create_user({OPS_USER!r}, password={PASSWORD!r}, is_staff=True); "

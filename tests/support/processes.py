@@ -336,6 +336,16 @@ def manage(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+def django_shell(database_url: str, code: str) -> str:
+    """Run Python ``code`` in ``manage.py shell`` on a test database (no Redis, no upstream).
+
+    Returns its stdout; raises with the output on failure. Tests use it to create users and
+    profiles the way an operator would, outside the server under test.
+    """
+    env = daphne_env(worker_name="setup", database_url=database_url, redis_url="", upstream_url="")
+    return manage(env, "shell", "-c", code)
+
+
 @dataclass
 class Database:
     """A throwaway database for a test session: PostgreSQL when reachable, else a SQLite file.
