@@ -4,7 +4,9 @@ Two sets, spoken by several synthetic voices (the bundled Piper voice at three s
 espeak-ng voices reported apart: Smart Turn judges prosody, and espeak's is robotic):
 
 * **paused**: a sentence with a 600-1500 ms pause in the middle ("I'd like to book a table
-  for ... four people tomorrow"), each part synthesised on its own;
+  for ... four people tomorrow"), in two styles: each part synthesised on its own (``parts``:
+  the first part ends like a finished sentence), and the whole sentence synthesised once and
+  cut at the word (``cut``: the voice is mid-sentence where it stops);
 * **complete**: whole sentences.
 
 Each utterance is streamed in real time through the real SDK into a fresh session of one
@@ -23,12 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bench.speech_sets import synth
 from bench.turn_latency import machine_load
@@ -119,8 +123,8 @@ class Outcome:
     latency_ms: float | None  # end of speech -> first audio (None: no reply in time)
 
 
-def _speech(text: str, voice: str) -> bytes:
-    """Trimmed PCM16 at 24 kHz; ``piper:NAME@SCALE`` speaks at another length scale."""
+def _speech(text: str, voice: str) -> npt.NDArray[np.float32]:
+    """Trimmed float audio at 24 kHz; ``piper:NAME@SCALE`` speaks at another length scale."""
     if voice.startswith("piper:"):
         import soxr
 
@@ -134,7 +138,34 @@ def _speech(text: str, voice: str) -> bytes:
         audio = soxr_24k(synth(text, voice))
     loud = np.flatnonzero(np.abs(audio) > 0.01)
     audio = audio[loud[0] : loud[-1] + 1] if loud.size else audio
+    return np.asarray(audio, dtype=np.float32)
+
+
+def _pcm(audio: npt.NDArray[np.float32]) -> bytes:
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def cut_at_word(first: str, second: str, voice: str) -> list[bytes]:
+    """The whole sentence spoken once, cut where ``first`` ends: the voice is mid-sentence there.
+
+    The first part spoken alone ends like a finished sentence (falling pitch, final
+    lengthening); a person who stops to think mostly does not. Where ``first`` ends is found
+    with Whisper base's word timestamps (when it hears as many words as were written), else
+    from the parts' lengths; the cut is then the quietest 30 ms near there.
+    """
+    whole = _speech(f"{first} {second}", voice)
+    words = _word_ends(whole)
+    count = len(first.split())
+    if len(words) == count + len(second.split()):
+        guess, reach = (words[count - 1][1] + words[count][0]) // 2, RATE * 40 // 1000
+    else:
+        alone, rest = len(_speech(first, voice)), len(_speech(second, voice))
+        guess, reach = len(whole) * alone // (alone + rest), RATE * 120 // 1000
+    window = RATE * 30 // 1000
+    lo, hi = max(window, guess - reach), min(len(whole) - window, guess + reach)
+    energy = np.convolve(whole.astype(np.float64) ** 2, np.ones(window), mode="same")
+    cut = lo + int(np.argmin(energy[lo:hi])) if hi > lo else guess
+    return [_pcm(whole[:cut]), _pcm(whole[cut:])]
 
 
 def soxr_24k(audio: np.ndarray) -> np.ndarray:
@@ -143,8 +174,31 @@ def soxr_24k(audio: np.ndarray) -> np.ndarray:
     return np.asarray(soxr.resample(audio, 16000, RATE), dtype=np.float32)
 
 
-def build_sets(sizes: dict[str, int]) -> list[Utterance]:
-    """``sizes[set]`` paused and as many complete utterances per voice set, voices rotated."""
+@functools.cache
+def _whisper() -> Any:
+    from localvoice.pipeline.stt import WhisperStt
+
+    return WhisperStt("base").multilingual().model
+
+
+def _word_ends(audio: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
+    """(start, end) sample of each word Whisper base hears in ``audio`` (24 kHz)."""
+    segments, _ = _whisper().transcribe(
+        soxr_16k(audio), language="en", word_timestamps=True, beam_size=1
+    )
+    return [(int(w.start * RATE), int(w.end * RATE)) for seg in segments for w in (seg.words or [])]
+
+
+def soxr_16k(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    import soxr
+
+    return np.asarray(soxr.resample(audio, RATE, 16000), dtype=np.float32)
+
+
+def build_sets(
+    sizes: dict[str, int], pause_styles: tuple[str, ...] = ("parts",)
+) -> list[Utterance]:
+    """``sizes[set]`` paused (per style) and as many complete utterances per voice set."""
     out: list[Utterance] = []
     for name, per_set in sizes.items():
         voices = VOICE_SETS[name]
@@ -152,10 +206,15 @@ def build_sets(sizes: dict[str, int]) -> list[Utterance]:
             voice = voices[i % len(voices)]
             first, second = PAUSED[i % len(PAUSED)]
             pause = PAUSES_MS[i % len(PAUSES_MS)]
-            parts = [_speech(first, voice), _speech(second, voice)]
-            out.append(Utterance("paused", voice, f"{first} ... {second}", parts, pause))
+            text = f"{first} ... {second}"
+            if "parts" in pause_styles:
+                parts = [_pcm(_speech(first, voice)), _pcm(_speech(second, voice))]
+                out.append(Utterance("paused", voice, text, parts, pause))
+            if "cut" in pause_styles:
+                parts = cut_at_word(first, second, voice)
+                out.append(Utterance("paused_cut", voice, text, parts, pause))
             text = COMPLETE[i % len(COMPLETE)]
-            out.append(Utterance("complete", voice, text, [_speech(text, voice)], 0))
+            out.append(Utterance("complete", voice, text, [_pcm(_speech(text, voice))], 0))
     return out
 
 
@@ -203,15 +262,19 @@ async def run_one(endpoint: str, config: str, utt: Utterance) -> Outcome:
 
 
 def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
-    paused = [o for o in outcomes if o.utterance.kind == "paused"]
     complete = [o for o in outcomes if o.utterance.kind == "complete"]
     lat = [o.latency_ms for o in complete if o.latency_ms is not None]
-    uncut = [o for o in paused if not o.commits_before_end]
+    uncut = [o for o in outcomes if o.utterance.kind != "complete" and not o.commits_before_end]
     lat_paused = [o.latency_ms for o in uncut if o.latency_ms is not None]
-    cut = sum(1 for o in paused if o.commits_before_end)
+    cutoffs: dict[str, Any] = {}
+    for kind, label in (("paused", "false_cutoffs"), ("paused_cut", "false_cutoffs_cut")):
+        paused = [o for o in outcomes if o.utterance.kind == kind]
+        if paused:
+            cut = sum(1 for o in paused if o.commits_before_end)
+            cutoffs[label] = f"{cut}/{len(paused)}"
+            cutoffs[f"{label}_rate"] = round(cut / len(paused), 3)
     return {
-        "false_cutoffs": f"{cut}/{len(paused)}",
-        "false_cutoff_rate": round(cut / max(1, len(paused)), 3),
+        **cutoffs,
         "complete_cut_early": sum(1 for o in complete if o.commits_before_end),
         "complete_p50_ms": round(percentile(lat, 50)) if lat else None,
         "complete_p95_ms": round(percentile(lat, 95)) if lat else None,
@@ -227,13 +290,20 @@ def main() -> None:
     parser.add_argument("--voices", default="piper,espeak", help="voice sets: piper, espeak")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--endpoint", help="use this localvoice instead of starting one")
+    parser.add_argument(
+        "--pause-styles",
+        default="parts,cut",
+        help="parts: each part spoken alone (it ends like a sentence); cut: the whole sentence "
+        "spoken once and cut at the word (mid-sentence prosody)",
+    )
     parser.add_argument("--json", action="store_true", help="print every outcome")
     args = parser.parse_args()
     voice_sets = args.voices.split(",")
     configs = args.configs.split(",")
     built = time.perf_counter()
     sizes = {"piper": args.per_set, "espeak": args.espeak_per_set}
-    utterances = build_sets({name: sizes[name] for name in voice_sets})
+    styles = tuple(args.pause_styles.split(","))
+    utterances = build_sets({name: sizes[name] for name in voice_sets}, styles)
     print(f"{len(utterances)} utterances synthesised in {time.perf_counter() - built:.0f} s")
     server = None if args.endpoint else LocalVoiceProcess("--no-auth").start(timeout=300)
     endpoint = args.endpoint or (server.endpoint if server else "")
