@@ -39,7 +39,9 @@ from assistant.models.versions import profile_snapshot
 user = User.objects.create_user("replayed-user", first_name="Secretname")
 profile = AssistantProfile.objects.get(is_default=True)
 for texts in {CONVERSATIONS!r}:
-    conversation = Conversation.objects.create(user=user, profile=profile, profile_name=profile.name)
+    conversation = Conversation.objects.create(
+        user=user, profile=profile, profile_name=profile.name
+    )
     for seq, text in enumerate(texts):
         Turn.objects.create(conversation=conversation, seq=2 * seq, role="user", text=text,
                             started_at=timezone.now())
@@ -136,7 +138,8 @@ def test_a_killed_runner_is_taken_over_and_the_run_resumes(
     users = [turn["user"] for turn in report["turns"]]
     assert users == [text for texts in CONVERSATIONS for text in texts]
     for turn in report["turns"]:
-        assert turn["baseline"]["text"] and turn["candidate"]["text"], turn
+        assert turn["baseline"]["text"], turn
+        assert turn["candidate"]["text"], turn
     assert report["summary"]["answers_changed"] >= 1, "the draft's French changes answers"
     assert "Secretname" not in json.dumps(report)
     assert "replayed-user" not in json.dumps(report)
