@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import socket
@@ -23,8 +22,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assistant.evaluation import runs
 from assistant.evaluation.runner import run_execute
-
-logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
