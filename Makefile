@@ -214,12 +214,13 @@ messages: system-test-deps python-deps
 	DJANGO_DEBUG=1 $(BIN)/python manage.py compilemessages -l fr $(MESSAGES_IGNORE)
 
 # docs/talk-page.png (desktop), docs/talk-page-phone.png (360 px), docs/talk-page-fr.png and
-# docs/talk-page-push-to-talk.png.
+# docs/talk-page-push-to-talk.png; the profile-versions and evaluation pages' docs/*.png.
 screenshots: setup-test $(NODE_STAMP)
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_page.py -k spoken
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_for_everyone.py -k "phone or french"
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_talk_modes.py -k hold_speak
 	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_profile_draft.py -k change_form
+	E2E_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_evaluation.py
 
 clean:
 	rm -rf $(VENV) .lock-venv var staticfiles .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -216,11 +217,14 @@ def profile_config_get(
 aprofile_config_get = database_sync_to_async(profile_config_get)
 
 
-def profile_config_of(*, profile_id: int, version: int | None) -> SessionConfig:
+def profile_config_of(
+    *, profile_id: int, version: int | None, draft_snapshot: dict[str, Any] | None = None
+) -> SessionConfig:
     """A profile's draft (``version`` None) or its version ``version``, as a session runs it.
 
     Nothing is saved: the version's settings are applied to the profile in memory. The tools
-    are those assigned now. For replays (``evaluate_profile``).
+    are those assigned now. For replays (``evaluate_profile``, evaluation runs); a run passes
+    the draft as it was when requested (``draft_snapshot``) instead of the draft of now.
 
     Raises:
         LookupError: no such profile, or no such version of it.
@@ -230,6 +234,8 @@ def profile_config_of(*, profile_id: int, version: int | None) -> SessionConfig:
         msg = f"no profile {profile_id}"
         raise LookupError(msg)
     if version is None:
+        if draft_snapshot is not None:
+            profile.draft = draft_snapshot
         return _config_from_profile(profile, draft=True)
     found = ProfileVersion.objects.filter(profile=profile, number=version).first()
     if found is None:

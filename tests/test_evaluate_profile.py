@@ -1,8 +1,9 @@
 """``manage.py evaluate_profile`` over real stored conversations and localvoice's models.
 
-The profile's draft says "Always answer in French."; its stored conversations' user turns are
-replayed against the published version and the draft; the JSON report holds both answers per
-turn, and the exit status says when the arguments are wrong.
+The profile's draft says "Always answer in French."; its stored conversations' user turns, or
+a test set's, are replayed against the published version and the draft; the JSON report holds
+both answers per turn and the set's checks on both sides, and the exit status says whether a
+check failed (1) or the arguments or the engine were wrong (2).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ for kept, texts in ((True, {QUESTIONS!r}), (False, ["not stored"])):
                             text="(recorded answer)", started_at=timezone.now())
 draft = profile_snapshot(profile) | {{"instructions": "Always answer in French, only in French."}}
 AssistantProfile.objects.filter(pk=profile.pk).update(draft=draft)
+from assistant.evaluation.models import Check, TestSet, TestTurn
+french = TestSet.objects.create(name="french", profile=profile)
+TestTurn.objects.create(test_set=french, position=0, text="What is the capital of Italy?")
+Check.objects.create(test_set=french, kind="phrase_appears", value="la capitale", turn=1)
+Check.objects.create(test_set=french, kind="judged", value="The assistant answers in French.")
+Check.objects.create(test_set=french, kind="tool_called", value="get_order_status")
+smoke = TestSet.objects.create(name="smoke")
+TestTurn.objects.create(test_set=smoke, position=0, text="Hello!")
+Check.objects.create(test_set=smoke, kind="phrase_absent", value="zzqx")
 print(profile.pk)
 """
 
@@ -122,10 +132,61 @@ def test_the_text_report(env: tuple[dict[str, str], int]) -> None:
     assert "answers changed" in lines[-1]
 
 
-def test_bad_arguments_exit_with_status_2(env: tuple[dict[str, str], int]) -> None:
+def test_a_test_sets_checks_show_the_change_and_a_failed_check_exits_1(
+    env: tuple[dict[str, str], int],
+) -> None:
+    environment, profile_id = env
+    result = evaluate(environment, str(profile_id), "--set", "french", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    assert "1 check(s) failed on the candidate" in result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert set(report) >= {"profile", "baseline", "candidate", "turns", "summary", "checks"}
+    assert report["source"] == {"test_set": "french"}
+    (turn,) = report["turns"]
+    assert turn["user"] == "What is the capital of Italy?"
+    assert set(turn["candidate"]) >= {"text", "tool_calls", "latency_ms"}
+    capital, judged, tool = report["checks"]
+    print(
+        json.dumps(report["checks"], indent=1), turn["baseline"]["text"], turn["candidate"]["text"]
+    )
+    # The instruction change shows up: the French answer passes, the English one fails.
+    assert (capital["label"], capital["baseline"]["passed"], capital["candidate"]["passed"]) == (
+        "exact",
+        False,
+        True,
+    )
+    assert (judged["label"], judged["judged"]) == ("model-judged", True)
+    assert judged["candidate"]["detail"].startswith(("the model says", "unclear verdict"))
+    assert (tool["baseline"]["passed"], tool["candidate"]["passed"]) == (False, False)
+    assert report["summary"]["checks"]["candidate"]["failed"] >= 1
+
+
+def test_a_set_whose_checks_pass_exits_0(env: tuple[dict[str, str], int]) -> None:
+    environment, profile_id = env
+    result = evaluate(environment, str(profile_id), "--set", "smoke", "--format", "text")
+    assert result.returncode == 0, result.stderr
+    assert "[exact] phrase_absent 'zzqx'" in result.stdout
+    assert result.stdout.endswith("0 check(s) failed on the candidate.\n")
+
+
+def test_bad_arguments_and_engine_failures_exit_with_status_2(
+    env: tuple[dict[str, str], int],
+) -> None:
     environment, profile_id = env
     assert evaluate(environment, "no such profile").returncode == 2
     missing_version = evaluate(environment, str(profile_id), "--version", "9")
     assert missing_version.returncode == 2
     assert "no version 9" in missing_version.stderr
     assert evaluate(environment, str(profile_id), "--conversations", "0").returncode == 2
+    missing_set = evaluate(environment, str(profile_id), "--set", "nope")
+    assert (missing_set.returncode, "no test set 'nope'" in missing_set.stderr) == (2, True)
+    both = evaluate(environment, str(profile_id), "--set", "smoke", "--conversations", "1")
+    assert both.returncode == 2, "a set or conversations, not both"
+    unreachable = evaluate(
+        environment | {"AZURE_VOICELIVE_ENDPOINT": "http://127.0.0.1:9"},
+        str(profile_id),
+        "--set",
+        "smoke",
+    )
+    assert unreachable.returncode == 2
+    assert "the replay failed" in unreachable.stderr

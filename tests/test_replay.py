@@ -1,4 +1,4 @@
-"""The replay of one turn (assistant/management/replay.py) against a scripted connection."""
+"""The replay of one turn (assistant/evaluation/replay.py) against a scripted connection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from azure.ai.voicelive.models import ServerEventType
 
-from assistant.management.replay import TOOL_NOT_RUN, ReplayError, replay_turn
+from assistant.evaluation.replay import TOOL_NOT_RUN, ReplayError, replay_turn
 
 
 class Event(dict[str, Any]):

@@ -1,4 +1,4 @@
-"""The assistant app's admin: profiles (a draft, publish, versions) and the live sessions."""
+"""The assistant app's admin: profiles (a draft, publish, versions), live sessions, evaluations."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from assistant import services
+from assistant.admin.evaluation import EVALUATION_PERMISSION  # registers the evaluation pages
 from assistant.admin.versions import DRAFT, ProfileVersionsMixin
 from assistant.codes import Ending
 from assistant.live import registry
@@ -249,6 +250,11 @@ class AssistantProfileAdmin(ProfileVersionsMixin, admin.ModelAdmin):
                 + "?"
                 + urlencode({"profile": obj.pk, "draft": "1"}),
                 versions_url=reverse("admin:assistant_assistantprofile_versions", args=[obj.pk]),
+                evaluate_url=(
+                    reverse("admin:evaluation_evaluationrun_new", args=[obj.pk])
+                    if request.user.has_perm(EVALUATION_PERMISSION)
+                    else ""
+                ),
                 draft_diff_url=reverse("admin:assistant_assistantprofile_diff", args=[obj.pk])
                 + "?"
                 + urlencode({"a": obj.version, "b": DRAFT}),

@@ -92,7 +92,7 @@ def test_systemd_units_verify(tmp_path):
             (tmp_path / path.name).write_text(text)
     units = [
         "voice-daphne.socket", "voice-daphne@1.service", "localvoice.service",
-        "voice-migrate.service", "voice-assistant.target",
+        "voice-migrate.service", "voice-evaluations.service", "voice-assistant.target",
     ]  # fmt: skip
     result = run(
         ["systemd-analyze", "verify", "--man=no", *[f"./{u}" for u in units]], cwd=tmp_path
@@ -114,7 +114,7 @@ def test_procfile_ports_under_honcho(tmp_path):
         pytest.skip("honcho is not installed in this environment")
     lines = (ROOT / "Procfile").read_text().splitlines()
     processes = dict(ln.split(":", 1) for ln in lines if re.match(r"^[A-Za-z0-9_-]+:", ln))
-    assert set(processes) == {"web", "localvoice"}
+    assert set(processes) == {"web", "localvoice", "evaluations"}
     # Same commands, printed instead of run (honcho runs them through a shell).
     (tmp_path / "Procfile").write_text(
         "".join(f"{name}: echo {name}= {cmd.strip()}\n" for name, cmd in processes.items())
@@ -143,6 +143,7 @@ def test_procfile_ports_under_honcho(tmp_path):
     assert local[:3] == ["python", "-m", "localvoice"]
     assert local[local.index("--port") + 1] == "8765"
     assert local[local.index("--host") + 1] == "127.0.0.1"
+    assert shlex.split(out["evaluations"]) == ["python", "manage.py", "run_evaluations"]
 
 
 def test_readme_covers_every_setup():

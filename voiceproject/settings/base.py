@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "assistant",
     "assistant.history",
     "assistant.tools",
+    "assistant.evaluation",
 ]
 
 MIDDLEWARE = [

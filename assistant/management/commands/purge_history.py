@@ -1,4 +1,8 @@
-"""Delete conversations older than the retention period (their usage records stay)."""
+"""Delete conversations older than the retention period (their usage records stay).
+
+Evaluation runs built from conversations follow them: their replayed turns are deleted with
+their conversations (a foreign key), and the runs requested before the cutoff go too.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from assistant.evaluation.models import ACTIVE_STATUSES, EvaluationRun, RunSource
+from assistant.evaluation.runs import runs_purge
 from assistant.history.models import Conversation
 
 
 class Command(BaseCommand):
     help = (
         "Delete conversations (and their transcripts) that started more than "
-        "HISTORY_RETENTION_DAYS days ago. The usage ledger is kept. Run it daily."
+        "HISTORY_RETENTION_DAYS days ago, and the evaluation runs built from conversations "
+        "that were requested before then. The usage ledger is kept. Run it daily."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,9 +37,17 @@ class Command(BaseCommand):
         cutoff = timezone.now() - dt.timedelta(days=days)
         old = Conversation.objects.filter(started_at__lt=cutoff)
         count = old.count()
-        if not options["dry_run"]:
+        if options["dry_run"]:
+            runs = (
+                EvaluationRun.objects.filter(source=RunSource.CONVERSATIONS, created_at__lt=cutoff)
+                .exclude(status__in=ACTIVE_STATUSES)
+                .count()
+            )
+        else:
             old.delete()
+            runs = runs_purge(cutoff)
         verb = "Would delete" if options["dry_run"] else "Deleted"
         self.stdout.write(
-            f"{verb} {count} conversation(s) that started before {cutoff:%Y-%m-%d %H:%M %Z}."
+            f"{verb} {count} conversation(s) that started before {cutoff:%Y-%m-%d %H:%M %Z}"
+            f" and {runs} evaluation run(s) built from conversations."
         )

@@ -1,9 +1,12 @@
 """Replay stored user turns against a profile configuration, in text, on the configured engine.
 
-One upstream connection per conversation: its user turns are sent in order, each answered
-before the next, so every turn has the replayed answers (not the recorded ones) as context.
+One upstream connection per conversation and side: its user turns are sent in order, each
+answered before the next, so every turn has the replayed answers (not the recorded ones) as
+context. A conversation resumed after a restart gets its stored turns back as context (the
+user's text and that side's answer) before the next turn is replayed.
 **No tool runs during a replay**: a call is recorded (name and arguments) and answered with
 :data:`TOOL_NOT_RUN`, so tools with side effects (an order placed, a mail sent) never act.
+No dry-run is offered to tools: the rule is the same for every tool (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +87,49 @@ async def replay_conversation(
     finally:
         await close_quietly(opened.conn)
         await close_credential(opened.credential)
+
+
+#: Called with each replayed turn's (index in its conversation, baseline, candidate) answers.
+TurnDone = Callable[[int, ReplayedAnswer, ReplayedAnswer], Awaitable[None]]
+
+
+async def replay_side_by_side(
+    *,
+    baseline: SessionConfig,
+    candidate: SessionConfig,
+    upstream: UpstreamSettings,
+    user_turns: Sequence[str],
+    done: Sequence[tuple[str, str]] = (),
+    on_turn: TurnDone,
+    turn_timeout: float = 90.0,
+) -> None:
+    """Replay one conversation on a connection per side, turn by turn, baseline first.
+
+    ``user_turns`` are all the conversation's user turns, in order; ``done`` the answers of
+    its first turns, already replayed (a resumed run), as (baseline, candidate) texts: they are
+    put back as context after their user texts, then the rest is replayed. ``on_turn`` is
+    awaited after each turn with both answers (it stores them, and may raise to stop).
+
+    Raises:
+        ReplayError, TimeoutError, VoiceLiveUnavailable: as :func:`replay_conversation`.
+    """
+    opened = []
+    try:
+        for config in (baseline, candidate):
+            opened.append(await open_connection(config=config, upstream=upstream))
+        old, new = opened[0].conn, opened[1].conn
+        for user, (old_text, new_text) in zip(user_turns, done, strict=False):
+            for conn, text in ((old, old_text), (new, new_text)):
+                await conn.send(message_item("user", user))
+                await conn.send(message_item("assistant", text))
+        for index, text in enumerate(user_turns[len(done) :], start=len(done)):
+            before = await replay_turn(old, text, turn_timeout=turn_timeout)
+            after = await replay_turn(new, text, turn_timeout=turn_timeout)
+            await on_turn(index, before, after)
+    finally:
+        for each in opened:
+            await close_quietly(each.conn)
+            await close_credential(each.credential)
 
 
 async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedAnswer:
