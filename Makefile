@@ -140,7 +140,7 @@ run: setup
 	echo "==> Voice Live endpoint: $$AZURE_VOICELIVE_ENDPOINT"; \
 	$(BIN)/python manage.py migrate --noinput -v 0 && \
 	$(BIN)/python manage.py ensure_demo_user && \
-	echo "==> Starting the local voice engine and Daphne (Ctrl-C stops both)" && \
+	echo "==> Starting the local voice engine, Daphne and the evaluation runner (Ctrl-C stops them all)" && \
 	echo "==> Open http://$(HOST):$(PORT)/" && \
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) LOCALVOICE_PORT=$(LOCALVOICE_PORT) \
 		exec $(BIN)/honcho start -e /dev/null -f Procfile
