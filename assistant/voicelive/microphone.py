@@ -19,7 +19,7 @@ from azure.ai.voicelive.models import ClientEventType
 from assistant import metrics
 from assistant.codes import ErrorCode
 from assistant.protocol import BYTES_PER_SECOND
-from assistant.voicelive.append import audio_append
+from assistant.voicelive.audio_json import audio_append
 
 # Browser frames waiting for the upstream socket: 5 s of the talk page's 100 ms frames. Beyond
 # that the oldest is dropped, so a slow upstream costs audio, never unbounded memory.
