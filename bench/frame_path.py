@@ -18,13 +18,17 @@ Examples::
     .venv/bin/python -m bench.frame_path                       # this checkout, 3 rounds
     .venv/bin/python -m bench.frame_path --compare /tmp/relay-base,$PWD --rounds 5
     .venv/bin/python -m bench.frame_path --compare /tmp/relay-base,$PWD --callgrind \\
-        --sessions 10 --frames 40
+        --sessions 10 --frames 40 --rounds 1
+    # the collector's time per frame at 300 sessions, two settings variants:
+    .venv/bin/python -m bench.frame_path --sessions 300 --frames 30 \\
+        --compare-env 'VOICE_GC_FREEZE=0;VOICE_GC_FREEZE=1,VOICE_GC_THRESHOLDS=20000:20:100'
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -90,7 +94,10 @@ async def _round_trips(comm: Any, frames: int, got: list[int]) -> None:
             if got[0] - got[1] >= AUDIO_ACK_BYTES:
                 got[1] = got[0]
                 await put(
-                    {"type": "websocket.receive", "text": f'{{"type":"audio.ack","bytes":{got[0]}}}'}
+                    {
+                        "type": "websocket.receive",
+                        "text": f'{{"type":"audio.ack","bytes":{got[0]}}}',
+                    }
                 )
 
 
@@ -105,7 +112,9 @@ def _instrument(on: bool) -> None:
         )
 
 
-async def _child(sessions: int, frames: int, warmup: int, cookie_name: str, keys: list[str]) -> None:
+async def _child(
+    sessions: int, frames: int, warmup: int, cookie_name: str, keys: list[str]
+) -> None:
     import django
 
     django.setup()
@@ -114,10 +123,17 @@ async def _child(sessions: int, frames: int, warmup: int, cookie_name: str, keys
     origin = f"http://{HOST}:8000"
     comms = [await _browser(application, f"{cookie_name}={key}", origin) for key in keys[:sessions]]
     counters = [[0, 0] for _ in comms]
-    await asyncio.gather(*(_round_trips(c, warmup, n) for c, n in zip(comms, counters, strict=True)))
+    await asyncio.gather(
+        *(_round_trips(c, warmup, n) for c, n in zip(comms, counters, strict=True))
+    )
+    collections = _GcClock()
     _instrument(True)
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(_round_trips(c, frames, n) for c, n in zip(comms, counters, strict=True)))
+    gc.callbacks.append(collections.callback)
+    await asyncio.gather(
+        *(_round_trips(c, frames, n) for c, n in zip(comms, counters, strict=True))
+    )
+    gc.callbacks.remove(collections.callback)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     _instrument(False)
     for comm in comms:
@@ -125,42 +141,106 @@ async def _child(sessions: int, frames: int, warmup: int, cookie_name: str, keys
     for comm in comms:
         await comm.wait(5)
     total = sessions * frames
-    print(json.dumps({"cpu_us_per_frame": cpu / total * 1e6, "wall_s": wall, "frames": total}))
+    print(
+        json.dumps(
+            {
+                "cpu_us_per_frame": cpu / total * 1e6,
+                "wall_s": wall,
+                "frames": total,
+                "gc_us_per_frame": collections.seconds / total * 1e6,
+                "gc_collections": collections.counts,
+                "gc_max_ms": collections.longest * 1e3,
+            }
+        )
+    )
 
 
-def _run_child(app_dir: Path, env: dict[str, str], args: argparse.Namespace, keys: list[str],
-               cookie: str, callgrind: Path | None) -> dict[str, Any]:
-    argv = [PYTHON, str(BENCH_DIR / "frame_path.py"), "--child", "--sessions", str(args.sessions),
-            "--frames", str(args.frames), "--warmup", str(args.warmup), "--cookie", cookie,
-            "--keys", ",".join(keys)]
+class _GcClock:
+    """Time spent in the garbage collector, and collections per generation."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.longest = 0.0
+        self.counts = [0, 0, 0]
+        self._start = 0.0
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        took = time.perf_counter() - self._start
+        self.seconds += took
+        self.longest = max(self.longest, took)
+        self.counts[info["generation"]] += 1
+
+
+def _run_child(
+    app_dir: Path,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    keys: list[str],
+    cookie: str,
+    callgrind: Path | None,
+) -> dict[str, Any]:
+    argv = [
+        PYTHON,
+        str(BENCH_DIR / "frame_path.py"),
+        "--child",
+        "--sessions",
+        str(args.sessions),
+        "--frames",
+        str(args.frames),
+        "--warmup",
+        str(args.warmup),
+        "--cookie",
+        cookie,
+        "--keys",
+        ",".join(keys),
+    ]
     child_env = dict(env)
     if callgrind is not None:
-        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                f"--callgrind-out-file={callgrind}", *argv]
+        argv = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={callgrind}",
+            *argv,
+        ]
         child_env["FRAME_PATH_CALLGRIND"] = "1"
-    out = subprocess.run(argv, cwd=app_dir, env=child_env, capture_output=True, text=True,
-                         timeout=3600, check=False)
+    out = subprocess.run(
+        argv, cwd=app_dir, env=child_env, capture_output=True, text=True, timeout=3600, check=False
+    )
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-4000:])
         msg = f"the bench child failed ({out.returncode})"
         raise RuntimeError(msg)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if callgrind is not None:
-        summary = [line for line in callgrind.read_text().splitlines()
-                   if line.startswith(("summary:", "totals:"))]
+        summary = [
+            line
+            for line in callgrind.read_text().splitlines()
+            if line.startswith(("summary:", "totals:"))
+        ]
         instructions = int(summary[-1].split()[1])
         result["instructions_per_frame"] = instructions / result["frames"]
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--frames", type=int, default=100, help="measured round trips each")
     parser.add_argument("--warmup", type=int, default=20, help="round trips each, not measured")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compare", default="", help="comma-separated code dirs (default: this)")
+    parser.add_argument(
+        "--compare-env",
+        default="",
+        help="';'-separated settings variants (each a ','-separated KEY=VALUE list), e.g. "
+        "'VOICE_GC_FREEZE=0;VOICE_GC_FREEZE=1': each code dir runs with each",
+    )
     parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cookie", default="", help=argparse.SUPPRESS)
@@ -170,48 +250,80 @@ def main() -> None:
         # Run as a script: its own folder first on the path would shadow nothing, but out.
         if sys.path and Path(sys.path[0]).resolve() == BENCH_DIR:
             sys.path.pop(0)
-        asyncio.run(_child(args.sessions, args.frames, args.warmup, args.cookie,
-                           args.keys.split(",")))
+        asyncio.run(
+            _child(args.sessions, args.frames, args.warmup, args.cookie, args.keys.split(","))
+        )
         return
 
     sys.path.insert(0, str(REPO))
-    from bench._common import Children, accounts_create, children, free_port, server_env, uptime, wait_port
+    from bench._common import (
+        Children,
+        accounts_create,
+        children,
+        free_port,
+        server_env,
+        uptime,
+        wait_port,
+    )
 
-    variants = [Path(d).resolve() for d in args.compare.split(",")] if args.compare else [REPO]
+    dirs = [Path(d).resolve() for d in args.compare.split(",")] if args.compare else [REPO]
+    settings_variants = [
+        dict(kv.split("=", 1) for kv in v.split(",") if kv) for v in args.compare_env.split(";")
+    ]
+    variants = [
+        (f"{d}" + (f" {extra}" if extra else ""), d, extra)
+        for d in dirs
+        for extra in settings_variants
+    ]
     print(f"# {uptime()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="frame-path-") as tmp, children(Path(tmp)) as kids:
         kids_: Children = kids
         port = free_port()
-        kids_.start(f"upstream-{port}",
-                    [PYTHON, "-m", "localvoice", "--host", HOST, "--port", str(port), "--echo",
-                     "--log-level", "WARNING", "--no-auth"],
-                    cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
-        results: dict[Path, list[dict[str, Any]]] = {v: [] for v in variants}
-        envs = {}
-        for v in variants:
-            env = server_env(app_dir=v, db_path=Path(tmp) / f"{v.name}.sqlite3",
-                             upstream_port=port, max_sessions=10_000)
+        kids_.start(
+            f"upstream-{port}",
+            [PYTHON, "-m", "localvoice", "--host", HOST, "--port", str(port), "--echo"]
+            + ["--log-level", "WARNING", "--no-auth"],
+            cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in variants}
+        accounts = {}
+        for d in dirs:
+            env = server_env(
+                app_dir=d,
+                db_path=Path(tmp) / f"{d.name}.sqlite3",
+                upstream_port=port,
+                max_sessions=10_000,
+            )
             # Frames go as fast as they come back: the budgets are checked, never spent.
             env["VOICE_AUDIO_RATE_LIMIT"] = "100000"
             env["VOICE_AUDIO_FRAMES_PER_SECOND"] = "1000000"
-            envs[v] = (env, *accounts_create(env, v, args.sessions))
+            accounts[d] = (env, *accounts_create(env, d, args.sessions))
         wait_port(port)
         for r in range(args.rounds):
-            for v in variants:
-                env, cookie, keys = envs[v]
-                grind = Path(tmp) / f"callgrind.{v.name}.{r}" if args.callgrind else None
-                res = _run_child(v, env, args, keys, cookie, grind)
-                results[v].append(res)
-                extra = (f" {res['instructions_per_frame'] / 1e3:8.1f} k instr/frame"
-                         if "instructions_per_frame" in res else "")
-                print(f"round {r + 1} {v}: {res['cpu_us_per_frame']:7.1f} µs CPU/frame"
-                      f"{extra} ({res['frames']} frames, {res['wall_s']:.1f} s) [{uptime()}]",
-                      flush=True)
-        for v in variants:
-            cpu = [x["cpu_us_per_frame"] for x in results[v]]
-            line = f"median {v}: {statistics.median(cpu):7.1f} µs CPU/frame"
+            for i, (label, d, extra) in enumerate(variants):
+                env, cookie, keys = accounts[d]
+                grind = Path(tmp) / f"callgrind.{i}.{r}" if args.callgrind else None
+                res = _run_child(d, {**env, **extra}, args, keys, cookie, grind)
+                results[label].append(res)
+                line = f"round {r + 1} {label}: {res['cpu_us_per_frame']:7.1f} µs CPU/frame"
+                if "instructions_per_frame" in res:
+                    line += f" {res['instructions_per_frame'] / 1e3:8.1f} k instr/frame"
+                line += (
+                    f", gc {res['gc_us_per_frame']:.1f} µs/frame {res['gc_collections']}"
+                    f" longest {res['gc_max_ms']:.1f} ms"
+                    f" ({res['frames']} frames, {res['wall_s']:.1f} s) [{uptime()}]"
+                )
+                print(line, flush=True)
+        for label, runs in results.items():
+            cpu = [x["cpu_us_per_frame"] for x in runs]
+            gc_us = [x["gc_us_per_frame"] for x in runs]
+            line = (
+                f"median {label}: {statistics.median(cpu):7.1f} µs CPU/frame, "
+                f"gc {statistics.median(gc_us):.1f} µs/frame"
+            )
             if args.callgrind:
-                ins = [x["instructions_per_frame"] for x in results[v]]
+                ins = [x["instructions_per_frame"] for x in runs]
                 line += f", {statistics.median(ins) / 1e3:8.1f} k instructions/frame"
             print(line, flush=True)
 

@@ -3,13 +3,13 @@
 Every 100 ms of audio is about 6.4 kB of base64 inside a small JSON object, each way. Base64
 needs no escaping, so its text can be placed and found by hand; only the small rest is JSON.
 
-**Out**, ``input_audio_buffer.append``: ``VoiceLiveConnection.send`` turns a mapping into JSON with ``json.dumps(..., default=...)``: a
-new encoder per call that escapes the base64 audio character by character, about 30-40 µs for
-one 100 ms frame (a tenth of the relay's whole cost per frame). Base64 needs no escaping, so the
-text is a concatenation. The SDK sends a ``ClientEvent`` as what its ``as_dict()`` returns,
-unchanged when that is already a string (``tests/voicelive/test_audio_json.py`` pins this, through
-the real ``send``); the event still goes through ``send``, so a failure is the SDK's
-``ConnectionError`` as before.
+**Out**, ``input_audio_buffer.append``: ``VoiceLiveConnection.send`` turns a mapping into JSON
+with ``json.dumps(..., default=...)``: a new encoder per call that escapes the base64 audio
+character by character, about 30-40 µs for one 100 ms frame (a tenth of the relay's whole cost
+per frame). Here the text is a concatenation. The SDK sends a ``ClientEvent`` as what its
+``as_dict()`` returns, unchanged when that is already a string
+(``tests/voicelive/test_audio_json.py`` pins this, through the real ``send``); the event still
+goes through ``send``, so a failure is the SDK's ``ConnectionError`` as before.
 
 **In**, ``response.audio.delta``: ``json.loads`` scans the whole delta (about 9 µs per 100 ms
 frame); :func:`split_audio_delta` finds it with two byte searches and parses only the rest. Any
@@ -44,15 +44,16 @@ class AudioAppend(ClientEvent):
     _text: str
 
     def __new__(cls, audio: str) -> AudioAppend:
+        """The append of ``audio`` (base64), its fields and its JSON text."""
         event = object.__new__(cls)
         event.__dict__["_data"] = {"type": APPEND, "audio": audio}
         event.__dict__["_text"] = _HEAD + audio + _TAIL
         return event
 
-    def __init__(self, audio: str) -> None:  # the work is done in __new__
-        pass
+    def __init__(self, audio: str) -> None:
+        """Nothing left to do: ``__new__`` built the event."""
 
-    def as_dict(self, *, exclude_readonly: bool = False) -> Any:  # noqa: ARG002  # SDK's signature
+    def as_dict(self, *, exclude_readonly: bool = False) -> Any:  # the SDK's signature
         """The event's JSON text, which ``send`` passes on as it is."""
         return self._text
 

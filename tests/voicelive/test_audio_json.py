@@ -108,5 +108,5 @@ def test_anything_else_is_left_to_the_full_parse(text: str) -> None:
 
 
 def test_malformed_json_around_the_delta_raises_like_json() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(json.JSONDecodeError):
         split_audio_delta(b'{"type": "response.audio.delta", "delta": "AAAA", }')
