@@ -11,7 +11,7 @@ work per frame both ways, without Daphne's socket handling (the floor's part, se
 
 Under heavy shared load CPU time still drifts with the machine (caches, frequency): compare
 variants of one run, not numbers across runs. ``--callgrind`` counts instructions instead
-(valgrind, about 50x slower; repeatable under any load).
+(valgrind, about 50x slower; repeatable under any load; the collector is off while counting).
 
 Examples::
 
@@ -127,6 +127,12 @@ async def _child(
         *(_round_trips(c, warmup, n) for c, n in zip(comms, counters, strict=True))
     )
     collections = _GcClock()
+    counting = bool(os.environ.get("FRAME_PATH_CALLGRIND"))
+    if counting:
+        # A collection or two in a short counted window would be most of its noise: the
+        # instructions are the frames' own; the CPU runs report the collector's share.
+        gc.collect()
+        gc.disable()
     _instrument(True)
     cpu, wall = time.process_time(), time.perf_counter()
     gc.callbacks.append(collections.callback)
@@ -136,6 +142,8 @@ async def _child(
     gc.callbacks.remove(collections.callback)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     _instrument(False)
+    if counting:
+        gc.enable()
     for comm in comms:
         await comm.send_input({"type": "websocket.disconnect", "code": 1000})
     for comm in comms:
