@@ -306,7 +306,8 @@ def main() -> None:
     parser.add_argument(
         "--compare",
         default="",
-        help="comma-separated code dirs: relay only, each variant per point, --repeat rounds",
+        help="comma-separated code dirs: each variant's relay per point, --repeat rounds (and "
+        "the floor once per round when --paths names it)",
     )
     parser.add_argument(
         "--compare-env",
@@ -403,6 +404,9 @@ def main() -> None:
                                 rig.relay_start(10_000, variant)
                                 r = run("relay", n, frame)
                                 record(r, f"compare {variant}")
+                            if "floor" in paths:  # the floor in the same round, for the ratio
+                                rig.floor_start()
+                                record(run("floor", n, frame), "compare floor")
                 return
             if args.admission:
                 # The same offered load with admission at ``--cap``, then without (contrast).

@@ -8,7 +8,9 @@ from voiceproject.django_http import django_asgi_app
 # Everything below may import ORM models: Django is set up by the import above.
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
 
+from assistant.live.collector import collector_setup, thresholds_parse
 from assistant.live.registry import worker_name
 from assistant.routing import websocket_urlpatterns
 from assistant.telemetry.tracing import tracing_setup
@@ -28,4 +30,9 @@ application = ProtocolTypeRouter(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),  # type: ignore[arg-type]
         ),
     }
+)
+
+# Last: everything start-up builds exists now (see assistant/live/collector.py).
+collector_setup(
+    freeze=settings.VOICE_GC_FREEZE, thresholds=thresholds_parse(settings.VOICE_GC_THRESHOLDS)
 )

@@ -51,13 +51,15 @@ class VoiceConsumer(SupervisedConsumer):
 
     # ------------------------------------------------------------------ CallTransport
 
+    # Both skip Channels' send(), two coroutines deep: these are every frame's path.
+
     async def send_text(self, text: str) -> None:
         """Send a text frame; dropped once the browser has gone (socket.py)."""
-        await self.send(text_data=text)
+        await self._send_to_client({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary frame; dropped once the browser has gone (socket.py)."""
-        await self.send(bytes_data=data)
+        await self._send_to_client({"type": "websocket.send", "bytes": data})
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Close the socket (a plain int: autobahn refuses IntEnum close codes)."""

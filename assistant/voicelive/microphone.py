@@ -16,12 +16,10 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection
 from azure.ai.voicelive.models import ClientEventType
 
-# SIMD base64, ~10x the standard library's speed: every audio frame is encoded once.
-from pybase64 import b64encode_as_string
-
 from assistant import metrics
 from assistant.codes import ErrorCode
 from assistant.protocol import BYTES_PER_SECOND
+from assistant.voicelive.audio_json import audio_append
 
 # Browser frames waiting for the upstream socket: 5 s of the talk page's 100 ms frames. Beyond
 # that the oldest is dropped, so a slow upstream costs audio, never unbounded memory.
@@ -29,7 +27,6 @@ AUDIO_QUEUE_FRAMES = 50
 # Frames already queued are merged into one append of at most this much audio.
 MAX_APPEND_BYTES = BYTES_PER_SECOND // 10
 # The audio path's event types as plain strings: compared and sent for every frame.
-_APPEND = ClientEventType.INPUT_AUDIO_BUFFER_APPEND.value
 _COMMIT = ClientEventType.INPUT_AUDIO_BUFFER_COMMIT.value
 _CLEAR = ClientEventType.INPUT_AUDIO_BUFFER_CLEAR.value
 _monotonic = time.monotonic
@@ -106,8 +103,7 @@ class MicrophoneStream:
                 if conn is None:
                     continue
                 try:
-                    # A plain mapping: the typed model would cost a construct + as_dict per append.
-                    await conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
+                    await conn.send(audio_append(chunk))
                 except VoiceLiveConnectionError:
                     if self._rolling_over():
                         continue
@@ -138,9 +134,7 @@ class MicrophoneStream:
             if kind == _COMMIT:
                 for start in range(0, len(pending), MAX_APPEND_BYTES):
                     chunk = pending[start : start + MAX_APPEND_BYTES]
-                    await self._send_safely(
-                        conn.send({"type": _APPEND, "audio": b64encode_as_string(chunk)})
-                    )
+                    await self._send_safely(conn.send(audio_append(chunk)))
                     self.sent_bytes += len(chunk)
                     self.sent_at = _monotonic()
             await self._send_safely(conn.send({"type": kind}))

@@ -24,6 +24,7 @@ from pybase64 import b64decode
 
 from assistant import metrics
 from assistant.codes import ErrorCode, State
+from assistant.voicelive.audio_json import split_audio_delta
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
 from assistant.voicelive.events import EventRouter
 from assistant.voicelive.microphone import MicrophoneStream
@@ -454,7 +455,8 @@ class VoiceLiveSession:
         """The single reader of one upstream connection.
 
         Audio deltas (most of the traffic) are handled straight from the JSON: the SDK's typed
-        ``ServerEvent`` model would cost more than the rest of the relay's work on the frame.
+        ``ServerEvent`` model would cost more than the rest of the relay's work on the frame,
+        and the delta's base64 is cut out without a JSON parse (audio_json.py).
         """
         while True:
             try:
@@ -465,13 +467,18 @@ class VoiceLiveSession:
                 break  # what ``conn.recv()`` reports as a closed connection
             self._watchdog.heard()
             try:
-                payload = json.loads(raw)
-                if payload.get("type") == _AUDIO_DELTA:
-                    delta = payload.get("delta")
-                    pcm = b64decode(delta) if isinstance(delta, str) else b""
-                    event: Any = None
+                audio = split_audio_delta(raw)
+                event: Any = None
+                if audio is not None:
+                    payload, delta = audio
+                    pcm = b64decode(delta)
                 else:
-                    event = ServerEvent._deserialize(payload, [])  # what conn.recv() does
+                    payload = json.loads(raw)
+                    if payload.get("type") == _AUDIO_DELTA:
+                        delta = payload.get("delta")
+                        pcm = b64decode(delta) if isinstance(delta, str) else b""
+                    else:
+                        event = ServerEvent._deserialize(payload, [])  # what conn.recv() does
             except (ValueError, TypeError, AttributeError):
                 # One malformed frame: count it and keep the session.
                 metrics.UPSTREAM_ERRORS.labels(kind="malformed").inc()

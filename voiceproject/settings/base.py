@@ -224,6 +224,10 @@ VOICE_CONNECTIONS_PER_MINUTE_PER_IP = env(
 # 100 ms frames, which cost a worker less, so the default errs on the safe side.
 VOICE_MAX_SESSIONS_PER_WORKER = env("VOICE_MAX_SESSIONS_PER_WORKER", cast=int, default=130)
 VOICE_WORKER_NAME = env("VOICE_WORKER_NAME", default="")
+# The worker's garbage collector (assistant/live/collector.py): freeze start-up's objects, and
+# gc.set_threshold's values ("700,10,10"; empty: Python's own).
+VOICE_GC_FREEZE = env("VOICE_GC_FREEZE", cast=to_bool, default=False)
+VOICE_GC_THRESHOLDS = env("VOICE_GC_THRESHOLDS", default="")
 # On SIGTERM, how long live sessions get to close before the worker exits (keep it under the
 # process manager's stop timeout).
 VOICE_DRAIN_SECONDS = env("VOICE_DRAIN_SECONDS", cast=float, default=5.0)
