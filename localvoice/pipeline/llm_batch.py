@@ -41,10 +41,13 @@ FIRST_TOKENS = 10
 TAIL_EVERY = 2
 #: Prompt tokens a prefill evaluates per step (a step is then about 80 ms longer).
 PREFILL_SLICE = 8
-#: Steps of more tokens than this (prompts) use ``n_threads_batch``; smaller ones (one token
-#: per reply) ``n_threads``: on 2 busy cores two threads wait on each other at every layer,
-#: so a decode of a few tokens is slower with two (measured: logbook, 2026-12-07).
-THREADED_STEP_TOKENS = 8
+#: Prefill tokens of all conversations in one step, at most.
+PREFILL_STEP_TOKENS = 16
+# A step of one job's prompt (one session) uses ``n_threads_batch``, as llama.cpp would;
+# a step of several jobs ``n_threads``. With several sessions at once their speech
+# recognition and synthesis keep the other core busy, and two llama.cpp threads then wait on
+# each other at every layer: a 32-token step took 5-7 s with two threads against 0.8-1 s with
+# one on the busy machine (logbook, 2026-12-07).
 #: Penalised window and repeat penalty, as the single-sequence path used them.
 PENALTY_LAST_N = 64
 REPEAT_PENALTY = 1.05
@@ -235,26 +238,33 @@ class BatchedLlama:
             chunk = g.pending[:budget]
             entries.append((g, chunk, len(chunk) == len(g.pending)))
             budget -= len(chunk)
-        if not urgent and budget > 0:
-            prefill = self._next_prefill()
-            if prefill is not None:
-                entries.append((prefill, prefill.pending[: min(budget, PREFILL_SLICE)], False))
+        if not urgent:
+            budget = min(budget, PREFILL_STEP_TOKENS)
+            for prefill in self._runnable_prefills():
+                if budget <= 0:
+                    break
+                chunk = prefill.pending[: min(budget, PREFILL_SLICE)]
+                entries.append((prefill, chunk, False))
+                budget -= len(chunk)
         return entries
 
-    def _next_prefill(self) -> Prefill | None:
+    def _runnable_prefills(self) -> list[Prefill]:
+        """Prefills with tokens left, each in a slot (those that found none wait)."""
+        runnable = []
         for key, prefill in list(self._prefills.items()):
             if prefill.slot is None:
                 slot = pick_slot(self.slots, prefill.prompt, preempt=False)
                 if slot is None:
-                    return None
+                    continue
                 self._bind(prefill, slot)
             if prefill.pending:
-                return prefill
+                runnable.append(prefill)
+                continue
             del self._prefills[key]  # done: its cells stay in the slot
             assert prefill.slot is not None
             prefill.slot.job = None
             prefill.slot.last_used = time.monotonic()
-        return None
+        return runnable
 
     def _bind(self, job: Generation | Prefill, slot: Slot) -> None:
         """Give ``slot`` to ``job``: keep, copy in or restore the longest evaluated prefix."""
@@ -331,7 +341,8 @@ class BatchedLlama:
                 batch.logits[n - 1] = True
                 samples.append((job, n - 1))
         batch.n_tokens = n
-        threads = self._threads[1] if n > THREADED_STEP_TOKENS else self._threads[0]
+        alone = len(entries) == 1 and n > 1
+        threads = self._threads[1] if alone else self._threads[0]
         if threads != self._threads_now:  # llama.cpp would use n_threads_batch for any n > 1
             self._llama.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads
