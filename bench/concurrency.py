@@ -64,23 +64,26 @@ async def level(
 
 def row(name: str, sessions: int, turns: list[Turn], failed: int) -> dict[str, Any]:
     """The figures of one server at one level."""
-    latencies = [t.latency_ms for t in turns] or [float("nan")]
+    latencies: list[float | None] = [t.latency_ms for t in turns]
     return {
         "server": name,
         "sessions": sessions,
         "turns": len(turns),
         "failed_sessions": failed,
         "silent_replies": sum(not t.reply.strip() for t in turns),
-        "p50_ms": round(percentile(latencies, 50)),
-        "p95_ms": round(percentile(latencies, 95)),
-        "max_ms": round(max(latencies)),
-        "llm_first_token_p50_ms": _p50([t.stages.get("llm_first_token") for t in turns]),
+        "p50_ms": _percentile(latencies, 50),
+        "p95_ms": _percentile(latencies, 95),
+        "max_ms": _percentile(latencies, 100),
+        "llm_first_token_p50_ms": _percentile([t.stages.get("llm_first_token") for t in turns], 50),
     }
 
 
-def _p50(values: list[float | None]) -> int | None:
+def _percentile(values: list[float | None], p: float) -> int | None:
+    """``None`` when no turn was measured (every session failed)."""
     present = [v for v in values if v is not None]
-    return round(percentile(present, 50)) if present else None
+    if not present:
+        return None
+    return round(max(present) if p == 100 else percentile(present, p))
 
 
 def main() -> None:
