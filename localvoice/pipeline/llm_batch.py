@@ -10,7 +10,7 @@ share the decodes instead of queueing whole replies behind each other.
 What comes first is what the user waits for: a reply's first tokens (its first spoken chunk)
 and its prompt. While any reply is there, the replies already past their first tokens are
 decoded only every ``TAIL_EVERY`` steps and prefills wait. Prompts are evaluated shortest
-first, ``STEP_TOKENS`` per step.
+first: ``STEP_TOKENS`` per step while other replies decode, else whole.
 
 Each conversation keeps its evaluated prompt in a sequence (``Slot``) of the shared, unified
 KV cache; a prompt sharing a beginning with another sequence (the same instructions) copies
@@ -21,18 +21,22 @@ snapshot (``pipeline/kvsnapshots.py``).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from localvoice.pipeline.kvsnapshots import MIN_GAIN_TOKENS, KvSnapshots, common_prefix
 from localvoice.pipeline.llm_jobs import Generation, Prefill, Slot, pick_slot
+from localvoice.pipeline.llm_sampling import reply_sampler, token_piece
 
 logger = logging.getLogger(__name__)
 
 #: Tokens one decode evaluates at most (the batch's size).
+BATCH_TOKENS = 512
+#: Prompt tokens per step while other replies are decoding, so their next tokens are not held
+#: up for long; with none, a prompt is evaluated whole, in one decode (fewer, larger decodes:
+#: on the busy machine a lone 450-token prompt cut into 32-token steps took 40 s against 12 s
+#: whole, logbook 2026-12-07).
 STEP_TOKENS = 32
 #: A reply's first tokens, decoded every step: the first spoken chunk is about 3 words.
 FIRST_TOKENS = 10
@@ -48,9 +52,6 @@ PREFILL_STEP_TOKENS = 16
 # recognition and synthesis keep the other core busy, and two llama.cpp threads then wait on
 # each other at every layer: a 32-token step took 5-7 s with two threads against 0.8-1 s with
 # one on the busy machine (logbook, 2026-12-07).
-#: Penalised window and repeat penalty, as the single-sequence path used them.
-PENALTY_LAST_N = 64
-REPEAT_PENALTY = 1.05
 
 _backend_ready = False
 
@@ -96,7 +97,7 @@ class BatchedLlama:
         )
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx
-        params.n_batch = params.n_ubatch = max(STEP_TOKENS, 512)
+        params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_threads = n_threads
         params.n_threads_batch = n_threads_batch
         params.n_seq_max = slots
@@ -106,7 +107,7 @@ class BatchedLlama:
         self._context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
         self._ctx = self._context.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(max(STEP_TOKENS, 512), 0, 1)
+        self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self._n_vocab = self.model.n_vocab()
         self._threads = (n_threads, n_threads_batch)
         self._threads_now = 0
@@ -177,7 +178,14 @@ class BatchedLlama:
         return bool(self._active or self._waiting or self._prefills)
 
     def _admit(self, job: Generation | Prefill) -> None:
-        job.prompt = job.render()
+        try:
+            job.prompt = job.render()
+        except Exception as exc:  # this job's messages, not the engine: only it fails
+            if isinstance(job, Generation):
+                job.finish(exc)
+            else:
+                logger.exception("a prefill's prompt could not be rendered")
+            return
         if isinstance(job, Prefill):
             self._drop_prefill(job.key)
             if len(job.prompt) < self.seq_ctx:
@@ -224,14 +232,13 @@ class BatchedLlama:
         urgent = any(g.pending or g.generated < FIRST_TOKENS for g in self._active)
         tails_now = not urgent or self._steps % TAIL_EVERY == 0
         entries: list[tuple[Generation | Prefill, list[int], bool]] = []
-        budget = STEP_TOKENS
         for g in self._active:
             if g.pending or g.next_token is None:
                 continue
             if g.generated >= FIRST_TOKENS and not tails_now:
                 continue
             entries.append((g, [g.next_token], True))
-            budget -= 1
+        budget = STEP_TOKENS - len(entries) if entries else BATCH_TOKENS
         for g in sorted((g for g in self._active if g.pending), key=lambda g: len(g.pending)):
             if budget <= 0:
                 break
@@ -297,30 +304,7 @@ class BatchedLlama:
         job.slot = slot
         job.pending = list(prompt[kept:])
         if isinstance(job, Generation):
-            job.sampler = self._sampler(job.temperature)
-
-    def _sampler(self, temperature: float) -> Any:
-        """The sampler chain llama-cpp-python builds for a chat completion, per reply."""
-        from llama_cpp import _internals
-
-        sampler = _internals.LlamaSampler()
-        sampler.add_penalties(
-            n_vocab=self._n_vocab,
-            penalty_last_n=PENALTY_LAST_N,
-            penalty_repeat=REPEAT_PENALTY,
-            penalty_freq=0.0,
-            penalty_present=0.0,
-        )
-        if temperature <= 0.0:
-            sampler.add_greedy()
-        else:
-            sampler.add_top_k(40)
-            sampler.add_typical(1.0, 1)
-            sampler.add_top_p(0.95, 1)
-            sampler.add_min_p(0.05, 1)
-            sampler.add_temp(temperature)
-            sampler.add_dist(random.getrandbits(32))
-        return sampler
+            job.sampler = reply_sampler(self._n_vocab, job.temperature)
 
     def _decode(self, entries: list[tuple[Generation | Prefill, list[int], bool]]) -> None:
         batch = self._batch
@@ -371,7 +355,7 @@ class BatchedLlama:
             self._finish(job, None)
             return
         job.generated += 1
-        text = job.text.feed(self._piece(token))
+        text = job.text.feed(token_piece(self.model.vocab, token))
         if text:
             if job.stats.first_token_ms is None:
                 job.stats.first_token_ms = (time.perf_counter() - job.started) * 1000
@@ -380,17 +364,6 @@ class BatchedLlama:
             self._finish(job, None)
         else:
             job.next_token = token
-
-    def _piece(self, token: int) -> bytes:
-        import ctypes
-
-        size = 32
-        while True:
-            buffer = ctypes.create_string_buffer(size)
-            n = self._llama.llama_token_to_piece(self.model.vocab, token, buffer, size, 0, False)
-            if n >= 0:
-                return buffer.raw[:n]
-            size = -n
 
     def _finish(self, job: Generation, error: BaseException | None) -> None:
         if job in self._active:
