@@ -1,9 +1,14 @@
-"""Turn latency as simultaneous localvoice sessions grow: 1, 2, 4 sessions speaking at once.
+"""Turn latency as simultaneous localvoice sessions grow: 1, 2, 4, 8 sessions speaking at once.
 
 Every session streams its turns in real time at the same moments, so the sessions' turns end
-together: the worst case for a 2-core machine where STT, LLM and TTS each have one worker.
+together: the worst case for a 2-core machine where STT and TTS each have one worker and the
+chat model serves every session from one thread.
 
-    .venv/bin/python -m bench.concurrency --levels 1,2,4 --turns 4 --silence-ms 400
+    .venv/bin/python -m bench.concurrency --levels 1,2,4,8 --turns 3 --silence-ms 400
+
+``--compare-with DIR`` runs a second server from another checkout of the repository (say the
+code before a change: ``git worktree add /tmp/llm-base <commit>``) with this checkout's
+environment, and alternates the two at every level and round, so both see the same machine.
 """
 
 from __future__ import annotations
@@ -11,6 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from bench.turn_latency import (
     SENTENCES,
@@ -23,56 +32,115 @@ from tests.support.localvoice import LocalVoiceProcess
 from tests.support.stats import percentile
 
 
-async def level(endpoint: str, sessions: int, turns: int, silence_ms: int) -> list[list[Turn]]:
-    """Run ``sessions`` sessions at once; each speaks ``turns`` sentences."""
+class CheckoutLocalVoice(LocalVoiceProcess):
+    """localvoice run from another checkout's source (the installed packages are this one's)."""
+
+    def __init__(self, tree: Path, *flags: str) -> None:
+        super().__init__(*flags)
+        self.tree = tree
+
+    def _spawn(self, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+        # -P: the working directory (this checkout) is not put before PYTHONPATH.
+        argv = [argv[0], "-P", *argv[1:]]
+        super()._spawn(argv, {**(env or os.environ), "PYTHONPATH": str(self.tree)})
+
+
+async def level(
+    endpoint: str, sessions: int, turns: int, silence_ms: int
+) -> tuple[list[Turn], int]:
+    """Run ``sessions`` sessions at once; each speaks ``turns`` sentences.
+
+    Returns the measured turns and the sessions that failed (an error or a timeout).
+    """
     plans = [
         [SENTENCES[(s * 3 + t) % len(SENTENCES)] for t in range(turns)] for s in range(sessions)
     ]
-    return list(await asyncio.gather(*(run_session(endpoint, plan, silence_ms) for plan in plans)))
+    results = await asyncio.gather(
+        *(run_session(endpoint, plan, silence_ms) for plan in plans), return_exceptions=True
+    )
+    measured = [t for r in results if not isinstance(r, BaseException) for t in r]
+    return measured, sum(isinstance(r, BaseException) for r in results)
+
+
+def row(name: str, sessions: int, turns: list[Turn], failed: int) -> dict[str, Any]:
+    """The figures of one server at one level."""
+    latencies: list[float | None] = [t.latency_ms for t in turns]
+    return {
+        "server": name,
+        "sessions": sessions,
+        "turns": len(turns),
+        "failed_sessions": failed,
+        "silent_replies": sum(not t.reply.strip() for t in turns),
+        "p50_ms": _percentile(latencies, 50),
+        "p95_ms": _percentile(latencies, 95),
+        "max_ms": _percentile(latencies, 100),
+        "llm_first_token_p50_ms": _percentile([t.stages.get("llm_first_token") for t in turns], 50),
+    }
+
+
+def _percentile(values: list[float | None], p: float) -> int | None:
+    """``None`` when no turn was measured (every session failed)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return round(max(present) if p == 100 else percentile(present, p))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="1,2,4")
     parser.add_argument("--turns", type=int, default=4, help="turns per session")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--silence-ms", type=int, default=400)
     parser.add_argument("--endpoint", help="use this localvoice instead of starting one")
     parser.add_argument("--threads", type=int, default=2, help="--threads for the server")
     parser.add_argument("--server-flags", default="", help="more localvoice flags, one string")
+    parser.add_argument(
+        "--compare-with", type=Path, metavar="DIR", help="also run the server of this checkout"
+    )
     args = parser.parse_args()
     flags = ["--threads", str(args.threads), *args.server_flags.split()]
-    server = None if args.endpoint else LocalVoiceProcess(*flags).start(timeout=180)
-    endpoint = args.endpoint or (server.endpoint if server else "")
-    rows = []
+    servers: dict[str, LocalVoiceProcess] = {}
+    endpoints: dict[str, str] = {}
     try:
-        for sessions in (int(x) for x in args.levels.split(",")):
-            results = asyncio.run(level(endpoint, sessions, args.turns, args.silence_ms))
-            latencies = [t.latency_ms for session in results for t in session]
-            per_session = [
-                round(percentile([t.latency_ms for t in session], 50)) for session in results
-            ]
-            row = {
-                "sessions": sessions,
-                "turns": len(latencies),
-                "p50_ms": round(percentile(latencies, 50)),
-                "p95_ms": round(percentile(latencies, 95)),
-                "max_ms": round(max(latencies)),
-                "per_session_p50_ms": per_session,
-                "machine_load_after": machine_load(),
-            }
-            rows.append(row)
-            print(json.dumps(row))
-        rss = peak_rss_mb(server.process.pid) if server and server.process else None
+        if args.endpoint:
+            endpoints["given"] = args.endpoint
+        else:
+            if args.compare_with:
+                servers["old"] = CheckoutLocalVoice(args.compare_with.resolve(), *flags)
+            servers["new" if args.compare_with else "this"] = LocalVoiceProcess(*flags)
+            for server in servers.values():
+                server.start(timeout=300)
+            endpoints = {name: server.endpoint for name, server in servers.items()}
+        results: dict[tuple[str, int], tuple[list[Turn], int]] = {}
+        for round_index in range(args.rounds):
+            for sessions in (int(x) for x in args.levels.split(",")):
+                names = list(endpoints)
+                if round_index % 2:
+                    names.reverse()
+                for name in names:
+                    turns, failed = asyncio.run(
+                        level(endpoints[name], sessions, args.turns, args.silence_ms)
+                    )
+                    kept, lost = results.get((name, sessions), ([], 0))
+                    results[(name, sessions)] = (kept + turns, lost + failed)
+                    out = row(name, sessions, turns, failed)
+                    print(json.dumps({**out, "round": round_index, "load": machine_load()}))
+        rss = {
+            name: round(peak_rss_mb(s.process.pid) or 0) for name, s in servers.items() if s.process
+        }
     finally:
-        if server:
+        for server in servers.values():
             server.stop()
-    print(f"silence_duration_ms={args.silence_ms} server_peak_rss_mb={round(rss) if rss else None}")
-    print("| sessions | turns | p50 ms | p95 ms | max ms | per-session p50 ms |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
+    print(f"silence_duration_ms={args.silence_ms} server_peak_rss_mb={rss}")
+    print(f"load after: {machine_load()}")
+    print("| server | sessions | turns | failed | p50 ms | p95 ms | max ms | LLM first token p50 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (name, sessions), (turns, failed) in sorted(results.items(), key=lambda kv: kv[0][::-1]):
+        r = row(name, sessions, turns, failed)
         print(
-            f"| {r['sessions']} | {r['turns']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} "
-            f"| {', '.join(map(str, r['per_session_p50_ms']))} |"
+            f"| {name} | {sessions} | {r['turns']} | {failed + r['silent_replies']} "
+            f"| {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['llm_first_token_p50_ms']} |"
         )
 
 

@@ -1,15 +1,14 @@
-"""Snapshots of llama.cpp's KV cache, so sessions sharing one model keep their evaluated prompts.
+"""Snapshots of llama.cpp KV sequences, so conversations beyond the engine's slots keep theirs.
 
-llama-cpp-python keeps one context: a session's reply or prefill evaluates over whatever the
-previous one left, and its prefix match only helps if that was the same conversation. With two
-sessions taking turns, each reply would evaluate its whole prompt (instructions and history,
-hundreds of tokens at about 10 ms each on 2 cores). So after each evaluation the context's KV
-cells are copied out (about 12 KB per token for Qwen2.5-0.5B, a millisecond or two), and
-before the next one the snapshot sharing the longest prefix with its prompt is copied back
-when it beats what the context holds. (llama-cpp-python's own ``LlamaRAMCache`` also copies
-the logits of every token, about 600 KB per token with Qwen's vocabulary.)
+The batched engine (``pipeline/llm_batch.py``) keeps each recent conversation's evaluated
+prompt in a sequence (slot) of one shared KV cache. When a new conversation needs a slot that
+holds another one, that conversation's cells are copied out here first (about 12 KB per token
+for Qwen2.5-0.5B, a millisecond or two), and a later turn of it copies them back into whichever
+slot it gets instead of evaluating its prompt again (hundreds of tokens at about 10 ms each on
+2 cores). (llama-cpp-python's own ``LlamaRAMCache`` also copies the logits of every token,
+about 600 KB per token with Qwen's vocabulary.)
 
-Not thread-safe: used only from the model's own thread.
+Not thread-safe: used only from the engine's thread.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,24 +27,27 @@ logger = logging.getLogger(__name__)
 MIN_GAIN_TOKENS = 8
 
 
-def _common_prefix(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> int:
-    n = min(a.size, b.size)
+def common_prefix(a: Sequence[int] | np.ndarray[Any, Any], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    left = np.asarray(a, dtype=np.intc)
+    right = np.asarray(b, dtype=np.intc)
+    n = min(left.size, right.size)
     if n == 0:
         return 0
-    differ = np.flatnonzero(a[:n] != b[:n])
+    differ = np.flatnonzero(left[:n] != right[:n])
     return int(differ[0]) if differ.size else n
 
 
 class KvSnapshots:
-    """Recently evaluated prompts' KV cells, least recently used dropped first.
+    """Conversations' KV cells copied out of their sequence, least recently used dropped first.
 
     Args:
-        llm: the ``llama_cpp.Llama`` whose context is saved and restored.
+        ctx: the ``llama_context_p`` whose sequences are saved and restored.
         capacity_bytes: the snapshots' total size bound (0: off).
     """
 
-    def __init__(self, llm: Any, capacity_bytes: int) -> None:
-        self._llm = llm
+    def __init__(self, ctx: Any, capacity_bytes: int) -> None:
+        self._ctx = ctx
         self._capacity = capacity_bytes
         self._snapshots: OrderedDict[int, tuple[np.ndarray[Any, Any], bytes]] = OrderedDict()
         self._next_key = 0
@@ -52,56 +55,43 @@ class KvSnapshots:
         #: Snapshots restored so far (for the benchmarks and tests).
         self.restored = 0
 
-    def _live_tokens(self) -> np.ndarray[Any, Any]:
-        return np.asarray(self._llm.input_ids[: self._llm.n_tokens], dtype=np.intc)
-
-    def restore_for(self, prompt: list[int]) -> int:
-        """Before evaluating ``prompt``: load the snapshot that covers most of it, if worth it.
-
-        Returns how many of its leading tokens the context now holds (the evaluation skips them).
-        """
-        wanted = np.asarray(prompt, dtype=np.intc)
-        live = _common_prefix(self._live_tokens(), wanted)
-        best_key, best = None, live
+    def best(self, prompt: Sequence[int]) -> tuple[int | None, int]:
+        """The snapshot sharing the longest prefix with ``prompt``, and that length."""
+        best_key, best = None, 0
         for key, (tokens, _) in self._snapshots.items():
-            shared = _common_prefix(tokens, wanted)
+            shared = common_prefix(tokens, prompt)
             if shared > best:
                 best_key, best = key, shared
-        if best_key is None or best - live < MIN_GAIN_TOKENS:
-            return live
-        tokens, cells = self._snapshots[best_key]
-        self._snapshots.move_to_end(best_key)
-        llm = self._llm
-        llm._ctx.kv_cache_clear()
-        buffer = (ctypes.c_uint8 * len(cells)).from_buffer_copy(cells)
-        if not _llama().llama_state_seq_set_data(llm._ctx.ctx, buffer, len(cells), 0):
-            logger.warning("a KV snapshot could not be restored; evaluating the prompt")
-            llm.n_tokens = 0
-            return 0
-        llm.input_ids[: tokens.size] = tokens
-        llm.n_tokens = int(tokens.size)
-        llm._requires_eval = True  # the next token's logits come from a fresh decode
-        self.restored += 1
-        return best
+        return best_key, best
 
-    def save(self) -> None:
-        """After an evaluation: snapshot the context (replacing snapshots it extends)."""
-        if not self._capacity or self._llm.n_tokens == 0:
+    def restore(self, key: int, seq_id: int) -> list[int]:
+        """Load snapshot ``key`` into the (emptied) sequence; returns the tokens it now holds."""
+        tokens, cells = self._snapshots[key]
+        self._snapshots.move_to_end(key)
+        buffer = (ctypes.c_uint8 * len(cells)).from_buffer_copy(cells)
+        if not _llama().llama_state_seq_set_data(self._ctx, buffer, len(cells), seq_id):
+            logger.warning("a KV snapshot could not be restored; evaluating the prompt")
+            return []
+        self.restored += 1
+        return [int(t) for t in tokens]
+
+    def save(self, seq_id: int, tokens: Sequence[int]) -> None:
+        """Copy out a sequence given to another conversation (dropping the copies it extends)."""
+        if not self._capacity or not tokens:
             return
         llama = _llama()
-        ctx = self._llm._ctx.ctx
-        size = llama.llama_state_seq_get_size(ctx, 0)
+        size = llama.llama_state_seq_get_size(self._ctx, seq_id)
         if size > self._capacity:
             return
         buffer = (ctypes.c_uint8 * size)()
-        written = llama.llama_state_seq_get_data(ctx, buffer, size, 0)
-        tokens = self._live_tokens().copy()
+        written = llama.llama_state_seq_get_data(self._ctx, buffer, size, seq_id)
+        kept = np.asarray(tokens, dtype=np.intc).copy()
         for key, (old, cells) in list(self._snapshots.items()):
-            if _common_prefix(old, tokens) == old.size:  # the same conversation, grown
+            if common_prefix(old, tokens) == old.size:  # the same conversation, grown
                 del self._snapshots[key]
                 self.size_bytes -= len(cells)
         cells = bytes(buffer)[:written]
-        self._snapshots[self._next_key] = (tokens, cells)
+        self._snapshots[self._next_key] = (kept, cells)
         self._next_key += 1
         self.size_bytes += len(cells)
         while self.size_bytes > self._capacity:

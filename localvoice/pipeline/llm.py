@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -19,6 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from localvoice.pipeline.kvsnapshots import KvSnapshots
+from localvoice.pipeline.llm_batch import BatchedLlama
+from localvoice.pipeline.llm_jobs import Generation, Prefill
 from localvoice.pipeline.llms.base import ChatFormat
 from localvoice.pipeline.stages import ChatStats
 
@@ -28,24 +29,35 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-#: Tokens a prefill evaluates between checks for a reply waiting for the model (about 80 ms).
-PREFILL_SLICE = 8
+#: Conversations kept evaluated in the context, and replies generated at once.
+SLOTS = 8
+#: KV cells per slot in the shared cache (a conversation may use more while others use less).
+KV_CELLS_PER_SLOT = 1024
+#: For a GGUF without a chat template.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 # Marks where the unfinished user turn ends in the rendered prompt (never in real text).
 _CUT = "\u2063\u2063prefill\u2063\u2063"
 
 
 class LlamaChat:
-    """A GGUF chat model run by llama-cpp-python in one dedicated thread (it is not thread-safe).
+    """A GGUF chat model run by llama.cpp, every session's replies batched in one thread.
+
+    ``pipeline/llm_batch.py`` is the engine: one context whose sequences hold the
+    conversations, one decode per step for all replies in flight.
 
     Args:
         model_path: the GGUF file (with a chat template).
         chat_format: the model's prompt format, stop strings and tool-call format.
-        n_threads: llama.cpp threads for generating tokens.
-        n_threads_batch: threads for evaluating the prompt (parallelises well).
-        n_ctx: context size.
+        n_threads: llama.cpp threads for a one-token decode.
+        n_threads_batch: threads for decodes of several tokens (prompts, several replies).
+        n_ctx: one conversation's context size (prompt plus reply).
         prefill: honour ``prefill`` (off: it does nothing).
-        kv_snapshot_bytes: bound of the evaluated prompts kept per conversation
-            (``pipeline/kvsnapshots.py``; 0: none).
+        kv_snapshot_bytes: bound of the evaluated prompts kept for conversations beyond the
+            engine's slots (``pipeline/kvsnapshots.py``; 0: none).
+        slots: conversations whose evaluated prompt stays in the context; replies at once.
     """
 
     def __init__(
@@ -57,68 +69,36 @@ class LlamaChat:
         n_ctx: int = 2048,
         prefill: bool = True,
         kv_snapshot_bytes: int = 128 << 20,
+        slots: int = SLOTS,
     ) -> None:
-        from llama_cpp import Llama
-
         self.format = chat_format
         self.name = f"llama.cpp {chat_format.label} ({model_path.name})"
-        self._llm = Llama(
-            model_path=str(model_path),
-            n_ctx=n_ctx,
+        self.engine = BatchedLlama(
+            model_path,
             n_threads=n_threads,
             n_threads_batch=n_threads_batch,
-            verbose=False,
+            slots=slots,
+            n_ctx=max(n_ctx, slots * KV_CELLS_PER_SLOT),
+            seq_ctx=n_ctx,
+            kv_snapshot_bytes=kv_snapshot_bytes,
         )
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lv-llm")
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        self._formatter = _formatter(self._llm, template) if template else None
-        self._prefill_on = prefill and self._formatter is not None
-        self.snapshots = KvSnapshots(self._llm, kv_snapshot_bytes if self._formatter else 0)
-        # Prefill bookkeeping, shared by the event loop and the model thread.
-        self._state = threading.Lock()
-        self._replies_waiting = 0
-        self._prefill_next: list[dict[str, str]] | None = None
-        #: Prompt tokens evaluated ahead of replies (for the benchmarks and tests).
-        self.prefilled_tokens = 0
+        model = self.engine.model
+        template = model.metadata().get("tokenizer.chat_template")
+        if not template:
+            logger.warning("%s has no chat template; using ChatML", model_path.name)
+        self._formatter = _formatter(model, template or CHATML)
+        self._stops = tuple(dict.fromkeys([*chat_format.stop, *_eos_stop(model)]))
+        self._prefill_on = prefill
 
-    def _generate(
-        self,
-        messages: list[dict[str, str]],
-        temperature: float,
-        max_tokens: int,
-        cancel: threading.Event,
-        stats: ChatStats,
-        put: Any,
-    ) -> None:
-        started = time.perf_counter()
-        count = 0
-        with self._lock:
-            if len(self.snapshots):  # else there is nothing to restore: skip the rendering
-                self.snapshots.restore_for(self._prompt_tokens(messages))
-            chunks = self._llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                repeat_penalty=1.05,
-                stop=list(self.format.stop) or None,
-            )
-            try:
-                for chunk in chunks:
-                    if cancel.is_set():
-                        break
-                    delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
-                    if delta:
-                        if stats.first_token_ms is None:
-                            stats.first_token_ms = (time.perf_counter() - started) * 1000
-                        count += 1
-                        put(delta)
-            finally:
-                chunks.close()  # type: ignore[union-attr]
-                stats.completion_tokens = count
-                stats.prompt_tokens = max(0, int(self._llm.n_tokens) - count)
-                self.snapshots.save()
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens evaluated ahead of replies (for the benchmarks and tests)."""
+        return self.engine.prefilled_tokens
+
+    @property
+    def snapshots(self) -> KvSnapshots:
+        """Conversations that lost their slot (for the benchmarks and tests)."""
+        return self.engine.snapshots
 
     async def stream(
         self,
@@ -129,7 +109,7 @@ class LlamaChat:
         cancel: threading.Event,
         stats: ChatStats,
     ) -> AsyncIterator[str]:
-        """Stream the reply; the worker thread stops at the next token once ``cancel`` is set."""
+        """Stream the reply; the engine stops it at its next token once ``cancel`` is set."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
 
@@ -139,19 +119,19 @@ class LlamaChat:
             except RuntimeError:  # the loop is gone: the server is shutting down
                 cancel.set()
 
-        def work() -> None:
-            with self._state:
-                self._replies_waiting -= 1
-            try:
-                self._generate(messages, temperature, max_tokens, cancel, stats, put)
-            except Exception as exc:
-                put(exc)
-            else:
-                put(None)
-
-        with self._state:
-            self._replies_waiting += 1
-        loop.run_in_executor(self._pool, work)  # type: ignore[unused-awaitable]
+        self.engine.submit(
+            Generation(
+                render=lambda: self._prompt_tokens(messages),
+                key=_conversation_key(messages),
+                temperature=temperature,
+                max_tokens=max_tokens,
+                cancel=cancel,
+                emit=put,
+                finish=put,
+                stats=stats,
+                stops=self._stops,
+            )
+        )
         try:
             while True:
                 item = await queue.get()
@@ -166,41 +146,17 @@ class LlamaChat:
     def prefill(self, messages: list[dict[str, str]]) -> None:
         """Evaluate the prompt up to the end of the unfinished user turn into the KV cache.
 
-        The reply's prompt then extends it, and llama.cpp's prefix match skips what was evaluated
-        here: the reply's first token comes sooner. Only the newest request runs; it yields to a
-        waiting reply within ``PREFILL_SLICE`` tokens.
+        The reply's prompt then extends it, and the engine keeps what was evaluated here: the
+        reply's first token comes sooner. Only the newest request per conversation runs, and
+        only while no reply waits for its prompt or first tokens.
         """
-        if not self._prefill_on:
-            return
-        with self._state:
-            scheduled = self._prefill_next is not None
-            self._prefill_next = messages
-        if not scheduled:
-            self._pool.submit(self._run_prefill).add_done_callback(_log_prefill_failure)
+        if self._prefill_on:
+            key = _conversation_key(messages)
+            self.engine.submit(Prefill(render=lambda: self._prefix_tokens(messages), key=key))
 
-    def _run_prefill(self) -> None:
-        with self._state:
-            messages, self._prefill_next = self._prefill_next, None
-            if messages is None or self._replies_waiting:
-                return
-        tokens = self._prefix_tokens(messages)
-        with self._lock:
-            llm = self._llm
-            done = self.snapshots.restore_for(tokens)
-            if done >= len(tokens):
-                return
-            llm.n_tokens = done
-            llm._ctx.kv_cache_seq_rm(-1, done, -1)  # what a snapshot of it would hold
-            try:
-                for start in range(done, len(tokens), PREFILL_SLICE):
-                    with self._state:
-                        if self._replies_waiting:
-                            return
-                    piece = tokens[start : start + PREFILL_SLICE]
-                    llm.eval(piece)
-                    self.prefilled_tokens += len(piece)
-            finally:
-                self.snapshots.save()
+    def close(self) -> None:
+        """Stop the engine's thread."""
+        self.engine.close()
 
     def _prefix_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The prompt up to the end of the last message's text (an unfinished user turn)."""
@@ -209,30 +165,36 @@ class LlamaChat:
         return self._prompt_tokens(marked, cut=_CUT)
 
     def _prompt_tokens(self, messages: list[dict[str, str]], cut: str | None = None) -> list[int]:
-        """The prompt of ``messages`` (up to ``cut``), as create_chat_completion tokenises it."""
-        assert self._formatter is not None
+        """The prompt of ``messages`` (up to ``cut``), as llama-cpp-python's chat would have it."""
         rendered = self._formatter(messages=messages)
         text = rendered.prompt if cut is None else rendered.prompt.split(cut, 1)[0]
-        return self._llm.tokenize(
+        tokens = self.engine.model.tokenize(
             text.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
+        return list(tokens)
 
 
-def _formatter(llm: Any, template: str) -> Any:
-    """The GGUF's chat template, rendered as llama-cpp-python renders it for chat completions."""
+def _conversation_key(messages: list[dict[str, str]]) -> str:
+    """The conversation before its last (user) message: a turn's prefills and reply share it."""
+    return json.dumps(messages[:-1], sort_keys=True)
+
+
+def _formatter(model: Any, template: str) -> Any:
+    """The chat template, rendered as llama-cpp-python renders it for chat completions."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    eos, bos = llm.token_eos(), llm.token_bos()
+    eos, bos = model.token_eos(), model.token_bos()
     return Jinja2ChatFormatter(
         template=template,
-        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
     )
 
 
-def _log_prefill_failure(future: Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("prompt prefill failed", exc_info=future.exception())
+def _eos_stop(model: Any) -> list[str]:
+    """The end-of-sequence token's text, a stop string of llama-cpp-python's chat completion."""
+    eos = model.token_eos()
+    return [model.token_get_text(eos)] if eos != -1 else []
 
 
 class OpenAICompatibleChat:

@@ -1,9 +1,12 @@
-"""Prompt prefill on the real default model: what it evaluates is what the reply then skips."""
+"""Prompt prefill and conversation slots on the real default model: what was evaluated for a
+conversation (by a prefill or an earlier turn) is what its reply then skips."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,36 +19,48 @@ from localvoice.pipeline.weights import resolve
 SYSTEM = "You are a friendly voice assistant. Reply in one short spoken sentence."
 
 
-@pytest.fixture(scope="module")
-def chat() -> LlamaChat:
+def load(**options: int) -> LlamaChat:
     chat_format = chat_models.get(ServerConfig().llm)
     assert chat_format.weights is not None
-    return LlamaChat(resolve(chat_format.weights), chat_format, n_threads=1, n_threads_batch=2)
+    path = resolve(chat_format.weights)
+    return LlamaChat(path, chat_format, n_threads=1, n_threads_batch=2, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def chat() -> Iterator[LlamaChat]:
+    model = load()
+    yield model
+    model.close()
 
 
 def settle(chat: LlamaChat) -> None:
-    """Wait until the model thread has run everything submitted so far (it is one FIFO thread)."""
-    chat._pool.submit(lambda: None).result(timeout=60)
+    """Wait until the engine has run everything submitted so far."""
+    deadline = time.monotonic() + 60
+    while chat.engine.busy():
+        assert time.monotonic() < deadline, "the engine did not settle"
+        time.sleep(0.01)
 
 
-def prompt_tokens(chat: LlamaChat, messages: list[dict[str, str]]) -> list[int]:
-    """The whole prompt, tokenised as create_chat_completion tokenises it."""
-    rendered = chat._formatter(messages=messages)
-    return chat._llm.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+def evaluated(chat: LlamaChat) -> int:
+    return chat.engine.prompt_tokens_evaluated
 
 
-async def reply(chat: LlamaChat, messages: list[dict[str, str]]) -> str:
+async def reply(chat: LlamaChat, messages: list[dict[str, str]], max_tokens: int = 12) -> str:
     pieces = [
         piece
         async for piece in chat.stream(
-            messages, temperature=0.0, max_tokens=12, cancel=threading.Event(), stats=ChatStats()
+            messages,
+            temperature=0.0,
+            max_tokens=max_tokens,
+            cancel=threading.Event(),
+            stats=ChatStats(),
         )
     ]
     return "".join(pieces)
 
 
 def test_the_reply_prompt_extends_what_was_prefilled(chat):
-    """The partial turn's tokens are a prefix of the reply's prompt, and they are in the cache."""
+    """The partial turn's tokens are a prefix of the reply's prompt, and they are in a slot."""
     history = [{"role": "system", "content": SYSTEM}]
     partial = [*history, {"role": "user", "content": "What is the capital"}]
     final = [*history, {"role": "user", "content": "What is the capital of France?"}]
@@ -54,12 +69,13 @@ def test_the_reply_prompt_extends_what_was_prefilled(chat):
     settle(chat)
     prefix = chat._prefix_tokens(partial)
     assert chat.prefilled_tokens > before
-    assert chat._llm.n_tokens == len(prefix)
-    full = prompt_tokens(chat, final)
-    cached = chat._llm.longest_token_prefix(chat._llm._input_ids.tolist(), full)
-    assert cached == len(prefix) >= len(full) - 12  # only the end of the turn is left to do
+    assert any(slot.tokens == prefix for slot in chat.engine.slots)
+    full = chat._prompt_tokens(final)
+    assert full[: len(prefix)] == prefix
+    before = evaluated(chat)
     answer = asyncio.run(reply(chat, final))
     assert "Paris" in answer
+    assert evaluated(chat) - before == len(full) - len(prefix) <= 12
 
 
 def test_a_second_prefill_only_evaluates_the_new_words(chat):
@@ -73,7 +89,7 @@ def test_a_second_prefill_only_evaluates_the_new_words(chat):
 
 
 def test_a_waiting_reply_stops_the_prefill(chat):
-    """A long prefill yields within a slice when a reply is asked for right after it."""
+    """A long prefill waits while a reply asked for right after it needs the model."""
     long_system = SYSTEM + " " + " ".join(f"Rule {i}: be kind and clear." for i in range(60))
     messages = [{"role": "system", "content": long_system}, {"role": "user", "content": ""}]
     prefix = chat._prefix_tokens(messages)
@@ -87,7 +103,7 @@ def test_a_waiting_reply_stops_the_prefill(chat):
 
 
 def test_sessions_taking_turns_keep_their_evaluated_prompts(chat):
-    """A conversation's next turn starts from its own snapshot, not from another session's."""
+    """A conversation's next turn starts from its own slot, not from another session's."""
     paris = [
         {"role": "system", "content": SYSTEM + " You know geography."},
         {"role": "user", "content": "What is the capital of France?"},
@@ -97,28 +113,75 @@ def test_sessions_taking_turns_keep_their_evaluated_prompts(chat):
         {"role": "user", "content": "Where is the treasure?"},
     ]
     asyncio.run(reply(chat, paris))
-    asyncio.run(reply(chat, pirate))  # the live cache now holds the pirate's prompt
-    restored = chat.snapshots.restored
+    asyncio.run(reply(chat, pirate))
     spain = [*paris, {"role": "assistant", "content": "Paris."}]
     spain.append({"role": "user", "content": "And the capital of Spain?"})
+    before = evaluated(chat)
     assert "Madrid" in asyncio.run(reply(chat, spain))
-    assert chat.snapshots.restored == restored + 1
-    # The same conversation again: the live cache already covers it, nothing is copied.
-    asyncio.run(reply(chat, [*spain, {"role": "assistant", "content": "Madrid."}]))
-    assert chat.snapshots.restored == restored + 1
-    assert 0 < chat.snapshots.size_bytes <= 128 << 20
+    new_part = len(chat._prompt_tokens(spain)) - len(chat._prompt_tokens(paris))
+    assert evaluated(chat) - before <= new_part + 8  # not the instructions again
 
 
-def test_snapshots_stay_within_their_bound(chat):
-    from localvoice.pipeline.kvsnapshots import KvSnapshots
+def test_replies_at_once_share_decodes_and_answer_as_alone(chat):
+    """Four replies in flight together: each answers its own question, in shared decodes."""
+    questions = {
+        "What is the capital of Italy?": "Rome",
+        "What is the capital of Germany?": "Berlin",
+        "What is the capital of Japan?": "Tokyo",
+        "What is the capital of Egypt?": "Cairo",
+    }
+    prompts = [
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}] for q in questions
+    ]
 
-    tight = KvSnapshots(chat._llm, capacity_bytes=2 << 20)
-    chat._llm.reset()
-    with chat._lock:
-        for n in range(4):
-            tokens = chat._prefix_tokens([{"role": "user", "content": f"Story {n}: " * 20}])
-            chat._llm.reset()
-            chat._llm.eval(tokens)
-            tight.save()
-    assert 0 < len(tight) < 4
-    assert tight.size_bytes <= 2 << 20
+    async def together() -> list[str]:
+        return list(await asyncio.gather(*(reply(chat, p, max_tokens=16) for p in prompts)))
+
+    decodes = chat.engine.decodes
+    answers = asyncio.run(together())
+    for answer, expected in zip(answers, questions.values(), strict=True):
+        assert expected in answer
+    tokens = sum(len(chat.engine.model.tokenize(a.encode(), False, False)) for a in answers)
+    assert chat.engine.decodes - decodes < tokens  # several replies per decode
+
+
+def test_a_cancelled_reply_stops_and_frees_its_slot(chat):
+    cancel = threading.Event()
+    story = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Tell a story."}]
+
+    async def first_piece() -> str:
+        stream = chat.stream(
+            story, temperature=0.0, max_tokens=200, cancel=cancel, stats=ChatStats()
+        )
+        piece = await anext(stream)
+        cancel.set()
+        await stream.aclose()
+        return piece
+
+    assert asyncio.run(first_piece())
+    settle(chat)
+    assert all(slot.job is None for slot in chat.engine.slots)
+
+
+def test_conversations_beyond_the_slots_come_back_from_snapshots():
+    """With two slots, a third conversation takes the oldest one's; its next turn restores it."""
+    chat = load(slots=2)
+    try:
+        talks = [
+            [
+                {"role": "system", "content": f"{SYSTEM} You are assistant number {n}."},
+                {"role": "user", "content": f"Count to {n}."},
+            ]
+            for n in (3, 4, 5)
+        ]
+        for talk in talks:
+            asyncio.run(reply(chat, talk, max_tokens=4))
+        assert len(chat.snapshots) >= 1
+        restored = chat.snapshots.restored
+        again = [*talks[0], {"role": "assistant", "content": "1, 2, 3."}]
+        again.append({"role": "user", "content": "Thanks."})
+        asyncio.run(reply(chat, again, max_tokens=4))
+        assert chat.snapshots.restored == restored + 1
+        assert 0 < chat.snapshots.size_bytes <= 128 << 20
+    finally:
+        chat.close()

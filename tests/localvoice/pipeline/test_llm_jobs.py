@@ -1,0 +1,52 @@
+"""Which KV slot a prompt takes: its conversation's, else an empty one, else the oldest."""
+
+from __future__ import annotations
+
+import threading
+
+from localvoice.pipeline.llm_jobs import Generation, Prefill, Slot, pick_slot
+from localvoice.pipeline.stages import ChatStats
+
+SYSTEM = list(range(100))
+
+
+def reply() -> Generation:
+    return Generation(
+        render=list,
+        key="",
+        temperature=0.0,
+        max_tokens=8,
+        cancel=threading.Event(),
+        emit=lambda _: None,
+        finish=lambda _: None,
+        stats=ChatStats(),
+        stops=(),
+    )
+
+
+def test_a_conversation_gets_its_own_slot_back() -> None:
+    mine = Slot(1, [*SYSTEM, 500, 501], last_used=5.0)
+    other = Slot(0, [*SYSTEM, 600, 601], last_used=1.0)
+    empty = Slot(2)
+    assert pick_slot([other, mine, empty], [*SYSTEM, 500, 501, 502], preempt=False) is mine
+
+
+def test_a_new_conversation_takes_an_empty_slot_before_anyone_elses() -> None:
+    slots = [Slot(0, [*SYSTEM, *range(200, 240)]), Slot(1)]
+    assert pick_slot(slots, [*SYSTEM, 900], preempt=False) is slots[1]
+
+
+def test_with_every_slot_used_the_least_recently_used_conversation_loses_its_slot() -> None:
+    slots = [
+        Slot(0, [*SYSTEM, *range(200, 240)], last_used=3.0),
+        Slot(1, [*SYSTEM, *range(300, 340)], last_used=1.0),
+        Slot(2, [*SYSTEM, *range(400, 440)], last_used=2.0),
+    ]
+    assert pick_slot(slots, [*SYSTEM, 900], preempt=False) is slots[1]
+
+
+def test_busy_slots_are_not_taken_but_a_reply_takes_over_a_prefill() -> None:
+    busy = Slot(0, [*SYSTEM, 1], job=reply())
+    prefilling = Slot(1, [*SYSTEM, 2], job=Prefill(render=list, key=""))
+    assert pick_slot([busy, prefilling], [*SYSTEM, 2, 3], preempt=False) is None
+    assert pick_slot([busy, prefilling], [*SYSTEM, 2, 3], preempt=True) is prefilling
