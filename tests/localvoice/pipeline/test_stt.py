@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -38,6 +40,19 @@ def test_whisper_word_error_rate_on_espeak_speech(stt):
     assert total <= 0.20
 
 
+@pytest.mark.parametrize("voice", ["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029"])
+def test_the_capital_of_france_is_heard_in_every_espeak_voice(stt, voice):
+    """Issue 24: tiny.en heard en-us's "What is the capital of France?" as "... and friends?".
+
+    espeak-ng says "of France" as one cluster ("Vv fr'aans"): both Whisper models often write
+    "on France", which the chat model still answers; the words that carry the question must
+    be there.
+    """
+    question = speak("What is the capital of France?", 16000, voice=voice)
+    heard = stt.transcribe(pcm_to_float(question))
+    assert re.search(r"\bcapital (of|on) france\b", heard.lower()), heard
+
+
 def test_silence_transcribes_to_nothing_much(stt):
     assert len(stt.transcribe(np.zeros(16000, dtype=np.float32)).split()) <= 2
 
@@ -46,7 +61,6 @@ def test_french_is_transcribed_in_french_when_the_session_says_so(stt):
     from localvoice.pipeline.stages import SttOptions
 
     french = pcm_to_float(speak("Quelle est la capitale de la France ?", 16000, voice="fr"))
-    assert "capitale" not in stt.transcribe(french).lower()  # tiny.en cannot do French
     for languages in (("fr",), ("en", "fr")):
         heard = stt.transcribe(french, SttOptions(languages=languages))
         assert "capitale de la france" in heard.lower(), (languages, heard)
