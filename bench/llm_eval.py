@@ -134,16 +134,23 @@ async def fact_scores(llm: LlamaChat, fmt: ChatFormat, instructions: str) -> dic
 
 
 async def evaluate(
-    key: str, instructions: str, rule: str | None, heard: dict[str, str] | None
+    key: str,
+    instructions: str,
+    rule: str | None,
+    heard: dict[str, str] | None,
+    *,
+    facts_too: bool = True,
+    spoken_too: bool = True,
 ) -> dict[str, object]:
     fmt = registry.get(key)
     if rule is not None:
         fmt.rule = rule  # this instance only: a candidate prompt rule
     assert fmt.weights is not None
     llm = LlamaChat(resolve(fmt.weights), fmt, n_threads=1, n_threads_batch=2)
-    result = await fact_scores(llm, fmt, instructions)
+    result = await fact_scores(llm, fmt, instructions) if facts_too else {}
     if heard is not None:
-        result["tools_spoken"] = await tool_scores(llm, fmt, instructions, heard)
+        if spoken_too:
+            result["tools_spoken"] = await tool_scores(llm, fmt, instructions, heard)
         # The same requests as written: what the model does when the words arrive intact.
         result["tools_typed"] = await tool_scores(llm, fmt, instructions, {s: s for s in heard})
     return result
@@ -163,6 +170,8 @@ def main() -> None:
     parser.add_argument("--instructions", choices=("localvoice", "profile"), default="localvoice")
     parser.add_argument("--rule", help="replace the model's prompt rule (a candidate)")
     parser.add_argument("--no-tools", action="store_true", help="facts only")
+    parser.add_argument("--no-facts", action="store_true", help="tool calls only")
+    parser.add_argument("--typed-only", action="store_true", help="tool requests as written only")
     parser.add_argument("--json", type=Path, help="write every result here")
     args = parser.parse_args()
     heard: dict[str, str] | None = None
@@ -178,7 +187,16 @@ def main() -> None:
     results = {}
     for key in args.models.split(","):
         try:
-            result = asyncio.run(evaluate(key, instructions, args.rule, heard))
+            result = asyncio.run(
+                evaluate(
+                    key,
+                    instructions,
+                    args.rule,
+                    heard,
+                    facts_too=not args.no_facts,
+                    spoken_too=not args.typed_only,
+                )
+            )
         except Exception as exc:  # e.g. the quality model's packages are not installed
             print(f"{key}: skipped ({exc})")
             continue
