@@ -24,8 +24,8 @@ class ServerConfig:
         max_session_seconds: close sessions after this long (0: no limit).
         voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
         llm: the bundled chat model (``localvoice/pipeline/llms/registry.py``).
-        stt: the speech-to-text stage (``localvoice/pipeline/registry.py``): Whisper ``base``
-            (multilingual; the default since issue 24) or ``tiny.en``.
+        stt: the speech-to-text stage (``localvoice/pipeline/registry.py``): Whisper ``tiny.en``
+            or ``base`` (better in noise, worse on clean synthetic speech: docs/benchmarks.md).
         vad: the VAD stage (no flag: ``silero``).
         tts: the text-to-speech stage (no flag: ``piper``).
         end_of_turn: the semantic end-of-turn model (no flag: ``smart-turn-v3.2``).
@@ -49,7 +49,7 @@ class ServerConfig:
     max_session_seconds: float = 0
     voice_map: Path | None = None
     llm: str = "qwen2.5-1.5b"
-    stt: str = "base"
+    stt: str = "tiny.en"
     vad: str = "silero"
     tts: str = "piper"
     end_of_turn: str = "smart-turn-v3.2"
