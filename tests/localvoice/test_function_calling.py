@@ -86,31 +86,6 @@ async def test_spoken_tool_round(localvoice_models):
         assert "18" in reply or "eighteen" in reply.lower() or "cloud" in reply.lower(), reply
 
 
-async def test_a_sentence_before_a_call_is_spoken_once_then_the_call(localvoice_models):
-    """Asked to announce its calls, the model writes a sentence, then the call: both arrive."""
-    session = {
-        "turn_detection": None,
-        "tools": [WEATHER],
-        "tool_choice": "auto",
-        "instructions": "Before you call a tool, first say: One moment.",
-    }
-    async with voicelive_session(localvoice_models, session) as conn:
-        await conn.conversation.item.create(item=user_text("What is the weather in Paris?"))
-        await next_event(conn, "conversation.item.created")
-        await conn.response.create()
-        seen: list = []
-        done = await next_event(conn, "response.done", timeout=90, seen=seen)
-        print(f"\noutput: {done.response.output}")
-        assert [o.type for o in done.response.output] == ["message", "function_call"]
-        transcripts = [e.transcript for e in seen if e.type == "response.audio_transcript.done"]
-        assert len(transcripts) == 1
-        assert "moment" in transcripts[0].lower()
-        assert "tool_call" not in transcripts[0]
-        assert "{" not in transcripts[0]
-        assert any(e.type == "response.audio.delta" for e in seen)
-        assert json.loads(done.response.output[1].arguments) == {"city": "Paris"}
-
-
 @pytest.mark.parametrize(
     "question", ["What is 2 plus 2?", "What is the capital of France?", "Tell me a joke."]
 )
