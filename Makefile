@@ -45,9 +45,9 @@ help:
 
 setup: system-deps python-deps var/.dirs
 setup-test: setup system-test-deps python-test-deps
-# The 1.5B chat model was installed by this target; it is the default since issue 24, so
-# `make setup` installs it and this target is kept only for older instructions.
+# The 1.1 GB quality chat model (localvoice --llm qwen2.5-1.5b); not part of setup.
 setup-quality: setup
+	@$(PIP_LOCKED) --no-build-isolation -e '.[local,quality]'
 
 # Installs the missing Debian packages of a list and says which ones it installed.
 # Waits for a dpkg lock held by another install (two setups at once) instead of failing.

@@ -48,7 +48,7 @@ class ServerConfig:
     enable_faults: bool = False
     max_session_seconds: float = 0
     voice_map: Path | None = None
-    llm: str = "qwen2.5-1.5b"
+    llm: str = "qwen2.5-0.5b"
     stt: str = "tiny.en"
     vad: str = "silero"
     tts: str = "piper"

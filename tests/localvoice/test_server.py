@@ -340,10 +340,10 @@ async def test_llm_url_streams_from_an_openai_compatible_endpoint(llm_url_server
 @pytest.mark.models
 def test_healthz_and_log_name_the_chat_model(localvoice_models_process):
     models = healthz(localvoice_models_process.endpoint)["models"]
-    assert models["llm_model"] == "qwen2.5-1.5b"
-    assert "Qwen2.5-Coder-1.5B-Instruct" in models["llm"]
+    assert models["llm_model"] == "qwen2.5-0.5b"
+    assert "Qwen2.5-Coder-0.5B-Instruct" in models["llm"]
     assert "tiny.en" in models["stt"]
     assert (
-        "chat model: llama.cpp Qwen2.5-Coder-1.5B-Instruct"
+        "chat model: llama.cpp Qwen2.5-Coder-0.5B-Instruct"
         in localvoice_models_process.log_tail(400)
     )

