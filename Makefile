@@ -16,11 +16,12 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 # command:package. Running needs Redis (several workers) and a compiler for llama.cpp; the tests
-# also need speech tools, a browser, nginx, shellcheck and Node (ESLint).
+# also need speech tools (espeak-ng, flite: the benchmarks' voices), a browser, nginx, shellcheck
+# and Node (ESLint).
 # An entry may name a shared library instead of a command (libspeexdsp: echo cancellation).
 RUN_APT := redis-server:redis-server cmake:cmake g++:g++ libspeexdsp.so.1:libspeexdsp1
 # gettext: msgfmt for `make messages` (the compiled .mo files are committed, so serving needs none).
-TEST_APT := espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck node:nodejs npm:npm \
+TEST_APT := espeak-ng:espeak-ng flite:flite sox:sox chromium:chromium nginx:nginx-light shellcheck:shellcheck node:nodejs npm:npm \
 	msgfmt:gettext
 # Every package of every extra, transitive ones included, pinned: `make lock` refreshes it.
 LOCK := requirements.lock
@@ -72,7 +73,7 @@ system-deps:
 	$(call apt_install,$(RUN_APT),redis-server cmake g++ libspeexdsp1)
 
 system-test-deps:
-	$(call apt_install,$(TEST_APT),espeak-ng sox chromium nginx shellcheck nodejs npm gettext)
+	$(call apt_install,$(TEST_APT),espeak-ng flite sox chromium nginx shellcheck nodejs npm gettext)
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }

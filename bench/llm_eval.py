@@ -1,40 +1,40 @@
-"""Factual accuracy per chat model, and tool-call precision/recall on spoken requests.
+"""Factual accuracy per chat model (strict), and tool-call precision/recall.
 
-Facts: the 32 questions of ``speech_sets.FACTS`` as text, scored "correct" when one accepted
-answer appears in the reply. Tools: the 20 tool requests and 20 requests that need none are
-spoken (espeak-ng en-us), transcribed by Whisper tiny.en as the engine does, and answered
-with the three tools of ``speech_sets.TOOLS`` offered, through the engine's own prompt format,
-tool-call parser and validation (``localvoice/turns/tool_calls.py``). Models run one after the
-other in one process; SmolLM2 is never offered tools (it cannot call them).
+Facts: the everyday questions of ``bench/facts.json`` as text, scored strictly by
+``bench/facts.py``: right when an accepted answer appears and none of the question's wrong claims
+does (a reply that also states something false is wrong). Tools: the 20 tool requests and 20
+requests that need none are spoken (espeak-ng en-us), transcribed by Whisper tiny.en as the
+engine does, and answered with the three tools of ``speech_sets.TOOLS`` offered, through the
+engine's own prompt format, call detection (a call may follow a sentence), parser and validation
+(``localvoice/turns/tool_calls.py``); and once more as written. Models run one after the other
+in one process; SmolLM2 is never offered tools (it cannot call them).
 
-    taskset -c 0,1 .venv/bin/python -m bench.llm_eval
-    .venv/bin/python -m bench.llm_eval --models qwen2.5-0.5b,qwen2.5-1.5b
+    taskset -c 0,1 .venv/bin/python -m bench.llm_eval --models qwen2.5-0.5b,qwen2.5-1.5b
+    .venv/bin/python -m bench.llm_eval --models qwen2.5-0.5b --rule " Answer in one short sentence."
+    .venv/bin/python -m bench.llm_eval --instructions profile --no-tools --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from bench.speech_sets import (
-    FACTS,
-    NO_TOOL_REQUESTS,
-    TOOL_REQUESTS,
-    TOOLS,
-    synth,
-)
+from bench import facts
+from bench.speech_sets import NO_TOOL_REQUESTS, TOOL_REQUESTS, TOOLS, synth
 from localvoice.pipeline.llm import LlamaChat
 from localvoice.pipeline.llms import registry
 from localvoice.pipeline.llms.base import ChatFormat
 from localvoice.pipeline.stages import ChatStats
-from localvoice.pipeline.stt import WhisperStt
 from localvoice.pipeline.weights import resolve
 from localvoice.protocol.session_config import DEFAULT_INSTRUCTIONS
-from localvoice.turns.tool_calls import ToolCall, check_call
+from localvoice.turns.response_spec import MAX_REPLY_TOKENS
+from localvoice.turns.tool_calls import CallScanner, ToolCall, check_call
 
 
 async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, ChatStats, float]:
@@ -42,15 +42,28 @@ async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, Ch
     started = time.process_time()
     text = ""
     async for piece in llm.stream(
-        messages, temperature=0.2, max_tokens=60, cancel=threading.Event(), stats=stats
+        messages,
+        temperature=0.2,
+        max_tokens=MAX_REPLY_TOKENS,
+        cancel=threading.Event(),
+        stats=stats,
     ):
         text += piece
     return text, stats, time.process_time() - started
 
 
-async def tool_scores(llm: LlamaChat, fmt: ChatFormat, heard: dict[str, str]) -> dict[str, object]:
+def split_call(fmt: ChatFormat, text: str) -> tuple[str, str | None]:
+    """(the speech, the call's text or None) as the engine splits a finished reply."""
+    scanner = CallScanner(fmt.tool_prefix)
+    speech = scanner.feed(text) + scanner.finish()
+    return speech, scanner.call_text
+
+
+async def tool_scores(
+    llm: LlamaChat, fmt: ChatFormat, instructions: str, heard: dict[str, str]
+) -> dict[str, object]:
     """Tool-call precision and recall, with ``heard`` standing for what the user said."""
-    tp = fp = 0
+    tp = fp = after_speech = 0
     tool_errors: list[str] = []
     cases: list[tuple[str, str | None, Any]] = [
         *TOOL_REQUESTS,
@@ -60,12 +73,14 @@ async def tool_scores(llm: LlamaChat, fmt: ChatFormat, heard: dict[str, str]) ->
         said = heard[spoken]
         history = [{"role": "user", "content": said}]
         tools = TOOLS if fmt.supports_tools else []
-        text, _, _ = await reply(llm, fmt.messages(DEFAULT_INSTRUCTIONS, history, tools))
+        text, _, _ = await reply(llm, fmt.messages(instructions, history, tools))
         call = None
-        if tools and fmt.tool_prefix(text):
-            raw = fmt.parse_call(text)
+        speech, call_text = split_call(fmt, text) if tools else (text, None)
+        if call_text is not None:
+            raw = fmt.parse_call(call_text)
             verdict = check_call(raw, tools, said) if raw else "unparseable"
             call = verdict if isinstance(verdict, ToolCall) else None
+            after_speech += call is not None and bool(speech.strip())
         right = (
             call is not None
             and args is not None
@@ -86,53 +101,109 @@ async def tool_scores(llm: LlamaChat, fmt: ChatFormat, heard: dict[str, str]) ->
         "precision": round(tp / (tp + fp), 2) if tp + fp else None,
         "recall": round(tp / len(TOOL_REQUESTS), 2),
         "false_calls_on_no_tool_requests": sum(1 for e in tool_errors if e.startswith("no tool:")),
+        "calls_after_a_sentence": after_speech,
         "errors": tool_errors,
     }
 
 
-async def evaluate(key: str, heard: dict[str, str]) -> dict[str, object]:
-    fmt = registry.get(key)
-    assert fmt.weights is not None
-    llm = LlamaChat(resolve(fmt.weights), fmt, n_threads=1, n_threads_batch=2)
-    correct, ttft, cpu = 0, [], 0.0
+async def fact_scores(llm: LlamaChat, fmt: ChatFormat, instructions: str) -> dict[str, object]:
+    """Strict accuracy on ``bench/facts.json``, first-token time and CPU per answer."""
+    questions = facts.load()
+    right, ttft, cpu, words = 0, [], 0.0, 0
     wrong: list[str] = []
-    for question, answers in FACTS:
-        history = [{"role": "user", "content": question}]
-        text, stats, spent = await reply(llm, fmt.messages(DEFAULT_INSTRUCTIONS, history))
+    for fact in questions:
+        history = [{"role": "user", "content": fact.question}]
+        text, stats, spent = await reply(llm, fmt.messages(instructions, history))
         cpu += spent
+        words += len(text.split())
         ttft.append(stats.first_token_ms or 0.0)
-        if any(a in text.lower() for a in answers):
-            correct += 1
+        verdict = facts.verdict(fact, text)
+        if verdict == "right":
+            right += 1
         else:
-            wrong.append(f"{question} -> {text.strip()[:80]}")
+            wrong.append(f"[{verdict}] {fact.question} -> {text.strip()[:110]}")
     ttft.sort()
     return {
-        "facts_correct": f"{correct}/{len(FACTS)}",
-        "facts_wrong_examples": wrong[:4],
+        "facts_right": f"{right}/{len(questions)}",
+        "facts_pct": round(100 * right / len(questions), 1),
+        "facts_wrong": wrong,
         "ttft_p50_ms": round(ttft[len(ttft) // 2]),
-        "cpu_s_per_answer": round(cpu / len(FACTS), 2),
-        "tools_spoken": await tool_scores(llm, fmt, heard),
-        # The same requests as written: what the model does when the words arrive intact.
-        "tools_typed": await tool_scores(llm, fmt, {s: s for s in heard}),
+        "cpu_s_per_answer": round(cpu / len(questions), 2),
+        "words_per_answer": round(words / len(questions), 1),
     }
+
+
+async def evaluate(
+    key: str,
+    instructions: str,
+    rule: str | None,
+    heard: dict[str, str] | None,
+    *,
+    facts_too: bool = True,
+    spoken_too: bool = True,
+) -> dict[str, object]:
+    fmt = registry.get(key)
+    if rule is not None:
+        fmt.rule = rule  # this instance only: a candidate prompt rule
+    assert fmt.weights is not None
+    llm = LlamaChat(resolve(fmt.weights), fmt, n_threads=1, n_threads_batch=2)
+    result = await fact_scores(llm, fmt, instructions) if facts_too else {}
+    if heard is not None:
+        if spoken_too:
+            result["tools_spoken"] = await tool_scores(llm, fmt, instructions, heard)
+        # The same requests as written: what the model does when the words arrive intact.
+        result["tools_typed"] = await tool_scores(llm, fmt, instructions, {s: s for s in heard})
+    return result
+
+
+def instructions_text(name: str) -> str:
+    """``localvoice``: its own default; ``profile``: the product's default profile's."""
+    if name == "localvoice":
+        return DEFAULT_INSTRUCTIONS
+    migration = importlib.import_module("assistant.migrations.0013_default_instructions")
+    return str(migration.NEW_INSTRUCTIONS)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="smollm2-135m,qwen2.5-0.5b,qwen2.5-1.5b")
+    parser.add_argument("--models", default="qwen2.5-0.5b,qwen2.5-1.5b")
+    parser.add_argument("--instructions", choices=("localvoice", "profile"), default="localvoice")
+    parser.add_argument("--rule", help="replace the model's prompt rule (a candidate)")
+    parser.add_argument("--no-tools", action="store_true", help="facts only")
+    parser.add_argument("--no-facts", action="store_true", help="tool calls only")
+    parser.add_argument("--typed-only", action="store_true", help="tool requests as written only")
+    parser.add_argument("--json", type=Path, help="write every result here")
     args = parser.parse_args()
-    stt = WhisperStt(model="tiny.en", cpu_threads=1)
-    spoken = [r[0] for r in TOOL_REQUESTS] + NO_TOOL_REQUESTS
-    heard = {s: stt.transcribe(synth(s, "en-us")) for s in spoken}
-    misheard = sum(1 for s in spoken if heard[s].strip(" .?!").lower() != s.lower())
-    print(f"{len(spoken)} spoken requests, {misheard} transcribed differently from the text")
+    heard: dict[str, str] | None = None
+    if not args.no_tools:
+        from localvoice.pipeline.stt import WhisperStt
+
+        stt = WhisperStt(model="tiny.en", cpu_threads=1)
+        spoken = [r[0] for r in TOOL_REQUESTS] + NO_TOOL_REQUESTS
+        heard = {s: stt.transcribe(synth(s, "en-us")) for s in spoken}
+        misheard = sum(1 for s in spoken if heard[s].strip(" .?!").lower() != s.lower())
+        print(f"{len(spoken)} spoken requests, {misheard} transcribed differently from the text")
+    instructions = instructions_text(args.instructions)
+    results = {}
     for key in args.models.split(","):
         try:
-            result = asyncio.run(evaluate(key, heard))
+            result = asyncio.run(
+                evaluate(
+                    key,
+                    instructions,
+                    args.rule,
+                    heard,
+                    facts_too=not args.no_facts,
+                    spoken_too=not args.typed_only,
+                )
+            )
         except Exception as exc:  # e.g. the quality model's packages are not installed
             print(f"{key}: skipped ({exc})")
             continue
-        print(f"{key}: {json.dumps(result)}")
+        results[key] = result
+        print(f"{key}: {json.dumps(result, indent=1)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

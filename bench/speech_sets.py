@@ -1,13 +1,18 @@
 """The evaluation sets of issue 11: speech for WER, factual questions, tool / no-tool requests.
 
 None of these sentences was used to tune the engine. Speech is synthesised with several
-espeak-ng voices and the bundled Piper voice, and mixed with noise (white, babble, fan, street)
-at a chosen SNR.
+espeak-ng voices, flite's voices (``flite:slt``...; the Debian ``flite`` package) and the bundled
+Piper voice, and mixed with noise (white, babble, fan, street) at a chosen SNR.
 """
 
 from __future__ import annotations
 
 import functools
+import io
+import shutil
+import subprocess
+import tempfile
+import wave
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +22,8 @@ from tests.support.audio import speak
 RATE = 16000
 ESPEAK_VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029"]
 VOICES = [*ESPEAK_VOICES, "piper:joe"]
+# flite's built-in voices: slt (female, US) and rms, awb (Scottish), kal16 (male, US).
+FLITE_VOICES = ["flite:slt", "flite:rms", "flite:awb", "flite:kal16"]
 
 UTTERANCES = [
     "How far is the moon from the earth",
@@ -191,7 +198,9 @@ def _piper() -> object:
 
 
 def synth(text: str, voice: str) -> npt.NDArray[np.float32]:
-    """Speech for ``text`` at 16 kHz, float32."""
+    """Speech for ``text`` at 16 kHz, float32 (``voice``: espeak-ng, ``flite:``, ``piper:``)."""
+    if voice.startswith("flite:"):
+        return _flite(text, voice[6:])
     if voice.startswith("piper:"):
         import soxr
 
@@ -202,6 +211,28 @@ def synth(text: str, voice: str) -> npt.NDArray[np.float32]:
         return np.asarray(soxr.resample(audio, rate, RATE), dtype=np.float32)
     pcm = speak(text, RATE, voice=voice)
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+@functools.cache
+def _flite(text: str, voice: str) -> npt.NDArray[np.float32]:
+    import soxr
+
+    if shutil.which("flite") is None:
+        msg = "flite is not installed (apt-get install flite; make setup-test does)"
+        raise RuntimeError(msg)
+    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", out.name], check=True)
+        data = out.read()
+    with wave.open(io.BytesIO(data)) as wav:
+        rate = wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    audio = pcm.astype(np.float32) / 32768.0
+    return np.asarray(soxr.resample(audio, rate, RATE), dtype=np.float32)
+
+
+def family(voice: str) -> str:
+    """``espeak-ng``, ``flite`` or ``piper``: the synthesiser behind a voice name."""
+    return voice.split(":", 1)[0] if ":" in voice else "espeak-ng"
 
 
 NOISE_KINDS = ("white", "babble", "fan", "street")

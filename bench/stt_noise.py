@@ -1,14 +1,17 @@
 """WER of the STT models on clean and noisy speech, with and without noise suppression.
 
-Every utterance of ``speech_sets.UTTERANCES`` is spoken by one of six synthetic voices (five
-espeak-ng voices and Piper joe, in turn), padded with 300 ms of silence on each side (and
+Every utterance of ``speech_sets.UTTERANCES`` is spoken by one of the synthetic voices in turn
+(``--voices``; by default five espeak-ng voices, four flite voices and Piper joe), padded with
+300 ms of silence on each side (and
 a second of lead-in the denoisers hear but the STT does not), mixed
 with white, babble (six synthetic talkers), fan and street noise at 20 and 10 dB SNR,
 optionally denoised as a live stream would be (20 ms pieces through one denoiser state: Speex,
 RNNoise, or the product's SNR-gated Speex) and transcribed. Models run side by side in one
-process.
+process, both with one CPU thread as the engine runs them; WER is also given per synthesiser.
 
-    taskset -c 0,1 .venv/bin/python -m bench.stt_noise --models tiny.en
+    taskset -c 0,1 .venv/bin/python -m bench.stt_noise --models tiny.en,base --denoisers gated
+    .venv/bin/python -m bench.stt_noise --models tiny.en,base --denoisers "" --every-voice \
+        --noises white --voices en-us,flite:slt,piper:joe
     .venv/bin/python -m bench.stt_noise --models tiny.en --noises white --denoisers gated
     .venv/bin/python -m bench.stt_noise --models base --limit 10 --json out.json
 """
@@ -23,7 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.speech_sets import NOISE_KINDS, RATE, UTTERANCES, VOICES, add_noise, synth
+from bench.speech_sets import (
+    FLITE_VOICES,
+    NOISE_KINDS,
+    RATE,
+    UTTERANCES,
+    VOICES,
+    add_noise,
+    family,
+    synth,
+)
 from localvoice.pipeline.cleanup import make_denoiser
 from localvoice.pipeline.denoise import RnNoise, SpeexNoise
 from localvoice.pipeline.snr_gate import FrameDenoiser
@@ -31,7 +43,7 @@ from localvoice.pipeline.stt import WhisperStt
 from tests.support.audio import word_error_rate, words
 
 SNRS = (20.0, 10.0)
-MODELS = {"tiny.en": 2, "base": 1}  # model -> CPU threads (old default 2; new 1)
+MODELS = {"tiny.en": 1, "base": 1}  # model -> CPU threads (the engine's: pipeline/stt.py)
 
 
 # ``gated`` is the product's: Speex behind the SNR gate (localvoice/pipeline/snr_gate.py).
@@ -59,6 +71,8 @@ def main() -> None:
     parser.add_argument("--denoisers", default="speex,gated")
     parser.add_argument("--noises", default=",".join(NOISE_KINDS))
     parser.add_argument("--limit", type=int, default=len(UTTERANCES))
+    parser.add_argument("--voices", default=",".join([*VOICES, *FLITE_VOICES]))
+    parser.add_argument("--every-voice", action="store_true", help="each utterance in each voice")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     conditions: dict[str, tuple[str, float | None]] = {"clean": ("white", None)}
@@ -68,17 +82,23 @@ def main() -> None:
     models = {m: WhisperStt(model=m, cpu_threads=MODELS[m]) for m in args.models.split(",")}
     pad = np.zeros(RATE * 3 // 10, dtype=np.float32)
     lead_in = np.zeros(RATE, dtype=np.float32)
+    voices = args.voices.split(",")
     clips = []
-    for index, text in enumerate(UTTERANCES[: args.limit]):
-        speech = np.concatenate([pad, synth(text, VOICES[index % len(VOICES)]), pad])
-        clips.append((text, speech))
-    results: dict[str, dict[str, float]] = {}
+    pairs = [
+        (text, voices[i % len(voices)] if not args.every_voice else voice)
+        for i, text in enumerate(UTTERANCES[: args.limit])
+        for voice in (voices if args.every_voice else voices[:1])
+    ]
+    for text, voice in pairs:
+        speech = np.concatenate([pad, synth(text, voice), pad])
+        clips.append((text, speech, family(voice)))
+    results: dict[str, dict[str, object]] = {}
     ns_cpu: dict[str, float] = {}
     ns_audio: dict[str, float] = {}
     for cond, (kind, snr) in conditions.items():
-        for ns in ["off", *args.denoisers.split(",")]:
+        for ns in ["off", *filter(None, args.denoisers.split(","))]:
             inputs = []
-            for index, (text, speech) in enumerate(clips):
+            for index, (text, speech, _) in enumerate(clips):
                 # A live stream hears the room before anyone speaks: one second of it first,
                 # cut off again before transcription.
                 audio = add_noise(np.concatenate([lead_in, speech]), snr, seed=index, kind=kind)
@@ -88,21 +108,26 @@ def main() -> None:
                     ns_audio[ns] = ns_audio.get(ns, 0.0) + audio.size / RATE
                 inputs.append((text, audio[lead_in.size :]))
             for name, stt in models.items():
-                errors = total = 0.0
+                errors: dict[str, float] = {}
+                total: dict[str, int] = {}
                 started = time.process_time()
-                for text, audio in inputs:
+                for (text, audio), (_, _, synthesiser) in zip(inputs, clips, strict=True):
                     n = len(words(text))
-                    errors += word_error_rate(text, stt.transcribe(audio)) * n
-                    total += n
+                    wrong = word_error_rate(text, stt.transcribe(audio)) * n
+                    for group in ("all", synthesiser):
+                        errors[group] = errors.get(group, 0.0) + wrong
+                        total[group] = total.get(group, 0) + n
                 cpu = (time.process_time() - started) / len(inputs)
                 key = f"{name} | {cond} | NS {ns}"
-                results[key] = {"wer_pct": 100 * errors / total, "cpu_s_per_clip": cpu}
-                print(f"{key:40} WER {100 * errors / total:5.1f} %  CPU {cpu:.3f} s/clip")
+                wer = {group: round(100 * errors[group] / total[group], 1) for group in errors}
+                results[key] = {"wer_pct": wer["all"], "cpu_s_per_clip": cpu, "by_voice": wer}
+                per_voice = "  ".join(f"{g} {v:5.1f}" for g, v in wer.items() if g != "all")
+                print(f"{key:40} WER {wer['all']:5.1f} %  CPU {cpu:.3f} s/clip  ({per_voice})")
     for ns, cpu in ns_cpu.items():
         share = cpu / ns_audio[ns]
         print(f"{ns}: {100 * share:.1f} % of one core per live stream ({ns_audio[ns]:.0f} s audio)")
         results[f"{ns}_core_share"] = {"value": share}
-    print(f"{len(clips)} utterances, voices: {', '.join(VOICES)}")
+    print(f"{len(clips)} utterances, voices: {', '.join(voices)}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

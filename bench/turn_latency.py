@@ -70,6 +70,9 @@ async def send_like_a_microphone(conn: Any, pcm: bytes, frame_ms: int) -> None:
         )
 
 
+TURN_TIMEOUT_S = 60.0
+
+
 async def run_session(
     endpoint: str, sentences: list[str], silence_ms: int, frame_ms: int | None = None
 ) -> list[Turn]:
@@ -95,7 +98,7 @@ async def run_session(
             first_audio: float | None = None
             heard = ""
             done: Any = None
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(TURN_TIMEOUT_S):
                 while done is None:
                     event = await conn.recv()
                     if event.type == "response.audio.delta" and first_audio is None:
@@ -233,6 +236,7 @@ def compare_configs(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    global TURN_TIMEOUT_S  # one option, read by every session
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=12)
     parser.add_argument("--silence-ms", type=int, default=400, help="VAD silence_duration_ms")
@@ -247,7 +251,9 @@ def main() -> None:
     parser.add_argument(
         "--compare", nargs="+", metavar="NAME=FLAGS", help="server configurations side by side"
     )
+    parser.add_argument("--turn-timeout", type=float, default=60.0, help="seconds a turn may take")
     args = parser.parse_args()
+    TURN_TIMEOUT_S = args.turn_timeout
     if args.compare:
         compare_configs(args)
         return

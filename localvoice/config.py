@@ -25,7 +25,7 @@ class ServerConfig:
         voice_map: JSON file mapping Azure/OpenAI voice names to local voices.
         llm: the bundled chat model (``localvoice/pipeline/llms/registry.py``).
         stt: the speech-to-text stage (``localvoice/pipeline/registry.py``): Whisper ``tiny.en``
-            or ``base``.
+            or ``base`` (better in noise, worse on clean synthetic speech: docs/benchmarks.md).
         vad: the VAD stage (no flag: ``silero``).
         tts: the text-to-speech stage (no flag: ``piper``).
         end_of_turn: the semantic end-of-turn model (no flag: ``smart-turn-v3.2``).

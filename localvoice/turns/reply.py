@@ -8,6 +8,7 @@ accepted call ends the reply, a rejected one is answered again without tools, as
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from localvoice.pipeline.stages import ChatModel, ChatStats
 from localvoice.turns.conversation import Conversation
 from localvoice.turns.response_spec import ResponseSpec
-from localvoice.turns.tool_calls import ToolCall, check_call, offered, salvage_call
+from localvoice.turns.tool_calls import CallScanner, ToolCall, check_call, offered, salvage_call
 
 logger = logging.getLogger(__name__)
 
@@ -101,29 +102,76 @@ class ModelReply:
             async for piece in self._stream(messages):
                 yield piece
             return
-        head = ""
-        decided: bool | None = None
+        scanner = CallScanner(chat_format.tool_prefix)
+        spoken = ""
         async for piece in self._stream(messages):
-            if decided is False:
-                yield piece
-                continue
-            head += piece
-            decided = chat_format.tool_prefix(head)
-            if decided is False:
-                yield head
-        if decided is not True:
-            if decided is None and head.strip():
-                yield head  # ended while it still looked like the start of a call
+            speech = scanner.feed(piece)
+            if speech:
+                spoken += speech
+                yield speech
+        if scanner.call_text is None:
+            rest = scanner.finish()
+            if rest.strip():
+                yield rest  # ended while it still looked like the start of a call
             return
+        call_text = scanner.call_text
         said = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-        raw = chat_format.parse_call(head) or salvage_call(head, self.tools)
+        raw = chat_format.parse_call(call_text) or salvage_call(call_text, self.tools)
         verdict = check_call(raw, self.tools, said) if raw is not None else "unparseable call"
         if isinstance(verdict, ToolCall):
             self.call = verdict
             return
         logger.info(
-            "response %s: tool call %r rejected: %s", self._response_id, head[:200], verdict
+            "response %s: tool call %r rejected: %s", self._response_id, call_text[:200], verdict
         )
         self._spec.metadata["localvoice_rejected_tool_call"] = verdict[:200]
-        async for piece in self._stream(chat_format.messages(instructions, history)):
+        answer = self._stream(chat_format.messages(instructions, history))
+        async for piece in _after(spoken, answer):
             yield piece
+
+
+async def _after(spoken: str, answer: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``answer`` without its opening words where they repeat what was already ``spoken``.
+
+    A call rejected after a sentence ("Sure! {...}") is answered again without tools, and the
+    new answer often starts with the same sentence ("Sure! ..."): it is said once. What follows
+    the spoken sentence starts with a space.
+    """
+    said = spoken.lower().split()
+    head: str | None = "" if said else None
+    glue = bool(said)  # the next text continues the spoken sentence
+    async for piece in answer:
+        if head is None:
+            if glue and piece.strip():
+                piece, glue = " " + piece.lstrip(), False
+            if piece:
+                yield piece
+            continue
+        head += piece
+        words = head.lower().split()
+        complete = words if head[-1:].isspace() else words[:-1]
+        same = _common(complete, said)
+        if same < min(len(complete), len(said)) or same == len(said):
+            rest, head = _without_words(head, same), None
+            if rest.strip():
+                yield " " + rest
+                glue = False
+    if head is not None:
+        rest = _without_words(head, _common(head.lower().split(), said))
+        if rest.strip():
+            yield " " + rest
+
+
+def _common(words: list[str], said: list[str]) -> int:
+    """How many leading words of ``words`` repeat ``said``."""
+    count = 0
+    for word, spoken in zip(words, said, strict=False):
+        if word != spoken:
+            break
+        count += 1
+    return count
+
+
+def _without_words(text: str, count: int) -> str:
+    """``text`` without its first ``count`` words and the spaces around them."""
+    return re.sub(rf"^\s*(?:\S+\s*){{{count}}}", "", text) if count else text.lstrip()

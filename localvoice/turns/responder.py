@@ -89,6 +89,8 @@ class ResponseRun:
         self._sep = " " if self.audio else ""
         # With tools the reply may turn out to be a call: its item is opened once that is known.
         self._item_open = not self._reply.tools
+        # Output items finished before the current one (a message spoken before a tool call).
+        self._finished_items: list[dict[str, Any]] = []
 
     @property
     def item_id(self) -> str:
@@ -101,7 +103,7 @@ class ResponseRun:
             "object": "realtime.response",
             "status": status,
             "status_details": details,
-            "output": [self.item.data] if status != "in_progress" else [],
+            "output": [*self._finished_items, self.item.data] if status != "in_progress" else [],
             "conversation_id": None,
             "modalities": self.spec.modalities,
             "voice": self.spec.voice_value,
@@ -249,6 +251,9 @@ class ResponseRun:
             self._reply.stop()
             self._finishing = True
         if self._reply.call is not None and status == "completed":
+            if self._item_open:  # a sentence came before the call: its message comes first
+                await self._finish_message(part_type, status)
+                self._finished_items.append(self.item.data)
             await self._finish_call(self._reply.call)
             return
         if status == "cancelled" and self._echo is not None:
@@ -286,6 +291,11 @@ class ResponseRun:
         )
 
     async def _finish(self, part_type: str, status: str, details: dict[str, Any] | None) -> None:
+        await self._finish_message(part_type, status)
+        await self._emit(events.response_done(self._response(status, details)))
+
+    async def _finish_message(self, part_type: str, status: str) -> None:
+        """Close the message item: its audio or text, its content part, the item itself."""
         text = self._sep.join(self._spoken).strip()
         part = self._part(part_type)
         self.item.data["content"] = [part]
@@ -298,7 +308,6 @@ class ResponseRun:
             await self._emit(events.text_done(self.id, self.item_id, text))
         await self._emit(events.content_part_done(self.id, self.item_id, part))
         await self._emit(events.output_item_done(self.id, self.item.data))
-        await self._emit(events.response_done(self._response(status, details)))
 
     async def _finish_call(self, call: ToolCall) -> None:
         item = function_call_item(call.name, events.new_id("call"))

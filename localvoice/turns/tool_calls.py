@@ -4,12 +4,17 @@ A small model calls tools too eagerly ("What is 2 plus 2?" became a weather call
 is only accepted when the tool exists, the arguments match its JSON schema, every free string
 argument was actually said by the user, and the user's words share a word with the tool's name
 or description (its parameter names excepted). Anything else is answered as plain speech.
+
+A call may also follow a sentence ("Sure! <tool_call>...", as Qwen2.5-1.5B often writes it):
+``CallScanner`` lets the sentence through as speech and collects the call from its first
+character on, so neither is lost and nothing is said twice.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,3 +188,46 @@ def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> Too
     if not (topic - STOPWORDS) & _stems(user_text):
         return f"the request does not mention what {tool['name']!r} is for"
     return ToolCall(tool["name"], json.dumps(args, separators=(",", ":")))
+
+
+class CallScanner:
+    """Splits a streamed reply into speech and a tool call written anywhere in it.
+
+    Text is released as speech as soon as no call can start in it: from the first position
+    where the model's ``tool_prefix`` says "a call" on, the rest is the call; where it says
+    "undecided" ("<to"), the text waits for the next piece.
+
+    Args:
+        tool_prefix: the chat format's test of a reply's beginning (True: a call, False: not,
+            None: undecided).
+    """
+
+    def __init__(self, tool_prefix: Callable[[str], bool | None]) -> None:
+        self._tool_prefix = tool_prefix
+        self._pending = ""
+        #: The call's text once one has begun (None: none so far).
+        self.call_text: str | None = None
+
+    def feed(self, piece: str) -> str:
+        """The text of ``piece`` (with any held before it) that is certainly speech."""
+        if self.call_text is not None:
+            self.call_text += piece
+            return ""
+        self._pending += piece
+        for start in range(len(self._pending)):
+            decided = self._tool_prefix(self._pending[start:])
+            if decided is False:
+                continue
+            speech = self._pending[:start]
+            if decided:
+                self.call_text, self._pending = self._pending[start:], ""
+            else:
+                self._pending = self._pending[start:]
+            return speech
+        speech, self._pending = self._pending, ""
+        return speech
+
+    def finish(self) -> str:
+        """What was held back when the reply ended without a call (it was speech after all)."""
+        rest, self._pending = self._pending, ""
+        return rest if self.call_text is None else ""

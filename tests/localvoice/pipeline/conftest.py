@@ -1,4 +1,4 @@
-"""The real Whisper and Piper, loaded once for the pipeline tests that ask for them."""
+"""The real Whisper (the default model) and Piper, loaded once for the tests that ask for them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 
 @pytest.fixture(scope="package")
 def stt():
+    from localvoice.config import ServerConfig
     from localvoice.pipeline.stt import WhisperStt
 
-    return WhisperStt(cpu_threads=2)
+    return WhisperStt(model=ServerConfig().stt, cpu_threads=2)
 
 
 @pytest.fixture(scope="package")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -38,6 +40,27 @@ def test_whisper_word_error_rate_on_espeak_speech(stt):
     assert total <= 0.20
 
 
+# Issue 24: tiny.en hears en-us's question as "What is the capital and friends?" every time;
+# Whisper base hears "capital on France" here but "and friends" through the engine's 24 kHz path
+# (bench.turn_latency) and "Unfranc" after a pause (test_conformance). Not met: strict xfail.
+EN_US = pytest.param(
+    "en-us", marks=pytest.mark.xfail(strict=True, reason="issue 24: heard as 'and friends'")
+)
+
+
+@pytest.mark.parametrize("voice", [EN_US, "en-gb", "en-us+f3", "en-gb-scotland", "en-029"])
+def test_the_capital_of_france_is_heard_in_every_espeak_voice(stt, voice):
+    """The question's words are heard: "What is the capital of France?" in espeak-ng voices.
+
+    espeak-ng says "of France" as one cluster ("Vv fr'aans"): both Whisper models often write
+    "on France", which the chat model still answers; the words that carry the question must
+    be there.
+    """
+    question = speak("What is the capital of France?", 16000, voice=voice)
+    heard = stt.transcribe(pcm_to_float(question))
+    assert re.search(r"\bcapital (of|on) france\b", heard.lower()), heard
+
+
 def test_silence_transcribes_to_nothing_much(stt):
     assert len(stt.transcribe(np.zeros(16000, dtype=np.float32)).split()) <= 2
 
@@ -46,7 +69,8 @@ def test_french_is_transcribed_in_french_when_the_session_says_so(stt):
     from localvoice.pipeline.stages import SttOptions
 
     french = pcm_to_float(speak("Quelle est la capitale de la France ?", 16000, voice="fr"))
-    assert "capitale" not in stt.transcribe(french).lower()  # tiny.en cannot do French
+    if stt.model == "tiny.en":
+        assert "capitale" not in stt.transcribe(french).lower()  # tiny.en cannot do French
     for languages in (("fr",), ("en", "fr")):
         heard = stt.transcribe(french, SttOptions(languages=languages))
         assert "capitale de la france" in heard.lower(), (languages, heard)

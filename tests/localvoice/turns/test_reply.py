@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from localvoice.pipeline.llms import registry
 from localvoice.protocol.voices import VoiceChoice
 from localvoice.turns.conversation import Conversation, message_item
@@ -86,3 +88,29 @@ async def test_a_speculative_reply_prompts_the_uncommitted_turn():
     reply.extra_user_text = "what time is it"
     await said(reply)
     assert chat.prompts[0][-1] == {"role": "user", "content": "what time is it"}
+
+
+async def test_a_call_after_a_sentence_speaks_the_sentence_once_and_calls():
+    """Qwen2.5-1.5B often writes "Sure! ..." before its call: both are kept, nothing twice."""
+    chat = FakeChat("Sure! " + CALL, registry.get("qwen2.5-1.5b"))
+    reply = ModelReply(spec(), chat, asked("What is the weather in Paris?"), "resp_1")
+    assert await said(reply) == "Sure!"
+    assert reply.call == ToolCall("get_weather", '{"city":"Paris"}')
+    assert len(chat.prompts) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "heard"),
+    [
+        ("Sure! I cannot check that.", "Sure! I cannot check that. "),  # the sentence once
+        ("I cannot check that.", "Sure! I cannot check that. "),
+        ("Sure!", "Sure!"),
+    ],
+)
+async def test_a_call_rejected_after_a_sentence_does_not_repeat_it(answer, heard):
+    chat = FakeChat("Sure! " + CALL, registry.get("qwen2.5-1.5b"))
+    chat.replies.append(answer)
+    reply = ModelReply(spec(), chat, asked("What is the weather like?"), "resp_1")
+    assert await said(reply) == heard
+    assert reply.call is None
+    assert "<tools>" not in chat.prompts[1][0]["content"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from localvoice.pipeline.llms import registry
 from tests.localvoice.fakes import FakeChat
 from tests.localvoice.server.test_session import Client
 
@@ -69,3 +70,45 @@ async def test_auto_truncate_cuts_the_item_to_what_was_played(auto_truncate):
         assert len(item.text()) < len("This first sentence of the reply is long enough")
     finally:
         c.close()
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@pytest.mark.parametrize("modality", ["audio", "text"])
+async def test_a_sentence_before_a_call_is_a_message_then_the_call(modality):
+    """A sentence before a call ("Sure! <tool_call>...") is one message item, then the call."""
+    call = '<tool_call> {"name": "get_weather", "arguments": {"city": "Paris"}} </tool_call>'
+    chat = FakeChat("Sure! " + call, registry.get("qwen2.5-1.5b"))
+    c = Client(llm=chat)
+    await c.send({"type": "session.update", "session": {"tools": [WEATHER_TOOL]}})
+    item = {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "What is the weather in Paris?"}],
+    }
+    await c.send({"type": "conversation.item.create", "item": item})
+    await c.send({"type": "response.create", "response": {"modalities": [modality]}})
+    await c.wait_for("response.done")
+    output = c.of("response.done")[0]["response"]["output"]
+    assert [o["type"] for o in output] == ["message", "function_call"]
+    part = output[0]["content"][0]
+    assert part.get("transcript", part.get("text")) == "Sure!"
+    assert output[1]["name"] == "get_weather"
+    assert output[1]["arguments"] == '{"city":"Paris"}'
+    done = c.of("response.output_item.done")
+    assert [d["item"]["type"] for d in done] == ["message", "function_call"]
+    assert len(c.of("response.function_call_arguments.done")) == 1
+    if modality == "audio":
+        assert c.pipeline.tts.spoken == ["Sure!"]
+    history = [i.data["type"] for i in c.session.conversation.items]
+    assert history[-2:] == ["message", "function_call"]

@@ -1,4 +1,4 @@
-"""A model's tool call: the tools offered, the checks on a call, salvaging a cut-off one."""
+"""A model's tool call: the tools offered, where it starts, its checks, salvaging a cut-off one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import json
 
 import pytest
 
+from localvoice.pipeline.llms import registry
 from localvoice.pipeline.llms.base import RawCall
-from localvoice.turns.tool_calls import ToolCall, check_call, offered, salvage_call
+from localvoice.turns.tool_calls import (
+    CallScanner,
+    ToolCall,
+    check_call,
+    offered,
+    salvage_call,
+)
 
 WEATHER = {
     "type": "function",
@@ -121,3 +128,36 @@ def test_a_cut_off_call_of_a_tool_without_parameters_is_salvaged() -> None:
     assert salvage_call('{"name": "search", "arguments": {"query": "ref', tools) is None
     assert salvage_call('{"name": "unknown", "arg', tools) is None
     assert salvage_call("no call here", tools) is None
+
+
+def scan(*pieces: str) -> tuple[str, str | None]:
+    """(speech, call text) of a reply streamed in ``pieces``, with Qwen2.5's call format."""
+    scanner = CallScanner(registry.get("qwen2.5-1.5b").tool_prefix)
+    speech = "".join(scanner.feed(piece) for piece in pieces) + scanner.finish()
+    return speech, scanner.call_text
+
+
+@pytest.mark.parametrize(
+    ("pieces", "speech", "call"),
+    [
+        # a call from the first token: nothing spoken
+        (["<tool", '_call>{"name"', ": 1}"], "", '<tool_call>{"name": 1}'),
+        (['{"name"', ": 1}"], "", '{"name": 1}'),
+        # the 1.5B's "Sure! ..." before its call: the sentence is speech, the rest the call
+        (["Sure", "!", " <tool", "_call>", "{}"], "Sure!", " <tool_call>{}"),
+        (["Sure! Checking", ".\n", '{"name"', ": 1}"], "Sure! Checking.", '\n{"name": 1}'),
+        # no call: everything is speech, including what only looked like one for a while
+        (["It is ", "a <to", "ad."], "It is a <toad.", None),
+        (["Paris is", " the capital", ". "], "Paris is the capital. ", None),
+        (["Ends with <to"], "Ends with <to", None),
+    ],
+)
+def test_the_scanner_splits_speech_from_a_call_anywhere(pieces, speech, call):
+    assert scan(*pieces) == (speech, call)
+
+
+def test_the_scanner_releases_speech_as_soon_as_no_call_can_start_in_it() -> None:
+    scanner = CallScanner(registry.get("qwen2.5-1.5b").tool_prefix)
+    assert scanner.feed("The capital") == "The capital"
+    assert scanner.feed(" of France <") == " of France"
+    assert scanner.feed("b>") == " <b>"

@@ -55,3 +55,16 @@ def test_qwen_tool_prefix_decides_early():
     assert fmt.tool_prefix(' {"na') is True
     assert fmt.tool_prefix("The") is False
     assert registry.get("smollm2-135m").tool_prefix("{") is False  # SmolLM2 is never offered tools
+
+
+def test_the_large_model_s_call_in_tools_tags_is_a_call():
+    """The 1.5B sometimes wraps its call in the prompt's <tools> tags (issue 24)."""
+    fmt = registry.get("qwen2.5-1.5b")
+    text = '<tools>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tools>'
+    assert fmt.tool_prefix("<to") is None
+    assert fmt.tool_prefix("<tools>") is True
+    assert fmt.tool_prefix("<b>") is False
+    call = fmt.parse_call(text)
+    assert call is not None
+    assert (call.name, call.arguments) == ("get_weather", {"city": "Paris"})
+    assert "never make up its result" in fmt.tools_prompt([{"name": "get_weather"}])
