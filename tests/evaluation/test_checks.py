@@ -15,7 +15,8 @@ from assistant.evaluation.checks import (
     read_verdict,
     score,
 )
-from assistant.voicelive.config import SessionConfig, SessionTool, UpstreamSettings
+from assistant.voicelive.config import SessionTool, UpstreamSettings
+from tests.support.session_configs import session_config
 
 
 def answer(text: str, *tools: str) -> dict[str, Any]:
@@ -87,24 +88,11 @@ def test_the_judge_reads_the_statement_and_the_turns_it_is_about() -> None:
 
 
 def test_the_judge_has_the_sides_model_and_no_tools() -> None:
-    config = SessionConfig(
-        profile_id=1,
+    config = session_config(
         profile_name="p",
         instructions="Be kind.",
-        model="gpt-realtime",
         voice="v",
-        temperature=0.8,
-        max_response_output_tokens=None,
-        turn_detection="server_vad",
-        vad_threshold=0.5,
-        vad_prefix_padding_ms=300,
-        vad_silence_duration_ms=500,
-        interrupt_response=True,
-        remove_filler_words=False,
         input_transcription_model="whisper-1",
-        input_transcription_language="",
-        noise_suppression=False,
-        echo_cancellation=False,
         tools=(SessionTool(name="x", definition={"type": "function", "name": "x"}),),
     )
     judge = judge_config(config)

@@ -10,31 +10,14 @@ import pytest
 
 from assistant import protocol
 from assistant.codes import ERROR_MESSAGES, ErrorCode, State
-from assistant.voicelive.config import SessionConfig, UpstreamSettings
+from assistant.voicelive.config import UpstreamSettings
 from assistant.voicelive.microphone import MAX_APPEND_BYTES
 from assistant.voicelive.session import VoiceLiveSession
 from assistant.voicelive.turn_timing import TurnTiming
 from tests.fakes import FakeConnect, FakeConnection, audio_delta
+from tests.support.session_configs import session_config
 
-CONFIG = SessionConfig(
-    profile_id=1,
-    profile_name="Unit",
-    instructions="Be brief.",
-    model="gpt-realtime",
-    voice="alloy",
-    temperature=0.8,
-    max_response_output_tokens=None,
-    turn_detection="server_vad",
-    vad_threshold=0.5,
-    vad_prefix_padding_ms=300,
-    vad_silence_duration_ms=500,
-    interrupt_response=True,
-    remove_filler_words=False,
-    input_transcription_model="",
-    input_transcription_language="",
-    noise_suppression=False,
-    echo_cancellation=False,
-)
+CONFIG = session_config()
 UPSTREAM = UpstreamSettings(endpoint="wss://voicelive.invalid", api_key="key", api_version="v1")
 
 

@@ -17,27 +17,21 @@ from azure.ai.voicelive.models import (
     ServerVad,
 )
 
-from assistant.voicelive.config import SessionConfig
 from assistant.voicelive.session_request import (
     session_request_build,
     transcription_build,
     turn_detection_build,
 )
+from tests.support.session_configs import session_config
 
-BASE = SessionConfig(
-    profile_id=1,
+BASE = session_config(
     profile_name="P",
     instructions="Be kind.",
-    model="gpt-realtime",
     voice="en-US-Ava:DragonHDLatestNeural",
     temperature=0.7,
-    max_response_output_tokens=None,
-    turn_detection="server_vad",
     vad_threshold=0.4,
     vad_prefix_padding_ms=200,
     vad_silence_duration_ms=600,
-    interrupt_response=True,
-    remove_filler_words=False,
     input_transcription_model="azure-speech",
     input_transcription_language="en-US",
     noise_suppression=True,
