@@ -52,6 +52,9 @@ Check.objects.create(test_set=french, kind="tool_called", value="get_order_statu
 smoke = TestSet.objects.create(name="smoke")
 TestTurn.objects.create(test_set=smoke, position=0, text="Hello!")
 Check.objects.create(test_set=smoke, kind="phrase_absent", value="zzqx")
+clock = TestSet.objects.create(name="clock")
+TestTurn.objects.create(test_set=clock, position=0, text="What time is it now?")
+Check.objects.create(test_set=clock, kind="tool_called", value="get_current_time")
 print(profile.pk)
 """
 
@@ -167,6 +170,19 @@ def test_a_set_whose_checks_pass_exits_0(env: tuple[dict[str, str], int]) -> Non
     assert result.returncode == 0, result.stderr
     assert "[exact] phrase_absent 'zzqx'" in result.stdout
     assert result.stdout.endswith("0 check(s) failed on the candidate.\n")
+
+
+def test_a_builtin_tool_runs_in_the_replay(env: tuple[dict[str, str], int]) -> None:
+    """The default profile offers the clock: the replay runs it (a dry run) and says so."""
+    environment, profile_id = env
+    result = evaluate(environment, str(profile_id), "--set", "clock", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (turn,) = json.loads(result.stdout)["turns"]
+    print(json.dumps(turn, indent=1))
+    for side in ("baseline", "candidate"):
+        calls = turn[side]["tool_calls"]
+        assert {"name": "get_current_time", "arguments": {}, "answered": "ran"} in calls, side
+        assert turn[side]["text"].strip(), "answered after the clock's result"
 
 
 def test_bad_arguments_and_engine_failures_exit_with_status_2(

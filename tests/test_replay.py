@@ -53,7 +53,9 @@ async def test_a_tool_call_is_reported_and_answered_without_running_the_tool() -
         [Event(ServerEventType.RESPONSE_TEXT_DELTA, delta="I could not "), done(7)],
     )
     answer = await replay_turn(conn, "Order the book.", turn_timeout=5)
-    assert answer.tool_calls == [{"name": "place_order", "arguments": {"item": "book"}}]
+    assert answer.tool_calls == [
+        {"name": "place_order", "arguments": {"item": "book"}, "answered": "not run"}
+    ]
     assert answer.text == "I could not"
     assert (answer.input_tokens, answer.output_tokens) == (20, 12)
     assert answer.latency_ms is not None
@@ -76,3 +78,29 @@ async def test_an_engine_error_fails_the_replay() -> None:
     conn = ScriptedConnection([Event(ServerEventType.ERROR, error=error)])
     with pytest.raises(ReplayError, match="invalid_request"):
         await replay_turn(conn, "Hello", turn_timeout=5)
+
+
+async def test_each_call_is_answered_by_the_replays_tool_rule() -> None:
+    conn = ScriptedConnection(
+        [
+            Event(
+                ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE,
+                name="get_current_time",
+                call_id="c1",
+                arguments="{}",
+            ),
+            done(5),
+        ],
+        [Event(ServerEventType.RESPONSE_TEXT_DELTA, delta="It is noon."), done(7)],
+    )
+    asked: list[tuple[str, str]] = []
+
+    async def tools(name: str, raw: str) -> tuple[str, str]:
+        asked.append((name, raw))
+        return '{"time": "12:00"}', "ran"
+
+    answer = await replay_turn(conn, "What time is it?", turn_timeout=5, tools=tools)
+    assert asked == [("get_current_time", "{}")]
+    assert answer.tool_calls == [{"name": "get_current_time", "arguments": {}, "answered": "ran"}]
+    output = next(m for m in conn.sent if m.get("item", {}).get("type") == "function_call_output")
+    assert output["item"]["output"] == '{"time": "12:00"}'

@@ -31,6 +31,8 @@ from assistant.evaluation.models import (
     TestSet,
     TestTurn,
 )
+from assistant.evaluation.replay import NOT_RUN
+from assistant.evaluation.replay_tools import RAN, RAN_WOULD_END, RAN_WOULD_HAND_OVER
 from assistant.evaluation.report import SIDES, run_report, tool_call_marks
 from assistant.evaluation.runs import MAX_CONVERSATIONS, RunBusy, run_cancel, run_request
 from assistant.models import AssistantProfile
@@ -333,6 +335,15 @@ class EvaluationRunAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:evaluation_evaluationrun_change", args=[run_id]))
 
 
+#: How a replayed tool call was answered (``replay_tools.py``), as the report says it.
+ANSWERED = {
+    NOT_RUN: _("not run"),
+    RAN: _("ran"),
+    RAN_WOULD_END: _("ran; would end the conversation"),
+    RAN_WOULD_HAND_OVER: _("ran; would hand over"),
+}
+
+
 def _rows(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each turn as the report's table shows it: tool calls marked where the sides differ."""
     rows = []
@@ -341,7 +352,12 @@ def _rows(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for side, other in zip(SIDES, reversed(SIDES), strict=True):
             sides[side] = turn[side] | {
                 "marked_calls": [
-                    {"name": call["name"], "arguments": call["arguments"], "differs": differs}
+                    {
+                        "name": call["name"],
+                        "arguments": call["arguments"],
+                        "answered": ANSWERED.get(call.get("answered", ""), ""),
+                        "differs": differs,
+                    }
                     for call, differs in tool_call_marks(
                         turn[side]["tool_calls"], turn[other]["tool_calls"]
                     )

@@ -4,8 +4,9 @@ One upstream connection per conversation and side: its user turns are sent in or
 answered before the next, so every turn has the replayed answers (not the recorded ones) as
 context. A conversation resumed after a restart gets its stored turns back as context (the
 user's text and that side's answer) before the next turn is replayed.
-**No tool runs during a replay**: a call is recorded (name and arguments) and answered with
-:data:`TOOL_NOT_RUN`, so tools with side effects (an order placed, a mail sent) never act.
+A call is recorded (name, arguments, how it was answered) and answered by the replay's
+:data:`~assistant.evaluation.replay_tools.ToolAnswer`: built-in tools run as a dry run, other
+tools never (``replay_tools.py``), so tools with side effects never act.
 No dry-run is offered to tools: the rule is the same for every tool (docs/evaluation.md).
 """
 
@@ -32,6 +33,17 @@ from assistant.voicelive.upstream import (
 
 #: What a tool call gets during a replay instead of running.
 TOOL_NOT_RUN = json.dumps({"replay": "this tool is not run during a replay; answer without it"})
+#: How a call was answered, as the report shows it (``replay_tools.py`` has the others).
+NOT_RUN = "not run"
+#: (tool name, raw JSON arguments) -> (the function_call_output, how it was answered).
+ToolAnswer = Callable[[str, str], Awaitable[tuple[str, str]]]
+
+
+async def never_run(name: str, raw_arguments: str) -> tuple[str, str]:
+    """The answer of every tool when none may run."""
+    return TOOL_NOT_RUN, NOT_RUN
+
+
 #: Tool rounds answered within one turn before the turn is cut (a model calling in a loop).
 MAX_TOOL_ROUNDS = 3
 _TEXT_DELTAS = {
@@ -71,6 +83,7 @@ async def replay_conversation(
     config: SessionConfig,
     upstream: UpstreamSettings,
     user_turns: list[str],
+    tools: ToolAnswer = never_run,
     turn_timeout: float = 90.0,
 ) -> list[ReplayedAnswer]:
     """Replay one conversation's user turns on a fresh connection configured from ``config``.
@@ -82,7 +95,8 @@ async def replay_conversation(
     opened = await open_connection(config=config, upstream=upstream)
     try:
         return [
-            await replay_turn(opened.conn, text, turn_timeout=turn_timeout) for text in user_turns
+            await replay_turn(opened.conn, text, tools=tools, turn_timeout=turn_timeout)
+            for text in user_turns
         ]
     finally:
         await close_quietly(opened.conn)
@@ -101,6 +115,7 @@ async def replay_side_by_side(
     user_turns: Sequence[str],
     done: Sequence[tuple[str, str]] = (),
     on_turn: TurnDone,
+    tools: tuple[ToolAnswer, ToolAnswer] = (never_run, never_run),
     turn_timeout: float = 90.0,
 ) -> None:
     """Replay one conversation on a connection per side, turn by turn, baseline first.
@@ -123,8 +138,8 @@ async def replay_side_by_side(
                 await conn.send(message_item("user", user))
                 await conn.send(message_item("assistant", text))
         for index, text in enumerate(user_turns[len(done) :], start=len(done)):
-            before = await replay_turn(old, text, turn_timeout=turn_timeout)
-            after = await replay_turn(new, text, turn_timeout=turn_timeout)
+            before = await replay_turn(old, text, tools=tools[0], turn_timeout=turn_timeout)
+            after = await replay_turn(new, text, tools=tools[1], turn_timeout=turn_timeout)
             await on_turn(index, before, after)
     finally:
         for each in opened:
@@ -132,8 +147,12 @@ async def replay_side_by_side(
             await close_credential(each.credential)
 
 
-async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedAnswer:
+async def replay_turn(
+    conn: Any, text: str, *, turn_timeout: float, tools: ToolAnswer = never_run
+) -> ReplayedAnswer:
     """Send one user turn, ask for a text reply, and collect it (tool rounds included).
+
+    Each tool call is answered by ``tools`` and recorded with how it was answered.
 
     Raises:
         ReplayError: the engine sent an error.
@@ -145,7 +164,7 @@ async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedA
     started = time.monotonic()
     await conn.send({"type": "response.create", "response": {"modalities": ["text"]}})
     rounds = 0
-    pending: list[str] = []
+    pending: list[tuple[str, str, dict[str, Any]]] = []  # call id, raw arguments, record
     async with asyncio.timeout(turn_timeout):
         while True:
             event = await conn.recv()
@@ -155,10 +174,10 @@ async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedA
                     answer.latency_ms = round((time.monotonic() - started) * 1000)
                 parts.append(str(event.get("delta") or ""))
             elif kind == ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE:
-                answer.tool_calls.append(
-                    {"name": str(event.get("name") or ""), "arguments": _arguments(event)}
-                )
-                pending.append(str(event.get("call_id") or ""))
+                raw = str(event.get("arguments") or "{}")
+                call = {"name": str(event.get("name") or ""), "arguments": _arguments(raw)}
+                answer.tool_calls.append(call)
+                pending.append((str(event.get("call_id") or ""), raw, call))
             elif kind == ServerEventType.ERROR:
                 error = event.get("error") or {}
                 msg = f"the engine refused the replay: {error.get('code')}: {error.get('message')}"
@@ -171,16 +190,16 @@ async def replay_turn(conn: Any, text: str, *, turn_timeout: float) -> ReplayedA
                 if not pending or rounds >= MAX_TOOL_ROUNDS:
                     break
                 rounds += 1
-                for call_id in pending:
-                    await conn.send(function_output_item(call_id, TOOL_NOT_RUN))
+                for call_id, raw, call in pending:
+                    output, call["answered"] = await tools(call["name"], raw)
+                    await conn.send(function_output_item(call_id, output))
                 pending.clear()
                 await conn.send({"type": "response.create", "response": {"modalities": ["text"]}})
     answer.text = "".join(parts).strip()
     return answer
 
 
-def _arguments(event: Any) -> Any:
-    raw = event.get("arguments") or "{}"
+def _arguments(raw: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError:

@@ -23,6 +23,7 @@ from assistant.evaluation import runs
 from assistant.evaluation.checks import CheckSpec, score
 from assistant.evaluation.models import EvaluationRun, RunError, RunStatus, RunTurn
 from assistant.evaluation.replay import ReplayedAnswer, ReplayError, replay_side_by_side
+from assistant.evaluation.replay_tools import replay_tool_answer
 from assistant.evaluation.report import answer_json, model_price
 from assistant.live.admission import upstream_settings
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
@@ -204,6 +205,10 @@ async def _replay(
     prices: tuple[Any, Any],
 ) -> None:
     """Each conversation of the plan, resuming after its last stored turn."""
+    tools = (
+        await sync_to_async(replay_tool_answer)(baseline),
+        await sync_to_async(replay_tool_answer)(candidate),
+    )
     groups: dict[int, list[RunTurn]] = {}
     for turn in context.turns:
         groups.setdefault(turn.group, []).append(turn)
@@ -233,4 +238,5 @@ async def _replay(
             user_turns=[row.user_text for row in rows],
             done=[((row.baseline or {})["text"], (row.candidate or {})["text"]) for row in done],
             on_turn=stored,
+            tools=tools,
         )

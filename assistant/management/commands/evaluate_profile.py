@@ -20,12 +20,14 @@ import asyncio
 import json
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assistant import services
 from assistant.evaluation.checks import CheckSpec, score
 from assistant.evaluation.models import TestSet
 from assistant.evaluation.replay import ReplayedAnswer, ReplayError, replay_side_by_side
+from assistant.evaluation.replay_tools import replay_tool_answer
 from assistant.evaluation.report import (
     answer_json,
     describe_version,
@@ -156,6 +158,10 @@ async def _replay_both(
 ) -> Answers:
     """Each conversation on both sides, turn by turn; one conversation at a time."""
     upstream = upstream_settings()
+    tools = (
+        await sync_to_async(replay_tool_answer)(baseline),
+        await sync_to_async(replay_tool_answer)(candidate),
+    )
     answers: Answers = []
     for _, texts in groups:
         pairs: list[tuple[ReplayedAnswer, ReplayedAnswer]] = []
@@ -174,6 +180,7 @@ async def _replay_both(
             upstream=upstream,
             user_turns=texts,
             on_turn=collect,
+            tools=tools,
         )
         answers.append(pairs)
     return answers
