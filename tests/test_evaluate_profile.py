@@ -141,8 +141,11 @@ def test_a_test_sets_checks_show_the_change_and_a_failed_check_exits_1(
     environment, profile_id = env
     result = evaluate(environment, str(profile_id), "--set", "french", "--format", "json")
     assert result.returncode == 1, result.stderr
-    assert "1 check(s) failed on the candidate" in result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
+    # The model-judged check's verdict is the local 0.5B model's, which varies (docs): the
+    # count is checked against the report, the exact checks one by one below.
+    failed = sum(not check["candidate"]["passed"] for check in report["checks"])
+    assert f"{failed} check(s) failed on the candidate" in result.stderr
     assert set(report) >= {"profile", "baseline", "candidate", "turns", "summary", "checks"}
     assert report["source"] == {"test_set": "french"}
     (turn,) = report["turns"]
