@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import PYTHON, REPO
-from tests.support.servers import Database, daphne_env, manage, throwaway_database
+from tests.support.talking import model_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -64,18 +64,8 @@ def env(
     localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, str], int]]:
     logs = tmp_path_factory.mktemp("evaluate")
-    with throwaway_database(logs) as database:
-        assert isinstance(database, Database)
-        environment = daphne_env(
-            worker_name="evaluate",
-            database_url=database.url,
-            redis_url="",
-            upstream_url=localvoice_models,
-            extra={"VOICE_CONNECT_TIMEOUT": "10"},
-        )
-        manage(environment, "migrate", "--noinput", "-v", "0")
-        profile_id = int(manage(environment, "shell", "-c", SETUP).strip().splitlines()[-1])
-        yield dict(environment), profile_id
+    with model_database("evaluate", logs, upstream_url=localvoice_models, setup=SETUP) as prepared:
+        yield prepared.env, int(prepared.setup_output.strip().splitlines()[-1])
 
 
 FRENCH_WORDS = {"je", "vous", "la", "le", "est", "de", "capitale", "bonjour"}

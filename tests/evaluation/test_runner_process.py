@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.support.processes import PYTHON, REPO
-from tests.support.servers import Database, daphne_env, manage, throwaway_database, wait_until
+from tests.support.servers import manage, wait_until
+from tests.support.talking import model_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -67,18 +68,8 @@ def environment(
     localvoice_models: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, str], Path]]:
     logs = tmp_path_factory.mktemp("runner")
-    with throwaway_database(logs) as database:
-        assert isinstance(database, Database)
-        env = daphne_env(
-            worker_name="runner",
-            database_url=database.url,
-            redis_url="",
-            upstream_url=localvoice_models,
-            extra={"VOICE_CONNECT_TIMEOUT": "10"},
-        )
-        manage(env, "migrate", "--noinput", "-v", "0")
-        manage(env, "shell", "-c", SETUP)
-        yield dict(env), logs
+    with model_database("runner", logs, upstream_url=localvoice_models, setup=SETUP) as prepared:
+        yield prepared.env, logs
 
 
 def state(env: dict[str, str]) -> dict[str, Any]:

@@ -29,6 +29,14 @@ FRAME_MS = 40
 FRAME_BYTES = 24_000 * 2 * FRAME_MS // 1000
 
 
+class ModelDatabase(NamedTuple):
+    """A migrated throwaway database, the environment of a worker on it, and the setup's output."""
+
+    env: dict[str, str]
+    database: Database
+    setup_output: str
+
+
 class ModelWorker(NamedTuple):
     """A running worker, its database, and what the setup code printed."""
 
@@ -38,16 +46,17 @@ class ModelWorker(NamedTuple):
 
 
 @contextlib.contextmanager
-def model_worker(
+def model_database(
     name: str,
     logs: Path,
     *,
     upstream_url: str,
     setup: str,
     extra: Mapping[str, str] | None = None,
-) -> Iterator[ModelWorker]:
-    """A migrated throwaway database, set up by ``setup`` (Django shell code), and one Daphne
-    worker talking to localvoice at ``upstream_url``, without Redis.
+) -> Iterator[ModelDatabase]:
+    """A migrated throwaway database, set up by ``setup`` (Django shell code), and the
+    environment of a worker ``name`` on it talking to localvoice at ``upstream_url``, without
+    Redis (for ``manage.py`` commands, or :func:`model_worker`'s Daphne).
 
     The models take a moment per turn on 2 cores, so the connect timeout is 10 s unless
     ``extra`` says otherwise.
@@ -62,9 +71,25 @@ def model_worker(
         )
         manage(env, "migrate", "--noinput", "-v", "0")
         output = manage(env, "shell", "-c", setup) if setup else ""
-        daphne = DaphneServer(name, env, Path(logs)).start()
+        yield ModelDatabase(env, database, output)
+
+
+@contextlib.contextmanager
+def model_worker(
+    name: str,
+    logs: Path,
+    *,
+    upstream_url: str,
+    setup: str,
+    extra: Mapping[str, str] | None = None,
+) -> Iterator[ModelWorker]:
+    """:func:`model_database`, and one Daphne worker serving it."""
+    with model_database(
+        name, logs, upstream_url=upstream_url, setup=setup, extra=extra
+    ) as prepared:
+        daphne = DaphneServer(name, prepared.env, Path(logs)).start()
         try:
-            yield ModelWorker(daphne, database, output)
+            yield ModelWorker(daphne, prepared.database, prepared.setup_output)
         finally:
             daphne.stop()
 
