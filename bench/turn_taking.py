@@ -126,16 +126,14 @@ class Outcome:
 def _speech(text: str, voice: str) -> npt.NDArray[np.float32]:
     """Trimmed float audio at 24 kHz; ``piper:NAME@SCALE`` speaks at another length scale."""
     if voice.startswith("piper:"):
-        import soxr
-
         from bench.speech_sets import _piper
 
         name, _, scale = voice[6:].partition("@")
         tts: Any = _piper()
         pcm = tts.synthesize(text, voice=name, length_scale=float(scale or 1.0))
-        audio = soxr.resample(pcm.astype(np.float32) / 32768.0, tts.sample_rate(name), RATE)
+        audio = resampled(pcm.astype(np.float32) / 32768.0, tts.sample_rate(name), RATE)
     else:
-        audio = soxr_24k(synth(text, voice))
+        audio = resampled(synth(text, voice), 16000, RATE)
     loud = np.flatnonzero(np.abs(audio) > 0.01)
     audio = audio[loud[0] : loud[-1] + 1] if loud.size else audio
     return np.asarray(audio, dtype=np.float32)
@@ -168,10 +166,10 @@ def cut_at_word(first: str, second: str, voice: str) -> list[bytes]:
     return [_pcm(whole[:cut]), _pcm(whole[cut:])]
 
 
-def soxr_24k(audio: np.ndarray) -> np.ndarray:
+def resampled(audio: npt.NDArray[np.float32], source: int, target: int) -> npt.NDArray[np.float32]:
     import soxr
 
-    return np.asarray(soxr.resample(audio, 16000, RATE), dtype=np.float32)
+    return np.asarray(soxr.resample(audio, source, target), dtype=np.float32)
 
 
 @functools.cache
@@ -184,15 +182,9 @@ def _whisper() -> Any:
 def _word_ends(audio: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
     """(start, end) sample of each word Whisper base hears in ``audio`` (24 kHz)."""
     segments, _ = _whisper().transcribe(
-        soxr_16k(audio), language="en", word_timestamps=True, beam_size=1
+        resampled(audio, RATE, 16000), language="en", word_timestamps=True, beam_size=1
     )
     return [(int(w.start * RATE), int(w.end * RATE)) for seg in segments for w in (seg.words or [])]
-
-
-def soxr_16k(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    import soxr
-
-    return np.asarray(soxr.resample(audio, RATE, 16000), dtype=np.float32)
 
 
 def build_sets(
