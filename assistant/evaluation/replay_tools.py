@@ -53,3 +53,10 @@ def replay_tool_answer(config: SessionConfig) -> ToolAnswer:
         return result.output, RAN
 
     return answer
+
+
+def replay_tool_answers(
+    baseline: SessionConfig, candidate: SessionConfig
+) -> tuple[ToolAnswer, ToolAnswer]:
+    """Both sides' :func:`replay_tool_answer`, as ``replay_side_by_side`` takes them."""
+    return replay_tool_answer(baseline), replay_tool_answer(candidate)

@@ -23,7 +23,7 @@ from assistant.evaluation import runs
 from assistant.evaluation.checks import CheckSpec, score
 from assistant.evaluation.models import EvaluationRun, RunError, RunStatus, RunTurn
 from assistant.evaluation.replay import ReplayedAnswer, ReplayError, replay_side_by_side
-from assistant.evaluation.replay_tools import replay_tool_answer
+from assistant.evaluation.replay_tools import replay_tool_answers
 from assistant.evaluation.report import answer_json, model_price
 from assistant.live.admission import upstream_settings
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
@@ -70,12 +70,7 @@ def _configs(run: EvaluationRun) -> tuple[SessionConfig, SessionConfig]:
 
 
 def _checks(run: EvaluationRun) -> list[CheckSpec]:
-    if run.test_set is None:
-        return []
-    return [
-        CheckSpec(kind=check.kind, value=check.value, turn=check.turn)
-        for check in run.test_set.checks.all()
-    ]
+    return [] if run.test_set is None else runs.test_set_checks(run.test_set)
 
 
 async def _heartbeat(context: RunContext) -> None:
@@ -205,10 +200,7 @@ async def _replay(
     prices: tuple[Any, Any],
 ) -> None:
     """Each conversation of the plan, resuming after its last stored turn."""
-    tools = (
-        await sync_to_async(replay_tool_answer)(baseline),
-        await sync_to_async(replay_tool_answer)(candidate),
-    )
+    tools = await sync_to_async(replay_tool_answers)(baseline, candidate)
     groups: dict[int, list[RunTurn]] = {}
     for turn in context.turns:
         groups.setdefault(turn.group, []).append(turn)

@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from assistant.evaluation.checks import CheckSpec
 from assistant.evaluation.models import (
     ACTIVE_STATUSES,
     EvaluationRun,
@@ -67,6 +68,11 @@ def test_set_groups(test_set: TestSet) -> list[Group]:
     """A test set is one conversation."""
     texts = test_set.user_turns()
     return [(None, texts)] if texts else []
+
+
+def test_set_checks(test_set: TestSet) -> list[CheckSpec]:
+    """A test set's checks as the scorer takes them."""
+    return [CheckSpec(check.kind, check.value, check.turn) for check in test_set.checks.all()]
 
 
 def run_request(

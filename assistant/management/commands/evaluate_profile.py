@@ -27,7 +27,7 @@ from assistant import services
 from assistant.evaluation.checks import CheckSpec, score
 from assistant.evaluation.models import TestSet
 from assistant.evaluation.replay import ReplayedAnswer, ReplayError, replay_side_by_side
-from assistant.evaluation.replay_tools import replay_tool_answer
+from assistant.evaluation.replay_tools import replay_tool_answers
 from assistant.evaluation.report import (
     answer_json,
     describe_version,
@@ -36,7 +36,12 @@ from assistant.evaluation.report import (
     text_report,
     turn_json,
 )
-from assistant.evaluation.runs import Group, conversation_groups, test_set_groups
+from assistant.evaluation.runs import (
+    Group,
+    conversation_groups,
+    test_set_checks,
+    test_set_groups,
+)
 from assistant.live.admission import upstream_settings
 from assistant.models import AssistantProfile
 from assistant.voicelive.config import SessionConfig
@@ -99,7 +104,7 @@ class Command(BaseCommand):
                 msg = f"no test set {options['test_set']!r}"
                 raise CommandError(msg, returncode=BAD_ARGUMENTS)
             groups = test_set_groups(test_set)
-            specs = [CheckSpec(c.kind, c.value, c.turn) for c in test_set.checks.all()]
+            specs = test_set_checks(test_set)
             source: dict[str, Any] = {"test_set": test_set.name}
         else:
             groups = conversation_groups(profile.pk, count or 5)
@@ -158,10 +163,7 @@ async def _replay_both(
 ) -> Answers:
     """Each conversation on both sides, turn by turn; one conversation at a time."""
     upstream = upstream_settings()
-    tools = (
-        await sync_to_async(replay_tool_answer)(baseline),
-        await sync_to_async(replay_tool_answer)(candidate),
-    )
+    tools = await sync_to_async(replay_tool_answers)(baseline, candidate)
     answers: Answers = []
     for _, texts in groups:
         pairs: list[tuple[ReplayedAnswer, ReplayedAnswer]] = []
