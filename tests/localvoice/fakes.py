@@ -26,6 +26,18 @@ from localvoice.pipeline.stages import ChatStats, Pipeline, SttOptions
 WINDOW = 512
 TTS_RATE = 16000
 
+#: A function tool in the session's wire form, for the turn engine's tool tests.
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
 
 class FakeVadStream:
     """Speech is any window whose mean level is above 0.05 (tests send a tone or zeros)."""

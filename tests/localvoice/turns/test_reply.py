@@ -10,18 +10,8 @@ from localvoice.turns.conversation import Conversation, message_item
 from localvoice.turns.reply import ModelReply
 from localvoice.turns.response_spec import ResponseSpec
 from localvoice.turns.tool_calls import ToolCall
-from tests.localvoice.fakes import FakeChat
+from tests.localvoice.fakes import WEATHER_TOOL, FakeChat
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the current weather for a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 CALL = '<tool_call> {"name": "get_weather", "arguments": {"city": "Paris"}} </tool_call>'
 
 
@@ -35,7 +25,7 @@ def spec(**fields) -> ResponseSpec:
         "output_format": "pcm16",
         "temperature": 0.8,
         "max_tokens": 60,
-        "tools": [WEATHER],
+        "tools": [WEATHER_TOOL],
     }
     return ResponseSpec(**{**defaults, **fields})
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from localvoice.pipeline.llms import registry
-from tests.localvoice.fakes import FakeChat
+from tests.localvoice.fakes import WEATHER_TOOL, FakeChat
 from tests.localvoice.server.test_session import Client
 
 LONG = "This first sentence of the reply is long enough to take a while to play. Then more."
@@ -70,18 +70,6 @@ async def test_auto_truncate_cuts_the_item_to_what_was_played(auto_truncate):
         assert len(item.text()) < len("This first sentence of the reply is long enough")
     finally:
         c.close()
-
-
-WEATHER_TOOL = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the current weather for a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 
 
 @pytest.mark.parametrize("modality", ["audio", "text"])

@@ -15,18 +15,7 @@ from localvoice.turns.tool_calls import (
     offered,
     salvage_call,
 )
-
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the current weather for a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
-
+from tests.localvoice.fakes import WEATHER_TOOL
 
 TIMER = {
     "type": "function",
@@ -44,7 +33,7 @@ TIMER = {
 
 
 def test_check_call_accepts_grounded_schema_valid_calls():
-    tools = [WEATHER, TIMER]
+    tools = [WEATHER_TOOL, TIMER]
     call = check_call(RawCall("get_weather", {"city": "New York"}), tools, "weather in new york?")
     assert call == ToolCall("get_weather", json.dumps({"city": "New York"}, separators=(",", ":")))
     timer = check_call(RawCall("set_timer", {"minutes": 5, "unit": "minutes"}), tools, "a timer")
@@ -85,15 +74,15 @@ def test_check_call_puts_identifier_style_strings_back_as_said():
     ],
 )
 def test_check_call_rejects(raw, said, reason):
-    verdict = check_call(raw, [WEATHER, TIMER], said)
+    verdict = check_call(raw, [WEATHER_TOOL, TIMER], said)
     assert isinstance(verdict, str)
     assert reason in verdict
 
 
 def test_offered_follows_tool_choice():
-    assert offered([WEATHER, TIMER], "none") == []
-    assert offered([WEATHER, TIMER], {"type": "function", "name": "set_timer"}) == [TIMER]
-    assert offered([WEATHER, {"type": "mcp", "server_label": "x"}], "auto") == [WEATHER]
+    assert offered([WEATHER_TOOL, TIMER], "none") == []
+    assert offered([WEATHER_TOOL, TIMER], {"type": "function", "name": "set_timer"}) == [TIMER]
+    assert offered([WEATHER_TOOL, {"type": "mcp", "server_label": "x"}], "auto") == [WEATHER_TOOL]
 
 
 def test_a_tool_without_parameters_is_called_with_none() -> None:
