@@ -6,7 +6,7 @@ import pytest
 
 from localvoice.pipeline.llms import registry
 from localvoice.pipeline.llms.base import TOOL_CALL_ROLE, TOOL_RESULT_ROLE, RawCall
-from tests.localvoice.turns.test_tool_calls import WEATHER
+from tests.localvoice.fakes import WEATHER_TOOL
 
 
 def test_qwen_format_describes_tools_and_renders_tool_turns():
@@ -16,7 +16,7 @@ def test_qwen_format_describes_tools_and_renders_tool_turns():
         {"role": TOOL_CALL_ROLE, "content": '{"name": "get_weather"}'},
         {"role": TOOL_RESULT_ROLE, "content": '{"temp": 18}'},
     ]
-    messages = fmt.messages("Be nice.", history, [WEATHER])
+    messages = fmt.messages("Be nice.", history, [WEATHER_TOOL])
     assert messages[0]["role"] == "system"
     assert '"name": "get_weather"' in messages[0]["content"]
     assert messages[2] == {
