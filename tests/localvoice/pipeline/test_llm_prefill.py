@@ -16,6 +16,9 @@ from localvoice.pipeline.llms import registry as chat_models
 from localvoice.pipeline.stages import ChatStats
 from localvoice.pipeline.weights import resolve
 
+# The real default model: slow to load, so out of `make test-fast`.
+pytestmark = pytest.mark.models
+
 SYSTEM = "You are a friendly voice assistant. Reply in one short spoken sentence."
 
 
