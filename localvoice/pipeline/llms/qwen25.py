@@ -10,6 +10,7 @@ wraps it in a second pair of braces, so all three forms are accepted.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from localvoice.pipeline.llms.base import (
@@ -25,6 +26,9 @@ from localvoice.pipeline.weights import Part, Weights
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 # The 1.5B sometimes wraps its call in the prompt's own <tools> tags instead.
 ALT_OPEN, ALT_CLOSE = "<tools>", "</tools>"
+# A markdown code fence, its language word ("json", "tool_call") and the whitespace after it.
+FENCE = "```"
+_FENCE_OPEN = re.compile(r"```([A-Za-z_]*)(\s*)")
 TOOLS_HEADER = (
     "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
@@ -116,8 +120,18 @@ class Qwen25(ChatFormat):
         return message
 
     def tool_prefix(self, text: str) -> bool | None:
-        """A reply starting with ``<tool_call>``, ``<tools>`` or ``{`` is a call; ``<to``: maybe."""
+        """A reply starting with ``<tool_call>``, ``<tools>`` or ``{`` is a call; ``<to``: maybe.
+
+        The same inside a markdown code fence (```` ```json ````), as the 0.5B sometimes writes it.
+        """
         head = text.lstrip()
+        if FENCE.startswith(head):
+            return None
+        fenced = _FENCE_OPEN.match(head)
+        if fenced is not None:
+            head = head[fenced.end() :]
+            if not head or not fenced[2] and head[0].isalpha():
+                return None  # the language word may still be growing ("```js" -> "```json")
         if not head:
             return None
         if head.startswith(("{", OPEN, ALT_OPEN)):
@@ -125,8 +139,14 @@ class Qwen25(ChatFormat):
         return None if OPEN.startswith(head) or ALT_OPEN.startswith(head) else False
 
     def parse_call(self, text: str) -> RawCall | None:
-        """Parse a call in ``<tool_call>`` or ``<tools>`` tags, bare ``{...}`` or ``{{...}}``."""
+        """Parse a call in ``<tool_call>`` or ``<tools>`` tags, bare ``{...}`` or ``{{...}}``.
+
+        Any of them may sit in a markdown code fence.
+        """
         body = text.strip()
+        fenced = _FENCE_OPEN.match(body)
+        if fenced is not None:
+            body = body[fenced.end() :].split(FENCE, 1)[0].strip()
         for opener, closer in ((OPEN, CLOSE), (ALT_OPEN, ALT_CLOSE)):
             if body.startswith(opener):
                 body = body[len(opener) :].split(closer, 1)[0]

@@ -6,6 +6,7 @@ import pytest
 
 from localvoice.pipeline.llms import registry
 from localvoice.pipeline.llms.base import TOOL_CALL_ROLE, TOOL_RESULT_ROLE, RawCall
+from localvoice.turns.tool_calls import CallScanner
 from tests.localvoice.fakes import WEATHER_TOOL
 
 
@@ -68,3 +69,38 @@ def test_the_large_model_s_call_in_tools_tags_is_a_call():
     assert call is not None
     assert (call.name, call.arguments) == ("get_weather", {"city": "Paris"})
     assert "never make up its result" in fmt.tools_prompt([{"name": "get_weather"}])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```',
+        '```\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
+        "</tool_call>\n```",
+        '```json{"name": "get_weather", "arguments": {"city": "Paris"}}```\nI will check.',
+    ],
+)
+def test_a_call_in_a_markdown_code_fence_is_a_call(text):
+    """The 0.5B sometimes wraps its call in a code fence; it was spoken as text before."""
+    fmt = registry.get("qwen2.5-0.5b")
+    assert fmt.tool_prefix(text) is True
+    assert fmt.parse_call(text) == RawCall("get_weather", {"city": "Paris"})
+
+
+def test_a_code_fence_is_undecided_until_its_first_character_after_the_language():
+    fmt = registry.get("qwen2.5-0.5b")
+    for partial in ("`", "``", "```", "```js", "```json", "```json\n"):
+        assert fmt.tool_prefix(partial) is None, partial
+    assert fmt.tool_prefix("```python\nprint(1)") is False
+    assert fmt.tool_prefix("`quoted`") is False
+
+
+def test_the_scanner_speaks_the_sentence_before_a_fenced_call():
+    fmt = registry.get("qwen2.5-0.5b")
+    scanner = CallScanner(fmt.tool_prefix)
+    pieces = ["Sure. ", "``", "`json\n", '{"name": "get_weather", ']
+    pieces += ['"arguments": {"city": "Paris"}}', "\n```"]
+    speech = "".join(scanner.feed(piece) for piece in pieces) + scanner.finish()
+    assert speech == "Sure."  # the space before a call goes with it, as before
+    assert scanner.call_text is not None
+    assert fmt.parse_call(scanner.call_text) == RawCall("get_weather", {"city": "Paris"})
