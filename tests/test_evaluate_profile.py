@@ -3,7 +3,8 @@
 The profile's draft says "Always answer in French."; its stored conversations' user turns, or
 a test set's, are replayed against the published version and the draft; the JSON report holds
 both answers per turn and the set's checks on both sides, and the exit status says whether a
-check failed (1) or the arguments or the engine were wrong (2).
+check failed (1) or the arguments or the engine were wrong (2). A test set's recorded turn is
+sent as audio, and the report says what each side heard.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import PYTHON, REPO
+from tests.support.audio import silence, speak, write_wav
+from tests.support.processes import PYTHON, REPO, manage
 from tests.support.talking import model_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -212,3 +215,42 @@ def test_bad_arguments_and_engine_failures_exit_with_status_2(
     )
     assert unreachable.returncode == 2
     assert "the replay failed" in unreachable.stderr
+
+
+#: A test set whose one turn is a recording (espeak-ng), uploaded as the admin's form takes it.
+SPOKEN_SET = """
+from pathlib import Path
+from assistant.evaluation.models import TestSet, TestTurn
+from assistant.evaluation.recordings import recording_from_wav
+spoken = TestSet.objects.create(name="spoken")
+TestTurn.objects.create(test_set=spoken, position=0, text="capital of Italy (recorded)",
+                        audio=recording_from_wav(Path({path!r}).read_bytes()))
+"""
+
+
+def test_a_recorded_turn_is_replayed_as_audio_and_what_each_side_heard_is_reported(
+    env: tuple[dict[str, str], int], tmp_path: Path
+) -> None:
+    environment, profile_id = env
+    # 16 kHz, padded with silence as a recording would be: converted to 24 kHz on upload.
+    wav = write_wav(
+        tmp_path / "italy.wav",
+        silence(300, 16_000)
+        + speak("What is the capital of Italy?", 16_000)
+        + silence(500, 16_000),
+        16_000,
+    )
+    manage(environment, "shell", "-c", SPOKEN_SET.format(path=str(wav)))
+    result = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (turn,) = json.loads(result.stdout)["turns"]
+    print(json.dumps(turn, indent=1, ensure_ascii=False))
+    assert turn["user"] == "capital of Italy (recorded)", "the set's label, not a transcript"
+    for side in ("baseline", "candidate"):
+        heard = turn[side]["heard"].lower()
+        assert {"capital", "italy"} <= set(heard.replace("?", " ").split()), (side, heard)
+        assert turn[side]["text"].strip(), "an answer to what was heard"
+        assert turn[side]["latency_ms"] > 0
+    text = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "text")
+    assert text.returncode == 0, text.stderr
+    assert "   baseline  heard: " in text.stdout

@@ -13,7 +13,6 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -31,10 +30,26 @@ from assistant.evaluation.models import (
     TestSet,
     TestTurn,
 )
+from assistant.evaluation.recordings import (
+    MAX_UPLOAD_BYTES,
+    recording_from_wav,
+    recording_seconds,
+)
 from assistant.evaluation.replay import NOT_RUN
-from assistant.evaluation.replay_tools import RAN, RAN_WOULD_END, RAN_WOULD_HAND_OVER
+from assistant.evaluation.replay_tools import (
+    DRY_RUN_DECLARED,
+    RAN,
+    RAN_WOULD_END,
+    RAN_WOULD_HAND_OVER,
+)
 from assistant.evaluation.report import SIDES, run_report, tool_call_marks
-from assistant.evaluation.runs import MAX_CONVERSATIONS, RunBusy, run_cancel, run_request
+from assistant.evaluation.runs import (
+    MAX_CONVERSATIONS,
+    RunBusy,
+    run_cancel,
+    run_request,
+    runner_state,
+)
 from assistant.models import AssistantProfile
 
 #: The permission every evaluation page needs.
@@ -60,13 +75,60 @@ class EvaluationPermissionMixin:
         return request.user.has_perm(EVALUATION_PERMISSION)
 
 
+class TestTurnForm(forms.ModelForm):
+    """A user turn: its text, and a recording uploaded as a WAV file (converted on save)."""
+
+    recording = forms.FileField(
+        label=_("recording (WAV)"),
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".wav,audio/wav,audio/x-wav"}),
+        help_text=_(
+            "Optional: a 16-bit PCM WAV file, mono or stereo, 8 to 48 kHz, at most 30 s and "
+            "6 MB. A turn with a recording is replayed as audio (so speech recognition is "
+            "evaluated too); its text is the label the report shows."
+        ),
+    )
+    remove_recording = forms.BooleanField(label=_("remove the recording"), required=False)
+
+    class Meta:
+        model = TestTurn
+        fields = ("position", "text")
+        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+
+    def clean_recording(self) -> bytes | None:
+        """The upload converted to 24 kHz PCM16 mono; None when none was uploaded."""
+        upload = self.cleaned_data.get("recording")
+        if not upload:
+            return None
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(_("The file is larger than 6 MB."), code="too_large")
+        return recording_from_wav(upload.read())
+
+    def save(self, commit: bool = True) -> TestTurn:
+        turn = super().save(commit=False)
+        recording = self.cleaned_data.get("recording")
+        if recording:
+            turn.audio = recording
+        elif self.cleaned_data.get("remove_recording"):
+            turn.audio = None
+        if commit:
+            turn.save()
+        return turn
+
+
 class TestTurnInline(EvaluationPermissionMixin, admin.TabularInline):
     model = TestTurn
+    form = TestTurnForm
     extra = 3
-    fields = ("position", "text")
-    formfield_overrides = {
-        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}
-    }
+    fields = ("position", "text", "recording_shown", "recording", "remove_recording")
+    readonly_fields = ("recording_shown",)
+
+    @admin.display(description=_("recorded"))
+    def recording_shown(self, turn: TestTurn) -> str:
+        seconds = recording_seconds(turn.audio) if turn.pk else 0.0
+        if not seconds:
+            return "—"
+        return str(_("%(seconds).1f s") % {"seconds": seconds})
 
 
 class CheckInline(EvaluationPermissionMixin, admin.TabularInline):
@@ -295,6 +357,7 @@ class EvaluationRunAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
             "summary": data["summary"],
             "checks": data["checks"],
             "error_text": RunError(run.error_code).label if run.error_code else "",
+            "runner_state": runner_state(run),
             "progress_url": reverse("admin:evaluation_evaluationrun_progress", args=[run.pk]),
             "cancel_url": reverse("admin:evaluation_evaluationrun_cancel", args=[run.pk]),
             "json_url": reverse("admin:evaluation_evaluationrun_json", args=[run.pk]),
@@ -313,6 +376,7 @@ class EvaluationRunAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
                 "done": run.turns_done,
                 "total": run.turns_total,
                 "error_code": run.error_code,
+                "runner_state": runner_state(run),
             }
         )
 
@@ -341,6 +405,7 @@ ANSWERED = {
     RAN: _("ran"),
     RAN_WOULD_END: _("ran; would end the conversation"),
     RAN_WOULD_HAND_OVER: _("ran; would hand over"),
+    DRY_RUN_DECLARED: _("dry run declared by the tool"),
 }
 
 
@@ -351,6 +416,7 @@ def _rows(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
         sides = {}
         for side, other in zip(SIDES, reversed(SIDES), strict=True):
             sides[side] = turn[side] | {
+                "heard": turn[side].get("heard"),  # None: a text turn
                 "marked_calls": [
                     {
                         "name": call["name"],
@@ -361,7 +427,8 @@ def _rows(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     for call, differs in tool_call_marks(
                         turn[side]["tool_calls"], turn[other]["tool_calls"]
                     )
-                ]
+                ],
             }
-        rows.append({"number": number, "turn": turn, **sides})
+        spoken = any("heard" in turn[side] for side in SIDES)
+        rows.append({"number": number, "turn": turn, "spoken": spoken, **sides})
     return rows

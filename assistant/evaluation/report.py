@@ -2,8 +2,9 @@
 
 One shape for ``evaluate_profile``'s JSON and the admin's run page (docs/evaluation.md#json):
 ``profile``, ``baseline``/``candidate`` (version descriptions), ``turns`` (each with ``user``
-and both answers: ``text``, ``tool_calls``, ``latency_ms``, tokens, ``estimated_cost``),
-``checks`` and ``summary``. No user is named: a conversation appears by its id only.
+and both answers: ``text``, ``tool_calls``, ``latency_ms``, tokens, ``estimated_cost``, and for
+a recorded turn ``heard``), ``checks`` and ``summary``. No user is named: a conversation
+appears by its id only.
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def text_report(data: dict[str, Any]) -> str:
             calls = "".join(
                 f" [{call['name']}({call['arguments']})]" for call in answer["tool_calls"]
             )
+            if "heard" in answer:
+                lines.append(f"   {side:<9} heard: {answer['heard']}")
             lines.append(f"   {side:<9} ({answer['latency_ms']} ms): {answer['text']}{calls}")
         lines.append(f"   {mark}" + ("; tool calls differ" if turn["tool_calls_changed"] else ""))
     if data["checks"]:
