@@ -222,7 +222,7 @@ SPOKEN_SET = """
 from pathlib import Path
 from assistant.evaluation.models import TestSet, TestTurn
 from assistant.evaluation.recordings import recording_from_wav
-spoken = TestSet.objects.create(name="spoken")
+spoken = TestSet.objects.create(name={name!r})
 TestTurn.objects.create(test_set=spoken, position=0, text="capital of Italy (recorded)",
                         audio=recording_from_wav(Path({path!r}).read_bytes()))
 """
@@ -240,7 +240,7 @@ def test_a_recorded_turn_is_replayed_as_audio_and_what_each_side_heard_is_report
         + silence(500, 16_000),
         16_000,
     )
-    manage(environment, "shell", "-c", SPOKEN_SET.format(path=str(wav)))
+    manage(environment, "shell", "-c", SPOKEN_SET.format(name="spoken", path=str(wav)))
     result = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "json")
     assert result.returncode == 0, result.stderr
     (turn,) = json.loads(result.stdout)["turns"]
@@ -254,3 +254,34 @@ def test_a_recorded_turn_is_replayed_as_audio_and_what_each_side_heard_is_report
     text = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "text")
     assert text.returncode == 0, text.stderr
     assert "   baseline  heard: " in text.stdout
+
+
+#: The draft's speech recognition set to French (and back): only the candidate hears in French.
+DRAFT_LANGUAGE = """
+from assistant.models import AssistantProfile
+profile = AssistantProfile.objects.get(is_default=True)
+AssistantProfile.objects.filter(pk=profile.pk).update(
+    draft=profile.draft | {{"input_transcription_language": {language!r}}}
+)
+"""
+
+
+def test_a_speech_recognition_change_in_the_draft_shows_in_what_it_heard(
+    env: tuple[dict[str, str], int], tmp_path: Path
+) -> None:
+    """The draft transcribes in French: the same recording is heard differently by each side."""
+    environment, profile_id = env
+    wav = write_wav(tmp_path / "italy.wav", speak("What is the capital of Italy?"), 24_000)
+    manage(environment, "shell", "-c", SPOKEN_SET.format(name="spoken-fr", path=str(wav)))
+    manage(environment, "shell", "-c", DRAFT_LANGUAGE.format(language="fr"))
+    try:
+        result = evaluate(environment, str(profile_id), "--set", "spoken-fr", "--format", "json")
+    finally:
+        manage(environment, "shell", "-c", DRAFT_LANGUAGE.format(language=""))
+    assert result.returncode == 0, result.stderr
+    (turn,) = json.loads(result.stdout)["turns"]
+    print(json.dumps(turn, indent=1, ensure_ascii=False))
+    baseline, candidate = turn["baseline"]["heard"], turn["candidate"]["heard"]
+    assert {"capital", "italy"} <= set(baseline.lower().replace("?", " ").split())
+    assert candidate.strip(), "the French recogniser heard something"
+    assert candidate.lower() != baseline.lower(), "the draft's recognition shows in the report"
