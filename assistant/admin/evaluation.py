@@ -14,10 +14,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -32,6 +33,7 @@ from assistant.evaluation.models import (
 )
 from assistant.evaluation.recordings import (
     MAX_UPLOAD_BYTES,
+    recording_as_wav,
     recording_from_wav,
     recording_seconds,
 )
@@ -125,10 +127,16 @@ class TestTurnInline(EvaluationPermissionMixin, admin.TabularInline):
 
     @admin.display(description=_("recorded"))
     def recording_shown(self, turn: TestTurn) -> str:
+        """Its length, and a player to check what was uploaded."""
         seconds = recording_seconds(turn.audio) if turn.pk else 0.0
         if not seconds:
             return "—"
-        return str(_("%(seconds).1f s") % {"seconds": seconds})
+        url = reverse("admin:evaluation_testturn_recording", args=[turn.pk])
+        return format_html(
+            '{} <audio controls preload="none" src="{}"></audio>',
+            _("%(seconds).1f s") % {"seconds": seconds},
+            url,
+        )
 
 
 class CheckInline(EvaluationPermissionMixin, admin.TabularInline):
@@ -148,6 +156,25 @@ class TestSetAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
     @admin.display(description=_("turns"))
     def turn_count(self, obj: TestSet) -> int:
         return obj.turns.count()
+
+    def get_urls(self) -> list[URLPattern]:
+        recording = path(
+            "turn/<int:turn_id>/recording.wav",
+            self.admin_site.admin_view(self.recording_view),
+            name="evaluation_testturn_recording",
+        )
+        return [recording, *super().get_urls()]
+
+    def recording_view(self, request: HttpRequest, turn_id: int) -> HttpResponse:
+        """A turn's stored recording as a WAV file (24 kHz mono), to listen to it."""
+        if not request.user.has_perm(EVALUATION_PERMISSION):
+            raise PermissionDenied
+        turn = get_object_or_404(TestTurn, pk=turn_id)
+        if not turn.audio:
+            raise Http404
+        response = HttpResponse(recording_as_wav(bytes(turn.audio)), content_type="audio/wav")
+        response["Content-Disposition"] = f'inline; filename="turn-{turn.pk}.wav"'
+        return response
 
     @admin.display(description=_("checks"))
     def check_count(self, obj: TestSet) -> int:

@@ -161,6 +161,14 @@ def test_a_recording_is_uploaded_in_the_test_sets_inline_and_deleted_with_its_tu
     page = client.get(reverse("admin:evaluation_testset_change", args=[turn.test_set_id]))
     assert b"1.5 s" in page.content
     assert b'enctype="multipart/form-data"' in page.content
+    listen = reverse("admin:evaluation_testturn_recording", args=[turn.pk])
+    assert f'<audio controls preload="none" src="{listen}">'.encode() in page.content
+    played = client.get(listen)
+    assert played["Content-Type"] == "audio/wav"
+    assert recording_from_wav(played.content) == bytes(turn.audio), "what was stored"
+    outsider = User.objects.create_user("outsider", password="pw", is_staff=True)
+    client.force_login(outsider)
+    assert client.get(listen).status_code == HTTPStatus.FORBIDDEN
 
     # The replay sends it as audio, with the turn's text as its label.
     (group,) = runs.test_set_groups(turn.test_set)
