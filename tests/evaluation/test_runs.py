@@ -134,6 +134,7 @@ class ScriptedReplay:
 
     def __init__(self, *, fail_at: int | None = None, error: Exception | None = None) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.recordings: list[list[bytes | None]] = []
         self.fail_at = fail_at
         self.error = error
         self.hook: Any = None
@@ -142,6 +143,7 @@ class ScriptedReplay:
         user_turns: Sequence[UserTurn] = kwargs["user_turns"]
         done = kwargs["done"]
         self.calls.append({"user_turns": [turn.text for turn in user_turns], "done": list(done)})
+        self.recordings.append([turn.audio for turn in user_turns])
         for index in range(len(done), len(user_turns)):
             if self.fail_at is not None and index == self.fail_at:
                 raise self.error or RuntimeError("boom")
@@ -313,3 +315,25 @@ def test_a_resumed_recorded_turn_gives_each_side_back_what_it_heard() -> None:
     )
     text = RunTurn(user_text="Hello", baseline={"text": "Hi."}, candidate={"text": "Salut."})
     assert runner._context(text) == (ContextTurn("Hello", "Hi."), ContextTurn("Hello", "Salut."))
+
+
+async def test_a_recorded_turn_goes_to_the_replay_as_audio(
+    profile: AssistantProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    recording = bytes(range(256)) * 40
+
+    def recorded_set() -> EvaluationRun:
+        run = set_run(profile)
+        TestTurn.objects.filter(test_set=run.test_set, position=1).update(audio=recording)
+        return run
+
+    await sync_to_async(recorded_set)()
+    replay = ScriptedReplay()
+    monkeypatch.setattr(runner, "replay_side_by_side", replay)
+    claimed = await sync_to_async(runs.run_claim)("runner-a", 30)
+    assert claimed is not None
+    assert await execute(claimed) == "done"
+    assert replay.recordings == [[None, recording, None]]
+    assert replay.calls[0]["user_turns"] == ["Say hello.", "What time is it?", "Goodbye."]
