@@ -213,3 +213,49 @@ def test_a_recording_can_be_removed() -> None:
     turn.refresh_from_db()
     assert turn.audio is None
     assert turn.text == "What is the capital of Italy?"
+
+
+@pytest.mark.django_db
+def test_the_report_page_shows_what_each_side_heard() -> None:
+    from assistant.evaluation.models import EvaluationRun, RunStatus, RunTurn
+
+    client = staff()
+    test_set = TestSet.objects.create(name="spoken")
+    TestTurn.objects.create(
+        test_set=test_set,
+        position=1,
+        text="capital of Italy (recorded)",
+        audio=recording_from_wav(tone(0.5)),
+    )
+    profile = AssistantProfile.objects.get(is_default=True)
+    run = run_request(
+        profile=profile, candidate_version=None, baseline_version=None, test_set=test_set
+    )
+    run_plan(run)
+
+    def heard(text: str, transcript: str) -> dict[str, object]:
+        return {
+            "text": text,
+            "tool_calls": [],
+            "latency_ms": 900,
+            "input_tokens": 10,
+            "output_tokens": 3,
+            "estimated_cost": 0.0,
+            "heard": transcript,
+        }
+
+    RunTurn.objects.filter(run=run).update(
+        baseline=heard("Rome.", "What is the capital of Italy?"),
+        candidate=heard("Paris.", "c'est le capital de l'unmitral"),
+    )
+    EvaluationRun.objects.filter(pk=run.pk).update(status=RunStatus.DONE, turns_done=1)
+    page = client.get(reverse("admin:evaluation_evaluationrun_change", args=[run.pk]))
+    content = page.content.decode()
+    assert "capital of Italy (recorded)" in content
+    assert "(a recording)" in content
+    assert "Heard: <q>What is the capital of Italy?</q>" in content
+    assert "Heard: <q>c&#x27;est le capital de l&#x27;unmitral</q>" in content
+    assert '<td colspan="3" id="heard-changed">1 / 1</td>' in content
+    data = client.get(reverse("admin:evaluation_evaluationrun_json", args=[run.pk])).json()
+    assert data["turns"][0]["heard_changed"] is True
+    assert data["turns"][0]["user"] == "capital of Italy (recorded)"
