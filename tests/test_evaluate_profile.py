@@ -251,6 +251,7 @@ def test_a_recorded_turn_is_replayed_as_audio_and_what_each_side_heard_is_report
         assert {"capital", "italy"} <= set(heard.replace("?", " ").split()), (side, heard)
         assert turn[side]["text"].strip(), "an answer to what was heard"
         assert turn[side]["latency_ms"] > 0
+    assert turn["heard_changed"] is False, "the same recogniser on both sides"
     text = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "text")
     assert text.returncode == 0, text.stderr
     assert "   baseline  heard: " in text.stdout
@@ -285,3 +286,5 @@ def test_a_speech_recognition_change_in_the_draft_shows_in_what_it_heard(
     assert {"capital", "italy"} <= set(baseline.lower().replace("?", " ").split())
     assert candidate.strip(), "the French recogniser heard something"
     assert candidate.lower() != baseline.lower(), "the draft's recognition shows in the report"
+    assert turn["heard_changed"] is True
+    assert json.loads(result.stdout)["summary"]["heard_changed"] == 1
