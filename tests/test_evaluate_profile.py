@@ -3,7 +3,8 @@
 The profile's draft says "Always answer in French."; its stored conversations' user turns, or
 a test set's, are replayed against the published version and the draft; the JSON report holds
 both answers per turn and the set's checks on both sides, and the exit status says whether a
-check failed (1) or the arguments or the engine were wrong (2).
+check failed (1) or the arguments or the engine were wrong (2). A test set's recorded turn is
+sent as audio, and the report says what each side heard.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import PYTHON, REPO
+from tests.support.audio import silence, speak, write_wav
+from tests.support.processes import PYTHON, REPO, manage
 from tests.support.talking import model_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -212,3 +215,76 @@ def test_bad_arguments_and_engine_failures_exit_with_status_2(
     )
     assert unreachable.returncode == 2
     assert "the replay failed" in unreachable.stderr
+
+
+#: A test set whose one turn is a recording (espeak-ng), uploaded as the admin's form takes it.
+SPOKEN_SET = """
+from pathlib import Path
+from assistant.evaluation.models import TestSet, TestTurn
+from assistant.evaluation.recordings import recording_from_wav
+spoken = TestSet.objects.create(name={name!r})
+TestTurn.objects.create(test_set=spoken, position=0, text="capital of Italy (recorded)",
+                        audio=recording_from_wav(Path({path!r}).read_bytes()))
+"""
+
+
+def test_a_recorded_turn_is_replayed_as_audio_and_what_each_side_heard_is_reported(
+    env: tuple[dict[str, str], int], tmp_path: Path
+) -> None:
+    environment, profile_id = env
+    # 16 kHz, padded with silence as a recording would be: converted to 24 kHz on upload.
+    wav = write_wav(
+        tmp_path / "italy.wav",
+        silence(300, 16_000)
+        + speak("What is the capital of Italy?", 16_000)
+        + silence(500, 16_000),
+        16_000,
+    )
+    manage(environment, "shell", "-c", SPOKEN_SET.format(name="spoken", path=str(wav)))
+    result = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (turn,) = json.loads(result.stdout)["turns"]
+    print(json.dumps(turn, indent=1, ensure_ascii=False))
+    assert turn["user"] == "capital of Italy (recorded)", "the set's label, not a transcript"
+    for side in ("baseline", "candidate"):
+        heard = turn[side]["heard"].lower()
+        assert {"capital", "italy"} <= set(heard.replace("?", " ").split()), (side, heard)
+        assert turn[side]["text"].strip(), "an answer to what was heard"
+        assert turn[side]["latency_ms"] > 0
+    assert turn["heard_changed"] is False, "the same recogniser on both sides"
+    text = evaluate(environment, str(profile_id), "--set", "spoken", "--format", "text")
+    assert text.returncode == 0, text.stderr
+    assert "   baseline  heard: " in text.stdout
+
+
+#: The draft's speech recognition set to French (and back): only the candidate hears in French.
+DRAFT_LANGUAGE = """
+from assistant.models import AssistantProfile
+profile = AssistantProfile.objects.get(is_default=True)
+AssistantProfile.objects.filter(pk=profile.pk).update(
+    draft=profile.draft | {{"input_transcription_language": {language!r}}}
+)
+"""
+
+
+def test_a_speech_recognition_change_in_the_draft_shows_in_what_it_heard(
+    env: tuple[dict[str, str], int], tmp_path: Path
+) -> None:
+    """The draft transcribes in French: the same recording is heard differently by each side."""
+    environment, profile_id = env
+    wav = write_wav(tmp_path / "italy.wav", speak("What is the capital of Italy?"), 24_000)
+    manage(environment, "shell", "-c", SPOKEN_SET.format(name="spoken-fr", path=str(wav)))
+    manage(environment, "shell", "-c", DRAFT_LANGUAGE.format(language="fr"))
+    try:
+        result = evaluate(environment, str(profile_id), "--set", "spoken-fr", "--format", "json")
+    finally:
+        manage(environment, "shell", "-c", DRAFT_LANGUAGE.format(language=""))
+    assert result.returncode == 0, result.stderr
+    (turn,) = json.loads(result.stdout)["turns"]
+    print(json.dumps(turn, indent=1, ensure_ascii=False))
+    baseline, candidate = turn["baseline"]["heard"], turn["candidate"]["heard"]
+    assert {"capital", "italy"} <= set(baseline.lower().replace("?", " ").split())
+    assert candidate.strip(), "the French recogniser heard something"
+    assert candidate.lower() != baseline.lower(), "the draft's recognition shows in the report"
+    assert turn["heard_changed"] is True
+    assert json.loads(result.stdout)["summary"]["heard_changed"] == 1

@@ -1,4 +1,4 @@
-"""The evaluation admin: test sets with their turns and checks, runs, and a run's report.
+"""The evaluation admin: runs and a run's report (test sets: ``evaluation_sets.py``).
 
 Everything here needs ``assistant.run_evaluation``. A run is started from a profile's page
 (*Evaluate*), executed by the runner process (``manage.py run_evaluations``), and its page
@@ -13,7 +13,6 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -22,74 +21,33 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from assistant.admin.evaluation_sets import (  # registers the test sets' pages
+    EVALUATION_PERMISSION,
+    EvaluationPermissionMixin,
+)
 from assistant.evaluation.models import (
     ACTIVE_STATUSES,
-    Check,
     EvaluationRun,
     RunError,
     RunStatus,
     TestSet,
-    TestTurn,
 )
 from assistant.evaluation.replay import NOT_RUN
-from assistant.evaluation.replay_tools import RAN, RAN_WOULD_END, RAN_WOULD_HAND_OVER
+from assistant.evaluation.replay_tools import (
+    DRY_RUN_DECLARED,
+    RAN,
+    RAN_WOULD_END,
+    RAN_WOULD_HAND_OVER,
+)
 from assistant.evaluation.report import SIDES, run_report, tool_call_marks
-from assistant.evaluation.runs import MAX_CONVERSATIONS, RunBusy, run_cancel, run_request
+from assistant.evaluation.runs import (
+    MAX_CONVERSATIONS,
+    RunBusy,
+    run_cancel,
+    run_request,
+    runner_state,
+)
 from assistant.models import AssistantProfile
-
-#: The permission every evaluation page needs.
-EVALUATION_PERMISSION = "assistant.run_evaluation"
-
-
-class EvaluationPermissionMixin:
-    """Only staff with ``run_evaluation`` see, add, change or delete these."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(EVALUATION_PERMISSION)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm(EVALUATION_PERMISSION)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm(EVALUATION_PERMISSION)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm(EVALUATION_PERMISSION)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm(EVALUATION_PERMISSION)
-
-
-class TestTurnInline(EvaluationPermissionMixin, admin.TabularInline):
-    model = TestTurn
-    extra = 3
-    fields = ("position", "text")
-    formfield_overrides = {
-        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}
-    }
-
-
-class CheckInline(EvaluationPermissionMixin, admin.TabularInline):
-    model = Check
-    extra = 2
-    fields = ("kind", "value", "turn")
-
-
-@admin.register(TestSet)
-class TestSetAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
-    """A set of user turns and the checks their answers must pass."""
-
-    list_display = ("name", "profile", "turn_count", "check_count", "created_at")
-    search_fields = ("name", "description")
-    inlines = (TestTurnInline, CheckInline)
-
-    @admin.display(description=_("turns"))
-    def turn_count(self, obj: TestSet) -> int:
-        return obj.turns.count()
-
-    @admin.display(description=_("checks"))
-    def check_count(self, obj: TestSet) -> int:
-        return obj.checks.count()
 
 
 class RunRequestForm(forms.Form):
@@ -295,6 +253,7 @@ class EvaluationRunAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
             "summary": data["summary"],
             "checks": data["checks"],
             "error_text": RunError(run.error_code).label if run.error_code else "",
+            "runner_state": runner_state(run),
             "progress_url": reverse("admin:evaluation_evaluationrun_progress", args=[run.pk]),
             "cancel_url": reverse("admin:evaluation_evaluationrun_cancel", args=[run.pk]),
             "json_url": reverse("admin:evaluation_evaluationrun_json", args=[run.pk]),
@@ -313,6 +272,7 @@ class EvaluationRunAdmin(EvaluationPermissionMixin, admin.ModelAdmin):
                 "done": run.turns_done,
                 "total": run.turns_total,
                 "error_code": run.error_code,
+                "runner_state": runner_state(run),
             }
         )
 
@@ -341,6 +301,7 @@ ANSWERED = {
     RAN: _("ran"),
     RAN_WOULD_END: _("ran; would end the conversation"),
     RAN_WOULD_HAND_OVER: _("ran; would hand over"),
+    DRY_RUN_DECLARED: _("dry run declared by the tool"),
 }
 
 
@@ -351,6 +312,7 @@ def _rows(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
         sides = {}
         for side, other in zip(SIDES, reversed(SIDES), strict=True):
             sides[side] = turn[side] | {
+                "heard": turn[side].get("heard"),  # None: a text turn
                 "marked_calls": [
                     {
                         "name": call["name"],
@@ -361,7 +323,8 @@ def _rows(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     for call, differs in tool_call_marks(
                         turn[side]["tool_calls"], turn[other]["tool_calls"]
                     )
-                ]
+                ],
             }
-        rows.append({"number": number, "turn": turn, **sides})
+        spoken = any("heard" in turn[side] for side in SIDES)
+        rows.append({"number": number, "turn": turn, "spoken": spoken, **sides})
     return rows

@@ -46,11 +46,19 @@ class TestSet(models.Model):
 
     def user_turns(self) -> list[str]:
         """The set's user turns' texts, in order (blank ones left out)."""
-        return [text.strip() for text in self.turns.values_list("text", flat=True) if text.strip()]
+        return [turn.text.strip() for turn in self.replayed_turns()]
+
+    def replayed_turns(self) -> list[TestTurn]:
+        """The turns a replay sends, in order: those with a text (recordings not loaded)."""
+        return [turn for turn in self.turns.defer("audio") if turn.text.strip()]
 
 
 class TestTurn(models.Model):
-    """One user turn of a test set, as text."""
+    """One user turn of a test set: its text, and optionally a recording of it.
+
+    A turn with a recording is sent as audio during a replay, so the speech recognition is
+    evaluated too; its text is then the label the report shows.
+    """
 
     __test__ = False
 
@@ -59,6 +67,8 @@ class TestTurn(models.Model):
     )
     position = models.PositiveIntegerField(_("order"), default=0)
     text = models.TextField(_("user says"), max_length=4000)
+    #: 24 kHz PCM16 mono (``recordings.py`` converts an upload); in the row, so it goes with it.
+    audio = models.BinaryField(_("recording"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering: ClassVar = ["test_set", "position", "pk"]
@@ -262,6 +272,16 @@ class RunTurn(models.Model):
         verbose_name=_("conversation"),
     )
     user_text = models.TextField(_("user"))
+    #: The test set's turn it was planned from: its recording, if any, is sent when replayed
+    #: (read then, not copied: a recording is kept once, and goes with its turn).
+    test_turn = models.ForeignKey(
+        TestTurn,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("test set turn"),
+    )
     baseline = models.JSONField(_("baseline"), null=True, blank=True)
     candidate = models.JSONField(_("candidate"), null=True, blank=True)
 

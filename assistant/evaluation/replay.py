@@ -1,13 +1,18 @@
-"""Replay stored user turns against a profile configuration, in text, on the configured engine.
+"""Replay stored user turns against a profile configuration on the configured engine.
 
 One upstream connection per conversation and side: its user turns are sent in order, each
 answered before the next, so every turn has the replayed answers (not the recorded ones) as
-context. A conversation resumed after a restart gets its stored turns back as context (the
-user's text and that side's answer) before the next turn is replayed.
+context. A conversation resumed after a restart gets its stored turns back as context (what
+that side heard of the user, and its answer) before the next turn is replayed.
+
+A turn is text, or a recording (a test set's audio turn): a recording is sent as audio, as a
+push-to-talk turn (appended, committed, then the reply asked for), so what each side's speech
+recognition heard (``heard``) is part of its answer. Replies are asked for in text.
+
 A call is recorded (name, arguments, how it was answered) and answered by the replay's
-:data:`~assistant.evaluation.replay_tools.ToolAnswer`: built-in tools run as a dry run, other
-tools never (``replay_tools.py``), so tools with side effects never act.
-No dry-run is offered to tools: the rule is the same for every tool (docs/evaluation.md).
+:data:`ToolAnswer` (``replay_tools.py``): built-in tools run as a dry run, an HTTP tool that
+declares an answer for evaluations gets that answer, other tools are never called, so tools
+with side effects never act (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 from azure.ai.voicelive.models import ServerEventType
 
 from assistant.history.ledger import TokenUsage
+from assistant.voicelive.audio_json import audio_append
 from assistant.voicelive.config import SessionConfig, UpstreamSettings
+from assistant.voicelive.talk_modes import PUSH_TO_TALK
 from assistant.voicelive.upstream import (
     close_credential,
     close_quietly,
@@ -50,6 +57,49 @@ _TEXT_DELTAS = {
     ServerEventType.RESPONSE_TEXT_DELTA,
     ServerEventType.RESPONSE_AUDIO_TRANSCRIPT_DELTA,
 }
+#: A recording goes out in appends of half a second of 24 kHz PCM16 (Voice Live takes up to
+#: 15 MiB per append; small enough that no frame nears the socket's limits).
+AUDIO_CHUNK_BYTES = 24_000
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """One user turn to replay: its text, and its recording when it has one.
+
+    A turn with ``audio`` (24 kHz PCM16 mono) is sent as audio; ``text`` is then its label (what
+    the report shows as the user's turn), not sent.
+    """
+
+    text: str
+    audio: bytes | None = None
+
+
+class ContextTurn(NamedTuple):
+    """A turn already replayed, put back as context when a conversation is resumed."""
+
+    #: What this side heard of the user (a recording's transcript), or the user's text.
+    user: str
+    answer: str
+
+
+def _user_turn(turn: UserTurn | str) -> UserTurn:
+    return turn if isinstance(turn, UserTurn) else UserTurn(turn)
+
+
+def replay_session(config: SessionConfig, turns: Sequence[UserTurn]) -> SessionConfig:
+    """The session a replay opens: with a recording among its turns, turn detection is off.
+
+    Push-to-talk's ``turn_detection: null``: the replay commits each recording itself and asks
+    for the reply once, so the service neither ends a turn at a pause nor answers by itself.
+    """
+    if any(turn.audio for turn in turns):
+        return replace(config, turn_mode=PUSH_TO_TALK)
+    return config
+
+
+def expects_transcript(config: SessionConfig) -> bool:
+    """Whether the engine sends a transcript of a recording (its transcription is on)."""
+    return bool(config.input_transcription_model)
 
 
 class ReplayError(Exception):
@@ -66,23 +116,32 @@ class ReplayedAnswer:
     input_tokens: int = 0
     output_tokens: int = 0
     usage: list[TokenUsage] = field(default_factory=list)
+    #: A recorded turn: what the engine's speech recognition heard (None for a text turn).
+    heard: str | None = None
+    #: A recorded turn whose transcription failed: the engine's message.
+    heard_error: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        """The answer as the report's JSON holds it."""
-        return {
+        """The answer as the report's JSON holds it (``heard`` for a recorded turn only)."""
+        answer: dict[str, Any] = {
             "text": self.text,
             "tool_calls": self.tool_calls,
             "latency_ms": self.latency_ms,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }
+        if self.heard is not None:
+            answer["heard"] = self.heard
+        if self.heard_error:
+            answer["heard_error"] = self.heard_error
+        return answer
 
 
 async def replay_conversation(
     *,
     config: SessionConfig,
     upstream: UpstreamSettings,
-    user_turns: list[str],
+    user_turns: Sequence[UserTurn | str],
     tools: ToolAnswer = never_run,
     turn_timeout: float = 90.0,
 ) -> list[ReplayedAnswer]:
@@ -92,11 +151,18 @@ async def replay_conversation(
         ReplayError: the engine sent an error, or a turn got no answer within ``turn_timeout``.
         VoiceLiveUnavailable: the engine could not be reached.
     """
-    opened = await open_connection(config=config, upstream=upstream)
+    turns = [_user_turn(turn) for turn in user_turns]
+    opened = await open_connection(config=replay_session(config, turns), upstream=upstream)
     try:
         return [
-            await replay_turn(opened.conn, text, tools=tools, turn_timeout=turn_timeout)
-            for text in user_turns
+            await replay_turn(
+                opened.conn,
+                turn,
+                tools=tools,
+                turn_timeout=turn_timeout,
+                transcript_expected=expects_transcript(config),
+            )
+            for turn in turns
         ]
     finally:
         await close_quietly(opened.conn)
@@ -112,18 +178,18 @@ async def replay_side_by_side(
     baseline: SessionConfig,
     candidate: SessionConfig,
     upstream: UpstreamSettings,
-    user_turns: Sequence[str],
-    done: Sequence[tuple[str, str]] = (),
+    user_turns: Sequence[UserTurn],
+    done: Sequence[tuple[ContextTurn, ContextTurn]] = (),
     on_turn: TurnDone,
     tools: tuple[ToolAnswer, ToolAnswer] = (never_run, never_run),
     turn_timeout: float = 90.0,
 ) -> None:
     """Replay one conversation on a connection per side, turn by turn, baseline first.
 
-    ``user_turns`` are all the conversation's user turns, in order; ``done`` the answers of
-    its first turns, already replayed (a resumed run), as (baseline, candidate) texts: they are
-    put back as context after their user texts, then the rest is replayed. ``on_turn`` is
-    awaited after each turn with both answers (it stores them, and may raise to stop).
+    ``user_turns`` are all the conversation's user turns, in order; ``done`` its first turns,
+    already replayed (a resumed run), as (baseline, candidate) context: each side gets back
+    what it heard and its answer, then the rest is replayed. ``on_turn`` is awaited after each
+    turn with both answers (it stores them, and may raise to stop).
 
     Raises:
         ReplayError, TimeoutError, VoiceLiveUnavailable: as :func:`replay_conversation`.
@@ -131,15 +197,25 @@ async def replay_side_by_side(
     opened = []
     try:
         for config in (baseline, candidate):
-            opened.append(await open_connection(config=config, upstream=upstream))
+            session = replay_session(config, user_turns)
+            opened.append(await open_connection(config=session, upstream=upstream))
         old, new = opened[0].conn, opened[1].conn
-        for user, (old_text, new_text) in zip(user_turns, done, strict=False):
-            for conn, text in ((old, old_text), (new, new_text)):
-                await conn.send(message_item("user", user))
-                await conn.send(message_item("assistant", text))
-        for index, text in enumerate(user_turns[len(done) :], start=len(done)):
-            before = await replay_turn(old, text, tools=tools[0], turn_timeout=turn_timeout)
-            after = await replay_turn(new, text, tools=tools[1], turn_timeout=turn_timeout)
+        for contexts in done:
+            for conn, context in zip((old, new), contexts, strict=True):
+                await conn.send(message_item("user", context.user))
+                await conn.send(message_item("assistant", context.answer))
+        sides = ((old, tools[0], baseline), (new, tools[1], candidate))
+        for index, turn in enumerate(user_turns[len(done) :], start=len(done)):
+            before, after = [
+                await replay_turn(
+                    conn,
+                    turn,
+                    tools=answer,
+                    turn_timeout=turn_timeout,
+                    transcript_expected=expects_transcript(config),
+                )
+                for conn, answer, config in sides
+            ]
             await on_turn(index, before, after)
     finally:
         for each in opened:
@@ -147,29 +223,58 @@ async def replay_side_by_side(
             await close_credential(each.credential)
 
 
+async def _send_recording(conn: Any, pcm: bytes) -> None:
+    """A recording as a push-to-talk turn: appended in chunks, then committed."""
+    for offset in range(0, len(pcm), AUDIO_CHUNK_BYTES):
+        await conn.send(audio_append(pcm[offset : offset + AUDIO_CHUNK_BYTES]))
+    await conn.send({"type": "input_audio_buffer.commit"})
+
+
 async def replay_turn(
-    conn: Any, text: str, *, turn_timeout: float, tools: ToolAnswer = never_run
+    conn: Any,
+    turn: UserTurn | str,
+    *,
+    turn_timeout: float,
+    tools: ToolAnswer = never_run,
+    transcript_expected: bool = True,
 ) -> ReplayedAnswer:
     """Send one user turn, ask for a text reply, and collect it (tool rounds included).
 
-    Each tool call is answered by ``tools`` and recorded with how it was answered.
+    A recorded turn is sent as audio; its transcript (``heard``) is awaited too when
+    ``transcript_expected`` (the session's transcription is on), as it may come after the
+    reply. Each tool call is answered by ``tools`` and recorded with how it was answered.
 
     Raises:
         ReplayError: the engine sent an error.
-        TimeoutError: no complete answer within ``turn_timeout``.
+        TimeoutError: no complete answer (or transcript) within ``turn_timeout``.
     """
+    turn = _user_turn(turn)
     answer = ReplayedAnswer()
     parts: list[str] = []
-    await conn.send(message_item("user", text))
     started = time.monotonic()
+    if turn.audio:
+        await _send_recording(conn, turn.audio)
+    else:
+        await conn.send(message_item("user", turn.text))
+        started = time.monotonic()
     await conn.send({"type": "response.create", "response": {"modalities": ["text"]}})
+    awaiting_transcript = bool(turn.audio) and transcript_expected
+    replied = False
     rounds = 0
     pending: list[tuple[str, str, dict[str, Any]]] = []  # call id, raw arguments, record
     async with asyncio.timeout(turn_timeout):
-        while True:
+        while not replied or awaiting_transcript:
             event = await conn.recv()
             kind = event.type
-            if kind in _TEXT_DELTAS:
+            if kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_COMPLETED:
+                answer.heard = str(event.get("transcript") or "").strip()
+                awaiting_transcript = False
+            elif kind == ServerEventType.CONVERSATION_ITEM_INPUT_AUDIO_TRANSCRIPTION_FAILED:
+                error = event.get("error") or {}
+                answer.heard = ""
+                answer.heard_error = str(error.get("message") or "transcription failed")
+                awaiting_transcript = False
+            elif kind in _TEXT_DELTAS:
                 if answer.latency_ms is None:
                     answer.latency_ms = round((time.monotonic() - started) * 1000)
                 parts.append(str(event.get("delta") or ""))
@@ -188,7 +293,8 @@ async def replay_turn(
                 answer.input_tokens += usage.input_tokens
                 answer.output_tokens += usage.output_tokens
                 if not pending or rounds >= MAX_TOOL_ROUNDS:
-                    break
+                    replied = True
+                    continue
                 rounds += 1
                 for call_id, raw, call in pending:
                     output, call["answered"] = await tools(call["name"], raw)
@@ -196,6 +302,9 @@ async def replay_turn(
                 pending.clear()
                 await conn.send({"type": "response.create", "response": {"modalities": ["text"]}})
     answer.text = "".join(parts).strip()
+    if turn.audio and answer.heard is None:
+        answer.heard = ""  # the engine sent no transcript: its transcription is off
+        answer.heard_error = "no transcript (the profile's speech recognition is off)"
     return answer
 
 

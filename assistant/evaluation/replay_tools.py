@@ -4,8 +4,9 @@ A built-in tool is a pure function: it returns its answer and, apart from it, wh
 should do next (end after the goodbye, switch profile), which only a live call acts on. So a
 replay runs it for real — the clock reads the clock (in UTC: a replay has no user), the
 knowledge base is searched — and records what it *would* have done to the call. HTTP tools
-(an order placed, a mail sent) and MCP servers are never called: the call is recorded and the
-model told the tool was not run (:data:`TOOL_NOT_RUN`), so it answers without it.
+(an order placed, a mail sent) are never called: one that declares its *answer during
+evaluations* (``Tool.evaluation_answer``, its dry run) gets that answer; any other is recorded
+and the model told the tool was not run (:data:`TOOL_NOT_RUN`), so it answers without it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from assistant.evaluation.replay import NOT_RUN, TOOL_NOT_RUN, ToolAnswer, never_run
 from assistant.models import AssistantProfile
 from assistant.tools.context import ToolContext
+from assistant.tools.models import Tool
 from assistant.tools.runner import run_tool
 from assistant.tools.specs import tools_for_profile
 from assistant.voicelive.config import SessionConfig
@@ -21,6 +23,20 @@ from assistant.voicelive.config import SessionConfig
 RAN = "ran"
 RAN_WOULD_END = "ran; would end the conversation"
 RAN_WOULD_HAND_OVER = "ran; would hand over"
+#: An HTTP tool answered by what it declares for evaluations, not called.
+DRY_RUN_DECLARED = "dry run declared by the tool"
+
+
+def declared_answers(config: SessionConfig) -> dict[str, str]:
+    """The offered HTTP tools' declared answers during evaluations, by name (ORM: off the loop)."""
+    offered = {tool.name for tool in config.tools}
+    return {
+        name: answer
+        for name, answer in Tool.objects.filter(
+            profiles=config.profile_id, kind=Tool.Kind.HTTP, is_enabled=True, name__in=offered
+        ).values_list("name", "evaluation_answer")
+        if answer.strip()
+    }
 
 
 def replay_tool_answer(config: SessionConfig) -> ToolAnswer:
@@ -31,7 +47,8 @@ def replay_tool_answer(config: SessionConfig) -> ToolAnswer:
         for spec in tools_for_profile(config.profile_id)
         if spec.kind == "builtin" and spec.name in offered
     }
-    if not builtins:
+    declared = declared_answers(config)
+    if not builtins and not declared:
         return never_run
     context = ToolContext(
         user_id=0,
@@ -42,6 +59,8 @@ def replay_tool_answer(config: SessionConfig) -> ToolAnswer:
     )
 
     async def answer(name: str, raw_arguments: str) -> tuple[str, str]:
+        if name in declared:
+            return declared[name], DRY_RUN_DECLARED
         spec = builtins.get(name)
         if spec is None:
             return TOOL_NOT_RUN, NOT_RUN

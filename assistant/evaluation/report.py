@@ -2,8 +2,9 @@
 
 One shape for ``evaluate_profile``'s JSON and the admin's run page (docs/evaluation.md#json):
 ``profile``, ``baseline``/``candidate`` (version descriptions), ``turns`` (each with ``user``
-and both answers: ``text``, ``tool_calls``, ``latency_ms``, tokens, ``estimated_cost``),
-``checks`` and ``summary``. No user is named: a conversation appears by its id only.
+and both answers: ``text``, ``tool_calls``, ``latency_ms``, tokens, ``estimated_cost``, and for
+a recorded turn ``heard``), ``checks`` and ``summary``. No user is named: a conversation
+appears by its id only.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ def is_refusal(text: str) -> bool:
 def turn_json(
     user: str, baseline: dict[str, Any], candidate: dict[str, Any], conversation: str | None
 ) -> dict[str, Any]:
-    """One turn of the report: the user's text, both answers and what changed."""
-    return {
+    """One turn of the report: the user's text, both answers and what changed.
+
+    A recorded turn also says whether the two sides heard it differently (``heard_changed``).
+    """
+    turn = {
         "conversation": conversation,
         "user": user,
         "baseline": baseline,
@@ -58,6 +62,15 @@ def turn_json(
         "answer_changed": normalized(baseline["text"]) != normalized(candidate["text"]),
         "tool_calls_changed": baseline["tool_calls"] != candidate["tool_calls"],
     }
+    if "heard" in baseline or "heard" in candidate:
+        heard = [_words(answer.get("heard") or "") for answer in (baseline, candidate)]
+        turn["heard_changed"] = heard[0] != heard[1]
+    return turn
+
+
+def _words(transcript: str) -> list[str]:
+    """A transcript's words: recognisers differ in case and punctuation, which is no change."""
+    return re.findall(r"\w+", normalized(transcript))
 
 
 def tool_call_marks(
@@ -105,6 +118,8 @@ def summary(turns: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]) -
         "turns": len(turns),
         "answers_changed": sum(1 for turn in turns if turn["answer_changed"]),
         "tool_calls_changed": sum(1 for turn in turns if turn["tool_calls_changed"]),
+        "recorded_turns": sum(1 for turn in turns if "heard_changed" in turn),
+        "heard_changed": sum(1 for turn in turns if turn.get("heard_changed")),
         "baseline": before,
         "candidate": after,
         "deltas": {
@@ -165,8 +180,14 @@ def text_report(data: dict[str, Any]) -> str:
             calls = "".join(
                 f" [{call['name']}({call['arguments']})]" for call in answer["tool_calls"]
             )
+            if "heard" in answer:
+                lines.append(f"   {side:<9} heard: {answer['heard']}")
             lines.append(f"   {side:<9} ({answer['latency_ms']} ms): {answer['text']}{calls}")
-        lines.append(f"   {mark}" + ("; tool calls differ" if turn["tool_calls_changed"] else ""))
+        lines.append(
+            f"   {mark}"
+            + ("; tool calls differ" if turn["tool_calls_changed"] else "")
+            + ("; heard differently" if turn.get("heard_changed") else "")
+        )
     if data["checks"]:
         lines += ["", "checks:"]
         for check in data["checks"]:

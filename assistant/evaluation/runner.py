@@ -22,7 +22,12 @@ from assistant import services
 from assistant.evaluation import runs
 from assistant.evaluation.checks import CheckSpec, score
 from assistant.evaluation.models import EvaluationRun, RunError, RunStatus, RunTurn
-from assistant.evaluation.replay import ReplayedAnswer, ReplayError, replay_side_by_side
+from assistant.evaluation.replay import (
+    ContextTurn,
+    ReplayedAnswer,
+    ReplayError,
+    replay_side_by_side,
+)
 from assistant.evaluation.replay_tools import replay_tool_answers
 from assistant.evaluation.report import answer_json, model_price
 from assistant.live.admission import upstream_settings
@@ -227,8 +232,16 @@ async def _replay(
             baseline=baseline,
             candidate=candidate,
             upstream=context.upstream,
-            user_turns=[row.user_text for row in rows],
-            done=[((row.baseline or {})["text"], (row.candidate or {})["text"]) for row in done],
+            user_turns=await sync_to_async(runs.run_user_turns)(rows),
+            done=[_context(row) for row in done],
             on_turn=stored,
             tools=tools,
         )
+
+
+def _context(row: RunTurn) -> tuple[ContextTurn, ContextTurn]:
+    """A stored turn put back as context: what each side heard of the user, and its answer."""
+    sides = []
+    for answer in (row.baseline or {}, row.candidate or {}):
+        sides.append(ContextTurn(answer.get("heard") or row.user_text, answer["text"]))
+    return sides[0], sides[1]

@@ -24,7 +24,9 @@ from assistant.evaluation.models import (
     RunStatus,
     RunTurn,
     TestSet,
+    TestTurn,
 )
+from assistant.evaluation.replay import UserTurn
 from assistant.history.models import Conversation, Turn
 from assistant.models import AssistantProfile
 from assistant.models.versions import profile_snapshot
@@ -38,8 +40,11 @@ class RunBusy(Exception):
     """The profile already has a queued or running evaluation."""
 
 
-#: One conversation to replay: the history's conversation id (None for a test set), its texts.
-Group = tuple[str | None, list[str]]
+#: One conversation to replay: the history's conversation id (None for a test set), its turns.
+Group = tuple[str | None, list[UserTurn]]
+#: A runner looks for queued runs every 2 s (``--poll-seconds``): a run still queued after
+#: this long, while no run holds a live lease, has no runner to take it.
+RUNNER_MISSING_AFTER = dt.timedelta(seconds=60)
 
 
 def conversation_groups(profile_id: int, count: int) -> list[Group]:
@@ -60,14 +65,55 @@ def conversation_groups(profile_id: int, count: int) -> list[Group]:
             if text.strip()
         ]
         if texts:
-            groups.append((str(conversation.pk), texts))
+            groups.append((str(conversation.pk), [UserTurn(text) for text in texts]))
     return groups
 
 
 def test_set_groups(test_set: TestSet) -> list[Group]:
-    """A test set is one conversation."""
-    texts = test_set.user_turns()
-    return [(None, texts)] if texts else []
+    """A test set is one conversation; its recorded turns are sent as audio."""
+    recordings = dict(test_set.turns.exclude(audio=None).values_list("pk", "audio"))
+    turns = [
+        UserTurn(turn.text.strip(), _audio(recordings.get(turn.pk)))
+        for turn in test_set.replayed_turns()
+    ]
+    return [(None, turns)] if turns else []
+
+
+def _audio(stored: bytes | memoryview | None) -> bytes | None:
+    """A BinaryField's value (a memoryview on PostgreSQL) as bytes; None for no recording."""
+    return bytes(stored) if stored else None
+
+
+def run_user_turns(rows: list[RunTurn]) -> list[UserTurn]:
+    """A run's planned turns as the replay sends them, each test-set recording read now.
+
+    A recording deleted since the run was planned (its turn removed from the set) leaves the
+    turn's text, which is replayed as text.
+    """
+    ids = [row.test_turn_id for row in rows if row.test_turn_id]
+    recordings = dict(
+        TestTurn.objects.filter(pk__in=ids).exclude(audio=None).values_list("pk", "audio")
+    )
+    return [UserTurn(row.user_text, _audio(recordings.get(row.test_turn_id or 0))) for row in rows]
+
+
+def runner_state(run: EvaluationRun) -> str:
+    """Why a queued run is not running yet; empty for a run no longer queued.
+
+    ``waiting`` for a runner to claim it, ``busy``: a runner is on another run, ``missing``:
+    queued past :data:`RUNNER_MISSING_AFTER` while no run is held (no runner seems to run).
+    """
+    if run.status != RunStatus.QUEUED:
+        return ""
+    now = timezone.now()
+    held = EvaluationRun.objects.filter(
+        status__in=[RunStatus.RUNNING, RunStatus.CANCELLING], lease_expires_at__gt=now
+    ).exists()
+    if held:
+        return "busy"
+    if run.created_at is not None and now - run.created_at > RUNNER_MISSING_AFTER:
+        return "missing"
+    return "waiting"
 
 
 def test_set_checks(test_set: TestSet) -> list[CheckSpec]:
@@ -198,16 +244,22 @@ def run_plan(run: EvaluationRun) -> list[RunTurn]:
         turns = list(run.turns.order_by("position"))
         if turns:
             return turns
+        rows = []
         if run.source == RunSource.TEST_SET:
-            groups = test_set_groups(run.test_set) if run.test_set else []
+            set_turns = run.test_set.replayed_turns() if run.test_set else []
+            rows = [
+                RunTurn(run=run, group=0, user_text=turn.text.strip(), test_turn=turn)
+                for turn in set_turns
+            ]
         else:
             groups = conversation_groups(run.profile_id, run.conversations or 0)
-        rows = []
-        for number, (conversation, texts) in enumerate(groups):
-            rows += [
-                RunTurn(run=run, group=number, conversation_id=conversation, user_text=text)
-                for text in texts
-            ]
+            for number, (conversation, user_turns) in enumerate(groups):
+                rows += [
+                    RunTurn(
+                        run=run, group=number, conversation_id=conversation, user_text=turn.text
+                    )
+                    for turn in user_turns
+                ]
         for position, row in enumerate(rows):
             row.position = position
         RunTurn.objects.bulk_create(rows)

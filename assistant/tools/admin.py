@@ -173,6 +173,7 @@ class ToolAdmin(admin.ModelAdmin):
                     "clear_secret_headers",
                     "allow_private_network",
                     "max_response_bytes",
+                    "evaluation_answer",
                 )
             },
         ),

@@ -5,6 +5,7 @@ The tables keep the names they had when these models belonged to the ``assistant
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Placeholders of a URL template: ``{name}``, filled from the call's arguments.
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_SCHEMA_CHARS = 16_384
+MAX_EVALUATION_ANSWER_CHARS = 4_000
 
 
 def validate_tool_name(value: str) -> None:
@@ -216,6 +218,19 @@ class Tool(models.Model):
         default=65_536,
         validators=[MinValueValidator(256), MaxValueValidator(1_048_576)],
     )
+    #: An evaluation's replay returns this instead of calling the tool (its declared dry run).
+    evaluation_answer = models.TextField(
+        _("answer during evaluations"),
+        blank=True,
+        max_length=MAX_EVALUATION_ANSWER_CHARS,
+        help_text=_(
+            "An evaluation replays conversations to compare a draft with the published "
+            "version; it never really calls this tool, so no order is placed and no mail sent. "
+            "Write here what the tool would answer, in JSON, e.g. "
+            '{"status": "shipped", "delivery": "Tuesday"}: the assistant gets it instead. '
+            "Empty: the assistant is told the tool cannot be used during the evaluation."
+        ),
+    )
     # MCP servers
     mcp_server_url = models.URLField(_("MCP server URL"), blank=True)
     mcp_allowed_tools = models.JSONField(
@@ -269,6 +284,18 @@ class Tool(models.Model):
                 isinstance(n, str) for n in self.mcp_allowed_tools
             ):
                 errors["mcp_allowed_tools"] = _('Use a JSON list of names: ["search"].')
+        if self.evaluation_answer.strip():
+            if self.kind != self.Kind.HTTP:
+                errors["evaluation_answer"] = _(
+                    "Only an HTTP tool can declare its answer during evaluations."
+                )
+            else:
+                try:
+                    json.loads(self.evaluation_answer)
+                except ValueError:
+                    errors["evaluation_answer"] = _(
+                        'Write the answer as JSON, e.g. {"status": "shipped"}.'
+                    )
         if self.kind != self.Kind.BUILTIN and self.parameters:
             try:
                 validate_parameters_schema(self.parameters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from http import HTTPStatus
 
@@ -9,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone, translation
 
 from assistant.evaluation.models import EvaluationRun, RunStatus, RunTurn, TestSet, TestTurn
 from assistant.evaluation.runs import run_plan, run_request
@@ -92,6 +94,8 @@ def test_the_run_page_shows_progress_then_the_report(profile: AssistantProfile) 
     url = reverse("admin:evaluation_evaluationrun_change", args=[run.pk])
     queued = client.get(url)
     assert b'data-active="1"' in queued.content
+    assert b"Waiting for the evaluation runner" in queued.content
+    assert b"0 of 0 turns" not in queued.content
     assert b"admin-evaluation.js" in queued.content
     assert b'id="run-cancel"' in queued.content
     progress = client.get(reverse("admin:evaluation_evaluationrun_progress", args=[run.pk]))
@@ -102,6 +106,7 @@ def test_the_run_page_shows_progress_then_the_report(profile: AssistantProfile) 
         "done": 0,
         "total": 0,
         "error_code": "",
+        "runner_state": "waiting",
     }
     run_plan(run)
     RunTurn.objects.filter(run=run, position=0).update(
@@ -176,3 +181,53 @@ def test_test_sets_with_turns_and_checks(profile: AssistantProfile) -> None:
     assert [(c.kind, c.value, c.turn) for c in test_set.checks.all()] == [
         ("phrase_appears", "nine", 1)
     ]
+
+
+def test_a_queued_run_waits_for_a_runner_and_says_when_none_seems_to_run(
+    profile: AssistantProfile,
+) -> None:
+    client = staff("run_evaluation")
+    run = run_request(
+        profile=profile, candidate_version=None, baseline_version=None, conversations=1
+    )
+    url = reverse("admin:evaluation_evaluationrun_change", args=[run.pk])
+    progress = reverse("admin:evaluation_evaluationrun_progress", args=[run.pk])
+    waiting = client.get(url).content.decode()
+    assert "Waiting for the evaluation runner…" in waiting
+    assert 'id="run-runner-missing"' not in waiting
+
+    # Queued for over a minute, and no runner holds any run: none seems to be running.
+    EvaluationRun.objects.filter(pk=run.pk).update(
+        created_at=timezone.now() - dt.timedelta(seconds=61)
+    )
+    assert client.get(progress).json()["runner_state"] == "missing"
+    missing = client.get(url).content.decode()
+    assert 'id="run-runner-missing"' in missing
+    assert "manage.py run_evaluations" in missing
+    assert 'data-runner-state="missing"' in missing, "the page reloads when that changes"
+    with translation.override("fr"):
+        french = client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "manage.py run_evaluations" in french
+    assert "Waiting for the evaluation runner" not in french
+
+    # A runner busy with another profile's run: this one waits its turn, nothing is missing.
+    other = AssistantProfile.objects.create(name="Other")
+    busy = EvaluationRun.objects.create(
+        profile=other,
+        baseline_version=1,
+        source="conversations",
+        conversations=1,
+        status=RunStatus.RUNNING,
+        lease_owner="runner-a",
+        lease_expires_at=timezone.now() + dt.timedelta(seconds=30),
+    )
+    assert client.get(progress).json()["runner_state"] == "busy"
+    assert 'id="run-runner-busy"' in client.get(url).content.decode()
+
+    # Claimed: the progress shows again.
+    EvaluationRun.objects.filter(pk=busy.pk).update(status=RunStatus.DONE)
+    EvaluationRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, turns_total=2)
+    running = client.get(url).content.decode()
+    assert "0 of 2 turns" in running
+    assert "Waiting for the evaluation runner" not in running
+    assert client.get(progress).json()["runner_state"] == ""

@@ -99,3 +99,36 @@ def test_the_text_report() -> None:
     assert "   [model-judged] judged 'It answers in French.'" in text
     assert "baseline: FAIL (the model says no)  candidate: PASS (the model says yes)" in text
     assert text.endswith("0 check(s) failed on the candidate.\n")
+
+
+def test_recorded_turns_say_what_each_side_heard_and_whether_it_differs() -> None:
+    def heard(text: str, transcript: str) -> dict[str, Any]:
+        return answer(text, 300, 0.0) | {"heard": transcript}
+
+    turns = [
+        turn_json("Hi", answer("Hello!", 400, 0), answer("Bonjour !", 600, 0), None),
+        turn_json(
+            "capital of Italy (recorded)",
+            heard("Rome.", "What is the capital of Italy?"),
+            heard("Paris.", "c'est le capital de l'unmitral"),
+            None,
+        ),
+        turn_json("hello (recorded)", heard("Hi.", "Hello."), heard("Hi!", "hello"), None),
+    ]
+    assert "heard_changed" not in turns[0], "a text turn is as before"
+    assert [turn["heard_changed"] for turn in turns[1:]] == [True, False], (
+        "case and punctuation are no change"
+    )
+    result = summary(turns, [])
+    assert (result["recorded_turns"], result["heard_changed"]) == (2, 1)
+    data = {
+        "profile": {"id": 1, "name": "Default"},
+        "baseline": describe_version(1, draft=False),
+        "candidate": describe_version(1, draft=True),
+        "turns": turns,
+        "checks": [],
+        "summary": result,
+    }
+    text = text_report(data)
+    assert "   candidate heard: c'est le capital de l'unmitral" in text
+    assert "   changed; heard differently" in text

@@ -23,7 +23,7 @@ from assistant.evaluation.models import (
     TestSet,
     TestTurn,
 )
-from assistant.evaluation.replay import ReplayedAnswer, ReplayError
+from assistant.evaluation.replay import ContextTurn, ReplayedAnswer, ReplayError, UserTurn
 from assistant.history.models import Conversation, Turn
 from assistant.models import AssistantProfile
 from assistant.voicelive.config import UpstreamSettings
@@ -134,18 +134,20 @@ class ScriptedReplay:
 
     def __init__(self, *, fail_at: int | None = None, error: Exception | None = None) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.recordings: list[list[bytes | None]] = []
         self.fail_at = fail_at
         self.error = error
         self.hook: Any = None
 
     async def __call__(self, **kwargs: Any) -> None:
-        user_turns: Sequence[str] = kwargs["user_turns"]
+        user_turns: Sequence[UserTurn] = kwargs["user_turns"]
         done = kwargs["done"]
-        self.calls.append({"user_turns": list(user_turns), "done": list(done)})
+        self.calls.append({"user_turns": [turn.text for turn in user_turns], "done": list(done)})
+        self.recordings.append([turn.audio for turn in user_turns])
         for index in range(len(done), len(user_turns)):
             if self.fail_at is not None and index == self.fail_at:
                 raise self.error or RuntimeError("boom")
-            text = user_turns[index]
+            text = user_turns[index].text
             before = ReplayedAnswer(text=f"About {text}.", latency_ms=100, output_tokens=5)
             after = ReplayedAnswer(text=f"À propos de {text}.", latency_ms=120, output_tokens=7)
             await kwargs["on_turn"](index, before, after)
@@ -214,7 +216,12 @@ async def test_a_run_resumes_after_its_last_stored_turn(
     assert replay.calls == [
         {
             "user_turns": ["Say hello.", "What time is it?", "Goodbye."],
-            "done": [("About Say hello..", "À propos de Say hello..")],
+            "done": [
+                (
+                    ContextTurn("Say hello.", "About Say hello.."),
+                    ContextTurn("Say hello.", "À propos de Say hello.."),
+                )
+            ],
         }
     ], "the stored turn is context, not replayed again"
     finished = await EvaluationRun.objects.aget(pk=run.pk)
@@ -294,3 +301,39 @@ def test_reports_follow_the_historys_retention_and_purge(profile: AssistantProfi
     EvaluationRun.objects.filter(pk=run.pk).update(created_at=old)
     call_command("purge_history", "--days", "90")
     assert not EvaluationRun.objects.filter(pk=run.pk).exists()
+
+
+def test_a_resumed_recorded_turn_gives_each_side_back_what_it_heard() -> None:
+    row = RunTurn(
+        user_text="capital of Italy (recording)",
+        baseline={"text": "Rome.", "heard": "What is the capital of Italy?"},
+        candidate={"text": "Roma.", "heard": "What is the capital of Italie?"},
+    )
+    assert runner._context(row) == (
+        ContextTurn("What is the capital of Italy?", "Rome."),
+        ContextTurn("What is the capital of Italie?", "Roma."),
+    )
+    text = RunTurn(user_text="Hello", baseline={"text": "Hi."}, candidate={"text": "Salut."})
+    assert runner._context(text) == (ContextTurn("Hello", "Hi."), ContextTurn("Hello", "Salut."))
+
+
+async def test_a_recorded_turn_goes_to_the_replay_as_audio(
+    profile: AssistantProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    recording = bytes(range(256)) * 40
+
+    def recorded_set() -> EvaluationRun:
+        run = set_run(profile)
+        TestTurn.objects.filter(test_set=run.test_set, position=1).update(audio=recording)
+        return run
+
+    await sync_to_async(recorded_set)()
+    replay = ScriptedReplay()
+    monkeypatch.setattr(runner, "replay_side_by_side", replay)
+    claimed = await sync_to_async(runs.run_claim)("runner-a", 30)
+    assert claimed is not None
+    assert await execute(claimed) == "done"
+    assert replay.recordings == [[None, recording, None]]
+    assert replay.calls[0]["user_turns"] == ["Say hello.", "What time is it?", "Goodbye."]

@@ -2,9 +2,10 @@
 
 The candidate (the draft, or ``--version N``) and the baseline (``--against N``; default: the
 published version) each answer the user turns of the profile's last ``--conversations``
-conversations that kept their transcripts, or of the test set ``--set NAME``, on the configured
-engine, in text; the report puts the answers side by side and scores the set's checks on both
-sides (docs/evaluation.md#evaluate_profile). No tool runs during a replay.
+conversations that kept their transcripts, or of the test set ``--set NAME`` (its recorded
+turns as audio), on the configured engine; the report puts the answers side by side and scores
+the set's checks on both sides (docs/evaluation.md#evaluate_profile). Tools follow the replay's
+rule (``replay_tools.py``): no tool with side effects is called.
 
 In this process, in the foreground: for CI and scripts. The admin's runs go to the runner
 process (``run_evaluations``).
@@ -165,7 +166,7 @@ async def _replay_both(
     upstream = upstream_settings()
     tools = await sync_to_async(replay_tool_answers)(baseline, candidate)
     answers: Answers = []
-    for _, texts in groups:
+    for _, user_turns in groups:
         pairs: list[tuple[ReplayedAnswer, ReplayedAnswer]] = []
 
         async def collect(
@@ -180,7 +181,7 @@ async def _replay_both(
             baseline=baseline,
             candidate=candidate,
             upstream=upstream,
-            user_turns=texts,
+            user_turns=user_turns,
             on_turn=collect,
             tools=tools,
         )
@@ -193,11 +194,11 @@ def _turns(
 ) -> list[dict[str, Any]]:
     prices = model_price(baseline.model), model_price(candidate.model)
     turns = []
-    for (conversation, texts), pairs in zip(groups, answers, strict=True):
-        for user, (before, after) in zip(texts, pairs, strict=True):
+    for (conversation, user_turns), pairs in zip(groups, answers, strict=True):
+        for user, (before, after) in zip(user_turns, pairs, strict=True):
             turns.append(
                 turn_json(
-                    user,
+                    user.text,
                     answer_json(before, prices[0]),
                     answer_json(after, prices[1]),
                     conversation,

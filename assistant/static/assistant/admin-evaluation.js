@@ -1,7 +1,8 @@
 // An evaluation run's page: while the run is queued or running, polls its progress (a small
 // JSON view named by data-progress-url) and updates the status and the bar. When a turn is
-// added or the status changes, the page is reloaded so the new rows (or the finished report)
-// show. A failed poll leaves the page as it is; the next one retries.
+// added, the status changes or a queued run's wait changes (a runner busy elsewhere, or none
+// seeming to run), the page is reloaded so the new rows, the finished report or the right
+// notice show. A failed poll leaves the page as it is; the next one retries.
 const POLL_MS = 1500;
 
 async function poll(state) {
@@ -17,7 +18,11 @@ async function poll(state) {
     }
     const status = document.getElementById('run-status');
     if (status) status.textContent = run.status_text;
-    if (run.status !== state.dataset.status || String(run.done) !== state.dataset.done) {
+    if (
+      run.status !== state.dataset.status ||
+      String(run.done) !== state.dataset.done ||
+      run.runner_state !== state.dataset.runnerState
+    ) {
       window.location.reload();
     }
   } catch {
