@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from assistant.evaluation.replay import (
     replay_session,
     replay_turn,
 )
+from assistant.voicelive.config import SessionTool
 from assistant.voicelive.session_request import session_request_build
 from tests.support.session_configs import session_config
 
@@ -222,3 +224,16 @@ def test_a_replay_with_recordings_turns_turn_detection_off() -> None:
         session_request_build(spoken)["input_audio_transcription"]
         == (session_request_build(config)["input_audio_transcription"])
     ), "the profile's speech recognition is what is evaluated"
+
+
+def test_a_replay_never_offers_mcp_servers() -> None:
+    """Voice Live calls an MCP server itself: a replay could not stop it, so it is not offered."""
+    mcp = SessionTool(
+        "orders", {"type": "mcp", "server_label": "orders", "server_url": "https://mcp.test"}
+    )
+    clock = SessionTool("get_current_time", {"type": "function", "name": "get_current_time"})
+    config = replace(session_config(), tools=(clock, mcp))
+    for turns in ([UserTurn("Hello")], [UserTurn("label", RECORDING)]):
+        offered = session_request_build(replay_session(config, turns))["tools"]
+        assert [tool["type"] for tool in offered] == ["function"], turns
+    assert replay_session(replace(config, tools=(clock,)), [UserTurn("Hi")]).tools == (clock,)

@@ -11,8 +11,9 @@ recognition heard (``heard``) is part of its answer. Replies are asked for in te
 
 A call is recorded (name, arguments, how it was answered) and answered by the replay's
 :data:`ToolAnswer` (``replay_tools.py``): built-in tools run as a dry run, an HTTP tool that
-declares an answer for evaluations gets that answer, other tools are never called, so tools
-with side effects never act (docs/evaluation.md).
+declares an answer for evaluations gets that answer, other tools are never called, and MCP
+servers (which Voice Live would call itself) are not offered: tools with side effects never act
+(docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -87,11 +88,17 @@ def _user_turn(turn: UserTurn | str) -> UserTurn:
 
 
 def replay_session(config: SessionConfig, turns: Sequence[UserTurn]) -> SessionConfig:
-    """The session a replay opens: with a recording among its turns, turn detection is off.
+    """The session a replay opens: no MCP servers, and turn detection off for recordings.
 
-    Push-to-talk's ``turn_detection: null``: the replay commits each recording itself and asks
-    for the reply once, so the service neither ends a turn at a pause nor answers by itself.
+    MCP servers are called by Voice Live itself, not through this service, so a replay could
+    not stop a call with side effects: they are left out of the session (the model answers
+    without them). With a recording among the turns, push-to-talk's ``turn_detection: null``:
+    the replay commits each recording itself and asks for the reply once, so the service
+    neither ends a turn at a pause nor answers by itself.
     """
+    tools = tuple(tool for tool in config.tools if tool.definition.get("type") != "mcp")
+    if tools != config.tools:
+        config = replace(config, tools=tools)
     if any(turn.audio for turn in turns):
         return replace(config, turn_mode=PUSH_TO_TALK)
     return config
