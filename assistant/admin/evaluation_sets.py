@@ -67,7 +67,7 @@ class TestTurnForm(forms.ModelForm):
     class Meta:
         model = TestTurn
         fields = ("position", "text")
-        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 40})}
 
     def clean_recording(self) -> bytes | None:
         """The upload converted to 24 kHz PCM16 mono; None when none was uploaded."""
