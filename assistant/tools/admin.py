@@ -18,6 +18,8 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from assistant.tools import secrets
 from assistant.tools.builtin import BUILTINS
@@ -25,10 +27,6 @@ from assistant.tools.models import KnowledgeBase, KnowledgeDocument, Tool
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MANAGE_SECRETS = "tools.manage_tool_secrets"
-NEEDS_PERMISSION = (
-    "needs the permission “Can reference environment secrets and private networks”, "
-    "which you do not have"
-)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -50,16 +48,18 @@ class ToolForm(forms.ModelForm):
     may_manage_secrets: ClassVar[bool] = False
 
     new_secret_headers = forms.CharField(
-        label="Secret headers",
+        label=_("Secret headers"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
-        help_text="One “Name: value” per line, e.g. “Authorization: Bearer …” or "
-        "“X-Api-Key: env:TOOL_SECRET_ORDERS” (read from the environment when the tool runs; "
-        "only names TOOLS_SECRET_ENV_NAMES allows, and only with the permission to reference "
-        "environment secrets). Stored encrypted and never shown again; leave empty to keep "
-        "the current ones.",
+        help_text=_(
+            "One “Name: value” per line, e.g. “Authorization: Bearer …” or "
+            "“X-Api-Key: env:TOOL_SECRET_ORDERS” (read from the environment when the tool runs; "
+            "only names TOOLS_SECRET_ENV_NAMES allows, and only with the permission to reference "
+            "environment secrets). Stored encrypted and never shown again; leave empty to keep "
+            "the current ones."
+        ),
     )
-    clear_secret_headers = forms.BooleanField(label="Remove the secret headers", required=False)
+    clear_secret_headers = forms.BooleanField(label=_("Remove the secret headers"), required=False)
     mcp_server_url = forms.URLField(
         label="MCP server URL", required=False, assume_scheme="https", max_length=200
     )
@@ -84,7 +84,10 @@ class ToolForm(forms.ModelForm):
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
         if secrets.env_references(headers) and not self.may_manage_secrets:
-            msg = f"Reading a secret from the environment (env:…) {NEEDS_PERMISSION}."
+            msg = gettext(
+                "Reading a secret from the environment (env:…) needs the permission “Can "
+                "reference environment secrets and private networks”, which you do not have."
+            )
             raise ValidationError(msg)
         problems = secrets.header_problems(headers)
         if problems:
@@ -106,20 +109,30 @@ class ToolForm(forms.ModelForm):
         if private and not self.may_manage_secrets:
             if not before.allow_private_network:
                 self.add_error(
-                    "allow_private_network", f"Allowing a private address {NEEDS_PERMISSION}."
+                    "allow_private_network",
+                    gettext(
+                        "Allowing a private address needs the permission “Can reference "
+                        "environment secrets and private networks”, which you do not have."
+                    ),
                 )
             elif moved:
                 self.add_error(
                     "url_template",
-                    "This tool may reach private addresses: changing its scheme, host or port "
-                    f"{NEEDS_PERMISSION} (or untick “allow a private address”).",
+                    gettext(
+                        "This tool may reach private addresses: changing its scheme, host or "
+                        "port needs the permission “Can reference environment secrets and "
+                        "private networks”, which you do not have (or untick “allow a private "
+                        "address”)."
+                    ),
                 )
         retyped = data.get("new_secret_headers") or data.get("clear_secret_headers")
         if before.secret_headers and moved and not retyped:
             self.add_error(
                 "url_template",
-                "This tool has stored secret headers, which would go to the new scheme, host or "
-                "port: enter the secret headers again or remove them.",
+                gettext(
+                    "This tool has stored secret headers, which would go to the new scheme, "
+                    "host or port: enter the secret headers again or remove them."
+                ),
             )
         return data
 
@@ -158,11 +171,11 @@ class ToolAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("kind", "builtin", "name", "description", "is_enabled", "profiles")}),
         (
-            "Calling",
+            _("Calling"),
             {"fields": ("parameters", "requires_approval", "interim_phrase", "timeout_seconds")},
         ),
         (
-            "HTTP tools",
+            _("HTTP tools"),
             {
                 "fields": (
                     "http_method",
@@ -178,7 +191,7 @@ class ToolAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "MCP servers (Azure Voice Live only)",
+            _("MCP servers (Azure Voice Live only)"),
             {"fields": ("mcp_server_url", "mcp_allowed_tools", "mcp_require_approval")},
         ),
         (None, {"fields": ("updated_at",)}),
@@ -195,25 +208,28 @@ class ToolAdmin(admin.ModelAdmin):
         )
         return subclass
 
-    @admin.display(description="Stored secret headers")
+    @admin.display(description=_("Stored secret headers"))
     def stored_secret_headers(self, tool: Tool) -> str:
         """Only the names, and why they cannot be sent: the values never leave the database."""
         names = secrets.header_names(tool.secret_headers)
         if tool.secret_headers and not names:
-            return "unreadable (the secret key changed): enter them again"
+            return gettext("unreadable (the secret key changed): enter them again")
         problems = secrets.stored_problems(tool.secret_headers)
         if problems:
-            return f"{', '.join(names)}. Not sent, the tool fails: {'; '.join(problems)}"
-        return ", ".join(names) or "none"
+            return gettext("%(names)s. Not sent, the tool fails: %(problems)s") % {
+                "names": ", ".join(names),
+                "problems": "; ".join(problems),
+            }
+        return ", ".join(names) or gettext("none")
 
-    @admin.display(description="Secret headers")
+    @admin.display(description=_("Secret headers"))
     def secret_headers_state(self, tool: Tool) -> str:
         """The stored names, or the problem that keeps the tool from running."""
         if not tool.secret_headers:
             return ""
         problems = secrets.stored_problems(tool.secret_headers)
         if problems:
-            return "problem: " + "; ".join(problems)
+            return gettext("problem: %(problems)s") % {"problems": "; ".join(problems)}
         return ", ".join(secrets.header_names(tool.secret_headers))
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
@@ -226,7 +242,7 @@ class DocumentForm(forms.ModelForm):
 
     upload = forms.FileField(
         required=False,
-        help_text="A .txt or .md file (UTF-8, at most 2 MB) replaces the text.",
+        help_text=_("A .txt or .md file (UTF-8, at most 2 MB) replaces the text."),
     )
 
     class Meta:
@@ -243,16 +259,16 @@ class DocumentForm(forms.ModelForm):
         upload = data.get("upload")
         if upload is not None:
             if not upload.name.lower().endswith((".txt", ".md")):
-                raise ValidationError({"upload": "Upload a .txt or .md file."})
+                raise ValidationError({"upload": gettext("Upload a .txt or .md file.")})
             if upload.size > MAX_UPLOAD_BYTES:
-                raise ValidationError({"upload": "The file is larger than 2 MB."})
+                raise ValidationError({"upload": gettext("The file is larger than 2 MB.")})
             try:
                 data["text"] = upload.read().decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ValidationError({"upload": "The file is not UTF-8 text."}) from exc
+                raise ValidationError({"upload": gettext("The file is not UTF-8 text.")}) from exc
             self.instance.text = data["text"]
         if not (data.get("text") or "").strip():
-            raise ValidationError({"text": "Type or paste the text, or upload a file."})
+            raise ValidationError({"text": gettext("Type or paste the text, or upload a file.")})
         return data
 
 
@@ -273,7 +289,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     filter_horizontal = ("profiles",)
     inlines = (DocumentInline,)
 
-    @admin.display(description="Documents")
+    @admin.display(description=_("Documents"))
     def document_count(self, base: KnowledgeBase) -> int:
         """How many documents it holds."""
         return base.documents.count()
