@@ -77,6 +77,18 @@ def test_the_compiled_catalogue_matches_the_po_file(domain: str) -> None:
             assert compiled.ngettext(entry.msgid, entry.plural, 5) == entry.msgstr[1], entry
 
 
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_french_plurals_follow_french_rules(domain: str) -> None:
+    """0 and 1 take the singular in French; without the header's Plural-Forms gettext would
+    use English's rule ("0 tours") and msgfmt refuses the catalogue."""
+    with (LOCALE / f"{domain}.mo").open("rb") as mo:
+        compiled = gettext.GNUTranslations(mo)
+    assert compiled.info()["plural-forms"] == "nplurals=2; plural=(n > 1);"
+    assert compiled.info()["language"] == "fr"
+    plural = next(e for e in po_entries(LOCALE / f"{domain}.po") if e.plural is not None)
+    assert compiled.ngettext(plural.msgid, plural.plural, 0) == plural.msgstr[0]
+
+
 def test_the_page_can_translate_every_error_text_of_the_server() -> None:
     """Every `error` text of the server is in the JavaScript catalogue, translated.
 
