@@ -61,7 +61,7 @@ class ToolForm(forms.ModelForm):
     )
     clear_secret_headers = forms.BooleanField(label=_("Remove the secret headers"), required=False)
     mcp_server_url = forms.URLField(
-        label="MCP server URL", required=False, assume_scheme="https", max_length=200
+        label=_("MCP server URL"), required=False, assume_scheme="https", max_length=200
     )
 
     class Meta:
