@@ -2,7 +2,9 @@
 
 Every session streams its turns in real time at the same moments, so the sessions' turns end
 together: the worst case for a 2-core machine where STT and TTS each have one worker and the
-chat model serves every session from one thread.
+chat model serves every session from one thread. ``--spreads N`` starts session i of n
+i * N / n ms late instead, as users who talk at the same time but not in step (``--spreads
+0,3000`` runs both at every level, interleaved, to compare them in one run).
 
     .venv/bin/python -m bench.concurrency --levels 1,2,4,8 --turns 3 --silence-ms 400
 
@@ -46,24 +48,30 @@ class CheckoutLocalVoice(LocalVoiceProcess):
 
 
 async def level(
-    endpoint: str, sessions: int, turns: int, silence_ms: int
+    endpoint: str, sessions: int, turns: int, silence_ms: int, spread_ms: int = 0
 ) -> tuple[list[Turn], int]:
     """Run ``sessions`` sessions at once; each speaks ``turns`` sentences.
 
+    Session i starts ``i * spread_ms / sessions`` ms after the first (0: all in step).
     Returns the measured turns and the sessions that failed (an error or a timeout).
     """
     plans = [
         [SENTENCES[(s * 3 + t) % len(SENTENCES)] for t in range(turns)] for s in range(sessions)
     ]
+
+    async def session(index: int, plan: list[str]) -> list[Turn]:
+        await asyncio.sleep(index * spread_ms / sessions / 1000)
+        return await run_session(endpoint, plan, silence_ms)
+
     results = await asyncio.gather(
-        *(run_session(endpoint, plan, silence_ms) for plan in plans), return_exceptions=True
+        *(session(i, plan) for i, plan in enumerate(plans)), return_exceptions=True
     )
     measured = [t for r in results if not isinstance(r, BaseException) for t in r]
     return measured, sum(isinstance(r, BaseException) for r in results)
 
 
 def row(name: str, sessions: int, turns: list[Turn], failed: int) -> dict[str, Any]:
-    """The figures of one server at one level."""
+    """The figures of one server (and spread) at one level."""
     latencies: list[float | None] = [t.latency_ms for t in turns]
     return {
         "server": name,
@@ -92,6 +100,11 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=4, help="turns per session")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--silence-ms", type=int, default=400)
+    parser.add_argument(
+        "--spreads",
+        default="0",
+        help="comma-separated ms over which the sessions' starts are spread (0: in step)",
+    )
     parser.add_argument("--endpoint", help="use this localvoice instead of starting one")
     parser.add_argument("--threads", type=int, default=2, help="--threads for the server")
     parser.add_argument("--server-flags", default="", help="more localvoice flags, one string")
@@ -100,6 +113,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     flags = ["--threads", str(args.threads), *args.server_flags.split()]
+    spreads = [int(x) for x in args.spreads.split(",")]
     servers: dict[str, LocalVoiceProcess] = {}
     endpoints: dict[str, str] = {}
     try:
@@ -115,12 +129,14 @@ def main() -> None:
         results: dict[tuple[str, int], tuple[list[Turn], int]] = {}
         for round_index in range(args.rounds):
             for sessions in (int(x) for x in args.levels.split(",")):
-                names = list(endpoints)
+                runs = [(name, spread) for spread in spreads for name in endpoints]
                 if round_index % 2:
-                    names.reverse()
-                for name in names:
+                    runs.reverse()
+                for run_server, spread in runs:
+                    name = run_server if spreads == [0] else f"{run_server} spread {spread} ms"
+                    endpoint = endpoints[run_server]
                     turns, failed = asyncio.run(
-                        level(endpoints[name], sessions, args.turns, args.silence_ms)
+                        level(endpoint, sessions, args.turns, args.silence_ms, spread)
                     )
                     kept, lost = results.get((name, sessions), ([], 0))
                     results[(name, sessions)] = (kept + turns, lost + failed)
