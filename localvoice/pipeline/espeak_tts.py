@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -25,8 +24,6 @@ import numpy as np
 import numpy.typing as npt
 
 from localvoice.pipeline.resample import ResampledSpeaker
-
-logger = logging.getLogger(__name__)
 
 #: Local voice name -> espeak-ng voice (``language+variant``). The variant was chosen by the
 #: round trip through Whisper base in French (``python -m bench.french``, docs/benchmarks.md).
