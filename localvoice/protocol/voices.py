@@ -1,9 +1,11 @@
 """Map the session's ``voice`` (Azure, OpenAI or local names) to an installed local voice.
 
 Resolution order for a voice name: an installed local voice with that exact name; then the
-mapping (built-in defaults, overridden by ``--voice-map FILE.json``); then the mapping's ``"*"``
-entry; then the default local voice. A voice *object* must be a dict with a known ``type`` and a
-string ``name``; anything else is rejected with :class:`VoiceError`.
+mapping (built-in defaults, overridden by ``--voice-map FILE.json``): the name itself, then its
+longest prefix pattern (``"fr-*"``, case-insensitive); then the mapping's ``"*"`` entry; then
+the default local voice. A mapped voice that is not installed is skipped. A voice *object*
+must be a dict with a known ``type`` and a string ``name``; anything else is rejected with
+:class:`VoiceError`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ VOICE_TYPES = frozenset(
     }
 )
 
-# Every OpenAI voice and the Azure names used in samples go to the bundled voice by default; a
-# voice map file can send them elsewhere once more local voices are installed.
+# Every OpenAI voice and the Azure names used in samples go to the bundled English voice by
+# default, every French Azure voice (fr-FR-DeniseNeural, fr-FR-HenriNeural, fr-CA-...) to
+# espeak-ng's French voice, the only French voice shipped in a package; a voice map file can
+# send them elsewhere once more local voices are installed.
 DEFAULT_MAPPING: dict[str, str] = {
     "alloy": "joe",
     "ash": "joe",
@@ -42,6 +46,7 @@ DEFAULT_MAPPING: dict[str, str] = {
     "en-US-Ava:DragonHDLatestNeural": "joe",
     "en-US-AvaNeural": "joe",
     "en-US-AndrewNeural": "joe",
+    "fr-*": "espeak-fr",
     "*": "joe",
 }
 
@@ -122,10 +127,21 @@ class VoiceMap:
     def _by_name(self, name: str) -> str:
         if name in self.installed:
             return name
-        for candidate in (self.mapping.get(name), self.mapping.get("*")):
+        candidates = (self.mapping.get(name), self._by_prefix(name), self.mapping.get("*"))
+        for candidate in candidates:
             if candidate in self.installed:
                 return candidate
         return self.default
+
+    def _by_prefix(self, name: str) -> str | None:
+        """The local voice of the longest ``"prefix*"`` pattern that ``name`` starts with."""
+        folded = name.casefold()
+        patterns = [
+            (len(key), voice)
+            for key, voice in self.mapping.items()
+            if len(key) > 1 and key.endswith("*") and folded.startswith(key[:-1].casefold())
+        ]
+        return max(patterns)[1] if patterns else None
 
     def validate(self, voice: Any) -> None:
         """Raise :class:`VoiceError` unless ``voice`` is a string or a well-formed voice object."""
