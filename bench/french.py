@@ -40,6 +40,7 @@ from bench.speech_sets import RATE, add_noise
 from localvoice.pipeline.espeak_tts import EspeakTts
 from localvoice.pipeline.stages import SttOptions
 from localvoice.pipeline.stt import WhisperStt
+from tests.support.audio import edit_distance
 
 FRENCH_FILE = Path(__file__).with_name("french.json")
 VOICES = ("fr", "fr+f3", "fr+m3", "fr-be", "fr-be+f3", "fr-be+m3", "fr-ch", "fr-ch+f3", "fr-ch+m3")
@@ -57,13 +58,7 @@ def french_words(text: str) -> list[str]:
 
 def word_errors(reference: str, hypothesis: str) -> int:
     """Substitutions + deletions + insertions between the two texts' words."""
-    ref, hyp = french_words(reference), french_words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[len(hyp)]
+    return edit_distance(french_words(reference), french_words(hypothesis))
 
 
 def speech(tts: EspeakTts, text: str, voice: str) -> npt.NDArray[np.float32]:

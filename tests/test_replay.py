@@ -65,17 +65,20 @@ def done(output_tokens: int) -> Event:
     return Event(ServerEventType.RESPONSE_DONE, response={"usage": usage})
 
 
+def order_the_book() -> list[Event]:
+    """A reply that is one call of ``place_order`` (call id ``c1``) for a book."""
+    call = Event(
+        ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE,
+        name="place_order",
+        call_id="c1",
+        arguments='{"item": "book"}',
+    )
+    return [call, done(5)]
+
+
 async def test_a_tool_call_is_reported_and_answered_without_running_the_tool() -> None:
     conn = ScriptedConnection(
-        [
-            Event(
-                ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE,
-                name="place_order",
-                call_id="c1",
-                arguments='{"item": "book"}',
-            ),
-            done(5),
-        ],
+        order_the_book(),
         [Event(ServerEventType.RESPONSE_TEXT_DELTA, delta="I could not "), done(7)],
     )
     answer = await replay_turn(conn, "Order the book.", turn_timeout=5)

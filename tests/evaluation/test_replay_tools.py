@@ -24,7 +24,7 @@ from assistant.models import AssistantProfile
 from assistant.tools.models import Tool
 from assistant.tools.session_tools import session_tools
 from tests.support.session_configs import session_config
-from tests.test_replay import Event, ScriptedConnection, done
+from tests.test_replay import Event, ScriptedConnection, done, order_the_book
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,15 +144,7 @@ async def test_the_declared_answer_reaches_the_model_through_the_replay() -> Non
     config = session_config(profile_id=profile.pk, tools=tools)
     answer = await sync_to_async(replay_tool_answer)(config)
     conn = ScriptedConnection(
-        [
-            Event(
-                ServerEventType.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE,
-                name="place_order",
-                call_id="c1",
-                arguments='{"item": "book"}',
-            ),
-            done(5),
-        ],
+        order_the_book(),
         [Event(ServerEventType.RESPONSE_TEXT_DELTA, delta="Order A-17 is placed."), done(7)],
     )
     replayed = await replay_turn(conn, "Order the book.", turn_timeout=5, tools=answer)

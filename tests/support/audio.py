@@ -132,12 +132,20 @@ def words(text: str) -> list[str]:
     return [_NUMBERS.get(t, t) for t in tokens]
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word error rate: (substitutions + deletions + insertions) / reference words."""
-    ref, hyp = words(reference), words(hypothesis)
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Substitutions + deletions + insertions that turn the words ``ref`` into ``hyp``."""
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, row[0] = row[0], i
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[len(hyp)] / max(1, len(ref))
+    return row[len(hyp)]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word error rate: (substitutions + deletions + insertions) / reference words.
+
+    English words only (accents are dropped): ``bench.french`` scores French itself.
+    """
+    ref = words(reference)
+    return edit_distance(ref, words(hypothesis)) / max(1, len(ref))
