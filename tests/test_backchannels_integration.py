@@ -39,7 +39,7 @@ def server(
     logs = tmp_path_factory.mktemp("backchannels")
     # The first six-sentence reply of a fresh localvoice on two busy cores has been seen to
     # send nothing for over 15 s (the reply watchdog's default); not what this test is about.
-    extra = {"VOICE_REPLY_STALL_SECONDS": "60"}
+    extra = {"VOICE_REPLY_STALL_SECONDS": "60", "ASSISTANT_LOG_LEVEL": "DEBUG"}
     with model_worker(
         "bc", logs, upstream_url=localvoice_models, setup=SETUP, extra=extra
     ) as worker:
