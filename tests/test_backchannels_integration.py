@@ -39,7 +39,7 @@ def server(
     logs = tmp_path_factory.mktemp("backchannels")
     # The first six-sentence reply of a fresh localvoice on two busy cores has been seen to
     # send nothing for over 15 s (the reply watchdog's default); not what this test is about.
-    extra = {"VOICE_REPLY_STALL_SECONDS": "60"}
+    extra = {"VOICE_REPLY_STALL_SECONDS": "60", "ASSISTANT_LOG_LEVEL": "DEBUG"}
     with model_worker(
         "bc", logs, upstream_url=localvoice_models, setup=SETUP, extra=extra
     ) as worker:
@@ -58,6 +58,21 @@ async def frames_until(socket: Socket, *kinds: str, timeout: float = 30.0) -> li
                 return seen
 
 
+async def frames_for(socket: Socket, seconds: float) -> list[Any]:
+    """Every frame that comes within ``seconds``."""
+    seen: list[Any] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            frame = await socket.next_frame(left)
+        except TimeoutError:
+            break
+        assert frame.kind != "close", f"closed with {frame.code}"
+        seen.append(frame.data)
+    return seen
+
+
 def types(frames: list[Any]) -> list[str]:
     return [f["type"] for f in frames if isinstance(f, dict)]
 
@@ -67,6 +82,11 @@ async def ask(socket: Socket, question: str) -> None:
     await stream(socket, silence(200) + speak(question) + silence(900))
     await socket.expect("audio.start", timeout=90)
     await asyncio.sleep(0.5)
+
+
+async def reply_end(socket: Socket) -> list[Any]:
+    """Frames up to the reply's ``response.done``."""
+    return await frames_until(socket, "response.done", timeout=90)
 
 
 async def test_uh_huh_lets_the_reply_go_on_and_wait_stop_stops_it(server: DaphneServer) -> None:
@@ -85,10 +105,11 @@ async def test_uh_huh_lets_the_reply_go_on_and_wait_stop_stops_it(server: Daphne
         assert types(during)[-1] == "playback.resume", types(during)
         assert "playback.duck" in types(during)
         assert "speech.started" not in types(during)
-        # The reply goes on: more of its audio, and it completes.
-        after = await frames_until(socket, "response.done", timeout=90)
-        done = after[-1]
-        assert done["status"] == "completed", types(after)
+        # The reply goes on and completes. Generated faster than it plays, it may be done
+        # upstream while "uh huh" is being decided: then its response.done came already.
+        after = [] if "response.done" in types(during) else await reply_end(socket)
+        done = [f for f in during + after if isinstance(f, dict) and f["type"] == "response.done"]
+        assert [d["status"] for d in done] == ["completed"], types(during + after)
         assert "playback.clear" not in types(after)
         assert "transcript.user.done" not in types(during + after)  # "uh huh" is not a turn
         await asyncio.sleep(1.0)
@@ -122,4 +143,38 @@ async def test_uh_huh_lets_the_reply_go_on_and_wait_stop_stops_it(server: Daphne
                     False,
                 )
             assert before_clear or end["status"] == "cancelled", (end, types(during + started))
+        await socket.close()
+
+
+async def test_uh_huh_after_the_reply_is_done_upstream_lets_it_play_on(
+    server: DaphneServer,
+) -> None:
+    """The reply is complete upstream (its response.done came) but still plays on the page.
+
+    localvoice then starts its own reply to "uh huh" as soon as the transcript is in, before
+    the service's ``conversation.item.delete``: that reply must never reach the page.
+    """
+    async with Browser(server.base_url) as browser:
+        await browser.login("nodder", PASSWORD)
+        socket = await browser.websocket(server.ws_url("/ws/voice/"))
+        await socket.expect("session.ready", timeout=30)
+        await stream(socket, silence(200) + speak("Tell me about how bread is made") + silence(900))
+        await socket.expect("audio.start", timeout=90)
+        started = asyncio.get_running_loop().time()
+        reply = await reply_end(socket)
+        assert reply[-1]["status"] == "completed", types(reply)
+        audio_s = sum(len(f) for f in reply if isinstance(f, bytes)) / 48_000
+        left_s = audio_s - (asyncio.get_running_loop().time() - started)
+        assert left_s > 2.5, f"generated slower than it plays: {audio_s:.1f} s of audio"
+
+        sender = asyncio.create_task(stream(socket, trim_silence(speak("uh huh")) + silence(1500)))
+        during = await frames_until(socket, "playback.resume", "playback.clear")
+        await sender
+        assert types(during)[-1] == "playback.resume", types(during)
+        # Nothing of a reply to "uh huh": no new audio item, no response.done, no clear.
+        quiet = await frames_for(socket, 6.0)
+        heard = types(during + quiet)
+        assert not {"audio.start", "response.done", "playback.clear"} & set(heard), heard
+        assert not any(isinstance(f, bytes) for f in during + quiet)
+        assert "transcript.user.done" not in heard
         await socket.close()

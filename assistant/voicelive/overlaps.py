@@ -231,6 +231,9 @@ class Overlaps:
         if not self._close(window):
             return
         metrics.OVERLAPS.labels(verdict="barge_in", reason=window.reason or "words").inc()
+        logger.debug(
+            "barge-in over the reply (%s): %r", window.reason or "words", window.heard[:40]
+        )
         await self._stop_for_user(window.item_id)
         for message in window.held:
             if isinstance(message, protocol.ServerMessage):

@@ -280,6 +280,9 @@ class Session:
                 run.spec.metadata["localvoice_stt_wait_ms"] = f"{stt_ms:.0f}"
                 run.spec.metadata["localvoice_speculative"] = "1"
                 await run.release(started_after=c.committed_at)
+                if run.task is not None and run.task.done() and self._active is run:
+                    # It finished while held (its runner let go before it was active).
+                    self._active = None
                 return
             logger.debug("speculative reply for %s discarded", held_item)
             run.discard()

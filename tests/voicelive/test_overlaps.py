@@ -194,3 +194,51 @@ async def test_a_reply_refused_while_deciding_is_not_asked_for_after_a_backchann
     assert conn.sent_of("response.create") == []
     assert conn.sent_of("response.cancel") == []
     await comm.disconnect()
+
+
+@pytest.mark.parametrize("upstream_reply", ["before_the_verdict", "after_the_verdict"])
+async def test_a_reply_done_upstream_while_deciding_ends_once_and_its_successor_is_unheard(
+    user: User, fake_connect: FakeConnect, upstream_reply: str
+) -> None:
+    """The reply is generated faster than it plays: its response.done comes while deciding.
+
+    The page gets that response.done then (before playback.resume), and the upstream's own
+    reply to the hum (localvoice starts it as soon as the first reply is done) is cancelled
+    unheard, whether it starts before the verdict or after the item's delete was sent.
+    """
+    comm = await start(user, fake_connect)
+    conn = fake_connect.last
+    await _reply_playing(comm, conn)
+    conn.push({"type": "response.done", "response": {"id": "r1", "status": "completed"}})
+    assert (await next_message(comm, "response.done"))["status"] == "completed"
+    conn.push({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 400})
+    reply_to_the_hum = [
+        {"type": "response.created", "response": {"id": "r2", "status": "in_progress"}},
+        audio_delta("a2", b"\x00\x03" * 480, "r2"),
+    ]
+    if upstream_reply == "before_the_verdict":
+        for event in reply_to_the_hum:
+            conn.push(event)
+        await conn.wait_for("response.cancel")
+    conn.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "u1",
+            "content_index": 0,
+            "transcript": "Uh-huh.",
+        }
+    )
+    seen = await _texts_until(comm, "playback.resume")
+    await conn.wait_for("conversation.item.delete")
+    if upstream_reply == "after_the_verdict":
+        for event in reply_to_the_hum:
+            conn.push(event)
+        await conn.wait_for("response.cancel")
+    conn.push({"type": "response.done", "response": {"id": "r2", "status": "cancelled"}})
+    assert await comm.receive_nothing(0.3)  # no audio, response.done or clear of r2
+    kinds = [message["type"] for message in seen]
+    assert "playback.clear" not in kinds
+    assert "response.done" not in kinds  # r1's came once, before; r2's never
+    assert len(conn.sent_of("response.cancel")) == 1
+    assert conn.sent_of("response.create") == []
+    await comm.disconnect()

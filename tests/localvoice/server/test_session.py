@@ -295,3 +295,17 @@ async def test_a_turn_deleted_while_the_reply_before_it_plays_gets_no_reply(clie
     assert c.of("response.done")[0]["response"]["status"] == "completed"
     await asyncio.sleep(0.3)  # the queued reply would have started by now
     assert len(c.of("response.created")) == 1, c.types()
+
+
+async def test_a_reply_finished_while_held_does_not_stay_active(client):
+    """A short speculative reply may be complete before its turn ends (all of it buffered).
+
+    Once released it is over: the next turn is speculated and prefilled again.
+    """
+    c = client()
+    for turn in (1, 2):
+        await c.speak(600)
+        await c.pause(800)
+        await c.wait_for("response.done", count=turn)
+        response = c.of("response.done")[-1]["response"]
+        assert response["metadata"].get("localvoice_speculative") == "1", turn

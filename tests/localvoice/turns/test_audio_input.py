@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from localvoice.pipeline.stages import SttOptions
+from localvoice.turns.audio_input import BACKCHANNEL_PROMPT, REPLY_GRACE_MS
 from tests.localvoice.fakes import FakeStt, FakeTurnModel
 from tests.localvoice.server.test_session import Client
 
@@ -147,3 +148,49 @@ async def test_a_transcript_stopping_on_a_dangling_word_waits_whatever_the_model
     assert c.of("input_audio_buffer.committed") == []
     await c.pause(400)
     await c.wait_for("input_audio_buffer.committed")  # the timeout still ends it
+
+
+SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 300, "interrupt_response": False}
+
+
+async def speak_over_the_reply(c: Any, quiet_ms_first: int) -> None:
+    """A turn, its reply's audio, then ``quiet_ms_first`` of silence and a short sound."""
+    await c.speak(600)
+    await c.pause(500)
+    await c.wait_for("response.audio.delta")  # the fake reply: 280 ms of audio
+    await c.pause(quiet_ms_first)
+    await c.speak(300)
+    await c.pause(500)
+    await c.wait_for("conversation.item.input_audio_transcription.completed", 2)
+
+
+async def test_speech_over_the_reply_is_transcribed_expecting_a_backchannel(client):
+    stt = FakeStt()
+    c = await client(SERVER_VAD, stt=stt)
+    await speak_over_the_reply(c, quiet_ms_first=0)
+    assert stt.options[0] == SttOptions()  # the first turn: nothing was playing
+    assert stt.options[-1] == SttOptions(phrases=BACKCHANNEL_PROMPT)
+
+
+async def test_speech_after_the_reply_played_out_is_transcribed_as_usual(client):
+    stt = FakeStt()
+    c = await client(SERVER_VAD, stt=stt)
+    await speak_over_the_reply(c, quiet_ms_first=280 + REPLY_GRACE_MS + 300)
+    assert stt.options[-1] == SttOptions()
+
+
+async def test_the_backchannel_prompt_is_english_only_and_keeps_the_phrase_list(client):
+    stt = FakeStt()
+    c = await client(SERVER_VAD, stt=stt)
+    for language, expected in (
+        ("en-US", SttOptions(("en",), (*BACKCHANNEL_PROMPT, "Contoso"))),
+        ("fr-FR", SttOptions(("fr",), ("Contoso",))),
+    ):
+        transcription = {"model": "whisper-1", "language": language, "phrase_list": ["Contoso"]}
+        await c.send(
+            {"type": "session.update", "session": {"input_audio_transcription": transcription}}
+        )
+        stt.options.clear()
+        c.events.clear()
+        await speak_over_the_reply(c, quiet_ms_first=0)
+        assert stt.options[-1] == expected
