@@ -44,10 +44,6 @@ class TestSet(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def user_turns(self) -> list[str]:
-        """The set's user turns' texts, in order (blank ones left out)."""
-        return [turn.text.strip() for turn in self.replayed_turns()]
-
     def replayed_turns(self) -> list[TestTurn]:
         """The turns a replay sends, in order: those with a text (recordings not loaded)."""
         return [turn for turn in self.turns.defer("audio") if turn.text.strip()]

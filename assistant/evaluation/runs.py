@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -71,17 +71,20 @@ def conversation_groups(profile_id: int, count: int) -> list[Group]:
 
 def test_set_groups(test_set: TestSet) -> list[Group]:
     """A test set is one conversation; its recorded turns are sent as audio."""
-    recordings = dict(test_set.turns.exclude(audio=None).values_list("pk", "audio"))
+    recordings = _recordings(test_set.turns.all())
     turns = [
-        UserTurn(turn.text.strip(), _audio(recordings.get(turn.pk)))
-        for turn in test_set.replayed_turns()
+        UserTurn(turn.text.strip(), recordings.get(turn.pk)) for turn in test_set.replayed_turns()
     ]
     return [(None, turns)] if turns else []
 
 
-def _audio(stored: bytes | memoryview | None) -> bytes | None:
-    """A BinaryField's value (a memoryview on PostgreSQL) as bytes; None for no recording."""
-    return bytes(stored) if stored else None
+def _recordings(turns: QuerySet[TestTurn]) -> dict[int, bytes]:
+    """The recordings of ``turns`` that have one, by turn id, as bytes.
+
+    A BinaryField reads as a memoryview on PostgreSQL.
+    """
+    stored = turns.exclude(audio=None).values_list("pk", "audio")
+    return {pk: bytes(audio) for pk, audio in stored if audio}
 
 
 def run_user_turns(rows: list[RunTurn]) -> list[UserTurn]:
@@ -91,10 +94,8 @@ def run_user_turns(rows: list[RunTurn]) -> list[UserTurn]:
     turn's text, which is replayed as text.
     """
     ids = [row.test_turn_id for row in rows if row.test_turn_id]
-    recordings = dict(
-        TestTurn.objects.filter(pk__in=ids).exclude(audio=None).values_list("pk", "audio")
-    )
-    return [UserTurn(row.user_text, _audio(recordings.get(row.test_turn_id or 0))) for row in rows]
+    recordings = _recordings(TestTurn.objects.filter(pk__in=ids))
+    return [UserTurn(row.user_text, recordings.get(row.test_turn_id or 0)) for row in rows]
 
 
 def runner_state(run: EvaluationRun) -> str:

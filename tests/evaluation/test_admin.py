@@ -177,7 +177,7 @@ def test_test_sets_with_turns_and_checks(profile: AssistantProfile) -> None:
     )
     assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
     test_set = TestSet.objects.get(name="hours")
-    assert test_set.user_turns() == ["When do you open?"]
+    assert [turn.text for turn in test_set.replayed_turns()] == ["When do you open?"]
     assert [(c.kind, c.value, c.turn) for c in test_set.checks.all()] == [
         ("phrase_appears", "nine", 1)
     ]
