@@ -108,11 +108,12 @@ def measure_wer(
                 samples: list[str] = []
                 for fact, audio in zip(spoken, noisy, strict=True):
                     text = decode(audio)
-                    errors += word_errors(fact.question, text)
+                    clip_errors = word_errors(fact.question, text)
+                    errors += clip_errors
                     empty += not text.strip()
                     if decoding == "engine" and snr is None:
                         heard[f"{voice}|{fact.question}"] = text
-                    if len(samples) < 3 and word_errors(fact.question, text):
+                    if len(samples) < 3 and clip_errors:
                         samples.append(f"{fact.question} -> {text}")
                 cpu = (time.process_time() - started) / len(spoken)
                 wer = round(100 * errors / reference_words, 1)
