@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import soxr
 from azure.ai.voicelive.models import ResponseCreateParams
 
+from tests.localvoice.pipeline.test_espeak_tts import heard
 from tests.support.audio import silence, speak
 from tests.support.localvoice import next_event, send_audio, voicelive_session
 
@@ -42,10 +42,8 @@ def heard_in_french(pcm24: bytes) -> str:
     """What Whisper base hears, in French, in 24 kHz PCM16 (the response's audio)."""
     from localvoice.pipeline.stages import SttOptions
 
-    audio = np.frombuffer(pcm24, dtype="<i2").astype(np.float32) / 32768.0
-    at16 = np.asarray(soxr.resample(audio, 24000, 16000), dtype=np.float32)
-    padded = np.concatenate([np.zeros(4800, np.float32), at16, np.zeros(4800, np.float32)])
-    return _whisper_base().transcribe(padded, SttOptions(languages=("fr",))).lower()
+    pcm = np.frombuffer(pcm24, dtype="<i2")
+    return heard(_whisper_base(), pcm, 24000, SttOptions(languages=("fr",)))
 
 
 def said(text: str) -> ResponseCreateParams:
