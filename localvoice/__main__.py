@@ -109,6 +109,13 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         help="do not evaluate the reply's prompt while the user is still speaking",
     )
     parser.add_argument(
+        "--no-words-end-of-turn",
+        dest="words_end_of_turn",
+        action="store_false",
+        help="semantic end of turn judges the audio (Smart Turn) and the last word only, not the "
+        "words with the chat model",
+    )
+    parser.add_argument(
         "--kv-snapshot-mb",
         type=int,
         default=DEFAULTS.kv_snapshot_mb,
@@ -151,6 +158,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         llm_threads=args.llm_threads,
         first_chunk_words=args.first_chunk_words,
         prefill=args.prefill,
+        words_end_of_turn=args.words_end_of_turn,
         kv_snapshot_mb=max(0, args.kv_snapshot_mb),
         echo_mute=args.echo_mute,
     )

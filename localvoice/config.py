@@ -29,6 +29,8 @@ class ServerConfig:
         vad: the VAD stage (no flag: ``silero``).
         tts: the text-to-speech stage (no flag: ``piper``).
         end_of_turn: the semantic end-of-turn model (no flag: ``smart-turn-v3.2``).
+        words_end_of_turn: semantic end of turn also weighs the words with the chat model
+            (``pipeline/words_turn.py``; llama.cpp only).
         llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
@@ -53,6 +55,7 @@ class ServerConfig:
     vad: str = "silero"
     tts: str = "piper"
     end_of_turn: str = "smart-turn-v3.2"
+    words_end_of_turn: bool = True
     llm_model: Path | None = None
     llm_url: str | None = None
     piper_voices: dict[str, Path] = field(default_factory=dict)

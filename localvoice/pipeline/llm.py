@@ -22,6 +22,8 @@ from localvoice.pipeline.llm_batch import BatchedLlama
 from localvoice.pipeline.llm_jobs import Generation, Prefill
 from localvoice.pipeline.llms.base import ChatFormat
 from localvoice.pipeline.stages import ChatStats
+from localvoice.pipeline.words_turn import INSTRUCTIONS as WORDS_INSTRUCTIONS
+from localvoice.pipeline.words_turn import WordsEndOfTurn
 
 if TYPE_CHECKING:
     from localvoice.config import ServerConfig
@@ -153,6 +155,18 @@ class LlamaChat:
         if self._prefill_on:
             key = _conversation_key(messages)
             self.engine.submit(Prefill(render=lambda: self._prefix_tokens(messages), key=key))
+
+    def words_end_of_turn(self, threads: int = 1) -> WordsEndOfTurn:
+        """A words end-of-turn detector on this model's weights (``pipeline/words_turn.py``)."""
+
+        def render(context: str, words: str) -> list[int]:
+            messages = [{"role": "system", "content": WORDS_INSTRUCTIONS}]
+            if context:
+                messages.append({"role": "assistant", "content": context})
+            messages.append({"role": "user", "content": words})
+            return self._prefix_tokens(messages)
+
+        return WordsEndOfTurn(self.engine.model, render, threads=threads)
 
     def close(self) -> None:
         """Stop the engine's thread."""

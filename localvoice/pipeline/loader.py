@@ -48,6 +48,7 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
     """
     from localvoice.pipeline.denoise import SpeexNoise
     from localvoice.pipeline.echo import check_available
+    from localvoice.pipeline.llm import LlamaChat
     from localvoice.pipeline.weights import resolve
 
     seconds: dict[str, float] = {}
@@ -70,6 +71,9 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
     logger.info("chat model: %s", chat_model.name)
     tts_model = _timed("tts", seconds, lambda: tts(config))
     turn_model = _timed("end_of_turn", seconds, lambda: end_of_turn(config))
+    words_model = None
+    if config.words_end_of_turn and isinstance(chat_model, LlamaChat):
+        words_model = _timed("words_end_of_turn", seconds, chat_model.words_end_of_turn)
     # Loaded now, so a session that asks for echo cancellation never finds it missing.
     echo = check_available()
     logger.info("echo cancellation: %s; noise suppression: %s", echo, SpeexNoise.name)
@@ -79,6 +83,7 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
         llm=chat_model,
         tts=tts_model,
         end_of_turn=turn_model,
+        words_end_of_turn=words_model,
         load_seconds=seconds,
         input_cleanup={"echo_cancellation": echo, "noise_reduction": SpeexNoise.name},
         first_chunk_words=config.first_chunk_words,

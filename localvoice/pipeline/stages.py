@@ -82,6 +82,16 @@ class EndOfTurnModel(Protocol):
         ...
 
 
+class WordsEndOfTurnModel(Protocol):
+    """The words' half of semantic end of turn: whether the user's words are a finished message."""
+
+    name: str
+
+    def probability(self, words: str, context: str = "") -> float:
+        """P(finished) of ``words`` after the assistant's ``context``; blocking."""
+        ...
+
+
 @dataclass(slots=True)
 class ChatStats:
     """Token counts of one chat completion, filled in while it streams."""
@@ -149,6 +159,8 @@ class Pipeline:
     tts: TextToSpeech
     #: Semantic end of turn (Smart Turn); ``None``: semantic settings fall back to silence.
     end_of_turn: EndOfTurnModel | None = None
+    #: The words' half of semantic end of turn (``pipeline/words_turn.py``); ``None``: off.
+    words_end_of_turn: WordsEndOfTurnModel | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
     input_cleanup: dict[str, str] = field(default_factory=dict)
     first_chunk_words: int = 0  # cap on the first spoken chunk (0: sentence or comma only)
@@ -171,6 +183,8 @@ class Pipeline:
     #: Smart Turn calls and their CPU time (thread time), for ``/healthz`` and the bench.
     turn_checks: int = 0
     turn_cpu_ms: float = 0.0
+    words_checks: int = 0
+    words_cpu_ms: float = 0.0
 
     stt_inflight: int = 0
 
@@ -204,6 +218,21 @@ class Pipeline:
 
         return asyncio.get_running_loop().run_in_executor(self.turn_pool, run)
 
+    def words_finished(self, words: str, context: str) -> asyncio.Future[float]:
+        """P(the user's words are a finished message), in the turn-detection worker."""
+        model = self.words_end_of_turn
+        assert model is not None
+
+        def run() -> float:
+            started = time.thread_time()
+            try:
+                return model.probability(words, context)
+            finally:
+                self.words_checks += 1
+                self.words_cpu_ms += (time.thread_time() - started) * 1000
+
+        return asyncio.get_running_loop().run_in_executor(self.turn_pool, run)
+
     def describe(self) -> dict[str, Any]:
         """What is loaded, for ``/healthz`` (nothing with ``--echo``)."""
         if self.echoes_input:
@@ -217,6 +246,9 @@ class Pipeline:
             "end_of_turn": self.end_of_turn.name if self.end_of_turn else None,
             "end_of_turn_checks": self.turn_checks,
             "end_of_turn_cpu_ms": round(self.turn_cpu_ms, 1),
+            "words_end_of_turn": self.words_end_of_turn.name if self.words_end_of_turn else None,
+            "words_checks": self.words_checks,
+            "words_cpu_ms": round(self.words_cpu_ms, 1),
             "load_seconds": self.load_seconds,
             "input_cleanup": self.input_cleanup,
         }

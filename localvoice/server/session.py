@@ -105,7 +105,10 @@ class Session:
         # Imported here so that ``--echo`` starts without numpy and soxr.
         from localvoice.turns.audio_input import AudioInput
 
-        return AudioInput(pipeline, self._on_partial)
+        return AudioInput(pipeline, self._on_partial, self._assistant_said)
+
+    def _assistant_said(self) -> str:
+        return self.conversation.last_said("assistant")
 
     def close(self) -> None:
         """Stop everything the session runs and return its VAD stream."""

@@ -10,10 +10,12 @@ Latency tricks (see docs/localvoice.md):
 
 With semantic end of turn (``TurnDetection.semantic``), once a pause has lasted
 ``CHECK_AFTER_MS`` (or ``silence_duration_ms`` if shorter) the end-of-turn model judges the
-turn's audio. The turn ends at ``silence_duration_ms`` of silence if the model found it complete
-(P(complete) >= the ``threshold_level``'s) and the pause's speculative transcript does not stop
-on a word that needs a next one (``unfinished.py``), else at ``max(timeout_ms,
-silence_duration_ms)``.
+turn's audio, and once the pause's speculative transcript is known the chat model judges its
+words (``pipeline/words_turn.py``, after the assistant's last words). At ``silence_duration_ms``
+of silence the turn ends unless the words are unfinished: an empty transcript, one stopping on
+a word that needs a next one (``unfinished.py``) or words the chat model finds unfinished wait;
+otherwise the turn ends if the audio sounds complete (P(complete) >= the ``threshold_level``'s)
+or the words are clearly finished. What waits ends at ``max(timeout_ms, silence_duration_ms)``.
 Server VAD ends it at ``silence_duration_ms`` whatever was said.
 
 Speech that starts while the reply is audible (the output sent, counted on the input clock) is
@@ -40,6 +42,7 @@ import soxr
 
 from localvoice.pipeline.cleanup import InputCleanup
 from localvoice.pipeline.stages import PIPELINE_RATE, Pipeline, SttOptions
+from localvoice.pipeline.words_turn import is_finished, judgeable
 from localvoice.protocol.errors import ProtocolError
 from localvoice.protocol.events import ErrorCode, new_id
 from localvoice.protocol.transcription import stt_languages, stt_phrases
@@ -85,14 +88,17 @@ class AudioInput:
     Args:
         pipeline: models and thread pools; a VAD stream is taken from it until ``close``.
         on_partial: called with (item_id, text so far) when a background transcription finishes.
+        assistant_said: the assistant's last words, which the words end-of-turn check reads.
     """
 
     def __init__(
         self,
         pipeline: Pipeline,
         on_partial: Callable[[str, str], Awaitable[None]],
+        assistant_said: Callable[[], str] = lambda: "",
     ) -> None:
         self._pipeline = pipeline
+        self._assistant_said = assistant_said
         self._vad = pipeline.vad.acquire()
         self._closed = False
         self._on_partial = on_partial
@@ -124,6 +130,8 @@ class AudioInput:
         self._partial_busy = False
         # The end-of-turn model's check of the current pause: (pause's last speech, future).
         self._check: tuple[int, asyncio.Future[float]] | None = None
+        # The words' check of the pause's transcript: (that transcript, future of P(finished)).
+        self._words: tuple[asyncio.Future[str], asyncio.Future[float]] | None = None
         self._segment_options = self._stt_options
 
     def configure(self, rate: int, turn: TurnDetection | None, session: dict[str, Any]) -> None:
@@ -248,6 +256,7 @@ class AudioInput:
             self._last_speech_end = end
             self._silence_start = None
             self._check = None
+            self._words = None
             if self._speculative is not None:
                 self._speculative = None  # they kept talking: the guess is stale
                 signals.append(SpeechResumed(self._item_id))
@@ -280,24 +289,52 @@ class AudioInput:
             check = self._pipeline.turn_complete(self._audio(self._segment_start, end))
             check.add_done_callback(log_failure)  # also read when the pause is over first
             self._check = (self._last_speech_end, check)
+        heard = self._speculative[1] if self._speculative is not None else None
+        self._check_words(heard)
         if silent_ms >= max(turn.eou_timeout_ms, turn.silence_duration_ms):
             return True
         if silent_ms < turn.silence_duration_ms or self._check is None:
             return False
         check = self._check[1]
-        heard = self._speculative[1] if self._speculative is not None else None
-        if not check.done() or (heard is not None and not heard.done()):
+        words = self._words[1] if self._words is not None and self._words[0] is heard else None
+        if any(f is not None and not f.done() for f in (check, heard, words)):
             return False
         text = result_or_none(heard) if heard is not None else None
+        if text == "":
+            # Speech Whisper could not write down yet: nothing to answer if it stays so, and
+            # often the first words of a sentence cut by the pause.
+            logger.debug("end of turn: nothing heard in the speech so far")
+            return False
         if text and sounds_unfinished(text):
             logger.debug("end of turn: %r sounds unfinished", text)
+            return False
+        p_words = result_or_none(words)
+        finished = is_finished(p_words) if p_words is not None else None
+        if finished is False:
+            logger.debug("end of turn: %r unfinished by its words (P %.4f)", text, p_words)
             return False
         if check.cancelled() or check.exception() is not None:
             logger.warning("end-of-turn check failed: the pause ends the turn")
             return True
         probability = check.result()
-        logger.debug("end of turn: P(complete) %.2f after %d ms", probability, silent_ms)
-        return probability >= turn.eou_threshold
+        logger.debug(
+            "end of turn: P(complete) %.2f, words %s, after %d ms", probability, p_words, silent_ms
+        )
+        return probability >= turn.eou_threshold or finished is True
+
+    def _check_words(self, heard: asyncio.Future[str] | None) -> None:
+        """Ask the words' detector about the pause's transcript once it is known."""
+        model = self._pipeline.words_end_of_turn
+        if model is None or heard is None or not heard.done():
+            return
+        if self._words is not None and self._words[0] is heard:
+            return
+        text = result_or_none(heard)
+        if not text or not judgeable(text):
+            return
+        check = self._pipeline.words_finished(text, self._assistant_said())
+        check.add_done_callback(log_failure)
+        self._words = (heard, check)
 
     def _speech_audio(self) -> tuple[int, npt.NDArray[np.float32]]:
         end = min(self._total, self._last_speech_end + TAIL_MS * SAMPLES_PER_MS)

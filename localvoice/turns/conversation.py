@@ -84,6 +84,10 @@ class Conversation:
         """Id of the newest item (the ``previous_item_id`` of the next one)."""
         return self.items[-1].id if self.items else None
 
+    def last_said(self, role: str) -> str:
+        """The text of the newest message of ``role`` ("" when there is none)."""
+        return next((i.text() for i in reversed(self.items) if i.role == role), "")
+
     def get(self, item_id: str) -> Item | None:
         """The item with that id, if any."""
         return next((i for i in self.items if i.id == item_id), None)

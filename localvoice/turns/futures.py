@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-def result_or_none(future: asyncio.Future[str]) -> str | None:
-    """A finished transcription's text (``None`` if it failed)."""
+
+def result_or_none(future: asyncio.Future[T] | None) -> T | None:
+    """A finished future's result (``None`` if it failed, or for no future)."""
+    if future is None:
+        return None
     if future.cancelled() or future.exception() is not None:
         return None
     return future.result()

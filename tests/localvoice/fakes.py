@@ -99,6 +99,20 @@ class FakeTurnModel:
         return self.complete
 
 
+class FakeWordsModel:
+    """P(finished) of the words is ``finished``; ``calls`` keeps each (words, context) asked."""
+
+    name = "fake words end of turn"
+
+    def __init__(self, finished: float = 0.01) -> None:
+        self.finished = finished
+        self.calls: list[tuple[str, str]] = []
+
+    def probability(self, words: str, context: str = "") -> float:
+        self.calls.append((words, context))
+        return self.finished
+
+
 class FakeChat:
     """Streams ``reply`` word by word; ``gate`` (when set) holds each token until it is opened."""
 

@@ -2,6 +2,7 @@
 
 Every field of issue 21 is accepted, echoed as the SDK parses it, and behaves: a sentence with
 a pause in the middle is one turn with semantic detection and two with server VAD at 500 ms,
+also where only the words (the chat model) tell that the sentence goes on,
 ``timeout_ms`` bounds the wait, the language and the phrase list reach Whisper. The exact
 rules, on fake stages: ``turns/test_audio_input.py``.
 """
@@ -164,6 +165,22 @@ async def test_a_pause_mid_sentence_is_one_turn_with_semantic_detection_two_with
             counts[name] = len(await commits_while_speaking(conn, audio, settle_s=2.5))
     assert counts == {"semantic": 1, "server_vad": 2}
     assert healthz(localvoice_models)["models"]["end_of_turn_checks"] >= before + 2
+
+
+async def test_words_the_audio_finds_finished_still_hold_the_turn(localvoice_models):
+    # Piper says "to call" like the end of a sentence: Smart Turn alone cut it 4 times of 4
+    # (logbook); the chat model reads "can you remind me to call" as unfinished.
+    before = healthz(localvoice_models)["models"]["words_checks"]
+    audio = (
+        silence(300)
+        + piper("Can you remind me to call")
+        + silence(1000)
+        + piper("my sister at six.")
+    )
+    session = {"turn_detection": {**semantic(), "create_response": False}}
+    async with voicelive_session(localvoice_models, session) as conn:
+        assert len(await commits_while_speaking(conn, audio, settle_s=2.5)) == 1
+    assert healthz(localvoice_models)["models"]["words_checks"] >= before + 2
 
 
 async def test_timeout_ms_ends_a_turn_the_model_finds_unfinished(localvoice_models):

@@ -13,7 +13,7 @@ import pytest
 
 from localvoice.pipeline.stages import SttOptions
 from localvoice.turns.audio_input import BACKCHANNEL_PROMPT, REPLY_GRACE_MS
-from tests.localvoice.fakes import FakeStt, FakeTurnModel
+from tests.localvoice.fakes import FakeStt, FakeTurnModel, FakeWordsModel
 from tests.localvoice.server.test_session import Client
 
 SEMANTIC = {
@@ -120,7 +120,7 @@ async def test_a_turn_of_filler_words_only_is_not_committed(client):
     turn = {**SEMANTIC, "remove_filler_words": True}
     c = await client(turn, stt=FakeStt("Uhm."), end_of_turn=FakeTurnModel())
     await c.speak(800)
-    await c.pause(1000)
+    await c.pause(2200)  # "um" alone is no finished sentence: it waits for timeout_ms
     await c.wait_for("input_audio_buffer.speech_stopped")
     assert c.of("input_audio_buffer.committed") == []
     assert c.of("response.created") == []
@@ -148,6 +148,78 @@ async def test_a_transcript_stopping_on_a_dangling_word_waits_whatever_the_model
     assert c.of("input_audio_buffer.committed") == []
     await c.pause(400)
     await c.wait_for("input_audio_buffer.committed")  # the timeout still ends it
+
+
+async def test_words_the_chat_model_finds_unfinished_hold_the_turn_until_the_timeout(client):
+    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
+    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
+    words = FakeWordsModel(finished=0.0005)  # "can you remind me to call"
+    c = await client(turn, end_of_turn=FakeTurnModel(0.99), words_end_of_turn=words)
+    await c.speak(600)
+    await c.pause(1000)
+    assert c.of("input_audio_buffer.committed") == []
+    assert words.calls == [("what time is it", "")]  # the pause's transcript, no reply yet
+    await c.pause(400)
+    await c.wait_for("input_audio_buffer.committed")
+
+
+async def test_clearly_finished_words_end_the_turn_when_the_audio_sounds_unfinished(client):
+    c = await client(
+        SEMANTIC, end_of_turn=FakeTurnModel(0.1), words_end_of_turn=FakeWordsModel(0.4)
+    )
+    await c.speak(600)
+    await c.pause(700)
+    await c.wait_for("input_audio_buffer.committed")
+    stopped = c.of("input_audio_buffer.speech_stopped")[0]["audio_end_ms"]
+    assert 600 + 500 <= stopped < 600 + 700
+
+
+async def test_words_that_cannot_tell_leave_the_decision_to_the_audio(client):
+    words = FakeWordsModel(finished=0.01)
+    c = await client(SEMANTIC, end_of_turn=FakeTurnModel(0.1), words_end_of_turn=words)
+    await c.speak(600)
+    await c.pause(1000)
+    assert c.of("input_audio_buffer.committed") == []
+    c.pipeline.end_of_turn.complete = 0.9
+    await c.speak(600)
+    await c.pause(700)
+    await c.wait_for("input_audio_buffer.committed")
+    assert len(words.calls) == 2  # once per pause
+
+
+async def test_speech_whisper_heard_nothing_in_yet_waits_for_more(client):
+    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
+    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
+    c = await client(turn, stt=FakeStt(""), end_of_turn=FakeTurnModel(0.99))
+    await c.speak(600)
+    await c.pause(1000)
+    assert c.of("input_audio_buffer.speech_stopped") == []
+    await c.pause(400)
+    await c.wait_for("input_audio_buffer.speech_stopped")  # the timeout still ends it
+
+
+async def test_a_lone_word_after_a_finished_sentence_is_left_to_the_audio(client):
+    words = FakeWordsModel(finished=0.0001)
+    stt = FakeStt("Turn off the lights in the kitchen. Turn")  # Whisper's stray word
+    c = await client(SEMANTIC, stt=stt, end_of_turn=FakeTurnModel(0.9), words_end_of_turn=words)
+    await c.speak(600)
+    await c.pause(700)
+    await c.wait_for("input_audio_buffer.committed")
+    assert words.calls == []
+
+
+async def test_the_words_check_reads_the_assistants_last_words(client):
+    words = FakeWordsModel(finished=0.5)
+    c = await client(SEMANTIC, words_end_of_turn=words)
+    await c.speak(600)
+    await c.pause(700)
+    await c.wait_for("response.done")
+    said = c.of("response.done")[0]["response"]["output"][0]["content"][0]["transcript"]
+    await c.speak(600)
+    await c.pause(700)
+    await c.wait_for("input_audio_buffer.committed", 2)
+    assert said
+    assert words.calls[-1] == ("what time is it", said)
 
 
 SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 300, "interrupt_response": False}
