@@ -100,6 +100,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "semantic_300": _semantic(300, "default"),
 }
 DEFAULT_CONFIGS = "server_vad_500,semantic"
+DETECTOR_COUNTERS = ("end_of_turn_checks", "end_of_turn_cpu_ms", "words_checks", "words_cpu_ms")
 
 
 @dataclass
@@ -223,7 +224,7 @@ async def _stream(conn: Any, pcm: bytes, started: float, offset_ms: float) -> No
         await conn.input_audio_buffer.append(audio=chunk)
 
 
-async def run_one(endpoint: str, config: str, utt: Utterance) -> Outcome:
+async def run_one(endpoint: str, config: str, utt: Utterance, label: str = "") -> Outcome:
     """Stream one utterance into a fresh session; count early commits, time the first audio."""
     session = {"turn_detection": CONFIGS[config], "instructions": "Answer in one short sentence."}
     audio = _silence(LEAD_MS)
@@ -250,7 +251,7 @@ async def run_one(endpoint: str, config: str, utt: Utterance) -> Outcome:
             pass
         sender.cancel()
         latency = None if first_audio is None else (first_audio - speech_end) * 1000
-        return Outcome(config, utt, early, latency)
+        return Outcome(label or config, utt, early, latency)
 
 
 def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -288,6 +289,11 @@ def main() -> None:
         help="parts: each part spoken alone (it ends like a sentence); cut: the whole sentence "
         "spoken once and cut at the word (mid-sentence prosody)",
     )
+    parser.add_argument(
+        "--baseline-args",
+        help="also run every configuration on a second localvoice started with these arguments "
+        "(e.g. --no-words-end-of-turn), interleaved; its results are labelled CONFIG@baseline",
+    )
     parser.add_argument("--json", action="store_true", help="print every outcome")
     args = parser.parse_args()
     voice_sets = args.voices.split(",")
@@ -297,42 +303,51 @@ def main() -> None:
     styles = tuple(args.pause_styles.split(","))
     utterances = build_sets({name: sizes[name] for name in voice_sets}, styles)
     print(f"{len(utterances)} utterances synthesised in {time.perf_counter() - built:.0f} s")
-    server = None if args.endpoint else LocalVoiceProcess("--no-auth").start(timeout=300)
-    endpoint = args.endpoint or (server.endpoint if server else "")
+    servers = []
+    if not args.endpoint:
+        servers.append(LocalVoiceProcess("--no-auth").start(timeout=300))
+    endpoints = {"": args.endpoint or servers[0].endpoint}
+    if args.baseline_args:
+        servers.append(LocalVoiceProcess("--no-auth", *args.baseline_args.split()).start(300))
+        endpoints["@baseline"] = servers[-1].endpoint
+    runs = [(config, suffix) for config in configs for suffix in endpoints]
+    labels = [config + suffix for config, suffix in runs]
     outcomes: list[Outcome] = []
     checks_cpu: dict[str, float] = {}
-    stream_s = dict.fromkeys(configs, 0.0)
+    stream_s = dict.fromkeys(labels, 0.0)
     try:
         started = time.perf_counter()
         for utt in utterances:
-            for config in configs:
+            for config, suffix in runs:
+                label, endpoint = config + suffix, endpoints[suffix]
                 before = healthz(endpoint)["models"]
                 t0 = time.perf_counter()
-                outcomes.append(asyncio.run(run_one(endpoint, config, utt)))
-                stream_s[config] += time.perf_counter() - t0
+                outcomes.append(asyncio.run(run_one(endpoint, config, utt, label)))
+                stream_s[label] += time.perf_counter() - t0
                 after = healthz(endpoint)["models"]
-                for key in ("end_of_turn_checks", "end_of_turn_cpu_ms"):
-                    checks_cpu[f"{config}:{key}"] = checks_cpu.get(f"{config}:{key}", 0.0) + (
-                        after[key] - before[key]
+                for key in DETECTOR_COUNTERS:
+                    checks_cpu[f"{label}:{key}"] = checks_cpu.get(f"{label}:{key}", 0.0) + (
+                        after.get(key, 0) - before.get(key, 0)
                     )
         elapsed = time.perf_counter() - started
     finally:
-        if server:
+        for server in servers:
             server.stop()
     print(f"ran in {elapsed:.0f} s; load after: {json.dumps(machine_load())}")
-    for config in configs:
+    for config in labels:
         for name in voice_sets:
             subset = [
                 o for o in outcomes if o.config == config and o.utterance.voice in VOICE_SETS[name]
             ]
             print(f"== {config} / {name}: {json.dumps(_summary(subset))}")
-        checks = checks_cpu.get(f"{config}:end_of_turn_checks", 0)
-        cpu_ms = checks_cpu.get(f"{config}:end_of_turn_cpu_ms", 0.0)
-        if checks:
-            print(
-                f"   detector: {checks:.0f} checks, {cpu_ms / checks:.0f} ms CPU per check, "
-                f"{cpu_ms / (stream_s[config] / 60):.0f} ms CPU per minute of stream"
-            )
+        for detector, prefix in (("audio (Smart Turn)", "end_of_turn"), ("words", "words")):
+            checks = checks_cpu.get(f"{config}:{prefix}_checks", 0)
+            cpu_ms = checks_cpu.get(f"{config}:{prefix}_cpu_ms", 0.0)
+            if checks:
+                print(
+                    f"   {detector}: {checks:.0f} checks, {cpu_ms / checks:.0f} ms CPU per check, "
+                    f"{cpu_ms / (stream_s[config] / 60):.0f} ms CPU per minute of stream"
+                )
     if args.json:
         for o in outcomes:
             print(
