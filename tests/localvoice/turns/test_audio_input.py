@@ -139,28 +139,32 @@ async def test_language_and_phrase_list_reach_the_stt(client):
     assert stt.options[-1] == SttOptions(languages=("fr",), phrases=("Contoso",))
 
 
-async def test_a_transcript_stopping_on_a_dangling_word_waits_whatever_the_model_says(client):
-    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
-    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
-    c = await client(turn, stt=FakeStt("I would like a table for"), end_of_turn=FakeTurnModel(0.99))
+SEMANTIC_1200 = {
+    **SEMANTIC,
+    "end_of_utterance_detection": {"model": "semantic_detection_v1", "timeout_ms": 1200},
+}
+
+
+async def assert_held_until_the_timeout(c: Client, event: str) -> None:
+    """Speech, then a pause past ``silence_duration_ms``: no ``event`` until 1200 ms end it."""
     await c.speak(600)
     await c.pause(1000)
-    assert c.of("input_audio_buffer.committed") == []
+    assert c.of(event) == []
     await c.pause(400)
-    await c.wait_for("input_audio_buffer.committed")  # the timeout still ends it
+    await c.wait_for(event)
+
+
+async def test_a_transcript_stopping_on_a_dangling_word_waits_whatever_the_model_says(client):
+    stt = FakeStt("I would like a table for")
+    c = await client(SEMANTIC_1200, stt=stt, end_of_turn=FakeTurnModel(0.99))
+    await assert_held_until_the_timeout(c, "input_audio_buffer.committed")
 
 
 async def test_words_the_chat_model_finds_unfinished_hold_the_turn_until_the_timeout(client):
-    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
-    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
     words = FakeWordsModel(finished=0.0005)  # "can you remind me to call"
-    c = await client(turn, end_of_turn=FakeTurnModel(0.99), words_end_of_turn=words)
-    await c.speak(600)
-    await c.pause(1000)
-    assert c.of("input_audio_buffer.committed") == []
+    c = await client(SEMANTIC_1200, end_of_turn=FakeTurnModel(0.99), words_end_of_turn=words)
+    await assert_held_until_the_timeout(c, "input_audio_buffer.committed")
     assert words.calls == [("what time is it", "")]  # the pause's transcript, no reply yet
-    await c.pause(400)
-    await c.wait_for("input_audio_buffer.committed")
 
 
 async def test_clearly_finished_words_end_the_turn_when_the_audio_sounds_unfinished(client):
@@ -188,14 +192,8 @@ async def test_words_that_cannot_tell_leave_the_decision_to_the_audio(client):
 
 
 async def test_speech_whisper_heard_nothing_in_yet_waits_for_more(client):
-    turn = {**SEMANTIC, "end_of_utterance_detection": {"model": "semantic_detection_v1"}}
-    turn["end_of_utterance_detection"]["timeout_ms"] = 1200
-    c = await client(turn, stt=FakeStt(""), end_of_turn=FakeTurnModel(0.99))
-    await c.speak(600)
-    await c.pause(1000)
-    assert c.of("input_audio_buffer.speech_stopped") == []
-    await c.pause(400)
-    await c.wait_for("input_audio_buffer.speech_stopped")  # the timeout still ends it
+    c = await client(SEMANTIC_1200, stt=FakeStt(""), end_of_turn=FakeTurnModel(0.99))
+    await assert_held_until_the_timeout(c, "input_audio_buffer.speech_stopped")
 
 
 async def test_a_lone_word_after_a_finished_sentence_is_left_to_the_audio(client):
