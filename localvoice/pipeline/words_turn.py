@@ -19,15 +19,12 @@ between calls, so a pause costs the user's words (about 50 ms for ten tokens on 
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 #: Below this the words are unfinished ("... a table for"): the turn waits for more.
 UNFINISHED_BELOW = 0.002
@@ -84,6 +81,7 @@ class WordsEndOfTurn:
         self._context = _internals.LlamaContext(model=model, params=params, verbose=False)
         self._ctx = self._context.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
+        # Like the chat model's, the batch and the context live as long as the process.
         self._batch = llama_cpp.llama_batch_init(N_CTX, 0, 1)
         self._n_vocab = model.n_vocab()
         self._endings = _ending_tokens(model)
@@ -124,12 +122,6 @@ class WordsEndOfTurn:
             msg = f"llama_decode returned {code}"
             raise RuntimeError(msg)
         self._evaluated.extend(tokens)
-
-    def close(self) -> None:
-        """Free the batch (the context goes with its object)."""
-        if self._batch is not None:
-            self._llama.llama_batch_free(self._batch)
-            self._batch = None
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
