@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,6 +90,23 @@ class WordsEndOfTurnModel(Protocol):
     def probability(self, words: str, context: str = "") -> float:
         """P(finished) of ``words`` after the assistant's ``context``; blocking."""
         ...
+
+
+@dataclass(slots=True)
+class CheckCost:
+    """Calls of a turn-detection model and their CPU time (thread time), for ``/healthz``."""
+
+    checks: int = 0
+    cpu_ms: float = 0.0
+
+    def measure(self, call: Callable[[], float]) -> float:
+        """Run ``call`` (blocking) and count it."""
+        started = time.thread_time()
+        try:
+            return call()
+        finally:
+            self.checks += 1
+            self.cpu_ms += (time.thread_time() - started) * 1000
 
 
 @dataclass(slots=True)
@@ -180,11 +197,9 @@ class Pipeline:
     turn_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lv-turn")
     )
-    #: Smart Turn calls and their CPU time (thread time), for ``/healthz`` and the bench.
-    turn_checks: int = 0
-    turn_cpu_ms: float = 0.0
-    words_checks: int = 0
-    words_cpu_ms: float = 0.0
+    #: Smart Turn's and the words' checks, for ``/healthz`` and the bench.
+    turn_cost: CheckCost = field(default_factory=CheckCost)
+    words_cost: CheckCost = field(default_factory=CheckCost)
 
     stt_inflight: int = 0
 
@@ -207,31 +222,17 @@ class Pipeline:
         """Run the end-of-turn model in its worker; the future resolves to P(complete)."""
         model = self.end_of_turn
         assert model is not None
-
-        def run() -> float:
-            started = time.thread_time()
-            try:
-                return model.probability(audio)
-            finally:
-                self.turn_checks += 1
-                self.turn_cpu_ms += (time.thread_time() - started) * 1000
-
-        return asyncio.get_running_loop().run_in_executor(self.turn_pool, run)
+        return asyncio.get_running_loop().run_in_executor(
+            self.turn_pool, self.turn_cost.measure, lambda: model.probability(audio)
+        )
 
     def words_finished(self, words: str, context: str) -> asyncio.Future[float]:
         """P(the user's words are a finished message), in the turn-detection worker."""
         model = self.words_end_of_turn
         assert model is not None
-
-        def run() -> float:
-            started = time.thread_time()
-            try:
-                return model.probability(words, context)
-            finally:
-                self.words_checks += 1
-                self.words_cpu_ms += (time.thread_time() - started) * 1000
-
-        return asyncio.get_running_loop().run_in_executor(self.turn_pool, run)
+        return asyncio.get_running_loop().run_in_executor(
+            self.turn_pool, self.words_cost.measure, lambda: model.probability(words, context)
+        )
 
     def describe(self) -> dict[str, Any]:
         """What is loaded, for ``/healthz`` (nothing with ``--echo``)."""
@@ -244,11 +245,11 @@ class Pipeline:
             "llm_model": self.llm.format.key,
             "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},
             "end_of_turn": self.end_of_turn.name if self.end_of_turn else None,
-            "end_of_turn_checks": self.turn_checks,
-            "end_of_turn_cpu_ms": round(self.turn_cpu_ms, 1),
+            "end_of_turn_checks": self.turn_cost.checks,
+            "end_of_turn_cpu_ms": round(self.turn_cost.cpu_ms, 1),
             "words_end_of_turn": self.words_end_of_turn.name if self.words_end_of_turn else None,
-            "words_checks": self.words_checks,
-            "words_cpu_ms": round(self.words_cpu_ms, 1),
+            "words_checks": self.words_cost.checks,
+            "words_cpu_ms": round(self.words_cost.cpu_ms, 1),
             "load_seconds": self.load_seconds,
             "input_cleanup": self.input_cleanup,
         }

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from localvoice.pipeline.kvsnapshots import common_prefix
+
 #: Below this the words are unfinished ("... a table for"): the turn waits for more.
 UNFINISHED_BELOW = 0.002
 #: At or above this the words are clearly finished.
@@ -94,7 +96,7 @@ class WordsEndOfTurn:
         if not text:
             return 1.0
         tokens = self._render(context[-CONTEXT_CHARS:], text)[-N_CTX:]
-        keep = _common_prefix(self._evaluated, tokens[:-1])  # the last is always evaluated
+        keep = common_prefix(self._evaluated, tokens[:-1])  # the last is always evaluated
         self._llama.llama_memory_seq_rm(self._memory, 0, keep, -1)
         self._evaluated = self._evaluated[:keep]
         self._decode(tokens[keep:])
@@ -122,14 +124,6 @@ class WordsEndOfTurn:
             msg = f"llama_decode returned {code}"
             raise RuntimeError(msg)
         self._evaluated.extend(tokens)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 def _ending_tokens(model: Any) -> list[int]:

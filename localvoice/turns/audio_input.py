@@ -299,7 +299,7 @@ class AudioInput:
         words = self._words[1] if self._words is not None and self._words[0] is heard else None
         if any(f is not None and not f.done() for f in (check, heard, words)):
             return False
-        text = result_or_none(heard) if heard is not None else None
+        text = result_or_none(heard)
         if text == "":
             # Speech Whisper could not write down yet: nothing to answer if it stays so, and
             # often the first words of a sentence cut by the pause.

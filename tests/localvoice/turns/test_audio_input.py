@@ -64,13 +64,18 @@ async def test_server_vad_ends_the_same_speech_at_the_first_pause(client):
     assert model.calls == 0
 
 
-async def test_a_complete_turn_ends_at_silence_duration_ms(client):
-    c = await client(SEMANTIC, end_of_turn=FakeTurnModel(complete=0.6))
+async def assert_ends_at_silence_duration(c: Client) -> None:
+    """Speech, then a pause: the turn ends at ``silence_duration_ms`` (500 ms), no later."""
     await c.speak(600)
     await c.pause(700)
     await c.wait_for("input_audio_buffer.committed")
     stopped = c.of("input_audio_buffer.speech_stopped")[0]["audio_end_ms"]
     assert 600 + 500 <= stopped < 600 + 700
+
+
+async def test_a_complete_turn_ends_at_silence_duration_ms(client):
+    c = await client(SEMANTIC, end_of_turn=FakeTurnModel(complete=0.6))
+    await assert_ends_at_silence_duration(c)
 
 
 async def test_timeout_ms_bounds_the_wait(client):
@@ -171,11 +176,7 @@ async def test_clearly_finished_words_end_the_turn_when_the_audio_sounds_unfinis
     c = await client(
         SEMANTIC, end_of_turn=FakeTurnModel(0.1), words_end_of_turn=FakeWordsModel(0.4)
     )
-    await c.speak(600)
-    await c.pause(700)
-    await c.wait_for("input_audio_buffer.committed")
-    stopped = c.of("input_audio_buffer.speech_stopped")[0]["audio_end_ms"]
-    assert 600 + 500 <= stopped < 600 + 700
+    await assert_ends_at_silence_duration(c)
 
 
 async def test_words_that_cannot_tell_leave_the_decision_to_the_audio(client):
