@@ -74,9 +74,9 @@ class InputCleanup:
             audio = np.asarray(soxr.resample(audio, rate, PIPELINE_RATE), dtype=np.float32)
         self.reference.play(audio, now)
 
-    def stop(self, now: int) -> None:
-        """Playback was cut (cancel, barge-in): forget the unplayed reference."""
-        self.reference.stop(now)
+    def stop(self, cut: int, now: int) -> None:
+        """Playback was cut from input sample ``cut`` on (cancel, barge-in); input is at ``now``."""
+        self.reference.stop(cut, now)
 
     def process(
         self, samples: npt.NDArray[np.float32], start: int

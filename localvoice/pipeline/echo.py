@@ -107,11 +107,15 @@ class EchoReference:
             self._start, self._far = now, np.zeros(0, dtype=np.float32)
         self._far = np.concatenate([self._far, audio])
 
-    def stop(self, now: int) -> None:
-        """The client stopped playback (cancel, barge-in): drop what was not played yet."""
-        keep = max(0, now - self._start)
-        self._far = self._far[:keep]
-        self._playing_until = time.monotonic()
+    def stop(self, cut: int, now: int) -> None:
+        """The client dropped the output queued from input sample ``cut`` on (``now`` or later).
+
+        What plays before ``cut`` stays: a reply queued behind another is cancelled unplayed.
+        """
+        cut = max(cut, now)
+        self._far = self._far[: max(0, cut - self._start)]
+        left = (cut - now) / PIPELINE_RATE
+        self._playing_until = min(self._playing_until, time.monotonic() + left)
 
     def take(self, start: int, count: int) -> npt.NDArray[np.float32]:
         """The reference for input samples ``[start, start + count)``, silence where none."""

@@ -409,16 +409,27 @@ class AudioInput:
             return None
         return Committed(item_id, self._ms(audio.size), self._transcribe(audio), by_vad=False)
 
-    def played(self, pcm: bytes, rate: int) -> None:
-        """Output audio went out: placed on the input clock as the echo canceller's reference."""
-        self.cleanup.play(pcm, rate, self._total)
-        played = len(pcm) // 2 * PIPELINE_RATE // rate
-        self._reply_until = max(self._reply_until or 0, self._total) + played
+    def played(self, pcm: bytes, rate: int) -> int:
+        """Output audio went out: placed on the input clock as the echo canceller's reference.
 
-    def playback_cut(self) -> None:
-        """The client dropped what it had not played: so does the echo reference."""
-        self.cleanup.stop(self._total)
-        self._reply_until = self._total
+        Returns:
+            The input sample where it starts playing (after what is queued, or now).
+        """
+        self.cleanup.play(pcm, rate, self._total)
+        start = max(self._reply_until or 0, self._total)
+        self._reply_until = start + len(pcm) // 2 * PIPELINE_RATE // rate
+        return start
+
+    def playback_cut(self, since: int) -> None:
+        """A response was cancelled: its unplayed audio leaves the echo reference and the reply.
+
+        A discarded reply that was queued behind the one playing leaves that one alone: speech
+        over it is still speech over a reply (and its echo is still cancelled).
+        """
+        cut = max(since, self._total)
+        self.cleanup.stop(cut, self._total)
+        if self._reply_until is not None:
+            self._reply_until = min(self._reply_until, cut)
 
     def clear(self) -> None:
         """Drop buffered audio and any turn in progress."""

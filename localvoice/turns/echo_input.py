@@ -33,10 +33,11 @@ class EchoInput:
     def configure(self, rate: int, turn: TurnDetection | None, session: dict[str, Any]) -> None:
         """No VAD and no clean-up to configure."""
 
-    def played(self, pcm: bytes, rate: int) -> None:
+    def played(self, pcm: bytes, rate: int) -> int:
         """No echo canceller."""
+        return 0
 
-    def playback_cut(self) -> None:
+    def playback_cut(self, since: int) -> None:
         """No echo canceller."""
 
     def close(self) -> None:

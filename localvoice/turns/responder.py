@@ -43,8 +43,9 @@ class ResponseRun:
         conversation: the session's conversation (the reply is added to it).
         send: sends one server event.
         wait_inputs: awaited before prompting, so pending transcriptions are in the history.
-        echo: called with each audio delta as it is sent (PCM16, rate), and when playback is
-            cut by a cancel: the session's echo-cancellation reference.
+        echo: called with each audio delta as it is sent (PCM16, rate; returns where it plays
+            on the input clock), and with where this reply's audio started when a cancel cuts
+            it: the session's echo-cancellation reference and reply clock.
     """
 
     def __init__(
@@ -54,9 +55,10 @@ class ResponseRun:
         conversation: Conversation,
         send: Callable[[Event], Awaitable[None]],
         wait_inputs: Callable[[], Awaitable[None]],
-        echo: tuple[Callable[[bytes, int], None], Callable[[], None]] | None = None,
+        echo: tuple[Callable[[bytes, int], int], Callable[[int], None]] | None = None,
     ) -> None:
         self._echo = echo
+        self._echo_from: int | None = None  # the input sample where this reply's audio starts
         self.spec = spec
         self.id = events.new_id("resp")
         self._pipeline = pipeline
@@ -219,7 +221,8 @@ class ResponseRun:
                 if self.started_after is not None:
                     self._mark("endpoint_to_first_audio", self.started_after)
             if self._echo is not None:
-                self._echo[0](base64.b64decode(event["delta"]), self.spec.output_rate)
+                start = self._echo[0](base64.b64decode(event["delta"]), self.spec.output_rate)
+                self._echo_from = start if self._echo_from is None else self._echo_from
         elif event["type"] == "response.done":
             # Timings of a held run are only complete once it has been released.
             event["response"]["metadata"] = {**self.spec.metadata, **self._metadata()}
@@ -256,8 +259,8 @@ class ResponseRun:
                 self._finished_items.append(self.item.data)
             await self._finish_call(self._reply.call)
             return
-        if status == "cancelled" and self._echo is not None:
-            self._echo[1]()  # the client drops what it has not played
+        if status == "cancelled" and self._echo is not None and self._echo_from is not None:
+            self._echo[1](self._echo_from)  # the client drops what it has not played of it
         await self._ensure_message()
         await self._finish(part_type, status, details)
         if self.cancel_reason == "turn_detected" and self.spec.auto_truncate:

@@ -92,12 +92,16 @@ class SessionInput(Protocol):
         """Follow the session: input rate, turn detection, echo cancellation, noise reduction."""
         ...
 
-    def played(self, pcm: bytes, rate: int) -> None:
-        """Output audio went out (PCM16 at ``rate``): the echo canceller's reference."""
+    def played(self, pcm: bytes, rate: int) -> int:
+        """Output audio went out (PCM16 at ``rate``); returns where it plays on the input clock."""
         ...
 
-    def playback_cut(self) -> None:
-        """The client dropped the output it had not played (cancel, barge-in)."""
+    def playback_cut(self, since: int) -> None:
+        """A response was cancelled: the client drops its audio not yet played.
+
+        ``since`` is where that response's audio started (``played``'s first answer): a reply
+        queued behind one still playing takes nothing of the one before it.
+        """
         ...
 
     def close(self) -> None:

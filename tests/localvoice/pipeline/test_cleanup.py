@@ -36,3 +36,18 @@ def test_in_a_room_about_25_db_below_the_voice_stt_gets_the_denoised_stream() ->
     tail = slice(for_stt.size - 16000, for_stt.size)
     np.testing.assert_array_equal(for_stt[tail], for_vad[tail])
     cleanup.close()
+
+
+def test_a_cut_from_a_later_position_keeps_the_reference_playing_before_it() -> None:
+    from localvoice.pipeline.echo import EchoReference
+
+    reference = EchoReference()
+    first, second = np.full(1600, 0.1, np.float32), np.full(1600, 0.2, np.float32)
+    reference.play(first, now=0)
+    reference.play(second, now=0)  # queued behind the first: samples 1600-3200
+    reference.stop(1600, now=400)  # the second is cancelled before it plays
+    kept = reference.take(400, 2800)
+    assert np.all(kept[:1200] == np.float32(0.1))
+    assert not kept[1200:].any()
+    reference.stop(0, now=800)  # a barge-in: the cut is now, not in the past
+    assert not reference.take(800, 800).any()

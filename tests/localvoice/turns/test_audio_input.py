@@ -7,13 +7,14 @@ The same behaviours over the real SDK and Smart Turn: ``tests/localvoice/test_tu
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from localvoice.pipeline.stages import SttOptions
 from localvoice.turns.audio_input import BACKCHANNEL_PROMPT, REPLY_GRACE_MS
-from tests.localvoice.fakes import FakeStt, FakeTurnModel, FakeWordsModel
+from tests.localvoice.fakes import FakeChat, FakeStt, FakeTurnModel, FakeWordsModel
 from tests.localvoice.server.test_session import Client
 
 SEMANTIC = {
@@ -248,6 +249,45 @@ async def test_speech_after_the_reply_played_out_is_transcribed_as_usual(client)
     c = await client(SERVER_VAD, stt=stt)
     await speak_over_the_reply(c, quiet_ms_first=280 + REPLY_GRACE_MS + 300)
     assert stt.options[-1] == SttOptions()
+
+
+class SpeaksThenStalls(FakeChat):
+    """The first reply in full; the next ones say a sentence, then wait to be cancelled."""
+
+    async def stream(self, messages, *, temperature, max_tokens, cancel, stats):  # type: ignore[override]
+        if not self.prompts:
+            async for token in super().stream(
+                messages, temperature=temperature, max_tokens=max_tokens, cancel=cancel, stats=stats
+            ):
+                yield token
+            return
+        self.prompts.append(messages)
+        yield "Sure, that is a good point and one worth making at some length. "
+        yield "And "
+        while not cancel.is_set():
+            await asyncio.sleep(0.005)
+
+
+async def test_a_reply_cancelled_unplayed_leaves_the_one_playing_a_reply(client):
+    """The service cancels the reply localvoice starts for a backchannel; the reply before it
+    still plays, so the next sound over it is still transcribed expecting a backchannel."""
+    stt = FakeStt("mhm")
+    c = await client(SERVER_VAD, stt=stt, llm=SpeaksThenStalls("A long reply. " * 30))  # 4.2 s
+    await c.speak(600)
+    await c.pause(500)
+    await c.wait_for("response.done")  # generated; it plays for seconds yet
+    first_reply = len(c.of("response.audio.delta"))
+    await c.speak(300)
+    await c.pause(500)
+    await c.wait_for("response.audio.delta", first_reply + 1)
+    await c.send({"type": "response.cancel"})  # the reply to the backchannel, with audio sent
+    await c.wait_for("response.done", 2)
+    assert c.of("response.done")[1]["response"]["status"] == "cancelled"
+    await c.pause(REPLY_GRACE_MS + 300)  # the first reply still plays for a second or more
+    await c.speak(300)
+    await c.pause(500)
+    await c.wait_for("conversation.item.input_audio_transcription.completed", 3)
+    assert stt.options[-1] == SttOptions(phrases=BACKCHANNEL_PROMPT)
 
 
 async def test_the_backchannel_prompt_is_english_only_and_keeps_the_phrase_list(client):
