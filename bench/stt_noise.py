@@ -6,8 +6,11 @@ Every utterance of ``speech_sets.UTTERANCES`` is spoken by one of the synthetic 
 a second of lead-in the denoisers hear but the STT does not), mixed
 with white, babble (six synthetic talkers), fan and street noise at 20 and 10 dB SNR,
 optionally denoised as a live stream would be (20 ms pieces through one denoiser state: Speex,
-RNNoise, or the product's SNR-gated Speex) and transcribed. Models run side by side in one
-process, both with one CPU thread as the engine runs them; WER is also given per synthesiser.
+RNNoise, or the product's) and transcribed. ``gated`` is the product's noise reduction: Whisper
+hears the original, and a clip the SNR gate found noisy is transcribed as the engine does it
+(``SttOptions(noisy=True)``: tiny.en hands it to Whisper base); ``speex-20db`` is what shipped
+before 2026-12-07 (Speex mixed in around 20 dB). Models run side by side in one process, both
+with one CPU thread as the engine runs them; WER is also given per synthesiser.
 
     taskset -c 0,1 .venv/bin/python -m bench.stt_noise --models tiny.en,base --denoisers gated
     .venv/bin/python -m bench.stt_noise --models tiny.en,base --denoisers "" --every-voice \
@@ -36,9 +39,10 @@ from bench.speech_sets import (
     family,
     synth,
 )
-from localvoice.pipeline.cleanup import make_denoiser
+from localvoice.pipeline.cleanup import NOISY_BELOW_DB, SPEEX_AROUND_20_DB, make_denoiser
 from localvoice.pipeline.denoise import RnNoise, SpeexNoise
-from localvoice.pipeline.snr_gate import FrameDenoiser
+from localvoice.pipeline.snr_gate import FrameDenoiser, SnrGate
+from localvoice.pipeline.stages import SttOptions
 from localvoice.pipeline.stt import WhisperStt
 from tests.support.audio import word_error_rate, words
 
@@ -46,29 +50,33 @@ SNRS = (20.0, 10.0)
 MODELS = {"tiny.en": 1, "base": 1}  # model -> CPU threads (the engine's: pipeline/stt.py)
 
 
-# ``gated`` is the product's: Speex behind the SNR gate (localvoice/pipeline/snr_gate.py).
+# ``gated`` is the product's (localvoice/pipeline/cleanup.py); ``speex-20db`` the one before.
 DENOISERS: dict[str, Callable[[], FrameDenoiser]] = {
     "rnnoise": RnNoise,
     "speex": SpeexNoise,
     "gated": make_denoiser,
+    "speex-20db": lambda: make_denoiser(SPEEX_AROUND_20_DB),
 }
 
 
-def denoise(audio: np.ndarray, make: Callable[[], FrameDenoiser]) -> tuple[np.ndarray, float]:
-    """Denoise as a live stream does; returns the audio and the CPU seconds it took."""
+def denoise(audio: np.ndarray, make: Callable[[], FrameDenoiser]) -> tuple[np.ndarray, float, bool]:
+    """Denoise as a live stream does; returns the audio, the CPU seconds it took, and whether
+    the SNR gate (if it is one) found the room noisy at the end."""
     ns = make()
     started = time.process_time()
     pieces = [ns.process(audio[i : i + 320]) for i in range(0, audio.size, 320)]
     pieces.append(ns.process(np.zeros(960, dtype=np.float32)))  # flush the resampler delay
     cpu = time.process_time() - started
     ns.close()
-    return np.concatenate(pieces).astype(np.float32), cpu
+    estimate = ns.estimate_db if isinstance(ns, SnrGate) else None
+    noisy = estimate is not None and estimate < NOISY_BELOW_DB
+    return np.concatenate(pieces).astype(np.float32), cpu, noisy
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--denoisers", default="speex,gated")
+    parser.add_argument("--denoisers", default="gated,speex-20db")
     parser.add_argument("--noises", default=",".join(NOISE_KINDS))
     parser.add_argument("--limit", type=int, default=len(UTTERANCES))
     parser.add_argument("--voices", default=",".join([*VOICES, *FLITE_VOICES]))
@@ -80,6 +88,8 @@ def main() -> None:
         for level in SNRS:
             conditions[f"{kind} {level:g} dB"] = (kind, level)
     models = {m: WhisperStt(model=m, cpu_threads=MODELS[m]) for m in args.models.split(",")}
+    for stt in models.values():
+        stt.multilingual()  # what the engine loads in the background on its first noisy room
     pad = np.zeros(RATE * 3 // 10, dtype=np.float32)
     lead_in = np.zeros(RATE, dtype=np.float32)
     voices = args.voices.split(",")
@@ -102,27 +112,38 @@ def main() -> None:
                 # A live stream hears the room before anyone speaks: one second of it first,
                 # cut off again before transcription.
                 audio = add_noise(np.concatenate([lead_in, speech]), snr, seed=index, kind=kind)
+                noisy = False
                 if ns != "off":
-                    audio, cpu = denoise(audio, DENOISERS[ns])
+                    audio, cpu, noisy = denoise(audio, DENOISERS[ns])
+                    noisy = noisy and ns == "gated"  # only the product switches models
                     ns_cpu[ns] = ns_cpu.get(ns, 0.0) + cpu
                     ns_audio[ns] = ns_audio.get(ns, 0.0) + audio.size / RATE
-                inputs.append((text, audio[lead_in.size :]))
+                inputs.append((text, audio[lead_in.size :], SttOptions(noisy=noisy)))
+            flagged = sum(options.noisy for _, _, options in inputs)
             for name, stt in models.items():
                 errors: dict[str, float] = {}
                 total: dict[str, int] = {}
                 started = time.process_time()
-                for (text, audio), (_, _, synthesiser) in zip(inputs, clips, strict=True):
+                for (text, audio, options), (_, _, synthesiser) in zip(inputs, clips, strict=True):
                     n = len(words(text))
-                    wrong = word_error_rate(text, stt.transcribe(audio)) * n
+                    wrong = word_error_rate(text, stt.transcribe(audio, options)) * n
                     for group in ("all", synthesiser):
                         errors[group] = errors.get(group, 0.0) + wrong
                         total[group] = total.get(group, 0) + n
                 cpu = (time.process_time() - started) / len(inputs)
                 key = f"{name} | {cond} | NS {ns}"
                 wer = {group: round(100 * errors[group] / total[group], 1) for group in errors}
-                results[key] = {"wer_pct": wer["all"], "cpu_s_per_clip": cpu, "by_voice": wer}
+                results[key] = {
+                    "wer_pct": wer["all"],
+                    "cpu_s_per_clip": cpu,
+                    "by_voice": wer,
+                    "noisy_clips": flagged,
+                }
                 per_voice = "  ".join(f"{g} {v:5.1f}" for g, v in wer.items() if g != "all")
-                print(f"{key:40} WER {wer['all']:5.1f} %  CPU {cpu:.3f} s/clip  ({per_voice})")
+                print(
+                    f"{key:40} WER {wer['all']:5.1f} %  CPU {cpu:.3f} s/clip  "
+                    f"noisy {flagged}/{len(inputs)}  ({per_voice})"
+                )
     for ns, cpu in ns_cpu.items():
         share = cpu / ns_audio[ns]
         print(f"{ns}: {100 * share:.1f} % of one core per live stream ({ns_audio[ns]:.0f} s audio)")

@@ -2,7 +2,10 @@
 
 ``input_audio_echo_cancellation`` subtracts the echo of the session's own output (played by
 the client's loudspeaker and picked up by its microphone); ``input_audio_noise_reduction``
-runs a denoiser. Both are off until the session asks for them, as on Voice Live.
+denoises what the voice activity detector hears and tells speech recognition when the room is
+noisy (``noisy``), so that it transcribes with the model that copes with noise; recognition
+itself hears the original, since no denoiser here made Whisper's words better (below). Both
+are off until the session asks for them, as on Voice Live.
 """
 
 from __future__ import annotations
@@ -17,23 +20,35 @@ from localvoice.pipeline.echo import EchoReference, SpeexEchoCanceller
 from localvoice.pipeline.snr_gate import SnrGate
 from localvoice.pipeline.stages import PIPELINE_RATE
 
-# How much of Speex's output speech recognition gets, by the gate's SNR estimate (dB; it reads
-# about 3-10 dB above the SNR of the speech's mean power). Measured with Whisper tiny.en on
-# white, babble, fan and street noise (bench/stt_noise.py, docs/benchmarks.md): Speex
-# helped only around 20 dB of white and babble noise, and cost words on clean speech, at
-# 10 dB and on fan and street noise.
-GATE_CURVE: tuple[tuple[float, float], ...] = ((18.0, 0.0), (21.0, 1.0), (27.0, 1.0), (30.0, 0.0))
+# How much of Speex's output speech recognition gets, by the gate's SNR estimate: none. Measured
+# with Whisper tiny.en on white, babble, fan and street noise at 20 and 10 dB (bench/stt_noise.py,
+# docs/benchmarks.md), Speex mixed in around 20 dB cost more words than it saved in 6 of 8
+# conditions; Whisper base on the original beat tiny.en in all 8.
+GATE_CURVE: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
+# Below this estimated SNR (dB) the room is noisy. The gate's estimate reads 22-35 dB at 20 dB
+# of white, babble, fan or street noise, 32-45 dB at 30 dB, and over 60 dB on clean speech
+# (bench/stt_noise.py's clips).
+NOISY_BELOW_DB = 36.0
+# The SNR gate's mixing of Speex for speech recognition as it shipped until 2026-12-07 (it read
+# the curve above as "Speex between 21 and 27 dB"); kept for the bench's comparison.
+SPEEX_AROUND_20_DB: tuple[tuple[float, float], ...] = (
+    (18.0, 0.0),
+    (21.0, 1.0),
+    (27.0, 1.0),
+    (30.0, 0.0),
+)
 
 
-def make_denoiser() -> SnrGate:
-    """The denoiser chosen from docs/benchmarks.md: Speex behind the SNR gate.
+def make_denoiser(curve: tuple[tuple[float, float], ...] = GATE_CURVE) -> SnrGate:
+    """Speex for the VAD, behind the SNR gate that estimates the room's noise.
 
-    Speex is cheap and harms WER least; the gate mixes it in only as far as the stream's SNR
-    calls for (``snr_gate.py``).
+    Speex is cheap and keeps noise from opening turns; the gate's ``curve`` says how much of it
+    speech recognition hears (none, by default) and its estimate says whether the room is
+    noisy (``snr_gate.py``).
     """
     from localvoice.pipeline.denoise import SpeexNoise
 
-    return SnrGate(SpeexNoise(), GATE_CURVE)
+    return SnrGate(SpeexNoise(), curve)
 
 
 class InputCleanup:
@@ -44,6 +59,11 @@ class InputCleanup:
         self._echo_mute = echo_mute
         self._aec: SpeexEchoCanceller | None = None
         self._ns: SnrGate | None = None
+
+    def noisy(self) -> bool:
+        """Whether noise reduction is on and has found the room noisy (any thread may ask)."""
+        estimate = self._ns.estimate_db if self._ns is not None else None
+        return estimate is not None and estimate < NOISY_BELOW_DB
 
     @property
     def active(self) -> bool:

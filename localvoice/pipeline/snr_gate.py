@@ -6,7 +6,8 @@ very noisy room its own artefacts cost Whisper more words than the noise does. S
 estimates the signal-to-noise ratio as it goes and mixes the denoised and the original stream
 by a curve of it, for speech recognition; the voice activity detector still gets the denoised
 stream, where noise does the harm (``cleanup.py``). The curve is measured with
-``bench/stt_noise.py`` (docs/benchmarks.md).
+``bench/stt_noise.py`` (docs/benchmarks.md): no share of Speex helped Whisper, so the product's
+curve is all zero, and its estimate (``estimate_db``) picks the recognition model instead.
 
 The estimate uses the last few seconds of 10 ms frame levels: the noise floor is a low
 percentile, the speech level a high one. Before anyone has spoken, a nominal speech level
@@ -69,6 +70,9 @@ class SnrGate:
         self._pending = np.zeros(0, dtype=np.float32)
         #: The denoised stream's share of the output, 0.0-1.0 (smoothed over about 50 ms).
         self.wet = 0.0
+        #: The latest SNR estimate in dB (None until the room has been heard for 0.5 s); a
+        #: plain float, so another thread may read it while ``process`` runs.
+        self.estimate_db: float | None = None
         self._target_share = 0.0
         self._frames = 0
 
@@ -85,7 +89,8 @@ class SnrGate:
         return speech_db - noise_db
 
     def _target(self) -> float:
-        return float(np.interp(self.snr_db(), self._snrs, self._shares))
+        self.estimate_db = self.snr_db()
+        return float(np.interp(self.estimate_db, self._snrs, self._shares))
 
     def process(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The next piece of the stream, gated; blocking (call it from a worker thread)."""

@@ -56,10 +56,13 @@ class SttOptions:
         languages: ISO-639-1 codes the speech may be in (none: English); with several, the
             model picks among them.
         phrases: words and names to prefer (the session's ``phrase_list``).
+        noisy: the session's noise reduction found the room noisy: English is transcribed by
+            the model that copes with noise (``pipeline/stt.py``).
     """
 
     languages: tuple[str, ...] = ()
     phrases: tuple[str, ...] = ()
+    noisy: bool = False
 
 
 class SpeechToText(Protocol):
@@ -241,6 +244,7 @@ class Pipeline:
         return {
             "vad": self.vad.name,
             "stt": self.stt.name,
+            "stt_noisy_room_transcriptions": getattr(self.stt, "noisy_transcriptions", 0),
             "llm": self.llm.name,
             "llm_model": self.llm.format.key,
             "tts": {"voices": self.tts.voices, "default": self.tts.default_voice},

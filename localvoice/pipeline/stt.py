@@ -102,7 +102,10 @@ class WhisperStt:
 
     English goes to the configured model; another language (or a choice of several) needs a
     multilingual one: with ``tiny.en`` configured, Whisper base is loaded the first time a
-    session asks for it (about 1 s, +145 MB) and shared from then on.
+    session asks for it (about 1 s, +145 MB) and shared from then on. English from a noisy room
+    (``SttOptions.noisy``) goes to Whisper base too, which loses fewer words in every kind of
+    noise measured (docs/benchmarks.md): loaded in the background the first time, tiny.en
+    transcribes meanwhile.
 
     Args:
         model: ``tiny.en`` or ``base``.
@@ -130,6 +133,9 @@ class WhisperStt:
         self.model = model
         self._multilingual: _Whisper | None = self._main if self._main.multilingual else None
         self._loading = threading.Lock()
+        self._background: threading.Thread | None = None
+        #: English utterances from a noisy room that Whisper base transcribed (``/healthz``).
+        self.noisy_transcriptions = 0
 
     def multilingual(self) -> _Whisper:
         """The multilingual model, loaded on first use when the configured one is English-only."""
@@ -139,13 +145,35 @@ class WhisperStt:
                 self._multilingual = _open_base(self._cpu_threads)
             return self._multilingual
 
+    def _for_noise(self) -> _Whisper:
+        """Whisper base for a noisy room, or the main model while base loads in the background."""
+        if self._multilingual is not None:
+            return self._multilingual
+        if self._background is None:
+            self._background = threading.Thread(
+                target=self._load_in_background, name="whisper base loader", daemon=True
+            )
+            self._background.start()
+        return self._main
+
+    def _load_in_background(self) -> None:
+        try:
+            self.multilingual()
+        except Exception:
+            logger.exception("Whisper base failed to load; noisy rooms stay on %s", self.model)
+
     def transcribe(self, audio: npt.NDArray[np.float32], options: SttOptions | None = None) -> str:
         """Transcribe one utterance (16 kHz mono float32) in the session's language(s)."""
         if audio.size == 0:
             return ""
         options = options or SttOptions()
         languages = [code for code in options.languages if code in _LANGUAGE_CODES] or ["en"]
-        whisper = self._main if languages == ["en"] else self.multilingual()
+        if languages != ["en"]:
+            whisper = self.multilingual()
+        else:
+            whisper = self._for_noise() if options.noisy else self._main
+            if options.noisy and whisper.multilingual:
+                self.noisy_transcriptions += 1  # only the STT thread writes it
         audio = audio[: MAX_FRAMES * 160]
         frames = min(MAX_FRAMES, -(-(audio.size // 160 + MARGIN_FRAMES) // 100) * 100)
         prompt = ", ".join(options.phrases)

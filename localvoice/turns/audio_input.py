@@ -23,6 +23,9 @@ transcribed with the usual backchannels as Whisper's "previous text" (``BACKCHAN
 English only: without it tiny.en writes a hummed "mhm" as words ("And, and"), and the service
 cannot tell a listener's "mm-hmm" from an interruption.
 
+With noise reduction on, a transcription asks for the model that copes with noise
+(``SttOptions.noisy``) while the input clean-up finds the room noisy (``pipeline/cleanup.py``).
+
 ``AudioInput`` is the models' ``signals.SessionInput``; ``--echo`` has its own
 (``echo_input.py``).
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -341,7 +345,10 @@ class AudioInput:
         return end, self._audio(self._segment_start, end)
 
     def _transcribe(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[str]:
-        future = self._pipeline.transcribe(audio, self._segment_options)
+        options = self._segment_options
+        if self.cleanup.noisy():
+            options = dataclasses.replace(options, noisy=True)
+        future = self._pipeline.transcribe(audio, options)
         if self.turn is None or not self.turn.remove_filler_words:
             return future
         return mapped(future, strip_fillers)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from tests.localvoice.test_conformance import VAD
-from tests.support.audio import silence, speak
-from tests.support.localvoice import LocalVoiceProcess, next_event, voicelive_session
+from tests.support.audio import silence, speak, word_error_rate
+from tests.support.localvoice import LocalVoiceProcess, healthz, next_event, voicelive_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -183,3 +183,40 @@ async def test_without_echo_cancellation_the_assistant_interrupts_itself(localvo
     ]
     assert ("cancelled", "turn_detected") in statuses, statuses
     assert len(turns) > 1, turns  # its own voice came back as a user turn
+
+
+async def test_noise_reduction_hands_a_noisy_room_to_whisper_base(localvoice_models):
+    """With noise reduction on, speech from a noisy room is transcribed by Whisper base (loaded
+    in the background on the first noisy utterance): fewer words lost (docs/benchmarks.md)."""
+    session = {
+        "turn_detection": {
+            "type": "server_vad",
+            "silence_duration_ms": 500,
+            "create_response": False,
+        },
+        "input_audio_transcription": {"model": "whisper-1"},
+        "input_audio_noise_reduction": NS,
+    }
+    rng = np.random.default_rng(11)
+    first = np.frombuffer(speak("Please set a timer for ten minutes"), dtype="<i2") / 32768.0
+    second = np.frombuffer(speak("How many people live in London"), dtype="<i2") / 32768.0
+    noise_rms = float(np.sqrt(np.mean(first**2) / 10 ** (15 / 10)))  # 15 dB below the voice
+
+    def in_the_room(speech: np.ndarray, before_ms: int) -> str:
+        audio = np.concatenate([np.zeros(RATE * before_ms // 1000), speech, np.zeros(RATE)])
+        audio = audio + rng.standard_normal(audio.size) * noise_rms
+        return base64.b64encode((audio * 32767).astype("<i2").tobytes()).decode()
+
+    before = healthz(localvoice_models)["models"]["stt_noisy_room_transcriptions"]
+    seen: list = []
+    async with voicelive_session(localvoice_models, session) as conn:
+        await conn.input_audio_buffer.append(audio=in_the_room(first, 1500))
+        done = "conversation.item.input_audio_transcription.completed"
+        await next_event(conn, done, timeout=30, seen=seen)
+        await asyncio.sleep(3)  # Whisper base loads in the background meanwhile
+        await conn.input_audio_buffer.append(audio=in_the_room(second, 500))
+        heard = (await next_event(conn, done, timeout=30, seen=seen)).transcript
+    after = healthz(localvoice_models)["models"]["stt_noisy_room_transcriptions"]
+    print(f"\nheard in the noisy room: {heard!r}; base transcribed {after - before}")
+    assert after > before
+    assert word_error_rate("How many people live in London", heard) <= 0.34, heard

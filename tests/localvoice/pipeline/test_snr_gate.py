@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from localvoice.pipeline.cleanup import GATE_CURVE, make_denoiser
+from localvoice.pipeline.cleanup import GATE_CURVE, NOISY_BELOW_DB, make_denoiser
 from localvoice.pipeline.denoise import SpeexNoise
 from localvoice.pipeline.snr_gate import FRAME, FrameDenoiser, SnrGate
 
@@ -92,18 +92,28 @@ def test_close_frees_the_denoiser() -> None:
     assert inner.closed
 
 
-def test_the_product_denoiser_is_speex_behind_the_gate() -> None:
+def test_the_product_denoiser_is_speex_behind_a_closed_gate_that_estimates_the_room() -> None:
     denoiser = make_denoiser()
     assert isinstance(denoiser, SnrGate)
     assert isinstance(denoiser.inner, SpeexNoise)
     assert denoiser.curve == GATE_CURVE
     quiet = talk(2.0, noise_rms=0.00003)  # a floor 50 dB below even a quiet voice
     np.testing.assert_array_equal(stream(denoiser, quiet, 320), quiet[: quiet.size // 160 * 160])
+    assert denoiser.estimate_db is not None
+    assert denoiser.estimate_db > NOISY_BELOW_DB
     denoiser.close()
     denoiser = make_denoiser()  # a new session, in a room about 25 dB below the voice
     noisy = talk(3.0, noise_rms=0.006)
-    out = stream(denoiser, noisy, 320)
-    assert denoiser.wet == 1.0
-    gaps = [(t % 0.6) >= 0.45 for t in np.arange(out.size) / RATE]  # between the bursts
-    assert np.std(out[gaps][-RATE // 4 :]) < 0.5 * np.std(noisy[: out.size][gaps][-RATE // 4 :])
+    wet, out = zip(
+        *(denoiser.process_both(noisy[i : i + 320]) for i in range(0, noisy.size, 320)),
+        strict=False,
+    )
+    out_audio = np.concatenate(out)
+    np.testing.assert_array_equal(out_audio, noisy[: out_audio.size])  # STT: the original
+    assert denoiser.estimate_db is not None
+    assert denoiser.estimate_db < NOISY_BELOW_DB
+    denoised = np.concatenate(wet)  # what the VAD hears
+    gaps = [(t % 0.6) >= 0.45 for t in np.arange(denoised.size) / RATE]  # between the bursts
+    quieter = np.std(denoised[gaps][-RATE // 4 :])
+    assert quieter < 0.5 * np.std(noisy[: denoised.size][gaps][-RATE // 4 :])
     denoiser.close()

@@ -95,3 +95,28 @@ def test_the_phrase_list_gives_product_names_their_spelling(tts, stt):
         with_list += name in stt.transcribe(audio, SttOptions(phrases=names))
     print(f"product names spelled right: {without}/3 without the list, {with_list}/3 with it")
     assert with_list > without
+
+
+def test_a_noisy_room_is_transcribed_by_whisper_base_loaded_in_the_background(stt):
+    """``SttOptions(noisy=True)`` (the session's noise reduction found the room noisy): English
+    goes to Whisper base, which loses fewer words in noise (docs/benchmarks.md)."""
+    from localvoice.pipeline.stages import SttOptions
+
+    rng = np.random.default_rng(7)
+    clips = []
+    for sentence in SENTENCES:
+        clean = pcm_to_float(speak(sentence, 16000))
+        noise = rng.standard_normal(clean.size).astype(np.float32)
+        clips.append(clean + noise * np.sqrt(np.mean(clean**2) / 10))  # white noise, 10 dB SNR
+    stt.transcribe(clips[0], SttOptions(noisy=True))  # starts loading base if it is not yet
+    if stt._background is not None:
+        stt._background.join(timeout=60)
+    plain = sum(
+        word_error_rate(s, stt.transcribe(c)) for s, c in zip(SENTENCES, clips, strict=True)
+    )
+    noisy = sum(
+        word_error_rate(s, stt.transcribe(c, SttOptions(noisy=True)))
+        for s, c in zip(SENTENCES, clips, strict=True)
+    )
+    print(f"WER at 10 dB: {plain / len(clips):.2f} as usual, {noisy / len(clips):.2f} as noisy")
+    assert noisy < plain

@@ -8,8 +8,10 @@ The same behaviours over the real SDK and Smart Turn: ``tests/localvoice/test_tu
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
+import numpy as np
 import pytest
 
 from localvoice.pipeline.stages import SttOptions
@@ -305,3 +307,32 @@ async def test_the_backchannel_prompt_is_english_only_and_keeps_the_phrase_list(
         c.events.clear()
         await speak_over_the_reply(c, quiet_ms_first=0)
         assert stt.options[-1] == expected
+
+
+async def room(c: Any, ms: int, noise_rms: float, rng: np.random.Generator, voice: bool) -> None:
+    """``ms`` of a room's white noise at 24 kHz, with a 300 Hz 'voice' over it if ``voice``."""
+    for _ in range(ms // 100):
+        t = np.arange(2400) / 24000
+        audio = rng.standard_normal(t.size) * noise_rms
+        if voice:
+            audio = audio + 0.3 * np.sin(2 * np.pi * 300 * t)
+        pcm = (audio * 32767).astype("<i2").tobytes()
+        await c.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(("noise_rms", "noisy"), [(0.02, True), (0.0003, False)])
+async def test_with_noise_reduction_a_noisy_room_is_transcribed_as_noisy(client, noise_rms, noisy):
+    stt = FakeStt()
+    c = await client(SERVER_VAD, stt=stt)
+    suppression = {"type": "azure_deep_noise_suppression"}
+    await c.send(
+        {"type": "session.update", "session": {"input_audio_noise_reduction": suppression}}
+    )
+    rng = np.random.default_rng(3)
+    await room(c, 1000, noise_rms, rng, voice=False)
+    await room(c, 600, noise_rms, rng, voice=True)
+    await room(c, 600, noise_rms, rng, voice=False)
+    await c.wait_for("conversation.item.input_audio_transcription.completed")
+    assert stt.options[-1] is not None
+    assert stt.options[-1].noisy is noisy
