@@ -2,9 +2,10 @@
 
 Every session streams its turns in real time at the same moments, so the sessions' turns end
 together: the worst case for a 2-core machine where STT and TTS each have one worker and the
-chat model serves every session from one thread. ``--spreads N`` starts session i of n
-i * N / n ms late instead, as users who talk at the same time but not in step (``--spreads
-0,3000`` runs both at every level, interleaved, to compare them in one run).
+chat model serves every session from one thread. Between turns each session listens to its
+reply (silence streamed until it has played out) and waits for the others. ``--spreads N``
+starts session i of n i * N / n ms late instead, as users who talk at the same time but not in
+step (``--spreads 0,3000`` runs both at every level, interleaved, to compare them in one run).
 
     .venv/bin/python -m bench.concurrency --levels 1,2,4,8 --turns 3 --silence-ms 400
 
@@ -59,9 +60,19 @@ async def level(
         [SENTENCES[(s * 3 + t) % len(SENTENCES)] for t in range(turns)] for s in range(sessions)
     ]
 
+    # In step: every session speaks its next turn once all the replies have played out.
+    in_step = asyncio.Barrier(sessions) if spread_ms == 0 else None
+
     async def session(index: int, plan: list[str]) -> list[Turn]:
         await asyncio.sleep(index * spread_ms / sessions / 1000)
-        return await run_session(endpoint, plan, silence_ms)
+        try:
+            return await run_session(
+                endpoint, plan, silence_ms, between_turns=in_step.wait if in_step else None
+            )
+        except BaseException:
+            if in_step is not None:
+                await in_step.abort()  # the others stop waiting for this one
+            raise
 
     results = await asyncio.gather(
         *(session(i, plan) for i, plan in enumerate(plans)), return_exceptions=True

@@ -5,6 +5,12 @@ measures from the moment the last speech sample was sent to the first ``response
 That span includes the VAD hang-over (``silence_duration_ms``), which is the biggest single item.
 Stage times come from ``response.done.response.metadata`` (``localvoice_*_ms``).
 
+Between turns the microphone keeps streaming silence in real time until the reply has played
+out and ``AFTER_REPLY_MS`` more, as the talk page does and as a user waits for the answer. (Until
+2026-12-07 the next question was sent right after ``response.done``, with nothing streamed
+meanwhile: on localvoice's input clock the reply was then still playing, so every question was
+transcribed as speech over a reply, with the backchannel prompt, which is ~10x slower.)
+
     .venv/bin/python -m bench.turn_latency --turns 12 --silence-ms 400
     .venv/bin/python -m bench.turn_latency --endpoint http://127.0.0.1:8765
     .venv/bin/python -m bench.turn_latency --frame-ms 40,100 --rounds 3   # frame size, interleaved
@@ -25,6 +31,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +52,8 @@ SENTENCES = [
 ]
 LEAD_MS = 300
 TRAIL_MS = 1500
+AFTER_REPLY_MS = 700  # a user starts speaking this long after the answer stopped playing
+REPLY_BYTES_PER_S = 48_000  # the reply's audio: 24 kHz PCM16
 
 
 @dataclass
@@ -74,9 +83,16 @@ TURN_TIMEOUT_S = 60.0
 
 
 async def run_session(
-    endpoint: str, sentences: list[str], silence_ms: int, frame_ms: int | None = None
+    endpoint: str,
+    sentences: list[str],
+    silence_ms: int,
+    frame_ms: int | None = None,
+    between_turns: Callable[[], Awaitable[Any]] | None = None,
 ) -> list[Turn]:
-    """Speak ``sentences`` one turn at a time in one session; returns the measured turns."""
+    """Speak ``sentences`` one turn at a time in one session; returns the measured turns.
+
+    ``between_turns`` is awaited once the reply has played out (sessions kept in step).
+    """
     vad = {
         "type": "server_vad",
         "threshold": 0.5,
@@ -96,18 +112,28 @@ async def run_session(
                 else send_like_a_microphone(conn, audio, frame_ms)
             )
             first_audio: float | None = None
+            plays_until = 0.0  # when the page would finish playing what came (gaps included)
             heard = ""
             done: Any = None
             async with asyncio.timeout(TURN_TIMEOUT_S):
                 while done is None:
                     event = await conn.recv()
-                    if event.type == "response.audio.delta" and first_audio is None:
-                        first_audio = time.perf_counter()
+                    if event.type == "response.audio.delta":
+                        now = time.perf_counter()
+                        first_audio = first_audio or now
+                        played_s = len(base64.b64decode(event["delta"])) / REPLY_BYTES_PER_S
+                        plays_until = max(plays_until, now) + played_s
                     elif event.type == "conversation.item.input_audio_transcription.completed":
                         heard = event.transcript
                     elif event.type == "response.done":
                         done = event
             await sender
+            # Listen to the answer as the talk page plays it, then wait for the others.
+            wait_ms = int((plays_until + AFTER_REPLY_MS / 1000 - time.perf_counter()) * 1000)
+            if wait_ms > 0:
+                await send_audio(conn, silence(wait_ms), speed=1.0)
+            if between_turns is not None:
+                await between_turns()
             metadata = dict(done.response.get("metadata") or {})
             stages = {
                 k.removeprefix("localvoice_").removesuffix("_ms"): float(v)
