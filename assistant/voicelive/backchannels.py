@@ -5,8 +5,9 @@ With the profile's switch on, the upstream is told not to cancel a reply on spee
 as the user's speech goes on, whether this is a backchannel or a real interruption:
 
 * any word that is not in the profile's backchannel list → barge-in, at once;
-* speech still going ``BACKCHANNEL_MAX_MS`` (plus the VAD's silence hang-over) after it
-  started → barge-in: backchannels are short;
+* speech that lasted over ``BACKCHANNEL_MAX_MS`` after it started → barge-in: backchannels
+  are short. Its end is read from the audio (``audio_end_ms``), not from when a busy upstream
+  got round to saying so; with no ``speech_stopped`` the timer allows for that lag;
 * speech that ended in time with only listed words, or none (a cough), in its final
   transcript → backchannel: the reply goes on, the user's item is deleted upstream.
 
@@ -32,6 +33,9 @@ BACKCHANNEL_MAX_MS = 1000
 HOLD_AFTER_MS = 450
 #: After speech stopped, wait at most this long for its final transcript, then barge in.
 TRANSCRIPT_WAIT_MS = 2500
+#: With no ``speech_stopped`` yet, the timer waits this much past the bound: a busy upstream
+#: reports the stop late (its ``audio_end_ms`` then shows the speech was short).
+EVENT_LAG_SLACK_MS = 500
 
 DEFAULT_BACKCHANNELS = (
     "en: mhm, mmhm, mhmm, mm-hmm, uh-huh, hmm, hm, mm, uh, um, yeah, yep, yup, yes, okay, ok, "
@@ -170,6 +174,8 @@ class Window:
     started: float
     silence_ms: int
     stopped: float | None = None
+    #: When the speech ended, by its audio (``stopped`` less the upstream's lag and silence).
+    speech_end: float | None = None
     reason: str = ""
     heard: str = ""
     #: Messages for the page held back while deciding (its transcript lines, speech stopped).
@@ -193,9 +199,16 @@ class Window:
         self.heard += delta
         return self._words_verdict(words(self.heard)[:-1])
 
-    def speech_stopped(self, now: float) -> Verdict:
-        """The upstream ended the user's speech: short enough, or already too long."""
+    def speech_stopped(self, now: float, speech_end: float | None = None) -> Verdict:
+        """The upstream ended the user's speech: short enough, or already too long.
+
+        ``speech_end``: when the audio where the speech ended reached the service, from the
+        event's ``audio_end_ms`` (the upstream may be slow to say so); None: ``now`` less the
+        silence hang-over.
+        """
         self.stopped = now
+        heard_end = now - self.silence_ms / 1000
+        self.speech_end = heard_end if speech_end is None else min(speech_end, heard_end)
         return self.expired(now)
 
     def transcript(self, text: str) -> Verdict:
@@ -209,11 +222,11 @@ class Window:
 
     def expired(self, now: float) -> Verdict:
         """Whether a bound has passed at ``now``."""
-        if self.stopped is None:
-            if now >= self.started + self.speech_bound_s:
+        if self.stopped is None or self.speech_end is None:
+            if now >= self.next_deadline():
                 self.reason = "long"
                 return Verdict.BARGE_IN
-        elif self.stopped > self.started + self.speech_bound_s:
+        elif self.speech_end > self.started + BACKCHANNEL_MAX_MS / 1000:
             self.reason = "long"
             return Verdict.BARGE_IN
         elif now >= self.stopped + TRANSCRIPT_WAIT_MS / 1000:
@@ -221,13 +234,9 @@ class Window:
             return Verdict.BARGE_IN
         return Verdict.UNDECIDED
 
-    @property
-    def speech_bound_s(self) -> float:
-        """Until when ``speech_stopped`` may come for a backchannel, from speech start."""
-        return (BACKCHANNEL_MAX_MS + self.silence_ms) / 1000
-
     def next_deadline(self) -> float:
         """When :meth:`expired` may next change its answer."""
         if self.stopped is None:
-            return self.started + self.speech_bound_s
+            bound_ms = BACKCHANNEL_MAX_MS + self.silence_ms + EVENT_LAG_SLACK_MS
+            return self.started + bound_ms / 1000
         return self.stopped + TRANSCRIPT_WAIT_MS / 1000

@@ -306,7 +306,7 @@ class EventRouter:
             if isinstance(audio_end_ms, int) and not isinstance(audio_end_ms, bool)
             else None
         )
-        if await self._overlaps.speech_stopped(item_id):
+        if await self._overlaps.speech_stopped(item_id, end):
             # Maybe a backchannel: its turn is timed only if its transcript makes it one.
             self._held_speech_end = (str(item_id or ""), end)
             return

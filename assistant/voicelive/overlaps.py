@@ -100,13 +100,16 @@ class Overlaps:
         self._timer.add_done_callback(_log_failure)
         return True
 
-    async def speech_stopped(self, item_id: Any) -> bool:
-        """The upstream ended the user's speech; True when it belongs to an open decision."""
+    async def speech_stopped(self, item_id: Any, speech_end: float | None = None) -> bool:
+        """The upstream ended the user's speech; True when it belongs to an open decision.
+
+        ``speech_end``: when the speech's last audio reached the service, if known.
+        """
         window = self._window_of(item_id)
         if window is None:
             return False
         window.held.append(protocol.SpeechStopped(item_id=window.item_id))
-        await self._decide(window, window.speech_stopped(time.monotonic()))
+        await self._decide(window, window.speech_stopped(time.monotonic(), speech_end))
         return True
 
     async def user_delta(self, item_id: Any, delta: str) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from assistant.voicelive.backchannels import (
     BACKCHANNEL_MAX_MS,
     DEFAULT_BACKCHANNELS,
+    EVENT_LAG_SLACK_MS,
     TRANSCRIPT_WAIT_MS,
     BackchannelListError,
     ListError,
@@ -125,13 +126,24 @@ def test_a_word_off_the_list_barges_in_at_once() -> None:
 
 def test_speech_longer_than_a_backchannel_barges_in() -> None:
     w = window()
-    bound = 100.0 + (BACKCHANNEL_MAX_MS + 500) / 1000
+    bound = 100.0 + (BACKCHANNEL_MAX_MS + 500 + EVENT_LAG_SLACK_MS) / 1000
     assert w.next_deadline() == pytest.approx(bound)
     assert w.expired(bound - 0.01) is Verdict.UNDECIDED
     assert w.expired(bound) is Verdict.BARGE_IN
     assert w.reason == "long"
     stopped_late = window()
-    assert stopped_late.speech_stopped(bound + 0.1) is Verdict.BARGE_IN
+    assert stopped_late.speech_stopped(100.0 + 1.5 + 0.1) is Verdict.BARGE_IN
+    long_by_its_audio = window()
+    assert long_by_its_audio.speech_stopped(101.7, speech_end=101.1) is Verdict.BARGE_IN
+    assert long_by_its_audio.reason == "long"
+
+
+def test_a_short_hum_reported_late_by_a_busy_upstream_is_still_short() -> None:
+    """Its ``speech_stopped`` comes 2.1 s after the start, but its audio ended at 0.7 s."""
+    w = window()
+    assert w.expired(101.9) is Verdict.UNDECIDED  # the timer allows for the upstream's lag
+    assert w.speech_stopped(102.1, speech_end=100.7) is Verdict.UNDECIDED
+    assert w.transcript("Uh-huh.") is Verdict.BACKCHANNEL
 
 
 def test_a_transcript_that_never_comes_barges_in() -> None:
