@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from localvoice.pipeline.kvsnapshots import MIN_GAIN_TOKENS, KvSnapshots, common_prefix
-from localvoice.pipeline.llm_jobs import Generation, Prefill, Slot, pick_slot
+from localvoice.pipeline.llm_jobs import Generation, Prefill, Slot, decode_threads, pick_slot
 from localvoice.pipeline.llm_sampling import reply_sampler, token_piece
 
 logger = logging.getLogger(__name__)
@@ -47,11 +47,6 @@ TAIL_EVERY = 2
 PREFILL_SLICE = 8
 #: Prefill tokens of all conversations in one step, at most.
 PREFILL_STEP_TOKENS = 16
-# A step of one job's prompt (one session) uses ``n_threads_batch``, as llama.cpp would;
-# a step of several jobs ``n_threads``. With several sessions at once their speech
-# recognition and synthesis keep the other core busy, and two llama.cpp threads then wait on
-# each other at every layer: a 32-token step took 5-7 s with two threads against 0.8-1 s with
-# one on the busy machine (logbook, 2026-12-07).
 
 _backend_ready = False
 
@@ -325,8 +320,7 @@ class BatchedLlama:
                 batch.logits[n - 1] = True
                 samples.append((job, n - 1))
         batch.n_tokens = n
-        alone = len(entries) == 1 and n > 1
-        threads = self._threads[1] if alone else self._threads[0]
+        threads = decode_threads([job for job, _, _ in entries], n, self._threads)
         if threads != self._threads_now:  # llama.cpp would use n_threads_batch for any n > 1
             self._llama.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads

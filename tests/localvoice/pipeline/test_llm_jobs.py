@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from localvoice.pipeline.llm_jobs import Generation, Prefill, Slot, pick_slot
+from localvoice.pipeline.llm_jobs import (
+    FAST_FIRST_TOKENS,
+    Generation,
+    Prefill,
+    Slot,
+    decode_threads,
+    pick_slot,
+)
 from localvoice.pipeline.stages import ChatStats
 
 SYSTEM = list(range(100))
@@ -50,3 +57,14 @@ def test_busy_slots_are_not_taken_but_a_reply_takes_over_a_prefill() -> None:
     prefilling = Slot(1, [*SYSTEM, 2], job=Prefill(render=list, key=""))
     assert pick_slot([busy, prefilling], [*SYSTEM, 2, 3], preempt=False) is None
     assert pick_slot([busy, prefilling], [*SYSTEM, 2, 3], preempt=True) is prefilling
+
+
+def test_a_lone_replys_first_tokens_and_a_lone_prompt_get_the_batch_threads() -> None:
+    threads = (1, 2)
+    fresh = reply()
+    assert decode_threads([fresh], 1, threads) == 2  # the user waits for its first chunk
+    fresh.generated = FAST_FIRST_TOKENS
+    assert decode_threads([fresh], 1, threads) == 1  # synthesis has the other core now
+    assert decode_threads([fresh], 12, threads) == 2  # a prompt, as llama.cpp would
+    assert decode_threads([Prefill(render=list, key="")], 8, threads) == 2
+    assert decode_threads([reply(), reply()], 2, threads) == 1  # several sessions share a core
