@@ -62,7 +62,9 @@ def main() -> None:
     args = parser.parse_args()
     costs: dict[tuple[str, int], dict[int, float]] = {}
     for key in ("qwen2.5-1.5b", "qwen2.5-0.5b"):
-        path = str(resolve(get(key).weights))
+        weights = get(key).weights
+        assert weights is not None
+        path = str(resolve(weights))
         for threads in (1, 2):
             costs[key, threads] = decode_ms(path, threads, args.repeats)
             row = ", ".join(f"{n}: {ms:.0f}" for n, ms in costs[key, threads].items())

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import facts
-from bench.speech_sets import NO_TOOL_REQUESTS, TOOL_REQUESTS, TOOLS, synth
+from bench.speech_sets import (
+    HELD_OUT_NO_TOOL_REQUESTS,
+    HELD_OUT_TOOL_REQUESTS,
+    NO_TOOL_REQUESTS,
+    TOOL_REQUESTS,
+    TOOLS,
+    synth,
+)
 from localvoice.pipeline.llm import LlamaChat
 from localvoice.pipeline.llms import registry
 from localvoice.pipeline.llms.base import ChatFormat
@@ -37,7 +44,9 @@ from localvoice.turns.response_spec import MAX_REPLY_TOKENS
 from localvoice.turns.tool_calls import CallScanner, ToolCall, check_call
 
 
-async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, ChatStats, float]:
+async def reply(
+    llm: LlamaChat, messages: list[dict[str, str]], *, tools_offered: bool = False
+) -> tuple[str, ChatStats, float]:
     stats = ChatStats()
     started = time.process_time()
     text = ""
@@ -47,6 +56,7 @@ async def reply(llm: LlamaChat, messages: list[dict[str, str]]) -> tuple[str, Ch
         max_tokens=MAX_REPLY_TOKENS,
         cancel=threading.Event(),
         stats=stats,
+        tools_offered=tools_offered,
     ):
         text += piece
     return text, stats, time.process_time() - started
@@ -60,20 +70,26 @@ def split_call(fmt: ChatFormat, text: str) -> tuple[str, str | None]:
 
 
 async def tool_scores(
-    llm: LlamaChat, fmt: ChatFormat, instructions: str, heard: dict[str, str]
+    llm: LlamaChat,
+    fmt: ChatFormat,
+    instructions: str,
+    heard: dict[str, str],
+    *,
+    held_out: bool = False,
 ) -> dict[str, object]:
     """Tool-call precision and recall, with ``heard`` standing for what the user said."""
-    tp = fp = after_speech = 0
+    tp = fp = after_speech = refused = 0
     tool_errors: list[str] = []
-    cases: list[tuple[str, str | None, Any]] = [
-        *TOOL_REQUESTS,
-        *((s, None, None) for s in NO_TOOL_REQUESTS),
-    ]
+    requests = HELD_OUT_TOOL_REQUESTS if held_out else TOOL_REQUESTS
+    no_tool = HELD_OUT_NO_TOOL_REQUESTS if held_out else NO_TOOL_REQUESTS
+    cases: list[tuple[str, str | None, Any]] = [*requests, *((s, None, None) for s in no_tool)]
     for spoken, name, args in cases:
         said = heard[spoken]
         history = [{"role": "user", "content": said}]
         tools = TOOLS if fmt.supports_tools else []
-        text, _, _ = await reply(llm, fmt.messages(instructions, history, tools))
+        text, _, _ = await reply(
+            llm, fmt.messages(instructions, history, tools), tools_offered=bool(tools)
+        )
         call = None
         speech, call_text = split_call(fmt, text) if tools else (text, None)
         if call_text is not None:
@@ -81,6 +97,8 @@ async def tool_scores(
             verdict = check_call(raw, tools, said) if raw else "unparseable"
             call = verdict if isinstance(verdict, ToolCall) else None
             after_speech += call is not None and bool(speech.strip())
+            # The engine answers a refused call again without tools: a slower, right reply.
+            refused += call is None and name is None
         right = (
             call is not None
             and args is not None
@@ -99,8 +117,9 @@ async def tool_scores(
             tool_errors.append(f"{kind}: {said!r} -> {text.strip()[:90]!r}")
     return {
         "precision": round(tp / (tp + fp), 2) if tp + fp else None,
-        "recall": round(tp / len(TOOL_REQUESTS), 2),
+        "recall": round(tp / len(requests), 2),
         "false_calls_on_no_tool_requests": sum(1 for e in tool_errors if e.startswith("no tool:")),
+        "refused_calls_on_no_tool_requests": refused,
         "calls_after_a_sentence": after_speech,
         "errors": tool_errors,
     }
@@ -141,10 +160,14 @@ async def evaluate(
     *,
     facts_too: bool = True,
     spoken_too: bool = True,
+    call_bias: float | None = None,
+    held_out: bool = False,
 ) -> dict[str, object]:
     fmt = registry.get(key)
     if rule is not None:
         fmt.rule = rule  # this instance only: a candidate prompt rule
+    if call_bias is not None:
+        fmt.call_bias = call_bias  # this instance only: a candidate bias
     assert fmt.weights is not None
     llm = LlamaChat(resolve(fmt.weights), fmt, n_threads=1, n_threads_batch=2)
     result = await fact_scores(llm, fmt, instructions) if facts_too else {}
@@ -153,6 +176,13 @@ async def evaluate(
             result["tools_spoken"] = await tool_scores(llm, fmt, instructions, heard)
         # The same requests as written: what the model does when the words arrive intact.
         result["tools_typed"] = await tool_scores(llm, fmt, instructions, {s: s for s in heard})
+        if held_out:
+            typed = {
+                s: s for s in [r[0] for r in HELD_OUT_TOOL_REQUESTS] + HELD_OUT_NO_TOOL_REQUESTS
+            }
+            result["tools_typed_held_out"] = await tool_scores(
+                llm, fmt, instructions, typed, held_out=True
+            )
     return result
 
 
@@ -173,6 +203,12 @@ def main() -> None:
     parser.add_argument("--no-facts", action="store_true", help="tool calls only")
     parser.add_argument("--typed-only", action="store_true", help="tool requests as written only")
     parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument(
+        "--call-bias", type=float, help="replace the models' first-token bias towards a call"
+    )
+    parser.add_argument(
+        "--held-out", action="store_true", help="also the written requests kept out of tuning"
+    )
     args = parser.parse_args()
     heard: dict[str, str] | None = None
     if not args.no_tools:
@@ -195,6 +231,8 @@ def main() -> None:
                     heard,
                     facts_too=not args.no_facts,
                     spoken_too=not args.typed_only,
+                    call_bias=args.call_bias,
+                    held_out=args.held_out,
                 )
             )
         except Exception as exc:  # e.g. the quality model's packages are not installed

@@ -189,6 +189,42 @@ NO_TOOL_REQUESTS = [
     "Thank you very much",
 ]
 
+# Written after the first-token call bias was tuned on the sets above, to check it on requests
+# it never saw (``bench/llm_eval.py --held-out``).
+HELD_OUT_TOOL_REQUESTS = [
+    ("Do I need an umbrella in Dublin today", "get_weather", {"city": "Dublin"}),
+    ("What's it like outside in Oslo", "get_weather", {"city": "Oslo"}),
+    ("How warm is it in Lisbon", "get_weather", {"city": "Lisbon"}),
+    ("Give me the weather for Vienna", "get_weather", {"city": "Vienna"}),
+    ("Is it sunny in Athens", "get_weather", {"city": "Athens"}),
+    ("What's the temperature in Boston", "get_weather", {"city": "Boston"}),
+    ("Remind me in eight minutes with a timer", "set_timer", {"minutes": 8}),
+    ("I need a timer for thirty minutes", "set_timer", {"minutes": 30}),
+    ("Count down four minutes for me", "set_timer", {"minutes": 4}),
+    ("Please turn the hallway lights on", "control_lights", {"room": "hallway", "state": "on"}),
+    ("Kill the lights in the study", "control_lights", {"room": "study", "state": "off"}),
+    (
+        "Can you switch the dining room lights off",
+        "control_lights",
+        {"room": "dining room", "state": "off"},
+    ),
+]
+
+HELD_OUT_NO_TOOL_REQUESTS = [
+    "What is 7 times 8",
+    "How many days are in a week",
+    "What colour is a banana",
+    "Who painted the Mona Lisa",
+    "What do bees make",
+    "Say something nice",
+    "What is the tallest animal",
+    "How many wheels does a bicycle have",
+    "What language is spoken in Brazil",
+    "Can you spell cat",
+    "What is the boiling point of water",
+    "Good night",
+]
+
 
 @functools.cache
 def _piper() -> object:

@@ -91,6 +91,7 @@ class LlamaChat:
         self._formatter = _formatter(model, template or CHATML)
         self._stops = tuple(dict.fromkeys([*chat_format.stop, *_eos_stop(model)]))
         self._prefill_on = prefill
+        self._call_bias = _call_bias(model, chat_format)
 
     @property
     def prefilled_tokens(self) -> int:
@@ -110,6 +111,7 @@ class LlamaChat:
         max_tokens: int,
         cancel: threading.Event,
         stats: ChatStats,
+        tools_offered: bool = False,
     ) -> AsyncIterator[str]:
         """Stream the reply; the engine stops it at its next token once ``cancel`` is set."""
         loop = asyncio.get_running_loop()
@@ -132,6 +134,7 @@ class LlamaChat:
                 finish=put,
                 stats=stats,
                 stops=self._stops,
+                first_bias=self._call_bias if tools_offered else None,
             )
         )
         try:
@@ -188,6 +191,17 @@ class LlamaChat:
         return list(tokens)
 
 
+def _call_bias(model: Any, chat_format: ChatFormat) -> tuple[int, float] | None:
+    """The format's first-token bias towards a tool call, if its opening is one token."""
+    if not chat_format.call_opening or not chat_format.call_bias:
+        return None
+    tokens = model.tokenize(chat_format.call_opening.encode(), add_bos=False, special=True)
+    if len(tokens) != 1:
+        logger.warning("%r is not one token: no bias towards calls", chat_format.call_opening)
+        return None
+    return tokens[0], chat_format.call_bias
+
+
 def _conversation_key(messages: list[dict[str, str]]) -> str:
     """The conversation before its last (user) message: a turn's prefills and reply share it."""
     return json.dumps(messages[:-1], sort_keys=True)
@@ -238,8 +252,9 @@ class OpenAICompatibleChat:
         max_tokens: int,
         cancel: threading.Event,
         stats: ChatStats,
+        tools_offered: bool = False,
     ) -> AsyncIterator[str]:
-        """Stream the reply from the endpoint's server-sent events."""
+        """Stream the reply from the endpoint's server-sent events (never offered tools)."""
         started = time.perf_counter()
         body = {
             "model": self.model,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from localvoice.pipeline.kvsnapshots import MIN_GAIN_TOKENS, KvSnapshots, common_prefix
@@ -49,6 +50,10 @@ PREFILL_SLICE = 8
 PREFILL_STEP_TOKENS = 16
 
 _backend_ready = False
+
+
+def _never() -> bool:
+    return False
 
 
 class BatchedLlama:
@@ -106,6 +111,8 @@ class BatchedLlama:
         self._n_vocab = self.model.n_vocab()
         self._threads = (n_threads, n_threads_batch)
         self._threads_now = 0
+        #: Whether another model works now (the pipeline sets it; ``llm_jobs.decode_threads``).
+        self.others_busy: Callable[[], bool] = _never
         self.seq_ctx = seq_ctx
         self.slots = [Slot(seq_id) for seq_id in range(slots)]
         self.snapshots = KvSnapshots(self._ctx, kv_snapshot_bytes)
@@ -320,7 +327,11 @@ class BatchedLlama:
                 batch.logits[n - 1] = True
                 samples.append((job, n - 1))
         batch.n_tokens = n
-        threads = decode_threads([job for job, _, _ in entries], n, self._threads)
+        jobs = [job for job, _, _ in entries]
+        # Only one conversation's reply at all: with several, another session's speech is
+        # being recognised or synthesised (8 sessions were slower with this on every lone step).
+        others = len(self._active) + len(self._waiting) > 1 or self.others_busy()
+        threads = decode_threads(jobs, n, self._threads, others_busy=others)
         if threads != self._threads_now:  # llama.cpp would use n_threads_batch for any n > 1
             self._llama.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads
@@ -341,6 +352,9 @@ class BatchedLlama:
                 else:
                     self.prompt_tokens_evaluated += len(tokens)
         for job, index in samples:
+            if job.generated == 0 and job.first_bias is not None:
+                token, bias = job.first_bias
+                self._llama.llama_get_logits_ith(self._ctx, index)[token] += bias
             self._take(job, self._llama.llama_sampler_sample(job.sampler.sampler, self._ctx, index))
 
     def _take(self, job: Generation, token: int) -> None:

@@ -51,6 +51,7 @@ class Generation:
         finish: called once at the end, with the failure if any.
         stats: token counts and time to first token, filled in as it goes.
         stops: the reply ends before the first of these strings.
+        first_bias: (token, logit bias) for the reply's first token (a tool call's opening).
     """
 
     render: Callable[[], list[int]]
@@ -62,6 +63,7 @@ class Generation:
     finish: Callable[[BaseException | None], None]
     stats: ChatStats
     stops: Sequence[str]
+    first_bias: tuple[int, float] | None = None
     started: float = field(default_factory=time.perf_counter)
     prompt: list[int] = field(default_factory=list)
     slot: Slot | None = None
@@ -86,7 +88,8 @@ class Prefill:
     pending: list[int] = field(default_factory=list)
 
 
-#: A lone reply's tokens decoded on both threads: about its first spoken chunk (3 words).
+#: A lone reply's tokens that may be decoded on both threads: its first spoken chunk (3 words)
+#: and a few more, until synthesis takes the other core.
 FAST_FIRST_TOKENS = 5
 
 
@@ -113,14 +116,19 @@ def pick_slot(slots: Sequence[Slot], prompt: Sequence[int], *, preempt: bool) ->
 
 
 def decode_threads(
-    jobs: Sequence[Generation | Prefill], n_tokens: int, threads: tuple[int, int]
+    jobs: Sequence[Generation | Prefill],
+    n_tokens: int,
+    threads: tuple[int, int],
+    *,
+    others_busy: bool = False,
 ) -> int:
     """The llama.cpp threads for one decode; ``threads``: (``n_threads``, ``n_threads_batch``).
 
     A step of one job's prompt (one session) uses ``n_threads_batch``, as llama.cpp would, and
-    so do a lone reply's first ``FAST_FIRST_TOKENS``: the user waits for its first chunk, and
-    synthesis, which wants the other core, starts only after it (turn latency p50 -35 ms with
-    the 0.5B, -56 ms with the 1.5B; logbook, 2026-12-07). A step of several jobs uses
+    so do a lone reply's first ``FAST_FIRST_TOKENS`` while nothing else works (``others_busy``:
+    another reply in the engine, speech recognition, synthesis or a turn check): the user waits
+    for its first chunk, and the other core is free (logbook, 2026-12-07). A step of several
+    jobs uses
     ``n_threads``: with several sessions at once their speech recognition and synthesis keep
     the other core busy, and two llama.cpp threads then wait on each other at every layer (a
     32-token step took 5-7 s with two threads against 0.8-1 s with one on a busy machine).
@@ -129,4 +137,4 @@ def decode_threads(
         return threads[0]
     job = jobs[0]
     first_tokens = isinstance(job, Generation) and job.generated < FAST_FIRST_TOKENS
-    return threads[1] if n_tokens > 1 or first_tokens else threads[0]
+    return threads[1] if n_tokens > 1 or (first_tokens and not others_busy) else threads[0]

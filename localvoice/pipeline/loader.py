@@ -77,7 +77,7 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
     # Loaded now, so a session that asks for echo cancellation never finds it missing.
     echo = check_available()
     logger.info("echo cancellation: %s; noise suppression: %s", echo, SpeexNoise.name)
-    return Pipeline(
+    pipeline = Pipeline(
         vad=vad_model,
         stt=stt_model,
         llm=chat_model,
@@ -89,3 +89,6 @@ def load_pipeline(config: ServerConfig) -> Pipeline:
         first_chunk_words=config.first_chunk_words,
         echo_mute=config.echo_mute,
     )
+    if isinstance(chat_model, LlamaChat):
+        chat_model.engine.others_busy = pipeline.busy
+    return pipeline

@@ -69,6 +69,7 @@ class EmptyChat:
         max_tokens: int,
         cancel: threading.Event,
         stats: ChatStats,
+        tools_offered: bool = False,
     ) -> AsyncIterator[str]:
         """One empty piece."""
         yield ""

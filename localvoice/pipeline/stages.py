@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: VAD, STT and the pipeline's internal audio all run at this rate.
 PIPELINE_RATE = 16000
+
+T = TypeVar("T")
 
 
 class VadStream(Protocol):
@@ -135,8 +137,12 @@ class ChatModel(Protocol):
         max_tokens: int,
         cancel: threading.Event,
         stats: ChatStats,
+        tools_offered: bool = False,
     ) -> AsyncIterator[str]:
-        """Stream the reply's text pieces; stops soon after ``cancel`` is set."""
+        """Stream the reply's text pieces; stops soon after ``cancel`` is set.
+
+        ``tools_offered``: the prompt offers tools (the format's ``call_bias`` applies).
+        """
         ...
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
@@ -205,15 +211,31 @@ class Pipeline:
     words_cost: CheckCost = field(default_factory=CheckCost)
 
     stt_inflight: int = 0
+    #: Transcriptions, syntheses and turn checks running now (set on the event loop, read by
+    #: the chat engine's thread: a lone reply's first tokens get both threads only while the
+    #: other core is free; ``llm_jobs.decode_threads``).
+    work_in_flight: int = 0
+
+    def busy(self) -> bool:
+        """Whether a model other than the chat model is working now."""
+        return self.work_in_flight > 0
+
+    def _counted(self, pool: ThreadPoolExecutor, work: Callable[[], T]) -> asyncio.Future[T]:
+        self.work_in_flight += 1
+        future = asyncio.get_running_loop().run_in_executor(pool, work)
+
+        def done(_: asyncio.Future[T]) -> None:
+            self.work_in_flight -= 1
+
+        future.add_done_callback(done)
+        return future
 
     def transcribe(
         self, audio: npt.NDArray[np.float32], options: SttOptions | None = None
     ) -> asyncio.Future[str]:
         """Run STT in its worker thread; the future resolves to the text."""
         self.stt_inflight += 1
-        future = asyncio.get_running_loop().run_in_executor(
-            self.stt_pool, self.stt.transcribe, audio, options
-        )
+        future = self._counted(self.stt_pool, lambda: self.stt.transcribe(audio, options))
 
         def done(_: asyncio.Future[str]) -> None:
             self.stt_inflight -= 1
@@ -221,20 +243,25 @@ class Pipeline:
         future.add_done_callback(done)
         return future
 
+    def synthesize(self, speaker: Speaker, text: str) -> asyncio.Future[bytes]:
+        """Run TTS in its worker thread; the future resolves to the PCM."""
+        return self._counted(self.tts_pool, lambda: speaker.speak(text))
+
     def turn_complete(self, audio: npt.NDArray[np.float32]) -> asyncio.Future[float]:
         """Run the end-of-turn model in its worker; the future resolves to P(complete)."""
         model = self.end_of_turn
         assert model is not None
-        return asyncio.get_running_loop().run_in_executor(
-            self.turn_pool, self.turn_cost.measure, lambda: model.probability(audio)
+        return self._counted(
+            self.turn_pool, lambda: self.turn_cost.measure(lambda: model.probability(audio))
         )
 
     def words_finished(self, words: str, context: str) -> asyncio.Future[float]:
         """P(the user's words are a finished message), in the turn-detection worker."""
         model = self.words_end_of_turn
         assert model is not None
-        return asyncio.get_running_loop().run_in_executor(
-            self.turn_pool, self.words_cost.measure, lambda: model.probability(words, context)
+        return self._counted(
+            self.turn_pool,
+            lambda: self.words_cost.measure(lambda: model.probability(words, context)),
         )
 
     def describe(self) -> dict[str, Any]:

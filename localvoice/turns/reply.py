@@ -72,6 +72,7 @@ class ModelReply:
             max_tokens=self._spec.max_tokens,
             cancel=self._stream_cancel,
             stats=self.stats,
+            tools_offered=bool(self.tools),
         )
 
     def _history(self, user_text: str | None) -> list[dict[str, str]]:

@@ -374,9 +374,8 @@ class ResponseRun:
         return bool(self._spoken) or not chunks.empty()
 
     async def _speak(self, text: str, speaker: Speaker) -> None:
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        pcm = await loop.run_in_executor(self._pipeline.tts_pool, speaker.speak, text)
+        pcm = await self._pipeline.synthesize(speaker, text)
         self._mark("tts_first_chunk", started)
         await self._ensure_message()
         self._spoken.append(text)

@@ -129,6 +129,8 @@ class FakeChat:
         self.gate: threading.Event | None = None
         #: What each ``prefill`` was asked to prepare.
         self.prefills: list[list[dict[str, str]]] = []
+        #: Whether each ``stream`` was told tools were offered.
+        self.tools_offered: list[bool] = []
 
     async def stream(
         self,
@@ -138,8 +140,10 @@ class FakeChat:
         max_tokens: int,
         cancel: threading.Event,
         stats: ChatStats,
+        tools_offered: bool = False,
     ) -> AsyncIterator[str]:
         self.prompts.append(messages)
+        self.tools_offered.append(tools_offered)
         self.temperatures.append(temperature)
         stats.prompt_tokens = sum(len(m["content"].split()) for m in messages)
         stats.first_token_ms = 1.0

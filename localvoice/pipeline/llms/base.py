@@ -66,6 +66,10 @@ class ChatFormat:
         supports_tools: whether the model is offered the session's tools.
         rule: appended to the system prompt (brevity, language).
         window: the conversation history the model is prompted with.
+        call_opening: the token a tool call opens with (``""``: none).
+        call_bias: added to that token's logit for a reply's first token when tools are
+            offered: a model that explains how to call a function instead of calling it
+            (the call was its second choice) calls it.
     """
 
     key = "generic"
@@ -76,6 +80,8 @@ class ChatFormat:
     supports_tools = False
     rule = " Always reply in English, in one or two short spoken sentences, without lists."
     window = HistoryWindow()
+    call_opening = ""
+    call_bias = 0.0
 
     def temperature(self, requested: float) -> float:
         """The sampling temperature for a response that asks for ``requested``."""

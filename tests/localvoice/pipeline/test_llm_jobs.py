@@ -63,8 +63,9 @@ def test_a_lone_replys_first_tokens_and_a_lone_prompt_get_the_batch_threads() ->
     threads = (1, 2)
     fresh = reply()
     assert decode_threads([fresh], 1, threads) == 2  # the user waits for its first chunk
+    assert decode_threads([fresh], 1, threads, others_busy=True) == 1  # STT or TTS has it
     fresh.generated = FAST_FIRST_TOKENS
-    assert decode_threads([fresh], 1, threads) == 1  # synthesis has the other core now
+    assert decode_threads([fresh], 1, threads) == 1  # a reply already speaking
     assert decode_threads([fresh], 12, threads) == 2  # a prompt, as llama.cpp would
     assert decode_threads([Prefill(render=list, key="")], 8, threads) == 2
     assert decode_threads([reply(), reply()], 2, threads) == 1  # several sessions share a core

@@ -256,7 +256,9 @@ async def test_speech_after_the_reply_played_out_is_transcribed_as_usual(client)
 class SpeaksThenStalls(FakeChat):
     """The first reply in full; the next ones say a sentence, then wait to be cancelled."""
 
-    async def stream(self, messages, *, temperature, max_tokens, cancel, stats):  # type: ignore[override]
+    async def stream(
+        self, messages, *, temperature, max_tokens, cancel, stats, tools_offered=False
+    ):  # type: ignore[override]
         if not self.prompts:
             async for token in super().stream(
                 messages, temperature=temperature, max_tokens=max_tokens, cancel=cancel, stats=stats

@@ -22,7 +22,9 @@ class StallingChat(FakeChat):
         super().__init__(LONG)
         self.go = threading.Event()
 
-    async def stream(self, messages, *, temperature, max_tokens, cancel, stats):  # type: ignore[override]
+    async def stream(
+        self, messages, *, temperature, max_tokens, cancel, stats, tools_offered=False
+    ):  # type: ignore[override]
         self.prompts.append(messages)
         for word in LONG.split(" "):
             if cancel.is_set():
