@@ -128,10 +128,10 @@ def decode_threads(
     so do a lone reply's first ``FAST_FIRST_TOKENS`` while nothing else works (``others_busy``:
     another reply in the engine, speech recognition, synthesis or a turn check): the user waits
     for its first chunk, and the other core is free (logbook, 2026-12-07). A step of several
-    jobs uses
-    ``n_threads``: with several sessions at once their speech recognition and synthesis keep
-    the other core busy, and two llama.cpp threads then wait on each other at every layer (a
-    32-token step took 5-7 s with two threads against 0.8-1 s with one on a busy machine).
+    jobs uses ``n_threads``: with several sessions at once their speech recognition and
+    synthesis keep the other core busy, and two llama.cpp threads then wait on each other at
+    every layer (a 32-token step took 5-7 s with two threads against 0.8-1 s with one on a
+    busy machine).
     """
     if len(jobs) != 1:
         return threads[0]
