@@ -102,6 +102,16 @@ def _stems(text: str) -> set[str]:
     return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _words(text)}
 
 
+def _said_stems(text: str) -> set[str]:
+    """The stems of what the user said, and of each two words it said run together.
+
+    "Count down" then meets a tool for a "countdown", "light bulb" one for "lightbulbs".
+    """
+    words = _words(text)
+    joined = " ".join(first + second for first, second in zip(words, words[1:], strict=False))
+    return _stems(text) | _stems(joined)
+
+
 def _grounded(value: str, said: str) -> bool:
     words = _words(value)
     return bool(words) and " ".join(words) in said
@@ -185,7 +195,7 @@ def check_call(raw: RawCall, tools: list[dict[str, Any]], user_text: str) -> Too
     # Canada" is no weather request.
     topic = _stems(f"{tool['name'].replace('_', ' ')} {tool.get('description', '')}")
     topic -= _stems(" ".join((schema.get("properties") or {}).keys()))
-    if not (topic - STOPWORDS) & _stems(user_text):
+    if not (topic - STOPWORDS) & _said_stems(user_text):
         return f"the request does not mention what {tool['name']!r} is for"
     return ToolCall(tool["name"], json.dumps(args, separators=(",", ":")))
 

@@ -40,6 +40,15 @@ def test_check_call_accepts_grounded_schema_valid_calls():
     assert isinstance(timer, ToolCall)
 
 
+def test_a_purpose_said_as_two_words_meets_it_written_as_one() -> None:
+    countdown = {**TIMER, "name": "start", "description": "Start a countdown"}
+    call = check_call(RawCall("start", {"minutes": 4}), [countdown], "Count down four minutes")
+    assert isinstance(call, ToolCall)
+    unrelated = check_call(RawCall("start", {"minutes": 4}), [countdown], "Count to four")
+    assert isinstance(unrelated, str)
+    assert "does not mention" in unrelated
+
+
 def test_check_call_puts_identifier_style_strings_back_as_said():
     # Qwen writes "living_room" for "the living room"; an enum value keeps its underscore.
     lights = {
