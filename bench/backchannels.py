@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.support.audio import silence, speak, trim_silence
+from tests.support.audio import PlaybackClock, silence, speak, trim_silence
 from tests.support.browser import Browser, Socket
 from tests.support.localvoice import LocalVoiceProcess
 from tests.support.stats import percentile
@@ -112,7 +112,7 @@ class Page:
         self.socket = socket
         self.received = 0
         self.acked = 0
-        self.plays_until = 0.0
+        self.playback = PlaybackClock()
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.changed = asyncio.Event()
         self.task = asyncio.create_task(self._read())
@@ -125,14 +125,14 @@ class Page:
                 return
             if frame.kind == "binary":
                 self.received += len(frame.data)
-                self.plays_until = max(self.plays_until, now) + len(frame.data) / 48_000
+                self.playback.played(len(frame.data), now)
                 if self.received - self.acked >= ACK_BYTES:  # as voice-socket.js does
                     self.acked = self.received
                     await self.socket.send_json({"type": "audio.ack", "bytes": self.received})
                 continue
             message = frame.data
             if message["type"] == "playback.clear":
-                self.plays_until = now
+                self.playback.until = now
             self.events.append((now, message))
             self.changed.set()
 
@@ -155,7 +155,7 @@ class Page:
                 return None
 
     def remaining_s(self) -> float:
-        return self.plays_until - time.monotonic()
+        return self.playback.until - time.monotonic()
 
     def reply_running(self) -> bool:
         """A reply started (audio.start) and its response.done has not come yet."""

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.audio import duration_ms, silence, speak, trim_silence
+from tests.support.audio import PlaybackClock, duration_ms, silence, speak, trim_silence
 from tests.support.localvoice import LocalVoiceProcess, send_audio, voicelive_session
 from tests.support.stats import percentile
 
@@ -53,7 +53,6 @@ SENTENCES = [
 LEAD_MS = 300
 TRAIL_MS = 1500
 AFTER_REPLY_MS = 700  # a user starts speaking this long after the answer stopped playing
-REPLY_BYTES_PER_S = 48_000  # the reply's audio: 24 kHz PCM16
 
 
 @dataclass
@@ -112,7 +111,7 @@ async def run_session(
                 else send_like_a_microphone(conn, audio, frame_ms)
             )
             first_audio: float | None = None
-            plays_until = 0.0  # when the page would finish playing what came (gaps included)
+            page = PlaybackClock()
             heard = ""
             done: Any = None
             async with asyncio.timeout(TURN_TIMEOUT_S):
@@ -121,15 +120,14 @@ async def run_session(
                     if event.type == "response.audio.delta":
                         now = time.perf_counter()
                         first_audio = first_audio or now
-                        played_s = len(base64.b64decode(event["delta"])) / REPLY_BYTES_PER_S
-                        plays_until = max(plays_until, now) + played_s
+                        page.played(len(base64.b64decode(event["delta"])), now)
                     elif event.type == "conversation.item.input_audio_transcription.completed":
                         heard = event.transcript
                     elif event.type == "response.done":
                         done = event
             await sender
             # Listen to the answer as the talk page plays it, then wait for the others.
-            wait_ms = int((plays_until + AFTER_REPLY_MS / 1000 - time.perf_counter()) * 1000)
+            wait_ms = int((page.until + AFTER_REPLY_MS / 1000 - time.perf_counter()) * 1000)
             if wait_ms > 0:
                 await send_audio(conn, silence(wait_ms), speed=1.0)
             if between_turns is not None:

@@ -103,6 +103,22 @@ def duration_ms(pcm: bytes, rate: int = 24000) -> float:
     return len(pcm) / 2 / rate * 1000
 
 
+class PlaybackClock:
+    """When a page that plays the reply's PCM16 audio as it arrives would be done with it.
+
+    Audio that comes while the page is idle starts at once; audio that comes while it plays
+    is queued behind what it has (so gaps in the stream count).
+    """
+
+    def __init__(self, rate: int = 24000) -> None:
+        self.until = 0.0
+        self._bytes_per_s = rate * 2
+
+    def played(self, nbytes: int, now: float) -> None:
+        """``nbytes`` of audio arrived at ``now``."""
+        self.until = max(self.until, now) + nbytes / self._bytes_per_s
+
+
 def write_wav(path: Path | str, pcm: bytes, rate: int = 24000) -> Path:
     """Write PCM16 mono as a WAV file (e.g. Chromium's ``--use-file-for-fake-audio-capture``)."""
     path = Path(path)
