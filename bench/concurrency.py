@@ -94,6 +94,11 @@ def row(name: str, sessions: int, turns: list[Turn], failed: int) -> dict[str, A
         "p95_ms": _percentile(latencies, 95),
         "max_ms": _percentile(latencies, 100),
         "llm_first_token_p50_ms": _percentile([t.stages.get("llm_first_token") for t in turns], 50),
+        # Where the time goes: each stage's p50 (ms from the response's creation).
+        "stages_p50_ms": {
+            name: _percentile([t.stages.get(name) for t in turns], 50)
+            for name in sorted({k for t in turns for k in t.stages})
+        },
     }
 
 

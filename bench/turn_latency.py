@@ -5,11 +5,14 @@ measures from the moment the last speech sample was sent to the first ``response
 That span includes the VAD hang-over (``silence_duration_ms``), which is the biggest single item.
 Stage times come from ``response.done.response.metadata`` (``localvoice_*_ms``).
 
-Between turns the microphone keeps streaming silence in real time until the reply has played
-out and ``AFTER_REPLY_MS`` more, as the talk page does and as a user waits for the answer. (Until
+The microphone streams silence in real time after each question until the reply has played out
+and ``AFTER_REPLY_MS`` more, as the talk page does and as a user waits for the answer. (Until
 2026-12-07 the next question was sent right after ``response.done``, with nothing streamed
 meanwhile: on localvoice's input clock the reply was then still playing, so every question was
-transcribed as speech over a reply, with the backchannel prompt, which is ~10x slower.)
+transcribed as speech over a reply, with the backchannel prompt, which is ~10x slower. Until
+later that day nothing was streamed from 1.5 s after the question to ``response.done``, which
+did the same to any question after a reply whose synthesis ended more than about a second
+after its first audio: most turns with 4 sessions at once.)
 
     .venv/bin/python -m bench.turn_latency --turns 12 --silence-ms 400
     .venv/bin/python -m bench.turn_latency --endpoint http://127.0.0.1:8765
@@ -79,6 +82,22 @@ async def send_like_a_microphone(conn: Any, pcm: bytes, frame_ms: int) -> None:
 
 
 TURN_TIMEOUT_S = 60.0
+#: The silence the microphone streams between turns comes in pieces this long.
+SILENCE_PIECE_MS = 100
+
+
+async def microphone(
+    conn: Any, audio: bytes, frame_ms: int | None, listened: asyncio.Event
+) -> None:
+    """A turn's audio in real time, then silence until ``listened`` is set, as the talk page's
+    microphone streams: localvoice's input clock keeps time while the reply is generated and
+    plays (frozen, it put every question after a reply that ended late over that reply)."""
+    if frame_ms is None:
+        await send_audio(conn, audio, speed=1.0)
+    else:
+        await send_like_a_microphone(conn, audio, frame_ms)
+    while not listened.is_set():
+        await send_audio(conn, silence(SILENCE_PIECE_MS), speed=1.0)
 
 
 async def run_session(
@@ -105,31 +124,33 @@ async def run_session(
             audio = silence(LEAD_MS) + speech + silence(TRAIL_MS)
             started = time.perf_counter()
             speech_end = started + (LEAD_MS + duration_ms(speech)) / 1000
-            sender = asyncio.create_task(
-                send_audio(conn, audio, speed=1.0)
-                if frame_ms is None
-                else send_like_a_microphone(conn, audio, frame_ms)
-            )
+            listened = asyncio.Event()
+            sender = asyncio.create_task(microphone(conn, audio, frame_ms, listened))
             first_audio: float | None = None
             page = PlaybackClock()
             heard = ""
             done: Any = None
-            async with asyncio.timeout(TURN_TIMEOUT_S):
-                while done is None:
-                    event = await conn.recv()
-                    if event.type == "response.audio.delta":
-                        now = time.perf_counter()
-                        first_audio = first_audio or now
-                        page.played(len(base64.b64decode(event["delta"])), now)
-                    elif event.type == "conversation.item.input_audio_transcription.completed":
-                        heard = event.transcript
-                    elif event.type == "response.done":
-                        done = event
-            await sender
+            try:
+                async with asyncio.timeout(TURN_TIMEOUT_S):
+                    while done is None:
+                        event = await conn.recv()
+                        if event.type == "response.audio.delta":
+                            now = time.perf_counter()
+                            first_audio = first_audio or now
+                            page.played(len(base64.b64decode(event["delta"])), now)
+                        elif event.type == "conversation.item.input_audio_transcription.completed":
+                            heard = event.transcript
+                        elif event.type == "response.done":
+                            done = event
+            except BaseException:
+                sender.cancel()
+                raise
             # Listen to the answer as the talk page plays it, then wait for the others.
             wait_ms = int((page.until + AFTER_REPLY_MS / 1000 - time.perf_counter()) * 1000)
             if wait_ms > 0:
-                await send_audio(conn, silence(wait_ms), speed=1.0)
+                await asyncio.sleep(wait_ms / 1000)
+            listened.set()
+            await sender
             if between_turns is not None:
                 await between_turns()
             metadata = dict(done.response.get("metadata") or {})

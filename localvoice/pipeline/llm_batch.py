@@ -328,10 +328,15 @@ class BatchedLlama:
                 samples.append((job, n - 1))
         batch.n_tokens = n
         jobs = [job for job, _, _ in entries]
-        # Only one conversation's reply at all: with several, another session's speech is
-        # being recognised or synthesised (8 sessions were slower with this on every lone step).
-        others = len(self._active) + len(self._waiting) > 1 or self.others_busy()
-        threads = decode_threads(jobs, n, self._threads, others_busy=others)
+        # A lone reply among several (8 sessions were slower with both threads on every lone
+        # step): another session's speech is about to be recognised or synthesised.
+        threads = decode_threads(
+            jobs,
+            n,
+            self._threads,
+            others_busy=self.others_busy(),
+            other_replies=len(self._active) + len(self._waiting) > 1,
+        )
         if threads != self._threads_now:  # llama.cpp would use n_threads_batch for any n > 1
             self._llama.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads

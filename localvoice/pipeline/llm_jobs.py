@@ -121,20 +121,29 @@ def decode_threads(
     threads: tuple[int, int],
     *,
     others_busy: bool = False,
+    other_replies: bool = False,
 ) -> int:
     """The llama.cpp threads for one decode; ``threads``: (``n_threads``, ``n_threads_batch``).
 
-    A step of one job's prompt (one session) uses ``n_threads_batch``, as llama.cpp would, and
-    so do a lone reply's first ``FAST_FIRST_TOKENS`` while nothing else works (``others_busy``:
-    another reply in the engine, speech recognition, synthesis or a turn check): the user waits
-    for its first chunk, and the other core is free (logbook, 2026-12-07). A step of several
-    jobs uses ``n_threads``: with several sessions at once their speech recognition and
-    synthesis keep the other core busy, and two llama.cpp threads then wait on each other at
-    every layer (a 32-token step took 5-7 s with two threads against 0.8-1 s with one on a
-    busy machine).
+    ``n_threads`` whenever another model works (``others_busy``: speech recognition, synthesis
+    or a turn check is running or queued): two llama.cpp threads beside it wait on each other
+    at every layer, and both slow down (with 4 sessions at once a 5-token prefill step took
+    1.24 s on two threads against about 0.1 s, while a transcription beside it took 0.67 s
+    against 0.1-0.15 s; logbook, 2026-12-07). Otherwise ``n_threads_batch`` for a step that
+    evaluates prompt tokens (more tokens than jobs: one session's prompt or several's), and
+    for a lone reply's first ``FAST_FIRST_TOKENS`` when it is the only reply in the engine
+    (``other_replies`` false): the user waits for its first chunk and the other core is free.
+    Steps of one token per reply otherwise use ``n_threads``: their sessions' synthesis needs
+    the other core.
     """
-    if len(jobs) != 1:
+    if others_busy:
         return threads[0]
-    job = jobs[0]
-    first_tokens = isinstance(job, Generation) and job.generated < FAST_FIRST_TOKENS
-    return threads[1] if n_tokens > 1 or (first_tokens and not others_busy) else threads[0]
+    if n_tokens > len(jobs):
+        return threads[1]
+    lone_first_tokens = (
+        len(jobs) == 1
+        and isinstance(jobs[0], Generation)
+        and jobs[0].generated < FAST_FIRST_TOKENS
+        and not other_replies
+    )
+    return threads[1] if lone_first_tokens else threads[0]

@@ -59,13 +59,18 @@ def test_busy_slots_are_not_taken_but_a_reply_takes_over_a_prefill() -> None:
     assert pick_slot([busy, prefilling], [*SYSTEM, 2, 3], preempt=True) is prefilling
 
 
-def test_a_lone_replys_first_tokens_and_a_lone_prompt_get_the_batch_threads() -> None:
+def test_first_tokens_and_prompts_get_the_batch_threads_while_no_other_model_works() -> None:
     threads = (1, 2)
     fresh = reply()
     assert decode_threads([fresh], 1, threads) == 2  # the user waits for its first chunk
     assert decode_threads([fresh], 1, threads, others_busy=True) == 1  # STT or TTS has it
+    assert decode_threads([fresh], 1, threads, other_replies=True) == 1  # another session's
     fresh.generated = FAST_FIRST_TOKENS
     assert decode_threads([fresh], 1, threads) == 1  # a reply already speaking
     assert decode_threads([fresh], 12, threads) == 2  # a prompt, as llama.cpp would
     assert decode_threads([Prefill(render=list, key="")], 8, threads) == 2
-    assert decode_threads([reply(), reply()], 2, threads) == 1  # several sessions share a core
+    # Several sessions' prompts at once: both threads too, unless another model works.
+    assert decode_threads([reply(), reply()], 24, threads, other_replies=True) == 2
+    assert decode_threads([fresh], 12, threads, others_busy=True) == 1
+    assert decode_threads([reply(), reply()], 24, threads, others_busy=True) == 1
+    assert decode_threads([reply(), reply()], 2, threads) == 1  # one token each: a core each
