@@ -87,13 +87,19 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         help="add a Piper voice (.onnx with its .onnx.json beside it); repeatable",
     )
     parser.add_argument(
-        "--threads", type=int, default=DEFAULTS.threads, help="CPU threads per model"
+        "--threads", type=int, default=DEFAULTS.threads, help="llama.cpp's threads for prompts"
     )
     parser.add_argument(
         "--llm-threads",
         type=int,
         default=DEFAULTS.llm_threads,
         help=f"llama.cpp threads (default {DEFAULTS.llm_threads}: see docs)",
+    )
+    parser.add_argument(
+        "--tts-threads",
+        type=int,
+        default=DEFAULTS.tts_threads,
+        help=f"Piper's threads (default {DEFAULTS.tts_threads}: see docs)",
     )
     parser.add_argument(
         "--first-chunk-words",
@@ -156,6 +162,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         piper_voices=dict(args.piper_voice),
         threads=args.threads,
         llm_threads=args.llm_threads,
+        tts_threads=max(1, args.tts_threads),
         first_chunk_words=args.first_chunk_words,
         prefill=args.prefill,
         words_end_of_turn=args.words_end_of_turn,

@@ -34,8 +34,9 @@ class ServerConfig:
         llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
-        threads: CPU threads per model.
-        llm_threads: llama.cpp threads (default: ``threads``).
+        threads: llama.cpp's threads for prompts and a lone reply's first tokens.
+        llm_threads: llama.cpp threads otherwise (default: ``threads``).
+        tts_threads: Piper's ONNX Runtime threads.
         first_chunk_words: cap on the first spoken chunk, in words (0: none).
         prefill: evaluate the reply's prompt while the user is still speaking.
         kv_snapshot_mb: memory for each conversation's evaluated prompt (0: none).
@@ -61,6 +62,9 @@ class ServerConfig:
     piper_voices: dict[str, Path] = field(default_factory=dict)
     threads: int = 2
     llm_threads: int | None = 1
+    # One: Piper on two threads sped one chunk up 1.6x but took the core the chat model's
+    # decode of several sessions needed (4 sessions at once, logbook 2026-12-07).
+    tts_threads: int = 1
     first_chunk_words: int = 3
     prefill: bool = True
     kv_snapshot_mb: int = 128

@@ -131,19 +131,19 @@ def decode_threads(
     1.24 s on two threads against about 0.1 s, while a transcription beside it took 0.67 s
     against 0.1-0.15 s; logbook, 2026-12-07). Otherwise ``n_threads_batch`` for a step that
     evaluates prompt tokens (more tokens than jobs: one session's prompt or several's), and
-    for a lone reply's first ``FAST_FIRST_TOKENS`` when it is the only reply in the engine
-    (``other_replies`` false): the user waits for its first chunk and the other core is free.
-    Steps of one token per reply otherwise use ``n_threads``: their sessions' synthesis needs
-    the other core.
+    for a step in which a reply is within its first ``FAST_FIRST_TOKENS``: its user waits for
+    the first chunk, and synthesis has not started. A step of one reply alone among several
+    in the engine (``other_replies``) is the exception: 8 sessions were slower with both
+    threads there, their synthesis about to start. Other steps use ``n_threads``: their
+    sessions' synthesis needs the other core.
     """
     if others_busy:
         return threads[0]
     if n_tokens > len(jobs):
         return threads[1]
-    lone_first_tokens = (
-        len(jobs) == 1
-        and isinstance(jobs[0], Generation)
-        and jobs[0].generated < FAST_FIRST_TOKENS
-        and not other_replies
+    first_tokens = any(
+        isinstance(job, Generation) and job.generated < FAST_FIRST_TOKENS for job in jobs
     )
-    return threads[1] if lone_first_tokens else threads[0]
+    if len(jobs) == 1 and other_replies:
+        first_tokens = False
+    return threads[1] if first_tokens else threads[0]

@@ -145,6 +145,6 @@ class VoiceSet:
 
 def load(config: ServerConfig) -> VoiceSet:
     """The ``piper`` entry of ``pipeline/registry.py``: Piper's voices, then espeak-ng's French."""
-    piper = PiperTts(config.piper_voices, threads=config.threads)
+    piper = PiperTts(config.piper_voices, threads=config.tts_threads)
     piper.synthesize("Hello there.", voice=piper.default_voice, length_scale=None)
     return VoiceSet(piper, EspeakTts())  # EspeakTts speaks each of its voices once to check it

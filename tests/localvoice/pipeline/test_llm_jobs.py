@@ -73,4 +73,6 @@ def test_first_tokens_and_prompts_get_the_batch_threads_while_no_other_model_wor
     assert decode_threads([reply(), reply()], 24, threads, other_replies=True) == 2
     assert decode_threads([fresh], 12, threads, others_busy=True) == 1
     assert decode_threads([reply(), reply()], 24, threads, others_busy=True) == 1
-    assert decode_threads([reply(), reply()], 2, threads) == 1  # one token each: a core each
+    assert decode_threads([reply(), reply()], 2, threads) == 2  # both wait for a first chunk
+    assert decode_threads([reply(), reply()], 2, threads, others_busy=True) == 1
+    assert decode_threads([fresh, fresh], 2, threads) == 1  # both already speaking
