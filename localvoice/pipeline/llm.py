@@ -148,6 +148,10 @@ class LlamaChat:
         finally:
             cancel.set()
 
+    def starting(self) -> bool:
+        """Whether a reply waits for its prompt or first tokens in the engine."""
+        return self.engine.starting()
+
     def prefill(self, messages: list[dict[str, str]]) -> None:
         """Evaluate the prompt up to the end of the unfinished user turn into the KV cache.
 
@@ -293,6 +297,10 @@ class OpenAICompatibleChat:
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
         """Nothing: the endpoint's server keeps its own cache."""
+
+    def starting(self) -> bool:
+        """Never: the endpoint's server has cores of its own to answer with."""
+        return False
 
 
 async def _warm(llm: LlamaChat) -> None:

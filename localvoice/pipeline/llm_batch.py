@@ -123,6 +123,7 @@ class BatchedLlama:
         self._active: list[Generation] = []
         self._prefills: dict[str, Prefill] = {}  # newest per conversation
         self._steps = 0
+        self._starting = False
         #: Counters for the benchmarks and tests.
         self.prefilled_tokens = 0
         self.prompt_tokens_evaluated = 0
@@ -140,6 +141,10 @@ class BatchedLlama:
                 raise RuntimeError(msg)
             self._inbox.append(job)
             self._wake.notify()
+
+    def starting(self) -> bool:
+        """Whether a reply waits for its prompt or first tokens (any thread may ask)."""
+        return self._starting or any(isinstance(job, Generation) for job in list(self._inbox))
 
     def busy(self) -> bool:
         """Whether anything submitted is still queued or running (for the tests)."""
@@ -200,6 +205,7 @@ class BatchedLlama:
             return
         job.max_tokens = min(job.max_tokens, self.seq_ctx - len(job.prompt))
         self._waiting.append(job)
+        self._starting = True
 
     def _drop_prefill(self, key: str) -> None:
         old = self._prefills.pop(key, None)
@@ -226,6 +232,9 @@ class BatchedLlama:
         entries = self._plan()
         if entries:
             self._decode(entries)
+        self._starting = bool(self._waiting) or any(
+            g.pending or g.generated < FIRST_TOKENS for g in self._active
+        )
         return bool(entries)
 
     def _plan(self) -> list[tuple[Generation | Prefill, list[int], bool]]:
@@ -412,6 +421,7 @@ class BatchedLlama:
                 logger.exception("a reply's end could not be delivered")
         self._waiting.clear()
         self._prefills.clear()
+        self._starting = False
         for slot in self.slots:  # what the failed step left in the cache is unknown
             slot.job = None
             slot.tokens = []

@@ -129,8 +129,9 @@ def decode_threads(
     or a turn check is running or queued): two llama.cpp threads beside it wait on each other
     at every layer, and both slow down (with 4 sessions at once a 5-token prefill step took
     1.24 s on two threads against about 0.1 s, while a transcription beside it took 0.67 s
-    against 0.1-0.15 s; logbook, 2026-12-07). Otherwise ``n_threads_batch`` for a step that
-    evaluates prompt tokens (more tokens than jobs: one session's prompt or several's), and
+    against 0.1-0.15 s; logbook, 2026-12-07); and for a step of prefills only, which nobody
+    waits for while speech goes on being recognised. Otherwise ``n_threads_batch`` for a step
+    that evaluates prompt tokens (more tokens than jobs: one session's prompt or several's), and
     for a step in which a reply is within its first ``FAST_FIRST_TOKENS``: its user waits for
     the first chunk, and synthesis has not started. A step of one reply alone among several
     in the engine (``other_replies``) is the exception: 8 sessions were slower with both
@@ -138,6 +139,9 @@ def decode_threads(
     sessions' synthesis needs the other core.
     """
     if others_busy:
+        return threads[0]
+    replies = [job for job in jobs if isinstance(job, Generation)]
+    if not replies:  # prefills only: nobody waits for them, and speech is being recognised
         return threads[0]
     if n_tokens > len(jobs):
         return threads[1]

@@ -77,6 +77,10 @@ class EmptyChat:
     def prefill(self, messages: list[dict[str, str]]) -> None:
         """Nothing to prepare."""
 
+    def starting(self) -> bool:
+        """Never: there is no model."""
+        return False
+
 
 class Mute:
     """Has the default voice's name but never speaks (echo replies are text)."""

@@ -152,6 +152,13 @@ class ChatModel(Protocol):
         """
         ...
 
+    def starting(self) -> bool:
+        """Whether a reply is waiting for its prompt or first tokens on this machine's cores.
+
+        Live transcripts wait meanwhile (``turns/audio_input.py``); any thread may ask.
+        """
+        ...
+
 
 class Speaker(Protocol):
     """One response's voice: its chunks make one continuous stream at the client's rate."""

@@ -362,6 +362,10 @@ class AudioInput:
             return
         if self._pipeline.stt_inflight > 0:  # the worker is busy: final transcripts go first
             return
+        # Another session's reply waits for its first chunk: a transcription now would take
+        # the core its decode runs on (two llama.cpp threads beside it slow down 3-5x).
+        if self._pipeline.llm.starting():
+            return
         self._last_partial = end
         self._partial_busy = True
         item_id = self._item_id

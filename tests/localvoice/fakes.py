@@ -129,6 +129,8 @@ class FakeChat:
         self.gate: threading.Event | None = None
         #: What each ``prefill`` was asked to prepare.
         self.prefills: list[list[dict[str, str]]] = []
+        #: What ``starting`` says: another session's reply waits for its first tokens.
+        self.replies_starting = False
         #: Whether each ``stream`` was told tools were offered.
         self.tools_offered: list[bool] = []
 
@@ -158,6 +160,9 @@ class FakeChat:
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
         self.prefills.append(messages)
+
+    def starting(self) -> bool:
+        return self.replies_starting
 
 
 class FakeTts:

@@ -68,7 +68,7 @@ def test_first_tokens_and_prompts_get_the_batch_threads_while_no_other_model_wor
     fresh.generated = FAST_FIRST_TOKENS
     assert decode_threads([fresh], 1, threads) == 1  # a reply already speaking
     assert decode_threads([fresh], 12, threads) == 2  # a prompt, as llama.cpp would
-    assert decode_threads([Prefill(render=list, key="")], 8, threads) == 2
+    assert decode_threads([Prefill(render=list, key="")], 8, threads) == 1  # nobody waits
     # Several sessions' prompts at once: both threads too, unless another model works.
     assert decode_threads([reply(), reply()], 24, threads, other_replies=True) == 2
     assert decode_threads([fresh], 12, threads, others_busy=True) == 1

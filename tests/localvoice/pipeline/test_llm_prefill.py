@@ -188,3 +188,28 @@ def test_conversations_beyond_the_slots_come_back_from_snapshots():
         assert 0 < chat.snapshots.size_bytes <= 128 << 20
     finally:
         chat.close()
+
+
+def test_a_reply_is_starting_until_its_first_tokens_and_not_once_it_ends(chat):
+    """``starting``: live transcripts wait while a reply waits for its first tokens."""
+    settle(chat)
+    assert not chat.starting()
+    count = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Count from one to thirty, in words, separated by commas."},
+    ]
+    seen: list[bool] = []
+
+    async def stream() -> None:
+        pieces = chat.stream(
+            count, temperature=0.0, max_tokens=40, cancel=threading.Event(), stats=ChatStats()
+        )
+        async for _ in pieces:
+            seen.append(chat.starting())
+
+    asyncio.run(stream())
+    settle(chat)
+    assert len(seen) > 20
+    assert seen[0]  # its first piece: the first chunk is not complete yet
+    assert not any(seen[15:])  # well past its first tokens
+    assert not chat.starting()

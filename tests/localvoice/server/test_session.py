@@ -175,6 +175,21 @@ async def test_the_prompt_is_prefilled_while_the_user_speaks(client):
     assert "Be brief." in prefills[0][0]["content"]
 
 
+async def test_no_live_transcript_while_another_reply_waits_for_its_first_tokens(client):
+    """A partial would take the core that reply's decode runs on; the turn's own is kept."""
+    stt = FakeStt("what time is it")
+    c = client(stt=stt)
+    c.chat.replies_starting = True
+    await c.speak(1800)  # a partial transcript about every 0.8 s otherwise
+    await c.pause(800)
+    await c.wait_for("response.done")
+    # One transcription at the pause (the hang-over's guess, then the turn's), no partials.
+    assert len(stt.heard) == 1
+    assert [p[-1]["content"] for p in c.chat.prefills] == [""]  # at speech start; no partial
+    done = c.of("conversation.item.input_audio_transcription.completed")[0]
+    assert done["transcript"] == "what time is it"
+
+
 async def test_nothing_is_prefilled_without_server_vad_or_during_a_reply(client):
     """Push-to-talk has no speech_started; a barge-in's prompt would be stale at once."""
     c = client()
