@@ -34,7 +34,7 @@ class ServerConfig:
         llm_model: a chat GGUF instead of the bundled file.
         llm_url: an OpenAI-compatible chat endpoint on this machine instead of llama.cpp.
         piper_voices: extra Piper voices, name -> ``.onnx`` file.
-        threads: llama.cpp's threads for prompts and a lone reply's first tokens.
+        threads: llama.cpp's threads for prompts and replies' first tokens.
         llm_threads: llama.cpp threads otherwise (default: ``threads``).
         tts_threads: Piper's ONNX Runtime threads.
         first_chunk_words: cap on the first spoken chunk, in words (0: none).

@@ -145,9 +145,7 @@ def decode_threads(
         return threads[0]
     if n_tokens > len(jobs):
         return threads[1]
-    first_tokens = any(
-        isinstance(job, Generation) and job.generated < FAST_FIRST_TOKENS for job in jobs
-    )
     if len(jobs) == 1 and other_replies:
-        first_tokens = False
+        return threads[0]
+    first_tokens = any(job.generated < FAST_FIRST_TOKENS for job in replies)
     return threads[1] if first_tokens else threads[0]
