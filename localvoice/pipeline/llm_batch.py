@@ -232,15 +232,18 @@ class BatchedLlama:
         entries = self._plan()
         if entries:
             self._decode(entries)
-        self._starting = bool(self._waiting) or any(
-            g.pending or g.generated < FIRST_TOKENS for g in self._active
-        )
+        # Kept as a flag for other threads: they must not iterate the engine's lists.
+        self._starting = bool(self._waiting) or self._first_tokens_due()
         return bool(entries)
+
+    def _first_tokens_due(self) -> bool:
+        """Whether a reply in flight still waits for its prompt or its first tokens."""
+        return any(g.pending or g.generated < FIRST_TOKENS for g in self._active)
 
     def _plan(self) -> list[tuple[Generation | Prefill, list[int], bool]]:
         """This step's work: (job, its tokens in the batch, whether it samples after them)."""
         self._steps += 1
-        urgent = any(g.pending or g.generated < FIRST_TOKENS for g in self._active)
+        urgent = self._first_tokens_due()
         tails_now = not urgent or self._steps % TAIL_EVERY == 0
         entries: list[tuple[Generation | Prefill, list[int], bool]] = []
         for g in self._active:
