@@ -34,6 +34,9 @@ from bench.turn_latency import (
 from tests.support.localvoice import LocalVoiceProcess
 from tests.support.stats import percentile
 
+#: A turn whose reply had more silence inside it than this counts as stalled.
+STALL_MS = 200
+
 
 class CheckoutLocalVoice(LocalVoiceProcess):
     """localvoice run from another checkout's source (the installed packages are this one's)."""
@@ -94,6 +97,9 @@ def row(name: str, sessions: int, turns: list[Turn], failed: int) -> dict[str, A
         "p95_ms": _percentile(latencies, 95),
         "max_ms": _percentile(latencies, 100),
         "llm_first_token_p50_ms": _percentile([t.stages.get("llm_first_token") for t in turns], 50),
+        # Silence inside replies (audio late for its playback): the price of a short first chunk.
+        "stall_ms_mean": round(sum(t.stall_ms for t in turns) / len(turns)) if turns else None,
+        "turns_stalled_over_200_ms": sum(t.stall_ms > STALL_MS for t in turns),
         # Where the time goes: each stage's p50 (ms from the response's creation).
         "stages_p50_ms": {
             name: _percentile([t.stages.get(name) for t in turns], 50)
@@ -166,13 +172,17 @@ def main() -> None:
             server.stop()
     print(f"silence_duration_ms={args.silence_ms} server_peak_rss_mb={rss}")
     print(f"load after: {machine_load()}")
-    print("| server | sessions | turns | failed | p50 ms | p95 ms | max ms | LLM first token p50 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| server | sessions | turns | failed | p50 ms | p95 ms | max ms | LLM first token p50 "
+        "| stall ms, mean | turns stalled > 200 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (name, sessions), (turns, failed) in sorted(results.items(), key=lambda kv: kv[0][::-1]):
         r = row(name, sessions, turns, failed)
         print(
             f"| {name} | {sessions} | {r['turns']} | {failed + r['silent_replies']} "
-            f"| {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['llm_first_token_p50_ms']} |"
+            f"| {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['llm_first_token_p50_ms']} "
+            f"| {r['stall_ms_mean']} | {r['turns_stalled_over_200_ms']} |"
         )
 
 

@@ -67,6 +67,8 @@ class Turn:
     heard: str
     reply: str
     stages: dict[str, float] = field(default_factory=dict)
+    #: Silence heard inside the reply: audio that came after the queued audio had played out.
+    stall_ms: float = 0.0
 
 
 async def send_like_a_microphone(conn: Any, pcm: bytes, frame_ms: int) -> None:
@@ -165,7 +167,8 @@ async def run_session(
                 for part in item.get("content") or []
             )
             latency = ((first_audio or time.perf_counter()) - speech_end) * 1000
-            turns.append(Turn(sentence, latency, heard, reply, stages))
+            stall = page.stalled_s * 1000
+            turns.append(Turn(sentence, latency, heard, reply, stages, stall))
     return turns
 
 
@@ -179,6 +182,7 @@ def summarise(turns: list[Turn]) -> dict[str, Any]:
         "p95_ms": round(percentile(latencies, 95)),
         "min_ms": round(min(latencies)),
         "max_ms": round(max(latencies)),
+        "stall_ms_mean": round(statistics.mean(t.stall_ms for t in turns)),
         "stages_mean_ms": {
             name: round(statistics.mean(t.stages[name] for t in turns if name in t.stages))
             for name in stage_names

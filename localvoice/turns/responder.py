@@ -21,6 +21,7 @@ from localvoice.pipeline.stages import Pipeline, Speaker
 from localvoice.protocol import events
 from localvoice.protocol.events import Event
 from localvoice.turns.conversation import Conversation, Item, function_call_item, message_item
+from localvoice.turns.pacing import Playout
 from localvoice.turns.reply import ModelReply
 from localvoice.turns.response_spec import ResponseSpec
 from localvoice.turns.text import SentenceChunker, clean_reply
@@ -79,6 +80,7 @@ class ResponseRun:
         self._spoken: list[str] = []
         self._audio_ms = 0.0
         self._first_audio_at: float | None = None  # when the client started playing, roughly
+        self._playout = Playout()
         self._cancelled_at: float | None = None
         self._created = time.perf_counter()
         self._timings: dict[str, float] = {}
@@ -215,6 +217,8 @@ class ResponseRun:
 
     async def _deliver(self, event: Event) -> None:
         if event["type"] == "response.audio.delta":
+            audio_bytes = len(event["delta"]) * 3 // 4
+            self._playout.sent(audio_bytes / 2 / self.spec.output_rate, time.perf_counter())
             if "first_audio" not in self._timings:
                 self._first_audio_at = time.perf_counter()
                 self._mark("first_audio")
@@ -356,16 +360,25 @@ class ResponseRun:
 
     async def _produce(self, chunks: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker(first_chunk_words=self._pipeline.first_chunk_words)
+        playout = self._playout
         try:
             async for piece in self._reply.tokens():
-                for chunk in chunker.feed(clean_reply(piece)):
+                now = time.perf_counter()
+                playout.piece(now)
+                ready = chunker.feed(clean_reply(piece))
+                # The client would run out of audio before the sentence ends: speak what is here.
+                if not ready and playout.must_cut(chunker.buffered_chars, now):
+                    ready = [chunk] if (chunk := chunker.cut_words()) else []
+                for chunk in ready:
                     self._mark("llm_first_chunk")
+                    playout.synthesizing += 1
                     await chunks.put(chunk)
             rest = chunker.flush()
             # A reply cut off by the token cap ends mid-sentence: drop the fragment if we spoke.
             capped = self._reply.stats.completion_tokens >= self.spec.max_tokens
             if rest and not (capped and self._spoken_or_queued(chunks)):
                 self._mark("llm_first_chunk")
+                playout.synthesizing += 1
                 await chunks.put(rest)
         finally:
             await chunks.put(None)
@@ -376,6 +389,7 @@ class ResponseRun:
     async def _speak(self, text: str, speaker: Speaker) -> None:
         started = time.perf_counter()
         pcm = await self._pipeline.synthesize(speaker, text)
+        self._playout.synthesized(len(text), time.perf_counter() - started)
         self._mark("tts_first_chunk", started)
         await self._ensure_message()
         self._spoken.append(text)
@@ -387,3 +401,4 @@ class ResponseRun:
                 events.audio_delta(self.id, self.item_id, base64.b64encode(piece).decode("ascii"))
             )
             self._audio_ms += len(piece) / 2 / self.spec.output_rate * 1000
+        self._playout.synthesizing -= 1

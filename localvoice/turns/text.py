@@ -52,6 +52,25 @@ class SentenceChunker:
                 return ends[self._first_words - 1]
         return None
 
+    @property
+    def buffered_chars(self) -> int:
+        """Characters received and not yet released."""
+        return len(self._buffer)
+
+    def cut_words(self) -> str | None:
+        """Release the complete words buffered now, if any; the unfinished last word stays.
+
+        For when the speaker is about to run out of audio (``turns/pacing.py``).
+        """
+        ends = [m.end() for m in _WORD_END.finditer(self._buffer)]
+        if not ends:
+            return None
+        chunk, self._buffer = self._buffer[: ends[-1]].strip(), self._buffer[ends[-1] :]
+        if not chunk:
+            return None
+        self._emitted += 1
+        return chunk
+
     def flush(self) -> str:
         """The remaining text, once the stream has ended."""
         rest, self._buffer = self._buffer.strip(), ""

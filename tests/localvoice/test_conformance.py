@@ -147,6 +147,28 @@ async def test_additional_instructions_and_context_across_turns(localvoice_model
         assert retrieved.item.id == first_item.id  # the first reply is still in the conversation
 
 
+async def test_a_long_spoken_reply_voices_every_chunk_it_transcribes(localvoice_models):
+    """Every chunk of a long reply (sentences, or words sent early so the client does not run
+    out of audio: ``turns/pacing.py``) is in the transcript once and has its audio."""
+    async with voicelive_session(localvoice_models, {"turn_detection": None}) as conn:
+        await conn.conversation.item.create(
+            item=user_text("Tell me about Paris in three full sentences.")
+        )
+        await next_event(conn, "conversation.item.created")
+        await conn.response.create()
+        events, audio = await collect_response(conn)
+        assert events[-1].response.status == "completed"
+        chunks = [e.delta for e in events if e.type == "response.audio_transcript.delta"]
+        done = next(e for e in events if e.type == "response.audio_transcript.done")
+        assert all(c.strip() for c in chunks)
+        assert "".join(chunks).split() == done.transcript.split()
+        words = len(done.transcript.split())
+        seconds = len(audio) / 2 / 24000
+        print(f"\n{len(chunks)} chunks, {words} words, {seconds:.1f} s: {chunks}")
+        assert words >= 8
+        assert seconds >= 0.12 * words  # no chunk was transcribed without being voiced
+
+
 async def test_cancel_stops_audio_immediately(localvoice_models):
     async with voicelive_session(localvoice_models, {"turn_detection": None}) as conn:
         await conn.conversation.item.create(item=user_text("Tell me a long story about a dragon."))

@@ -107,15 +107,19 @@ class PlaybackClock:
     """When a page that plays the reply's PCM16 audio as it arrives would be done with it.
 
     Audio that comes while the page is idle starts at once; audio that comes while it plays
-    is queued behind what it has (so gaps in the stream count).
+    is queued behind what it has (so gaps in the stream count). ``stalled_s``: the silence
+    the listener heard inside the reply, audio that came after what was queued had played out.
     """
 
     def __init__(self, rate: int = 24000) -> None:
         self.until = 0.0
+        self.stalled_s = 0.0
         self._bytes_per_s = rate * 2
 
     def played(self, nbytes: int, now: float) -> None:
         """``nbytes`` of audio arrived at ``now``."""
+        if self.until and now > self.until:
+            self.stalled_s += now - self.until
         self.until = max(self.until, now) + nbytes / self._bytes_per_s
 
 

@@ -42,3 +42,13 @@ def test_first_chunk_is_capped_at_four_words_then_sentences():
     assert chunks["capped"] == ["The capital of France", "is Paris, and it is lovely."]
     assert chunks["plain"] == ["The capital of France is Paris,", "and it is lovely."]
     assert capped.flush() == plain.flush() == "Yes."
+
+
+def test_cut_words_releases_the_complete_words_and_keeps_the_unfinished_one():
+    chunker = SentenceChunker(first_chunk_words=2)
+    assert chunker.feed("Paris sits on") == ["Paris sits"]
+    assert chunker.cut_words() is None  # "on" may still be the start of "one"
+    assert chunker.feed(" the riv") == []
+    assert chunker.buffered_chars == len("on the riv")
+    assert chunker.cut_words() == "on the"
+    assert chunker.feed("er Seine. ") == ["river Seine."]
