@@ -39,7 +39,7 @@ BATCH_TOKENS = 512
 #: on the busy machine a lone 450-token prompt cut into 32-token steps took 40 s against 12 s
 #: whole, logbook 2026-12-07).
 STEP_TOKENS = 32
-#: A reply's first tokens, decoded every step: the first spoken chunk is about 3 words.
+#: A reply's first tokens, decoded every step: the first spoken chunk is 2 words.
 FIRST_TOKENS = 10
 #: While a reply waits for its prompt or first tokens, longer replies get a token every
 #: this many steps (their audio is already playing).

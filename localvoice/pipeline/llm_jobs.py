@@ -88,7 +88,7 @@ class Prefill:
     pending: list[int] = field(default_factory=list)
 
 
-#: A lone reply's tokens that may be decoded on both threads: its first spoken chunk (3 words)
+#: A lone reply's tokens that may be decoded on both threads: its first spoken chunk (2 words)
 #: and a few more, until synthesis takes the other core.
 FAST_FIRST_TOKENS = 5
 

@@ -27,7 +27,7 @@ def test_loader_uses_the_registered_stages(monkeypatch):
     assert set(pipeline.load_seconds) == {"vad", "stt", "llm", "tts", "end_of_turn"}
     assert pipeline.end_of_turn is not None
     assert pipeline.end_of_turn.name == "fake end of turn"
-    assert pipeline.first_chunk_words == config.first_chunk_words == 3
+    assert pipeline.first_chunk_words == config.first_chunk_words == 2
     assert "echo_cancellation" in pipeline.input_cleanup
     pipeline.shutdown()
 
