@@ -133,6 +133,8 @@ class FakeChat:
         self.replies_starting = False
         #: Whether each ``stream`` was told tools were offered.
         self.tools_offered: list[bool] = []
+        #: Seconds between two words (a model slower than the voice speaks).
+        self.word_gap_s = 0.0
 
     async def stream(
         self,
@@ -157,6 +159,8 @@ class FakeChat:
                 return
             stats.completion_tokens += 1
             yield word + " "
+            if self.word_gap_s:
+                await asyncio.sleep(self.word_gap_s)
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
         self.prefills.append(messages)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import pytest
 
-from localvoice.pipeline.stages import ChatStats
 from localvoice.turns.pacing import Playout
 from tests.localvoice.fakes import FakeChat
 from tests.localvoice.server.test_session import Client
@@ -53,35 +49,6 @@ def test_slower_synthesis_cuts_earlier():
     assert slow.must_cut(20, now=10.2)  # against 0.1 + 0.26 + 0.05
 
 
-class SlowChat(FakeChat):
-    """Streams a word every ``gap_s``: a model slower than the voice speaks."""
-
-    def __init__(self, reply: str, gap_s: float) -> None:
-        super().__init__(reply)
-        self.gap_s = gap_s
-
-    async def stream(  # type: ignore[override]
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float,
-        max_tokens: int,
-        cancel: threading.Event,
-        stats: ChatStats,
-        tools_offered: bool = False,
-    ):
-        async for piece in super().stream(
-            messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            cancel=cancel,
-            stats=stats,
-            tools_offered=tools_offered,
-        ):
-            yield piece
-            await asyncio.sleep(self.gap_s)
-
-
 async def spoken_chunks(chat: FakeChat) -> list[str]:
     c = Client(llm=chat, first_chunk_words=3)
     try:
@@ -97,7 +64,9 @@ async def spoken_chunks(chat: FakeChat) -> list[str]:
 @pytest.mark.parametrize("gap_s", [0.0, 0.06])
 async def test_a_slow_model_is_spoken_in_more_chunks_every_word_once_in_order(gap_s):
     """The fake voice says 10 ms a character: 60 ms a word, a word every 60 ms from the model."""
-    chunks = await spoken_chunks(SlowChat(SENTENCE, gap_s))
+    chat = FakeChat(SENTENCE)
+    chat.word_gap_s = gap_s
+    chunks = await spoken_chunks(chat)
     assert " ".join(chunks) == SENTENCE
     assert chunks[0] == "The capital of"
     if gap_s == 0:  # the model keeps ahead of the voice: the sentence is spoken whole
