@@ -234,6 +234,17 @@ class Window:
             return Verdict.BARGE_IN
         return Verdict.UNDECIDED
 
+    def timeline(self, now: float) -> str:
+        """The window's times from the speech's start, for the logs."""
+
+        def since(moment: float | None) -> str:
+            return "-" if moment is None else f"{(moment - self.started) * 1000:.0f} ms"
+
+        return (
+            f"speech ended at {since(self.speech_end)}, its stop came at {since(self.stopped)}, "
+            f"decided at {since(now)}"
+        )
+
     def next_deadline(self) -> float:
         """When :meth:`expired` may next change its answer."""
         if self.stopped is None:

@@ -235,7 +235,10 @@ class Overlaps:
             return
         metrics.OVERLAPS.labels(verdict="barge_in", reason=window.reason or "words").inc()
         logger.debug(
-            "barge-in over the reply (%s): %r", window.reason or "words", window.heard[:40]
+            "barge-in over the reply (%s): %r; %s",
+            window.reason or "words",
+            window.heard[:40],
+            window.timeline(time.monotonic()),
         )
         await self._stop_for_user(window.item_id)
         for message in window.held:

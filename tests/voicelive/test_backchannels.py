@@ -157,3 +157,12 @@ def test_a_transcript_that_never_comes_barges_in() -> None:
 def test_a_transcript_before_speech_stopped_waits_for_the_end() -> None:
     w = window()
     assert w.transcript("yeah") is Verdict.UNDECIDED
+
+
+def test_the_timeline_for_the_logs_counts_from_the_speech_start() -> None:
+    w = window()
+    assert w.timeline(100.2) == "speech ended at -, its stop came at -, decided at 200 ms"
+    w.speech_stopped(101.0, speech_end=100.4)
+    assert w.timeline(101.5) == (
+        "speech ended at 400 ms, its stop came at 1000 ms, decided at 1500 ms"
+    )
