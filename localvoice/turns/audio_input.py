@@ -13,9 +13,11 @@ With semantic end of turn (``TurnDetection.semantic``), once a pause has lasted
 turn's audio, and once the pause's speculative transcript is known the chat model judges its
 words (``pipeline/words_turn.py``, after the assistant's last words). At ``silence_duration_ms``
 of silence the turn ends unless the words are unfinished: an empty transcript, one stopping on
-a word that needs a next one (``unfinished.py``) or words the chat model finds unfinished wait;
-otherwise the turn ends if the audio sounds complete (P(complete) >= the ``threshold_level``'s)
-or the words are clearly finished. What waits ends at ``max(timeout_ms, silence_duration_ms)``.
+a word that needs a next one (``unfinished.py``) or words the chat model finds unfinished wait
+(but speech over a reply heard as nothing, a hum, ends: the service decides about it with the
+reply paused and expects its end within ``silence_duration_ms``); otherwise the turn ends if
+the audio sounds complete (P(complete) >= the ``threshold_level``'s) or the words are clearly
+finished. What waits ends at ``max(timeout_ms, silence_duration_ms)``.
 Server VAD ends it at ``silence_duration_ms`` whatever was said.
 
 Speech that starts while the reply is audible (the output sent, counted on the input clock) is
@@ -137,6 +139,7 @@ class AudioInput:
         # The words' check of the pause's transcript: (that transcript, future of P(finished)).
         self._words: tuple[asyncio.Future[str], asyncio.Future[float]] | None = None
         self._segment_options = self._stt_options
+        self._segment_over_reply = False
 
     def configure(self, rate: int, turn: TurnDetection | None, session: dict[str, Any]) -> None:
         """Follow the session's input rate, turn detection and input clean-up settings.
@@ -254,6 +257,7 @@ class AudioInput:
             grace = REPLY_GRACE_MS * SAMPLES_PER_MS
             over_reply = self._reply_until is not None and speech_start < self._reply_until + grace
             self._segment_options = self._over_reply_options if over_reply else self._stt_options
+            self._segment_over_reply = over_reply
             return [SpeechStarted(self._item_id, self._ms(self._segment_start))]
         signals: list[Signal] = []
         if prob >= turn.threshold:
@@ -304,6 +308,12 @@ class AudioInput:
         if any(f is not None and not f.done() for f in (check, heard, words)):
             return False
         text = result_or_none(heard)
+        if text == "" and self._segment_over_reply:
+            # A sound over a reply that Whisper wrote as nothing, as it sometimes does "uh huh":
+            # the service holds the reply paused until this speech ends, and takes a stop that
+            # comes a timeout later for an interruption (assistant/voicelive/backchannels.py).
+            logger.debug("end of turn: nothing heard over the reply; the pause ends it")
+            return True
         if text == "":
             # Speech Whisper could not write down yet: nothing to answer if it stays so, and
             # often the first words of a sentence cut by the pause.

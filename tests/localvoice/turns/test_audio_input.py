@@ -200,6 +200,26 @@ async def test_speech_whisper_heard_nothing_in_yet_waits_for_more(client):
     await assert_held_until_the_timeout(c, "input_audio_buffer.speech_stopped")
 
 
+async def test_a_sound_over_the_reply_heard_as_nothing_ends_at_the_pause(client):
+    """Over a reply, a hum Whisper writes as nothing ends at ``silence_duration_ms`` (500 ms),
+    not at the timeout: the service waits for it with the reply paused."""
+    stt = FakeStt()
+    c = await client(
+        {**SEMANTIC, "interrupt_response": False}, stt=stt, end_of_turn=FakeTurnModel(0.1)
+    )
+    c.pipeline.end_of_turn.complete = 0.99  # the first turn ends at its pause
+    await c.speak(600)
+    await c.pause(600)
+    await c.wait_for("response.audio.delta")
+    c.pipeline.end_of_turn.complete = 0.1  # "uh huh" does not sound like a finished turn
+    stt.text = ""
+    await c.speak(300)  # from 1200 ms on the input clock, over the reply's 280 ms
+    await c.pause(800)
+    await c.wait_for("input_audio_buffer.speech_stopped", 2)
+    stopped = c.of("input_audio_buffer.speech_stopped")[1]["audio_end_ms"]
+    assert stopped < 1200 + 300 + 700  # the 2000 ms timeout would put it past 3500
+
+
 async def test_a_lone_word_after_a_finished_sentence_is_left_to_the_audio(client):
     words = FakeWordsModel(finished=0.0001)
     stt = FakeStt("Turn off the lights in the kitchen. Turn")  # Whisper's stray word
