@@ -111,6 +111,54 @@ async def stream(socket: Socket, pcm: bytes) -> None:
         await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_MS / 1000 - time.monotonic()))
 
 
+class Microphone:
+    """The page's microphone: it never stops; silence in real time between what ``say`` sends.
+
+    Gaps in the audio stop the upstream's input clock while the reply's clock goes on: a
+    sound made seconds into a reply would then land at the reply's start, on echo
+    cancellation that never heard the quiet before it (``bench/turn_latency.py`` had the same
+    defect). Use as ``async with Microphone(socket) as mic``.
+    """
+
+    def __init__(self, socket: Socket) -> None:
+        self._socket = socket
+        self._queued = bytearray()
+        self._sent = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Microphone:
+        self._task = asyncio.create_task(self._run(), name="test microphone")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def say(self, pcm: bytes) -> None:
+        """Send ``pcm`` in place of the silence; returns once all of it went out."""
+        self._sent.clear()
+        self._queued += pcm
+        await self._sent.wait()
+
+    async def _run(self) -> None:
+        started = time.monotonic()
+        index = 0
+        quiet = silence(FRAME_MS)
+        while True:
+            if self._queued:
+                frame = bytes(self._queued[:FRAME_BYTES])
+                del self._queued[:FRAME_BYTES]
+                if not self._queued:
+                    self._sent.set()
+            else:
+                frame = quiet
+            await self._socket.send_audio(frame)
+            index += 1
+            await asyncio.sleep(max(0.0, started + index * FRAME_MS / 1000 - time.monotonic()))
+
+
 async def collect_turn(socket: Socket, timeout: float = 60.0) -> dict[str, Any]:
     """Read one turn's frames until its response is done (with audio)."""
     turn: dict[str, Any] = {"states": [], "audio": 0, "assistant": "", "user": ""}
