@@ -217,10 +217,11 @@ class ResponseRun:
 
     async def _deliver(self, event: Event) -> None:
         if event["type"] == "response.audio.delta":
+            now = time.perf_counter()
             audio_bytes = len(event["delta"]) * 3 // 4
-            self._playout.sent(audio_bytes / 2 / self.spec.output_rate, time.perf_counter())
+            self._playout.sent(audio_bytes / 2 / self.spec.output_rate, now)
             if "first_audio" not in self._timings:
-                self._first_audio_at = time.perf_counter()
+                self._first_audio_at = now
                 self._mark("first_audio")
                 if self.started_after is not None:
                     self._mark("endpoint_to_first_audio", self.started_after)

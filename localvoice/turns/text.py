@@ -29,14 +29,22 @@ class SentenceChunker:
         """Add streamed text; return the chunks that are complete."""
         self._buffer += text
         chunks: list[str] = []
-        while True:
-            cut = self._find_cut()
-            if cut is None:
-                return chunks
-            chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
-            if chunk:
+        while (cut := self._find_cut()) is not None:
+            if chunk := self._release(cut):
                 chunks.append(chunk)
-                self._emitted += 1
+        return chunks
+
+    def _release(self, cut: int) -> str | None:
+        """Take the buffer up to ``cut`` as a chunk (``None``: only whitespace there)."""
+        chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+        if not chunk:
+            return None
+        self._emitted += 1
+        return chunk
+
+    def _word_ends(self) -> list[int]:
+        """Where each complete word in the buffer ends (after its space)."""
+        return [m.end() for m in _WORD_END.finditer(self._buffer)]
 
     def _find_cut(self) -> int | None:
         for match in _SENTENCE_END.finditer(self._buffer):
@@ -47,7 +55,7 @@ class SentenceChunker:
                 if match.end() >= MIN_CHUNK_CHARS:
                     return match.end()
         if self._emitted == 0 and self._first_words:
-            ends = [m.end() for m in _WORD_END.finditer(self._buffer)]
+            ends = self._word_ends()
             if len(ends) >= self._first_words:
                 return ends[self._first_words - 1]
         return None
@@ -62,14 +70,8 @@ class SentenceChunker:
 
         For when the speaker is about to run out of audio (``turns/pacing.py``).
         """
-        ends = [m.end() for m in _WORD_END.finditer(self._buffer)]
-        if not ends:
-            return None
-        chunk, self._buffer = self._buffer[: ends[-1]].strip(), self._buffer[ends[-1] :]
-        if not chunk:
-            return None
-        self._emitted += 1
-        return chunk
+        ends = self._word_ends()
+        return self._release(ends[-1]) if ends else None
 
     def flush(self) -> str:
         """The remaining text, once the stream has ended."""
