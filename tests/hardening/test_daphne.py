@@ -9,6 +9,7 @@ the real login form. Upstream sessions are counted on the worker's ``/metrics``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -163,7 +164,10 @@ async def test_oversized_frames_against_daphne(stack: Stack) -> None:
         assert stack.upstream_connections() == 1
         # 2 MiB: Daphne refuses it (1009) before the application sees it.
         started = time.monotonic()
-        await sock.send_audio(b"\x00" * (2 * 1024 * 1024))
+        # Daphne may drop the connection before the client has written the whole frame: the
+        # write then fails, and the close read next is the 1006 asserted below.
+        with contextlib.suppress(ConnectionError):
+            await sock.send_audio(b"\x00" * (2 * 1024 * 1024))
         code = await sock.expect_close(timeout=3)
         TIMINGS["frame_2mib_close_s"] = time.monotonic() - started
         TIMINGS["frame_2mib_close_code"] = code
